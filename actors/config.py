@@ -1,0 +1,17 @@
+"""What an actor needs to know, passed explicitly when it is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from persistence.database import DatabaseConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ActorConfig:
+    db: DatabaseConfig
+    history_size: int = 50  # chat messages kept in memory and sent on join
+    update_interval: float = 0.25  # seconds between coalesced stream_update events
+    commit_interval: float = 0.02  # at most one database commit per stream per this many seconds
+    event_log_size: int = 4096  # published events kept for polls and resumption
+    log_level: str = "info"

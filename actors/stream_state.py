@@ -1,0 +1,536 @@
+"""The rules of one live stream, as a pure, synchronous state machine.
+
+`StreamState` knows nothing of Ray, sockets or the database. Commands go in
+(`apply_batch`), numbered events come out (`take_events`), and the whole state
+can be written out (`to_checkpoint`) and read back (`from_checkpoint`). The
+Ray actor in `stream_actor.py` is a thin shell that feeds it, stores what it
+produces and publishes the events; every rule of the stream lives here.
+
+Guarantees:
+
+* **Ordered.** Every event gets the next sequence number of the stream
+  (`seq`, starting at 1) inside an `epoch`. The epoch is chosen when the stream
+  first goes live and is kept by checkpoints; a new epoch means history was lost.
+* **Idempotent by batch.** A batch of commands is applied at most once: applying
+  a batch id that was already applied returns the first results and changes
+  nothing. The ids of the most recent batches are part of the checkpoint.
+* **Coalesced counters.** Viewer count and likes never produce one event per
+  change: they mark the counters dirty, and `take_events` emits at most one
+  `stream_update` per `update_interval` seconds.
+* **Deterministic.** Time comes in as arguments (`now` wall clock for what is
+  shown, `mono` monotonic seconds for coalescing), so tests drive it exactly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Union
+
+from wrencos.clock import iso
+
+# Limits that keep one stream's memory and every frame bounded.
+MAX_MESSAGE_CHARS = 500
+MAX_USERNAME_CHARS = 50
+MAX_PINNED_PRODUCTS = 50
+DEFAULT_USERNAME = "Guest"
+
+
+# --------------------------------------------------------------------------
+# Commands: what a gateway asks the stream to do, on behalf of one connection.
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    """A viewer session starts watching through the sending gateway."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leave:
+    """A viewer session stops watching through the sending gateway."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncViewers:
+    """The sending gateway's complete set of viewer sessions for this stream.
+
+    Sent after the actor restarted, so the count is rebuilt from the gateways
+    that actually hold the connections, not only from the last checkpoint.
+    """
+
+    session_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A chat message. `is_admin` is decided by the gateway, never the client."""
+
+    username: str
+    message: str
+    is_admin: bool
+    session_id: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToggleLike:
+    """Like, or unlike if already liked. `liker` is a user id or a session id."""
+
+    liker: str
+
+
+@dataclass(frozen=True, slots=True)
+class PinProduct:
+    """Pin a product over the video (admin). `display_order` None appends it."""
+
+    product_id: str
+    name: str
+    price: Any
+    image: str | None = None
+    display_order: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnpinProduct:
+    """Take a pinned product down (admin)."""
+
+    product_id: str
+
+
+Command = Union[Join, Leave, SyncViewers, Chat, ToggleLike, PinProduct, UnpinProduct]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The answer to one command: accepted (with what it produced) or an error."""
+
+    ok: bool
+    error: str | None = None
+    seq: int | None = None  # the event that the command produced, if any
+    data: dict[str, Any] | None = None
+
+    @staticmethod
+    def rejected(message: str) -> "Result":
+        return Result(ok=False, error=message)
+
+
+OK = Result(ok=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One numbered event of the stream. `body` is what clients see, minus
+    the envelope (`type`, `streamId`, `seq`, `epoch`) that the shell adds."""
+
+    seq: int
+    type: str
+    body: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ChatRecord:
+    seq: int
+    username: str
+    message: str
+    is_admin: bool
+    timestamp: str
+    session_id: str | None
+    user_id: str | None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "id": self.seq,
+            "seq": self.seq,
+            "username": self.username,
+            "message": self.message,
+            "isAdmin": self.is_admin,
+            "timestamp": self.timestamp,
+        }
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "username": self.username,
+            "message": self.message,
+            "isAdmin": self.is_admin,
+            "timestamp": self.timestamp,
+            "sessionId": self.session_id,
+            "userId": self.user_id,
+        }
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> "ChatRecord":
+        return ChatRecord(
+            seq=int(doc["seq"]),
+            username=str(doc["username"]),
+            message=str(doc["message"]),
+            is_admin=bool(doc["isAdmin"]),
+            timestamp=str(doc["timestamp"]),
+            session_id=doc.get("sessionId"),
+            user_id=doc.get("userId"),
+        )
+
+
+@dataclass(slots=True)
+class StreamMeta:
+    """What the stream is: fixed while it is live, shown in `stream_started`."""
+
+    stream_id: str
+    title: str
+    description: str = ""
+    start_time: str = ""
+    stream_url: str = ""
+    quality: str = "auto"
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "streamId": self.stream_id,
+            "title": self.title,
+            "description": self.description,
+            "startTime": self.start_time,
+            "streamUrl": self.stream_url,
+            "quality": self.quality,
+        }
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> "StreamMeta":
+        return StreamMeta(
+            stream_id=str(doc["streamId"]),
+            title=str(doc.get("title", "")),
+            description=str(doc.get("description", "")),
+            start_time=str(doc.get("startTime", "")),
+            stream_url=str(doc.get("streamUrl", "")),
+            quality=str(doc.get("quality", "auto")),
+        )
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(6)
+
+
+@dataclass
+class StreamState:
+    """The live state of one stream and the rules that change it.
+
+    After `apply_batch`, the caller must call `take_events` to collect what the
+    batch produced (and any coalesced `stream_update` that is due), store it,
+    then publish it. `new_chat` lists the chat records not yet handed out for
+    storage; `take_new_chat` hands them out once.
+    """
+
+    meta: StreamMeta
+    epoch: str = field(default_factory=new_epoch)
+    seq: int = 0
+    history_size: int = 50
+    update_interval: float = 0.25
+    batch_memory: int = 1024
+    # session id -> ids of the gateways it watches through
+    viewers: dict[str, set[str]] = field(default_factory=dict)
+    liked_by: dict[str, None] = field(default_factory=dict)  # an ordered set
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    recent_chat: deque[ChatRecord] = field(default_factory=deque)
+    chat_count: int = 0
+    peak_viewers: int = 0
+    total_joins: int = 0
+    applied_batches: OrderedDict[str, list[Result]] = field(default_factory=OrderedDict)
+    _events: list[Event] = field(default_factory=list)
+    _new_chat: list[ChatRecord] = field(default_factory=list)
+    _counters_dirty: bool = False
+    _last_update_mono: float | None = None
+
+    def __post_init__(self) -> None:
+        self.recent_chat = deque(self.recent_chat, maxlen=self.history_size)
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def viewer_count(self) -> int:
+        return len(self.viewers)
+
+    @property
+    def likes(self) -> int:
+        return len(self.liked_by)
+
+    def pinned_list(self) -> list[dict[str, Any]]:
+        return sorted(self.pinned.values(), key=lambda p: (p["displayOrder"], p["productId"]))
+
+    def stream_data(self) -> dict[str, Any]:
+        """The `streamData` of a `stream_started` message: the stream as it is now."""
+        return {
+            **self.meta.to_doc(),
+            "viewerCount": self.viewer_count,
+            "likes": self.likes,
+            "likedBy": list(self.liked_by),
+            "pinnedProducts": self.pinned_list(),
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a gateway needs to serve new viewers without asking again:
+        the stream data, the recent chat (oldest first) and the stream position."""
+        return {
+            "streamData": self.stream_data(),
+            "chat": [c.to_wire() for c in self.recent_chat],
+            "chatCount": self.chat_count,
+            "peakViewers": self.peak_viewers,
+            "seq": self.seq,
+            "epoch": self.epoch,
+        }
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "viewerCount": self.viewer_count,
+            "peakViewers": self.peak_viewers,
+            "totalJoins": self.total_joins,
+            "likes": self.likes,
+            "chatCount": self.chat_count,
+            "pinnedProducts": self.pinned_list(),
+            "seq": self.seq,
+            "epoch": self.epoch,
+        }
+
+    # ------------------------------------------------------------ changing
+
+    def apply_batch(
+        self, gateway_id: str, batch_id: str, commands: Iterable[Command], now: datetime
+    ) -> list[Result]:
+        """Apply a gateway's batch in order, at most once per `batch_id`."""
+        if batch_id in self.applied_batches:
+            return self.applied_batches[batch_id]
+        results = [self.apply(gateway_id, c, now) for c in commands]
+        self.applied_batches[batch_id] = results
+        while len(self.applied_batches) > self.batch_memory:
+            self.applied_batches.popitem(last=False)
+        return results
+
+    def apply(self, gateway_id: str, command: Command, now: datetime) -> Result:
+        match command:
+            case Join(session_id):
+                return self._join(gateway_id, session_id)
+            case Leave(session_id):
+                return self._leave(gateway_id, session_id)
+            case SyncViewers(session_ids):
+                return self._sync_viewers(gateway_id, session_ids)
+            case Chat():
+                return self._chat(command, now)
+            case ToggleLike(liker):
+                return self._toggle_like(liker)
+            case PinProduct():
+                return self._pin(command)
+            case UnpinProduct(product_id):
+                return self._unpin(product_id)
+        return Result.rejected(f"unknown command {type(command).__name__}")
+
+    def drop_gateway(self, gateway_id: str) -> int:
+        """Forget every viewer that watched only through `gateway_id` (it died
+        or drained). Returns how many viewers left."""
+        gone = [s for s, gws in self.viewers.items() if gws == {gateway_id}]
+        for s in gone:
+            del self.viewers[s]
+        for gws in self.viewers.values():
+            gws.discard(gateway_id)
+        if gone:
+            self._counters_changed()
+        return len(gone)
+
+    def take_events(self, mono: float) -> list[Event]:
+        """Hand out the events produced since the last call, in order, plus a
+        coalesced `stream_update` if counters changed and one is due."""
+        if self._counters_dirty and self.update_due_in(mono) == 0.0:
+            self._emit_update(mono)
+        events, self._events = self._events, []
+        return events
+
+    def update_due_in(self, mono: float) -> float | None:
+        """Seconds until a pending `stream_update` is due (0 if now), None if none is pending."""
+        if not self._counters_dirty:
+            return None
+        if self._last_update_mono is None:
+            return 0.0
+        return max(0.0, self._last_update_mono + self.update_interval - mono)
+
+    def take_new_chat(self) -> list[ChatRecord]:
+        """Chat records produced since the last call, to be stored."""
+        chat, self._new_chat = self._new_chat, []
+        return chat
+
+    def stop(self) -> Event:
+        """The last event of the stream. Counters pending are flushed first."""
+        if self._counters_dirty:
+            self._emit_update(None)
+        return self._emit("stream_stopped", {})
+
+    # ------------------------------------------------------------ rules
+
+    def _join(self, gateway_id: str, session_id: str) -> Result:
+        gateways = self.viewers.setdefault(session_id, set())
+        if not gateways:
+            self.total_joins += 1
+        gateways.add(gateway_id)
+        self.peak_viewers = max(self.peak_viewers, self.viewer_count)
+        self._counters_changed()
+        return OK
+
+    def _leave(self, gateway_id: str, session_id: str) -> Result:
+        gateways = self.viewers.get(session_id)
+        if gateways is None:
+            return OK  # leaving twice is harmless
+        gateways.discard(gateway_id)
+        if not gateways:
+            del self.viewers[session_id]
+        self._counters_changed()
+        return OK
+
+    def _sync_viewers(self, gateway_id: str, session_ids: tuple[str, ...]) -> Result:
+        wanted = set(session_ids)
+        for s in [s for s, gws in self.viewers.items() if gateway_id in gws and s not in wanted]:
+            self._leave(gateway_id, s)
+        for s in wanted:
+            if gateway_id not in self.viewers.get(s, ()):
+                self._join(gateway_id, s)
+        return OK
+
+    def _chat(self, c: Chat, now: datetime) -> Result:
+        message = c.message.strip() if isinstance(c.message, str) else ""
+        if not message:
+            return Result.rejected("chat_message needs a non-empty 'message'")
+        if len(message) > MAX_MESSAGE_CHARS:
+            return Result.rejected(f"chat message is longer than {MAX_MESSAGE_CHARS} characters")
+        username = (c.username or "").strip() or DEFAULT_USERNAME
+        if len(username) > MAX_USERNAME_CHARS:
+            return Result.rejected(f"username is longer than {MAX_USERNAME_CHARS} characters")
+        record = ChatRecord(
+            seq=self.seq + 1,
+            username=username,
+            message=message,
+            is_admin=c.is_admin,
+            timestamp=iso(now),
+            session_id=c.session_id,
+            user_id=c.user_id,
+        )
+        event = self._emit("chat_message", record.to_wire())
+        assert event.seq == record.seq
+        self.recent_chat.append(record)
+        self._new_chat.append(record)
+        self.chat_count += 1
+        return Result(ok=True, seq=event.seq)
+
+    def _toggle_like(self, liker: str) -> Result:
+        if not liker:
+            return Result.rejected("toggle_like needs a user or a session")
+        if liker in self.liked_by:
+            del self.liked_by[liker]
+            liked = False
+        else:
+            self.liked_by[liker] = None
+            liked = True
+        self._counters_changed()
+        return Result(ok=True, data={"liked": liked, "likes": self.likes})
+
+    def _pin(self, p: PinProduct) -> Result:
+        if not p.product_id:
+            return Result.rejected("pin needs a productId")
+        if p.product_id not in self.pinned and len(self.pinned) >= MAX_PINNED_PRODUCTS:
+            return Result.rejected(f"at most {MAX_PINNED_PRODUCTS} products can be pinned")
+        order = p.display_order
+        if order is None:
+            existing = self.pinned.get(p.product_id)
+            order = (
+                existing["displayOrder"]
+                if existing
+                else max((q["displayOrder"] for q in self.pinned.values()), default=0) + 1
+            )
+        self.pinned[p.product_id] = {
+            "productId": p.product_id,
+            "name": p.name,
+            "price": p.price,
+            "image": p.image,
+            "displayOrder": order,
+        }
+        event = self._emit("pinned_products_updated", {"pinnedProducts": self.pinned_list()})
+        return Result(ok=True, seq=event.seq)
+
+    def _unpin(self, product_id: str) -> Result:
+        if product_id not in self.pinned:
+            return Result.rejected(f"product {product_id} is not pinned")
+        del self.pinned[product_id]
+        event = self._emit("pinned_products_updated", {"pinnedProducts": self.pinned_list()})
+        return Result(ok=True, seq=event.seq)
+
+    # ------------------------------------------------------------ events
+
+    def _emit(self, type_: str, body: dict[str, Any]) -> Event:
+        self.seq += 1
+        event = Event(seq=self.seq, type=type_, body=body)
+        self._events.append(event)
+        return event
+
+    def _counters_changed(self) -> None:
+        # Any change counts, even when the numbers end where they were: an
+        # unlike and a like from two people leave `likes` equal but not `likedBy`.
+        self._counters_dirty = True
+
+    def _emit_update(self, mono: float | None) -> None:
+        self._counters_dirty = False
+        self._last_update_mono = mono
+        self._emit(
+            "stream_update",
+            {"viewerCount": self.viewer_count, "likes": self.likes, "likedBy": list(self.liked_by)},
+        )
+
+    # ------------------------------------------------------------ checkpoints
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Everything needed to come back exactly, except chat (stored on its own)."""
+        return {
+            "meta": self.meta.to_doc(),
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "viewers": {s: sorted(g) for s, g in self.viewers.items()},
+            "likedBy": list(self.liked_by),
+            "pinned": self.pinned_list(),
+            "chatCount": self.chat_count,
+            "peakViewers": self.peak_viewers,
+            "totalJoins": self.total_joins,
+            "appliedBatches": [
+                [batch_id, [[r.ok, r.error, r.seq] for r in results]]
+                for batch_id, results in self.applied_batches.items()
+            ],
+        }
+
+    @staticmethod
+    def from_checkpoint(
+        doc: dict[str, Any],
+        recent_chat: Iterable[ChatRecord],
+        *,
+        history_size: int = 50,
+        update_interval: float = 0.25,
+    ) -> "StreamState":
+        """Rebuild from `to_checkpoint()` output and the stored recent chat.
+
+        The results of recent batches come back too (without their `data`),
+        so a batch replayed after a restart gets the same answers and changes nothing.
+        """
+        state = StreamState(
+            meta=StreamMeta.from_doc(doc["meta"]),
+            epoch=str(doc["epoch"]),
+            seq=int(doc["seq"]),
+            history_size=history_size,
+            update_interval=update_interval,
+            viewers={s: set(g) for s, g in doc.get("viewers", {}).items()},
+            liked_by=dict.fromkeys(doc.get("likedBy", [])),
+            pinned={p["productId"]: dict(p) for p in doc.get("pinned", [])},
+            recent_chat=deque(recent_chat),
+            chat_count=int(doc.get("chatCount", 0)),
+            peak_viewers=int(doc.get("peakViewers", 0)),
+            total_joins=int(doc.get("totalJoins", 0)),
+        )
+        for batch_id, results in doc.get("appliedBatches", []):
+            state.applied_batches[batch_id] = [Result(ok=ok, error=err, seq=seq) for ok, err, seq in results]
+        return state

@@ -1,0 +1,105 @@
+"""Who watches what on this gateway, and local fan-out.
+
+The hub holds this gateway's connections, which stream each one watches, and
+the admin connections (which see every stream). `publish` writes the same
+text to every watcher: each event is encoded once, upstream, and never again.
+There is no backpressure here: a connection that cannot keep up is closed by
+its own bounded queue (see `connection.py`).
+
+The hub also counts sessions per stream, so a session watching through two
+connections is one viewer: `watch` says when a session arrives on a stream,
+`unwatch` when its last connection leaves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Iterable
+
+from gateway.connection import Connection
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.connections: set[Connection] = set()
+        self.admins: set[Connection] = set()
+        self._watchers: defaultdict[str, set[Connection]] = defaultdict(set)
+        self._sessions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+
+    def add(self, conn: Connection) -> None:
+        self.connections.add(conn)
+
+    def remove(self, conn: Connection) -> tuple[str, str] | None:
+        """Forget the connection. Returns (stream, session) if that session left the stream."""
+        self.connections.discard(conn)
+        self.admins.discard(conn)
+        return self.unwatch(conn)
+
+    def make_admin(self, conn: Connection) -> None:
+        self.admins.add(conn)
+
+    def watch(self, conn: Connection, stream_id: str) -> bool:
+        """Make `conn` watch `stream_id` (and nothing else). True if its session
+        is new to the stream: the caller must then tell the stream (Join)."""
+        if conn.watching == stream_id:
+            return False
+        self.unwatch(conn)
+        conn.watching = stream_id
+        self._watchers[stream_id].add(conn)
+        if conn.session_id is None or conn.is_admin:
+            return False
+        counts = self._sessions[stream_id]
+        counts[conn.session_id] += 1
+        return counts[conn.session_id] == 1
+
+    def unwatch(self, conn: Connection) -> tuple[str, str] | None:
+        """Stop `conn` watching. Returns (stream, session) if that was the
+        session's last connection on the stream: the caller must tell the stream (Leave)."""
+        stream_id, conn.watching = conn.watching, None
+        if stream_id is None:
+            return None
+        watchers = self._watchers.get(stream_id)
+        if watchers is not None:
+            watchers.discard(conn)
+            if not watchers:
+                del self._watchers[stream_id]
+        key = conn.session_id
+        if key is None or conn.is_admin:
+            return None
+        counts = self._sessions.get(stream_id)
+        if counts is None or counts[key] <= 0:
+            return None
+        counts[key] -= 1
+        if counts[key] == 0:
+            del counts[key]
+            if not counts:
+                del self._sessions[stream_id]
+            return stream_id, key
+        return None
+
+    def sessions(self, stream_id: str) -> list[str]:
+        """The distinct viewer sessions of a stream on this gateway."""
+        return list(self._sessions.get(stream_id, ()))
+
+    def watchers(self, stream_id: str) -> set[Connection]:
+        return set(self._watchers.get(stream_id, ()))
+
+    def publish(self, stream_id: str, texts: Iterable[str]) -> int:
+        """Send each text to every watcher of the stream and every admin, in
+        order. Returns the number of frames queued."""
+        targets = self._watchers.get(stream_id, set()) | self.admins
+        texts = list(texts)
+        sent = 0
+        for conn in targets:
+            for text in texts:
+                if conn.send(text):
+                    sent += 1
+        return sent
+
+    def broadcast(self, text: str) -> int:
+        """Send to every connection of this gateway."""
+        return sum(1 for conn in list(self.connections) if conn.send(text))
+
+    def followers_without_stream(self) -> list[Connection]:
+        """Old-app connections that watch nothing yet and follow whichever single stream is live."""
+        return [c for c in self.connections if c.follows_sole_stream and c.watching is None]

@@ -1,0 +1,138 @@
+"""The WebSocket protocol's inbound frames: schemas, parsing and error texts.
+
+`parse_frame` turns one text frame into a typed frame or a `ProtocolError`
+whose message is fit to send back as `{"type":"error","message":...}`. Fields
+the apps send that we do not use are ignored; fields we use are type-checked,
+so an object (`{"$gt": ""}`) can never stand where a string belongs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Register(_Frame):
+    type: Literal["register"]
+    sessionId: SessionId
+    token: str | None = None
+    streamId: StreamId | None = None
+
+
+class RegisterAdmin(_Frame):
+    type: Literal["register_admin"]
+    userId: str | None = None
+    token: str | None = None
+
+
+class JoinStream(_Frame):
+    type: Literal["join_stream"]
+    streamId: StreamId
+
+
+class LeaveStream(_Frame):
+    type: Literal["leave_stream"]
+    streamId: StreamId | None = None
+
+
+class StartStream(_Frame):
+    type: Literal["start_stream"]
+    streamId: StreamId | None = None
+    title: ShortText | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    streamUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    quality: ShortText | None = None
+
+
+class StopStream(_Frame):
+    type: Literal["stop_stream"]
+    streamId: StreamId | None = None
+
+
+class ChatMessage(_Frame):
+    type: Literal["chat_message"]
+    message: str
+    username: str | None = None
+    isAdmin: Any = None  # accepted and ignored: the server decides
+    timestamp: Any = None  # accepted and ignored: the server stamps
+    streamId: StreamId | None = None
+
+
+class ToggleLike(_Frame):
+    type: Literal["toggle_like"]
+    userId: str | None = None
+    sessionId: str | None = None
+    streamId: StreamId | None = None
+
+
+class PinProduct(_Frame):
+    type: Literal["pin_product"]
+    productId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: ShortText
+    price: float | int | str
+    image: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    displayOrder: int | None = None
+    streamId: StreamId | None = None
+
+
+class UnpinProduct(_Frame):
+    type: Literal["unpin_product"]
+    productId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    streamId: StreamId | None = None
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+Frame = Union[
+    Register, RegisterAdmin, JoinStream, LeaveStream, StartStream, StopStream,
+    ChatMessage, ToggleLike, PinProduct, UnpinProduct, Ping,
+]
+FRAME_TYPES = {m.model_fields["type"].annotation.__args__[0]: m for m in Frame.__args__}  # type: ignore[attr-defined]
+_adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])
+
+
+class ProtocolError(Exception):
+    """A frame we cannot act on. `str(e)` is the message for the sender."""
+
+
+def parse_frame(raw: str | bytes) -> Frame:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError("Invalid JSON: every frame must be one JSON object") from e
+    if not isinstance(data, dict):
+        raise ProtocolError("Invalid frame: every frame must be a JSON object with a 'type'")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("Invalid frame: missing 'type'")
+    if kind not in FRAME_TYPES:
+        shown = kind if len(kind) <= 40 else kind[:40] + "..."
+        raise ProtocolError(f"Unknown message type: {shown}")
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as e:
+        raise ProtocolError(f"Invalid {kind}: {_describe(e)}") from e
+
+
+def _describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"][1:]) or "frame"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def error_frame(message: str, **extra: Any) -> str:
+    return orjson.dumps({"type": "error", "message": message, **extra}).decode()

@@ -1,0 +1,186 @@
+"""`StreamRelay`: carries one live stream between this gateway and its actor.
+
+Inbound, commands from local connections are queued and sent as one batch
+per round trip: at most one batch is in flight per stream, so a stream's
+commands from this gateway arrive in the order they were sent. A batch that
+fails because the actor is restarting is sent again with the same id; the
+actor applies each batch id at most once.
+
+Outbound, one long poll at a time fetches the stream's new events. Each is
+applied to the local `StreamView` and published to local watchers as the
+exact text the actor encoded: the actor delivers once per gateway, the
+gateway fans out.
+
+When the actor restarted (a new incarnation), the relay tells it the viewer
+sessions it holds (`SyncViewers`), and if the actor's log no longer covers the
+relay's position it takes a fresh snapshot and delivers the chat it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any, Callable
+
+import ray
+import structlog
+
+from actors import handles
+from actors.stream_state import Command, Result, SyncViewers
+from actors.wire import decode
+from gateway.hub import Hub
+from gateway.stream_view import StreamView
+
+log = structlog.get_logger("gateway.relay")
+
+POLL_TIMEOUT_S = 10.0
+MAX_BATCH = 512
+RETRY_MIN_S = 0.05
+RETRY_MAX_S = 1.0
+SUBMIT_PATIENCE_S = 30.0
+
+
+class StreamRelay:
+    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50) -> None:
+        self.stream_id = stream_id
+        self.gateway_id = gateway_id
+        self.hub = hub
+        self.view = StreamView(stream_id, history_size)
+        self.ready = asyncio.Event()
+        self.stopped = asyncio.Event()  # the actor published stream_stopped
+        self._outbox: list[tuple[Command, asyncio.Future[Result]]] = []
+        self._kick = asyncio.Event()
+        self._batch_ids = itertools.count(1)
+        self._incarnation: str | None = None
+        self._actor: Any = None
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._poll_forever(), name=f"poll:{self.stream_id}"),
+            asyncio.create_task(self._send_forever(), name=f"send:{self.stream_id}"),
+        ]
+
+    async def close(self) -> None:
+        self._closed = True
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _, fut in self._outbox:
+            if not fut.done():
+                fut.set_result(Result.rejected("the stream has ended"))
+        self._outbox.clear()
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        """Queue a command for the stream. The future resolves once it is stored."""
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            fut.set_result(Result.rejected("the stream has ended"))
+            return fut
+        self._outbox.append((command, fut))
+        self._kick.set()
+        return fut
+
+    # ------------------------------------------------------------ actor handle
+
+    async def _handle(self) -> Any:
+        if self._actor is None:
+            self._actor = await asyncio.to_thread(handles.find_stream_actor, self.stream_id)
+        return self._actor
+
+    # ------------------------------------------------------------ outbound
+
+    async def _poll_forever(self) -> None:
+        delay = RETRY_MIN_S
+        while not self._closed:
+            actor = await self._handle()
+            if actor is None:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            try:
+                result = await actor.poll.remote(self.gateway_id, self.view.seq, self.view.epoch, POLL_TIMEOUT_S)
+            except ray.exceptions.ActorDiedError:
+                self._actor = None  # ended for good, or replaced: look it up again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.RayTaskError) as e:
+                log.info("poll_retry", stream_id=self.stream_id, error=type(e).__name__, next_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_MIN_S
+            self._receive(result)
+            if result.stopped:
+                self.stopped.set()
+                return
+
+    def _receive(self, result: Any) -> None:
+        restarted = self._incarnation is not None and result.incarnation != self._incarnation
+        self._incarnation = result.incarnation
+        if restarted:
+            log.info("stream_actor_restarted", stream_id=self.stream_id, incarnation=result.incarnation)
+            self.submit(SyncViewers(tuple(self.hub.sessions(self.stream_id))))
+        texts: list[str] = []
+        if result.snapshot is not None:
+            had_view = self.view.loaded
+            missed = self.view.reset(result.snapshot)
+            if had_view:
+                texts += [self.view.chat_frame(m) for m in missed]
+                texts.append(self.view.update_frame())
+            self.ready.set()
+        for seq, text in result.events:
+            event = decode(text)
+            self.view.apply(event)
+            if event["type"] != "stream_stopped":  # announced to everyone by the directory
+                texts.append(text)
+        if texts:
+            self.hub.publish(self.stream_id, texts)
+
+    # ------------------------------------------------------------ inbound
+
+    async def _send_forever(self) -> None:
+        while not self._closed:
+            await self._kick.wait()
+            self._kick.clear()
+            while self._outbox and not self._closed:
+                batch = self._outbox[:MAX_BATCH]
+                del self._outbox[:MAX_BATCH]
+                batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
+                results = await self._submit(batch_id, [c for c, _ in batch])
+                for (_, fut), r in zip(batch, results):
+                    if not fut.done():
+                        fut.set_result(r)
+
+    async def _submit(self, batch_id: str, commands: list[Command]) -> list[Result]:
+        delay = RETRY_MIN_S
+        deadline = asyncio.get_running_loop().time() + SUBMIT_PATIENCE_S
+        while True:
+            actor = await self._handle()
+            try:
+                if actor is None:
+                    raise LookupError("no actor")
+                results: list[Result] = await actor.submit.remote(self.gateway_id, batch_id, commands)
+                if len(results) == len(commands):
+                    return results
+                return [Result(ok=True)] * len(commands)
+            except ray.exceptions.ActorDiedError:
+                self._actor = None
+                if self.stopped.is_set() or self._closed:
+                    return [Result.rejected("the stream has ended")] * len(commands)
+            except (LookupError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+                log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error=type(e).__name__)
+            except ray.exceptions.RayTaskError as e:
+                log.error("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=str(e))
+                return [Result.rejected("the stream could not take this; try again")] * len(commands)
+            if asyncio.get_running_loop().time() > deadline:
+                return [Result.rejected("the stream is unavailable; try again")] * len(commands)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+def on_result(fut: asyncio.Future[Result], callback: Callable[[Result], None]) -> None:
+    """Run `callback` with the result once the command is stored."""
+    fut.add_done_callback(lambda f: callback(f.result()) if not f.cancelled() else None)

@@ -1,0 +1,103 @@
+"""This gateway's copy of one live stream, for answering without asking the actor.
+
+Built from the actor's snapshot and kept current by the stream's events, in
+sequence order. New viewers get their `stream_started` snapshot, pinned
+products and `chat_history` from here, so a burst of joins costs the actor
+nothing but the (batched) Join commands. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from actors.wire import encode
+
+
+class StreamView:
+    def __init__(self, stream_id: str, history_size: int = 50) -> None:
+        self.stream_id = stream_id
+        self.seq = 0
+        self.epoch: str | None = None
+        self.stream_data: dict[str, Any] = {}
+        self.chat: deque[dict[str, Any]] = deque(maxlen=history_size)
+        self.chat_count = 0
+        self.peak_viewers = 0
+        self._frames: tuple[int, list[str]] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.epoch is not None
+
+    def reset(self, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+        """Replace everything with a snapshot. Returns the chat messages of the
+        snapshot that are newer than what this view had seen (same epoch only),
+        so the caller can deliver what it missed."""
+        missed = [m for m in snapshot["chat"] if snapshot["epoch"] == self.epoch and m["seq"] > self.seq]
+        self.seq = int(snapshot["seq"])
+        self.epoch = str(snapshot["epoch"])
+        self.stream_data = dict(snapshot["streamData"])
+        self.chat.clear()
+        self.chat.extend(snapshot["chat"])
+        self.chat_count = int(snapshot.get("chatCount", len(self.chat)))
+        self.peak_viewers = int(snapshot.get("peakViewers", 0))
+        self._frames = None
+        return missed
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Apply one event (decoded). Events must come in sequence order."""
+        seq = int(event["seq"])
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        kind = event["type"]
+        if kind == "chat_message":
+            self.chat.append({k: event[k] for k in ("id", "seq", "username", "message", "isAdmin", "timestamp")})
+            self.chat_count += 1
+        elif kind == "stream_update":
+            for k in ("viewerCount", "likes", "likedBy", "quality"):
+                if k in event:
+                    self.stream_data[k] = event[k]
+            self.peak_viewers = max(self.peak_viewers, int(event.get("viewerCount", 0)))
+        elif kind == "pinned_products_updated":
+            self.stream_data["pinnedProducts"] = event["pinnedProducts"]
+        self._frames = None
+
+    def envelope(self) -> dict[str, Any]:
+        return {"streamId": self.stream_id, "seq": self.seq, "epoch": self.epoch}
+
+    def join_frames(self) -> list[str]:
+        """What a viewer gets on joining: `stream_started` with the current
+        state, the pinned products, then `chat_history` (oldest first).
+        Encoded once per change of the view, whoever asks."""
+        if self._frames is None or self._frames[0] != self.seq:
+            env = self.envelope()
+            frames = [encode({"type": "stream_started", "streamData": self.stream_data, **env})]
+            frames.append(encode({"type": "pinned_products_updated",
+                                  "pinnedProducts": self.stream_data.get("pinnedProducts", []), **env}))
+            frames.append(encode({"type": "chat_history", "messages": list(self.chat), **env}))
+            self._frames = (self.seq, frames)
+        return self._frames[1]
+
+    def update_frame(self) -> str:
+        """A `stream_update` with the current counters (after a resync)."""
+        d = self.stream_data
+        return encode({"type": "stream_update", "viewerCount": d.get("viewerCount", 0),
+                       "likes": d.get("likes", 0), "likedBy": d.get("likedBy", []), **self.envelope()})
+
+    def chat_frame(self, message: dict[str, Any]) -> str:
+        return encode({"type": "chat_message", **message, "streamId": self.stream_id, "epoch": self.epoch})
+
+    def public(self) -> dict[str, Any]:
+        """The live numbers, for REST answers."""
+        d = self.stream_data
+        return {
+            "viewerCount": d.get("viewerCount", 0),
+            "likes": d.get("likes", 0),
+            "likedBy": d.get("likedBy", []),
+            "pinnedProducts": d.get("pinnedProducts", []),
+            "chatCount": self.chat_count,
+            "peakViewers": self.peak_viewers,
+            "seq": self.seq,
+            "epoch": self.epoch,
+        }

@@ -1,0 +1,248 @@
+"""The apps' WebSocket protocol, one connection at a time.
+
+`WsSession.handle_text` takes one inbound frame and does what the contract
+says (`../shared/spec/client-contract.md`). Frames from one connection are
+handled in the order they arrive; commands for a stream are queued to its
+relay in that order and answered (errors only, for the old protocol) when the
+stream has stored them, without holding up the next frame.
+
+Stream resolution for a stream-scoped frame: its `streamId` if given (must
+be live), else the stream the connection watches, else the only live stream
+(what old apps expect), else an error that says to send `streamId`.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from actors.stream_state import Chat, Join, Leave, PinProduct, Result, ToggleLike, UnpinProduct
+from actors.wire import encode
+from gateway import protocol as p
+from gateway.auth import InvalidToken
+from gateway.connection import Connection
+from gateway.context import GatewayContext
+from gateway.stream_relay import on_result
+
+log = structlog.get_logger("gateway.ws")
+
+
+class WsSession:
+    def __init__(self, conn: Connection, ctx: GatewayContext) -> None:
+        self.conn = conn
+        self.ctx = ctx
+
+    # ------------------------------------------------------------ entry points
+
+    async def handle_text(self, text: str) -> None:
+        try:
+            frame = p.parse_frame(text)
+        except p.ProtocolError as e:
+            self.error(str(e))
+            return
+        try:
+            await self.dispatch(frame)
+        except p.ProtocolError as e:
+            self.error(str(e))
+
+    def closed(self) -> None:
+        """The socket is gone: leave the stream it watched."""
+        left = self.ctx.hub.remove(self.conn)
+        self._tell_left(left)
+
+    # ------------------------------------------------------------ dispatch
+
+    async def dispatch(self, frame: p.Frame) -> None:
+        match frame:
+            case p.Ping():
+                self.send({"type": "pong"})
+            case p.Register():
+                await self.register(frame)
+            case p.RegisterAdmin():
+                await self.register_admin(frame)
+            case p.JoinStream(streamId=stream_id):
+                self.require_registered()
+                self.watch(self.live_stream(stream_id))
+            case p.LeaveStream():
+                self.conn.follows_sole_stream = False
+                self._tell_left(self.ctx.hub.unwatch(self.conn))
+            case p.ChatMessage():
+                self.chat(frame)
+            case p.ToggleLike():
+                self.toggle_like(frame)
+            case p.StartStream():
+                await self.start_stream(frame)
+            case p.StopStream(streamId=stream_id):
+                self.require_admin("stop_stream")
+                target = self.resolve_stream(stream_id)
+                answer = await self.ctx.directory.stop_stream(target)
+                if not answer.ok:
+                    self.error(answer.message or "could not stop the stream")
+            case p.PinProduct():
+                self.require_admin("pin_product")
+                self.command(self.resolve_stream(frame.streamId), PinProduct(
+                    product_id=frame.productId, name=frame.name, price=frame.price,
+                    image=frame.image, display_order=frame.displayOrder))
+            case p.UnpinProduct():
+                self.require_admin("unpin_product")
+                self.command(self.resolve_stream(frame.streamId), UnpinProduct(frame.productId))
+
+    # ------------------------------------------------------------ handlers
+
+    async def register(self, frame: p.Register) -> None:
+        conn, ctx = self.conn, self.ctx
+        auth_error: str | None = None
+        if frame.token:
+            try:
+                conn.claims = ctx.tokens.verify(frame.token)
+            except InvalidToken as e:
+                auth_error = f"Authentication failed: {e}; continuing as a guest"
+        if conn.session_id is not None and conn.session_id != frame.sessionId:
+            self._tell_left(ctx.hub.unwatch(conn))
+        conn.session_id = frame.sessionId
+        self.send({"type": "registered", "sessionId": frame.sessionId, "status": "connected",
+                   "authenticated": conn.claims is not None})
+        if auth_error:
+            self.error(auth_error)
+        await ctx.directory.synced.wait()
+        if frame.streamId is not None:
+            conn.follows_sole_stream = False
+            if frame.streamId not in ctx.directory.live:
+                self.error(f"Stream {frame.streamId} is not live")
+                self.send({"type": "chat_history", "messages": [], "streamId": frame.streamId})
+                return
+            target: str | None = frame.streamId
+        else:
+            conn.follows_sole_stream = True
+            target = conn.watching or ctx.directory.sole_live()
+        if target is None:
+            self.send({"type": "chat_history", "messages": []})
+            return
+        await self.watch_and_catch_up(target)
+
+    async def register_admin(self, frame: p.RegisterAdmin) -> None:
+        if not frame.token:
+            self.error("Token required")
+            return
+        try:
+            claims = self.ctx.tokens.verify(frame.token)
+        except InvalidToken:
+            self.error("Authentication failed")
+            return
+        if not claims.is_admin:
+            self.error("Authentication failed: not an admin")
+            return
+        self.conn.claims = claims
+        self.conn.is_admin = True
+        self.ctx.hub.make_admin(self.conn)
+        self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
+        await self.ctx.directory.synced.wait()
+        for stream_id, relay in list(self.ctx.directory.relays.items()):
+            await relay.ready.wait()
+            for text in relay.view.join_frames():
+                self.conn.send(text)
+
+    async def start_stream(self, frame: p.StartStream) -> None:
+        self.require_admin("start_stream")
+        ctx = self.ctx
+        stream_id = frame.streamId
+        if stream_id is None:
+            if not frame.title:
+                raise p.ProtocolError("start_stream needs a streamId, or a title for a new stream")
+            assert self.conn.claims is not None
+            record = await ctx.streams.create(
+                title=frame.title, description=frame.description or "", stream_url=frame.streamUrl or "",
+                quality=frame.quality or "auto", host_id=self.conn.claims.user_id,
+            )
+            stream_id = record["_id"]
+        answer = await ctx.directory.start_stream(stream_id)
+        if not answer.ok:
+            self.error(answer.message or "could not start the stream")
+
+    def chat(self, frame: p.ChatMessage) -> None:
+        conn = self.conn
+        if conn.session_id is None and not conn.is_admin:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+        stream_id = self.resolve_stream(frame.streamId)
+        username = frame.username if isinstance(frame.username, str) else None
+        if conn.is_admin and not username:
+            username = conn.claims.name if conn.claims else "Admin"
+        self.command(stream_id, Chat(
+            username=username or "", message=frame.message, is_admin=conn.is_admin,
+            session_id=conn.session_id, user_id=conn.user_id,
+        ))
+
+    def toggle_like(self, frame: p.ToggleLike) -> None:
+        liker = self.conn.viewer_key
+        if liker is None:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+        self.command(self.resolve_stream(frame.streamId), ToggleLike(liker))
+
+    # ------------------------------------------------------------ helpers
+
+    def command(self, stream_id: str, command: object) -> None:
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        fut = relay.submit(command)  # type: ignore[arg-type]
+        on_result(fut, self._report)
+
+    def _report(self, result: Result) -> None:
+        if not result.ok:
+            self.error(result.error or "rejected")
+
+    def watch(self, stream_id: str) -> None:
+        if self.ctx.hub.watch(self.conn, stream_id):
+            relay = self.ctx.directory.relay(stream_id)
+            if relay is not None:
+                relay.submit(Join(self.conn.session_id or ""))
+
+    async def watch_and_catch_up(self, stream_id: str) -> None:
+        """Watch the stream and send its current state, then its events from there on."""
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            return
+        await relay.ready.wait()
+        # No await between reading the view and subscribing: the next event
+        # this connection gets is the first one after this snapshot.
+        for text in relay.view.join_frames():
+            self.conn.send(text)
+        self.watch(stream_id)
+
+    def _tell_left(self, left: tuple[str, str] | None) -> None:
+        if left is None:
+            return
+        stream_id, session_id = left
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is not None:
+            relay.submit(Leave(session_id))
+
+    def live_stream(self, stream_id: str) -> str:
+        if stream_id not in self.ctx.directory.live:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        return stream_id
+
+    def resolve_stream(self, stream_id: str | None) -> str:
+        if stream_id is not None:
+            return self.live_stream(stream_id)
+        if self.conn.watching is not None:
+            return self.conn.watching
+        sole = self.ctx.directory.sole_live()
+        if sole is not None:
+            return sole
+        if not self.ctx.directory.live:
+            raise p.ProtocolError("No stream is live")
+        raise p.ProtocolError("Several streams are live: say which one with 'streamId'")
+
+    def require_admin(self, what: str) -> None:
+        if not self.conn.is_admin:
+            raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first")
+
+    def require_registered(self) -> None:
+        if self.conn.session_id is None and not self.conn.is_admin:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+
+    def send(self, message: dict[str, object]) -> None:
+        self.conn.send(encode(message))
+
+    def error(self, message: str) -> None:
+        self.conn.send(p.error_frame(message))

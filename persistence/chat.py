@@ -1,0 +1,54 @@
+"""Every chat message of every stream, in its own collection.
+
+`_id` is `<streamId>:<epoch>:<seq>`, so storing the same message twice (a
+retried write, a replayed batch) stores it once. Reads go through the
+`(streamId, seq)` index.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+DUPLICATE_KEY = 11000
+
+
+class ChatStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._chat = db.chat_messages
+
+    async def insert(self, stream_id: str, epoch: str, messages: Iterable[dict[str, Any]]) -> None:
+        """Store messages (dicts with at least `seq`). Idempotent per message."""
+        docs = [{**m, "_id": f"{stream_id}:{epoch}:{m['seq']}", "streamId": stream_id, "epoch": epoch} for m in messages]
+        if not docs:
+            return
+        try:
+            await self._chat.insert_many(docs, ordered=False)
+        except BulkWriteError as e:
+            errors = e.details.get("writeErrors", [])
+            if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                raise
+
+    async def recent(self, stream_id: str, limit: int) -> list[dict[str, Any]]:
+        """The last `limit` messages of the stream, oldest first."""
+        cursor = self._chat.find({"streamId": stream_id}).sort("seq", DESCENDING).limit(limit)
+        docs = await cursor.to_list()
+        docs.reverse()
+        return docs
+
+    async def page(self, stream_id: str, *, before_seq: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Messages older than `before_seq` (all if None), newest first."""
+        query: dict[str, Any] = {"streamId": stream_id}
+        if before_seq is not None:
+            query["seq"] = {"$lt": int(before_seq)}
+        cursor = self._chat.find(query).sort("seq", DESCENDING).limit(limit)
+        return await cursor.to_list()
+
+    async def count(self, stream_id: str) -> int:
+        return await self._chat.count_documents({"streamId": stream_id})
+
+    async def all_in_order(self, stream_id: str) -> list[dict[str, Any]]:
+        return await self._chat.find({"streamId": stream_id}).sort("seq", ASCENDING).to_list()

@@ -1,0 +1,47 @@
+"""Connecting to MongoDB and the indexes every store relies on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseConfig:
+    """Where the data lives. Plain and picklable: actors get a copy and connect themselves."""
+
+    uri: str
+    name: str = "wrencos"
+    write_concern: str = "majority"  # "majority", or a number of nodes such as "1"
+    timeout_ms: int = 5000
+
+    def redacted_uri(self) -> str:
+        """The URI with any password replaced, safe for logs."""
+        head, sep, tail = self.uri.partition("://")
+        if "@" not in tail:
+            return self.uri
+        creds, _, rest = tail.partition("@")
+        user = creds.split(":", 1)[0]
+        return f"{head}{sep}{user}:***@{rest}"
+
+
+def connect(config: DatabaseConfig) -> AsyncDatabase:
+    """An `AsyncDatabase` with the configured write concern. The client connects lazily."""
+    w: int | str = int(config.write_concern) if config.write_concern.isdigit() else config.write_concern
+    client: AsyncMongoClient = AsyncMongoClient(
+        config.uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=config.timeout_ms,
+        connectTimeoutMS=config.timeout_ms,
+        appname="wrencos-live",
+    )
+    return client.get_database(config.name, write_concern=WriteConcern(w=w))
+
+
+async def ensure_indexes(db: AsyncDatabase) -> None:
+    """Create the indexes the stores' reads need. Idempotent."""
+    await db.users.create_index("email", unique=True)
+    await db.streams.create_index([("status", 1), ("startTime", -1)])
+    await db.chat_messages.create_index([("streamId", 1), ("seq", -1)])

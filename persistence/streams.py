@@ -1,0 +1,95 @@
+"""Stream records: what a stream is and where it is in its life.
+
+Times are ISO 8601 strings (see `wrencos.clock`).
+
+A record goes `scheduled` -> `live` -> `ended`, each step a conditional update
+so two callers racing cannot both move it. While a stream is live its numbers
+live in its actor (and in its checkpoint); `mark_ended` copies the final
+numbers onto the record, which is what past streams show.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from wrencos.clock import now_iso
+
+SCHEDULED, LIVE, ENDED = "scheduled", "live", "ended"
+
+
+def new_stream_id() -> str:
+    """24 hex characters: fits an Agora channel name (under 64 bytes)."""
+    return str(ObjectId())
+
+
+def is_stream_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 24 and all(c in "0123456789abcdef" for c in value)
+
+
+class StreamStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self._streams = db.streams
+
+    async def create(
+        self,
+        *,
+        title: str,
+        description: str = "",
+        stream_url: str = "",
+        quality: str = "auto",
+        host_id: str | None = None,
+        scheduled_at: str | None = None,
+    ) -> dict[str, Any]:
+        doc = {
+            "_id": new_stream_id(),
+            "title": title,
+            "description": description,
+            "streamUrl": stream_url,
+            "quality": quality,
+            "hostId": host_id,
+            "status": SCHEDULED,
+            "createdAt": now_iso(),
+            "scheduledAt": scheduled_at,
+            "startTime": None,
+            "endTime": None,
+        }
+        await self._streams.insert_one(doc)
+        return doc
+
+    async def get(self, stream_id: str) -> dict[str, Any] | None:
+        if not is_stream_id(stream_id):
+            return None
+        return await self._streams.find_one({"_id": stream_id})
+
+    async def list(self, status: str | None = None, *, skip: int = 0, limit: int = 50) -> list[dict[str, Any]]:
+        query: dict[str, Any] = {} if status is None else {"status": status}
+        sort_key = "endTime" if status == ENDED else "createdAt"
+        cursor = self._streams.find(query).sort(sort_key, DESCENDING).skip(skip).limit(limit)
+        return await cursor.to_list()
+
+    async def count(self, status: str | None = None) -> int:
+        return await self._streams.count_documents({} if status is None else {"status": status})
+
+    async def live_ids(self) -> list[str]:
+        return [d["_id"] async for d in self._streams.find({"status": LIVE}, {"_id": 1})]
+
+    async def mark_live(self, stream_id: str, start_time: str) -> dict[str, Any] | None:
+        """scheduled -> live. Returns the updated record, or None if it was not scheduled."""
+        return await self._streams.find_one_and_update(
+            {"_id": stream_id, "status": SCHEDULED},
+            {"$set": {"status": LIVE, "startTime": start_time}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def mark_ended(self, stream_id: str, end_time: str, final: dict[str, Any]) -> dict[str, Any] | None:
+        """live -> ended, with the stream's final numbers. None if it was not live."""
+        fields = {k: final[k] for k in ("viewerCount", "peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final}
+        return await self._streams.find_one_and_update(
+            {"_id": stream_id, "status": LIVE},
+            {"$set": {"status": ENDED, "endTime": end_time, **fields}},
+            return_document=ReturnDocument.AFTER,
+        )

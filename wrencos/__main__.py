@@ -1,0 +1,5 @@
+import sys
+
+from wrencos.cli import main
+
+sys.exit(main())

@@ -1,0 +1,42 @@
+"""`wrencos`: the command line.
+
+    wrencos run                       the whole system on this machine (what `make run` does)
+    wrencos gateway --address HOST:PORT --port 3001
+                                      one more gateway joining a running Ray cluster
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wrencos.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wrencos", description="WrenCOS Live: realtime backend for live shopping")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start the database, Ray and a gateway on this machine")
+    run.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
+    run.add_argument("--data-dir", help="where the embedded database and secrets live (default: $WRENCOS_DATA_DIR or ./data)")
+    gw = sub.add_parser("gateway", help="start a gateway that joins a running Ray cluster")
+    gw.add_argument("--address", help="the Ray cluster's address, HOST:PORT (default: $RAY_ADDRESS or auto)")
+    gw.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, object] = {}
+    if getattr(args, "port", None):
+        overrides["PORT"] = args.port
+    if getattr(args, "data_dir", None):
+        overrides["WRENCOS_DATA_DIR"] = args.data_dir
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+
+    from wrencos import system
+
+    if args.command == "run":
+        return system.run_system(settings)
+    return system.run_gateway(settings, args.address)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Every setting, from the environment (or a `.env` file), in one place.
+
+`Settings()` reads them; `README.md` ("Configuration") lists them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    host: str = Field("0.0.0.0", alias="HOST")
+    port: int = Field(3000, alias="PORT")
+    data_dir: Path = Field(Path("./data"), alias="WRENCOS_DATA_DIR")
+    mongodb_uri: str | None = Field(None, alias="MONGODB_URI")
+    mongodb_db: str = Field("wrencos", alias="MONGODB_DB")
+    mongodb_write_concern: str = Field("majority", alias="MONGODB_WRITE_CONCERN")
+    db_port: int | None = Field(None, alias="WRENCOS_DB_PORT")
+    ray_address: str | None = Field(None, alias="RAY_ADDRESS")
+    ray_namespace: str = Field("wrencos", alias="WRENCOS_NAMESPACE")
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+    jwt_ttl_seconds: int = Field(7 * 24 * 3600, alias="JWT_TTL_SECONDS")
+    admin_email: str | None = Field(None, alias="ADMIN_EMAIL")
+    admin_password: str | None = Field(None, alias="ADMIN_PASSWORD")
+    log_format: str = Field("auto", alias="LOG_FORMAT")  # auto | json | console
+    log_level: str = Field("info", alias="LOG_LEVEL")
+    chat_history_size: int = Field(50, alias="CHAT_HISTORY_SIZE")
+    update_interval_ms: int = Field(250, alias="UPDATE_INTERVAL_MS")
+    commit_interval_ms: int = Field(20, alias="COMMIT_INTERVAL_MS")
+    max_frame_bytes: int = Field(64 * 1024, alias="MAX_FRAME_BYTES")
+    send_queue_frames: int = Field(1024, alias="SEND_QUEUE_FRAMES")
+
+    def resolved_jwt_secret(self) -> str:
+        """`JWT_SECRET`, or, with the embedded database, a strong secret made
+        once and kept in the data directory (mode 0600)."""
+        if self.jwt_secret:
+            if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; "
+                    "make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            return self.jwt_secret
+        if self.mongodb_uri:
+            raise ConfigError("JWT_SECRET must be set when MONGODB_URI is set (every gateway needs the same one)")
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret)
+        return secret

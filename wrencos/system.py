@@ -1,0 +1,123 @@
+"""Starting and stopping the parts of the system in one process tree.
+
+`run_system` is what `make run` (`wrencos run`) does on one machine: the
+embedded database (unless `MONGODB_URI` is set), a local Ray instance (unless
+`RAY_ADDRESS` is set), the stream registry, and one gateway on `PORT`.
+`run_gateway` is one more gateway joining a running cluster (`wrencos gateway`).
+
+Ctrl-C or SIGTERM stops the gateway (clients are told it is going away), asks
+every live stream to store what it holds, then stops Ray and the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from contextlib import ExitStack
+
+
+import ray
+import structlog
+import uvicorn
+
+from actors import handles
+from actors.config import ActorConfig
+from gateway.app import create_app, database_config
+from persistence.embedded import EmbeddedMongo
+from wrencos.logs import configure
+from wrencos.settings import ConfigError, Settings
+
+log = structlog.get_logger("wrencos.system")
+
+
+def actor_config(settings: Settings, uri: str) -> ActorConfig:
+    return ActorConfig(
+        db=database_config(settings, uri),
+        history_size=settings.chat_history_size,
+        update_interval=settings.update_interval_ms / 1000,
+        commit_interval=settings.commit_interval_ms / 1000,
+        log_level=settings.log_level,
+    )
+
+
+def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
+    app = create_app(settings, uri, secret)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
+        ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
+        timeout_graceful_shutdown=5, access_log=False,
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        async def announce() -> None:
+            while not server.started:
+                if server.should_exit:
+                    return
+                await asyncio.sleep(0.05)
+            print(banner.format(host=settings.host, port=settings.port), flush=True)
+
+        task = asyncio.create_task(announce())
+        await server.serve()
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def run_system(settings: Settings) -> int:
+    configure(settings.log_level, settings.log_format)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        if settings.mongodb_uri:
+            uri = settings.mongodb_uri
+        else:
+            db = EmbeddedMongo(settings.data_dir, port=settings.db_port)
+            stack.enter_context(db)
+            uri = db.uri
+        try:
+            secret = settings.resolved_jwt_secret()
+        except ConfigError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        ray.init(
+            address=settings.ray_address or "local", namespace=settings.ray_namespace,
+            include_dashboard=False, configure_logging=False, log_to_driver=True,
+        )
+        stack.callback(ray.shutdown)
+        registry = handles.ensure_registry(actor_config(settings, uri))
+        live = ray.get(registry.live.remote(), timeout=120)
+        log.info("system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded")
+        try:
+            _serve(settings, uri, secret,
+                   "WrenCOS Live listening on http://{host}:{port} (REST) and ws://{host}:{port}/ws (WebSocket)")
+        finally:
+            try:
+                stored = ray.get(registry.flush_all.remote(), timeout=15)
+                log.info("streams_stored", streams=stored)
+            except Exception as e:
+                log.error("store_on_shutdown_failed", error=repr(e))
+    return 0
+
+
+def run_gateway(settings: Settings, ray_address: str | None) -> int:
+    configure(settings.log_level, settings.log_format)
+    if not settings.mongodb_uri:
+        print("error: a gateway joining a cluster needs MONGODB_URI (the cluster's database)", file=sys.stderr)
+        return 2
+    try:
+        secret = settings.resolved_jwt_secret()
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    address = ray_address or settings.ray_address or "auto"
+    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False)
+    try:
+        registry = handles.ensure_registry(actor_config(settings, settings.mongodb_uri))
+        ray.get(registry.live.remote(), timeout=120)
+        _serve(settings, settings.mongodb_uri, secret,
+               "WrenCOS gateway listening on http://{host}:{port} (cluster " + address + ")")
+    finally:
+        ray.shutdown()
+    return 0
+
+
