@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from wrencos.settings import Settings
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides["WRENCOS_DATA_DIR"] = args.data_dir
     settings = Settings(**overrides)  # type: ignore[arg-type]
 
+    if args.command == "gateway":
+        # Ray clusters authenticate with a shared token (Ray's default for local
+        # clusters since 2.59). Ray reads this when it is imported, hence here.
+        os.environ.setdefault("RAY_AUTH_MODE", "token")
     from wrencos import system
 
     if args.command == "run":

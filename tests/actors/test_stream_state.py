@@ -1,0 +1,216 @@
+"""The stream's rules, with no Ray, no sockets, no database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from actors.stream_state import (
+    MAX_MESSAGE_CHARS,
+    Chat,
+    ChatRecord,
+    Join,
+    Leave,
+    PinProduct,
+    StreamMeta,
+    StreamState,
+    SyncViewers,
+    ToggleLike,
+    UnpinProduct,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def new_state(**kw: object) -> StreamState:
+    return StreamState(meta=StreamMeta(stream_id="s" * 24, title="Sale"), **kw)  # type: ignore[arg-type]
+
+
+def apply(state: StreamState, *commands: object, gateway: str = "gw1", batch: str | None = None) -> list:
+    apply.n = getattr(apply, "n", 0) + 1  # type: ignore[attr-defined]
+    return state.apply_batch(gateway, batch or f"b{apply.n}", commands, NOW)  # type: ignore[arg-type,attr-defined]
+
+
+def types(events: list) -> list[str]:
+    return [e.type for e in events]
+
+
+class TestViewers:
+    def test_distinct_by_session_across_gateways(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), gateway="gw1")
+        apply(s, Join("a"), gateway="gw2")  # the same session through a second gateway
+        assert s.viewer_count == 2
+        apply(s, Leave("a"), gateway="gw1")
+        assert s.viewer_count == 2  # still watching through gw2
+        apply(s, Leave("a"), gateway="gw2")
+        assert s.viewer_count == 1
+
+    def test_leave_twice_is_harmless(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Leave("a"), Leave("a"))
+        assert s.viewer_count == 0
+
+    def test_peak_and_total_joins(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), Leave("a"), Join("a"))
+        assert s.peak_viewers == 2
+        assert s.total_joins == 3
+
+    def test_sync_viewers_replaces_one_gateways_set(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), gateway="gw1")
+        apply(s, Join("c"), gateway="gw2")
+        apply(s, SyncViewers(("b", "d")), gateway="gw1")
+        assert sorted(s.viewers) == ["b", "c", "d"]
+
+    def test_drop_gateway(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), gateway="gw1")
+        apply(s, Join("b"), gateway="gw2")
+        assert s.drop_gateway("gw1") == 1
+        assert sorted(s.viewers) == ["b"]
+
+
+class TestLikes:
+    def test_toggle_once_per_liker(self) -> None:
+        s = new_state()
+        r = apply(s, ToggleLike("u1"), ToggleLike("u2"), ToggleLike("u1"))
+        assert [x.data["liked"] for x in r] == [True, True, False]
+        assert s.likes == 1
+        assert list(s.liked_by) == ["u2"]
+
+    def test_empty_liker_rejected(self) -> None:
+        s = new_state()
+        [r] = apply(s, ToggleLike(""))
+        assert not r.ok and s.likes == 0
+
+
+class TestCoalescing:
+    def test_many_changes_one_update_per_interval(self) -> None:
+        s = new_state(update_interval=0.25)
+        apply(s, *[ToggleLike(f"u{i}") for i in range(100)], Join("a"))
+        events = s.take_events(mono=10.0)
+        assert types(events) == ["stream_update"]
+        assert events[0].body["likes"] == 100 and events[0].body["viewerCount"] == 1
+        apply(s, ToggleLike("x"))
+        assert s.take_events(mono=10.1) == []  # not due yet
+        assert s.update_due_in(10.1) == pytest.approx(0.15)
+        [update] = s.take_events(mono=10.25)
+        assert update.body["likes"] == 101
+
+    def test_no_update_without_change(self) -> None:
+        s = new_state()
+        assert s.update_due_in(0.0) is None
+        assert s.take_events(mono=5.0) == []
+
+    def test_like_then_unlike_by_two_people_still_updates_liked_by(self) -> None:
+        s = new_state()
+        apply(s, ToggleLike("a"))
+        s.take_events(mono=1.0)
+        apply(s, ToggleLike("a"), ToggleLike("b"))
+        [update] = s.take_events(mono=2.0)
+        assert update.body["likedBy"] == ["b"]
+
+
+class TestChat:
+    def test_message_numbered_stored_and_recent(self) -> None:
+        s = new_state(history_size=2)
+        r = apply(
+            s,
+            Chat("bob", "  hi  ", is_admin=False, session_id="s1"),
+            Chat("", "second", is_admin=True),
+            Chat("eve", "third", is_admin=False),
+        )
+        assert [x.seq for x in r] == [1, 2, 3]
+        events = s.take_events(mono=0.0)
+        assert types(events) == ["chat_message"] * 3
+        assert events[0].body["message"] == "hi"
+        assert events[0].body["timestamp"] == "2026-11-25T12:00:00.123Z"
+        assert events[1].body["username"] == "Guest" and events[1].body["isAdmin"] is True
+        assert [c.message for c in s.recent_chat] == ["second", "third"]  # bounded history
+        assert [c.seq for c in s.take_new_chat()] == [1, 2, 3]
+        assert s.take_new_chat() == []
+        assert s.chat_count == 3
+
+    @pytest.mark.parametrize("message", ["", "   ", "x" * (MAX_MESSAGE_CHARS + 1)])
+    def test_bad_messages_rejected_without_side_effects(self, message: str) -> None:
+        s = new_state()
+        [r] = apply(s, Chat("bob", message, is_admin=False))
+        assert not r.ok and r.error
+        assert s.seq == 0 and s.take_events(0.0) == [] and s.chat_count == 0
+
+    def test_username_too_long(self) -> None:
+        [r] = apply(new_state(), Chat("x" * 51, "hi", is_admin=False))
+        assert not r.ok and "username" in (r.error or "")
+
+
+class TestPinnedProducts:
+    def test_pin_orders_and_unpin(self) -> None:
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", "5.50"), PinProduct("p3", "Bag", 3, display_order=0))
+        events = s.take_events(0.0)
+        assert types(events) == ["pinned_products_updated"] * 3
+        assert [p["productId"] for p in events[-1].body["pinnedProducts"]] == ["p3", "p1", "p2"]
+        [r] = apply(s, UnpinProduct("p1"))
+        assert r.ok
+        assert [p["productId"] for p in s.pinned_list()] == ["p3", "p2"]
+        [r] = apply(s, UnpinProduct("nope"))
+        assert not r.ok
+
+    def test_repin_keeps_order(self) -> None:
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", 5), PinProduct("p1", "Shoe v2", 12))
+        assert [(p["productId"], p["displayOrder"], p["name"]) for p in s.pinned_list()] == [
+            ("p1", 1, "Shoe v2"), ("p2", 2, "Hat")]
+
+
+class TestOrderAndIdempotence:
+    def test_sequence_is_gapless_and_ordered(self) -> None:
+        s = new_state()
+        apply(s, Chat("a", "1", False), ToggleLike("x"), PinProduct("p", "P", 1), Chat("a", "2", False))
+        events = s.take_events(mono=0.0)
+        assert [e.seq for e in events] == [1, 2, 3, 4]
+        assert types(events) == ["chat_message", "pinned_products_updated", "chat_message", "stream_update"]
+
+    def test_batch_applied_at_most_once(self) -> None:
+        s = new_state()
+        first = apply(s, Chat("a", "hello", False), ToggleLike("x"), batch="gw1:7")
+        again = apply(s, Chat("a", "hello", False), ToggleLike("x"), batch="gw1:7")
+        assert again == first
+        assert s.chat_count == 1 and s.likes == 1
+
+    def test_batch_memory_is_bounded(self) -> None:
+        s = new_state(batch_memory=3)
+        for i in range(10):
+            apply(s, ToggleLike(f"u{i}"), batch=f"b{i}")
+        assert list(s.applied_batches) == ["b7", "b8", "b9"]
+
+
+class TestCheckpoint:
+    def test_round_trip_restores_everything(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), ToggleLike("a"), Chat("bob", "hi", False, session_id="a"),
+              PinProduct("p1", "Shoe", 10), batch="gw1:1")
+        s.take_events(mono=0.0)
+        doc = s.to_checkpoint()
+        chat = [ChatRecord.from_doc(c.to_doc()) for c in s.recent_chat]
+        back = StreamState.from_checkpoint(doc, chat)
+        assert back.snapshot() == s.snapshot()
+        assert back.stats() == s.stats()
+        # A batch replayed after the restart is answered, not applied again.
+        replay = back.apply_batch("gw1", "gw1:1", [ToggleLike("a")], NOW)
+        assert [r.ok for r in replay] == [True] * 5
+        assert back.likes == 1
+        # And numbering goes on where it was.
+        [r] = apply(back, Chat("bob", "again", False))
+        assert r.seq == s.seq + 1
+
+    def test_stop_flushes_counters_then_ends(self) -> None:
+        s = new_state()
+        apply(s, ToggleLike("a"))
+        stop = s.stop()
+        events = s.take_events(mono=0.0)
+        assert types(events) == ["stream_update", "stream_stopped"]
+        assert stop.seq == events[-1].seq

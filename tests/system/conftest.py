@@ -1,0 +1,24 @@
+"""System fixtures: a real Ray cluster, the real embedded database and a real
+gateway process serving HTTP and WebSocket on a real port."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from persistence.embedded import EmbeddedMongo
+from tests.support.processes import start_gateway
+
+
+@pytest.fixture(scope="session")
+def gateway_url(ray_cluster: str, embedded_db: EmbeddedMongo, namespace: str, log_dir: Path) -> Iterator[str]:
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir)
+    yield url
+    proc.terminate()
+
+
+@pytest.fixture(scope="session")
+def ws_url(gateway_url: str) -> str:
+    return gateway_url.replace("http://", "ws://") + "/"
