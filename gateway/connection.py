@@ -38,6 +38,7 @@ class Connection:
     is_admin: bool = False  # set by `register_admin` with an admin token
     watching: str | None = None  # the stream this connection watches
     follows_sole_stream: bool = False  # an old app: watch whichever single stream is live
+    counted_session: str | None = None  # the session the hub counts as a viewer for `watching`
     closed: bool = False
     _queue: asyncio.Queue[str | None] = field(init=False)
 

@@ -48,6 +48,7 @@ class Hub:
         self._watchers[stream_id].add(conn)
         if conn.session_id is None or conn.is_admin:
             return False
+        conn.counted_session = conn.session_id
         counts = self._sessions[stream_id]
         counts[conn.session_id] += 1
         return counts[conn.session_id] == 1
@@ -63,8 +64,9 @@ class Hub:
             watchers.discard(conn)
             if not watchers:
                 del self._watchers[stream_id]
-        key = conn.session_id
-        if key is None or conn.is_admin:
+        # What `watch` counted, whatever the connection became since (an admin, another session).
+        key, conn.counted_session = conn.counted_session, None
+        if key is None:
             return None
         counts = self._sessions.get(stream_id)
         if counts is None or counts[key] <= 0:

@@ -12,8 +12,10 @@ every live stream to store what it holds, then stops Ray and the database.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
 
 
 import ray
@@ -40,6 +42,21 @@ def actor_config(settings: Settings, uri: str) -> ActorConfig:
     )
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that a SIGTERM or Ctrl-C that it handled
+    gracefully is not raised again afterwards: the shutdown was clean, so the
+    process goes on to store the streams and stop what it started, then exits 0."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
     app = create_app(settings, uri, secret)
     config = uvicorn.Config(
@@ -47,7 +64,7 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
         ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
         timeout_graceful_shutdown=5, access_log=False,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     async def main() -> None:
         async def announce() -> None:

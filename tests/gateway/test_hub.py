@@ -260,13 +260,6 @@ class TestSlowConsumer:
         assert drain(c) == ["a", None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub.unwatch decides whether a connection was counted from its *current* is_admin flag "
-    "(gateway/hub.py, unwatch: `if key is None or conn.is_admin: return None`), so a viewer counted "
-    "by watch() that later sends register_admin is never uncounted: its session stays in "
-    "hub.sessions() and no Leave is ever reported",
-)
 async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
     hub = Hub()
     c = joined(hub, "s1")
