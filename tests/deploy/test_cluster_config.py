@@ -1,0 +1,35 @@
+"""Every Ray cluster launcher file in the repository is valid for the Ray we pin:
+checked against the JSON schema that ships inside Ray, then filled with the
+provider's defaults and validated the way `ray up` does."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+import ray
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CLUSTER_FILES = sorted([ROOT / "ray_cluster.yaml", *(ROOT / "deploy").glob("ray_cluster*.yaml")])
+
+
+@pytest.mark.parametrize("path", CLUSTER_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_cluster_file_is_valid(path: Path) -> None:
+    config = yaml.safe_load(path.read_text())
+    schema = json.loads((Path(os.path.dirname(ray.__file__)) / "autoscaler" / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    validate_config(prepare_config(config))
+
+
+def test_node_types_carry_the_resources_the_actors_ask_for() -> None:
+    config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    types = config["available_node_types"]
+    assert types["gateway"]["resources"].get("gateway", 0) >= 1
+    assert types["stream"]["resources"].get("stream", 0) >= 1
+    for kind in ("gateway", "stream"):
+        assert types[kind]["min_workers"] <= types[kind]["max_workers"]
