@@ -14,4 +14,5 @@ class ActorConfig:
     update_interval: float = 0.25  # seconds between coalesced stream_update events
     commit_interval: float = 0.02  # at most one database commit per stream per this many seconds
     event_log_size: int = 4096  # published events kept for polls and resumption
+    gateway_lease: float = 6.0  # a gateway silent this long has its viewers removed
     log_level: str = "info"

@@ -18,6 +18,9 @@ Guarantees:
   timeout or an actor restart) returns the first answers and changes nothing.
 * **Fenced.** Checkpoints are versioned; if a newer version is stored (another
   instance of this actor took over), this instance stops serving.
+* **Viewer leases.** A gateway that has neither polled nor submitted for
+  `gateway_lease` seconds is taken for dead: its viewers leave the count. After
+  a restart every gateway of the checkpoint gets a fresh lease to come back.
 * **Never blocks on the database.** Storage runs on the event loop with the
   async driver; while it fails the actor retries with backoff, reports itself
   unhealthy, publishes nothing and acknowledges nothing.
@@ -48,6 +51,7 @@ log = structlog.get_logger("actors.stream")
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 2.0
+LEASE_CHECK_S = 1.0
 
 
 class StreamEnded(Exception):
@@ -117,6 +121,7 @@ class StreamActor:
         """Apply a batch of commands, in order, once. Returns one `Result` per
         command once the batch's effects are stored."""
         state = await self._ready_state()
+        self._gateways_seen[gateway_id] = time.monotonic()
         if self._stopped:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
@@ -141,6 +146,7 @@ class StreamActor:
             events = self._log.since(after_seq)
             remaining = deadline - time.monotonic()
             if events or self._stopped or remaining <= 0:
+                self._gateways_seen[gateway_id] = time.monotonic()
                 return PollResult(self.incarnation, state.epoch, events=events, stopped=self._stopped)
             published = self._published
             try:
@@ -231,6 +237,9 @@ class StreamActor:
             log.info("stream_created", stream_id=self.stream_id, epoch=self._state.epoch,
                      incarnation=self.incarnation)
         self._log = EventLog(cfg.event_log_size, last_seq=self._state.seq)
+        now = time.monotonic()
+        for gateway_id in self._state.gateways():
+            self._gateways_seen.setdefault(gateway_id, now)
 
     # ------------------------------------------------------------ committing
 
@@ -244,6 +253,7 @@ class StreamActor:
         while not self._stopped and not self._fenced:
             assert self._state is not None
             due = self._state.update_due_in(time.monotonic())
+            due = LEASE_CHECK_S if due is None else min(due, LEASE_CHECK_S)
             if not self._inbox and due != 0.0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), due)
@@ -268,9 +278,10 @@ class StreamActor:
         batches, self._inbox = self._inbox, []
         now = datetime.now(timezone.utc)
         answers = [(p.answer, state.apply_batch(p.gateway_id, p.batch_id, p.commands, now)) for p in batches]
+        expired = self._expire_gateways()
         events = state.take_events(time.monotonic())
         chat = state.take_new_chat()
-        if batches or events or force:
+        if batches or events or expired or force:
             await self._store(chat)
         self._last_commit = time.monotonic()
         for event in events:
@@ -315,6 +326,19 @@ class StreamActor:
                             error=f"{type(e).__name__}: {e}", next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+
+    def _expire_gateways(self) -> bool:
+        """Drop the viewers of gateways whose lease ran out. True if any left."""
+        assert self._state is not None
+        limit = time.monotonic() - self._config.gateway_lease
+        gone = [g for g, seen in self._gateways_seen.items() if seen < limit]
+        left = 0
+        for gateway_id in gone:
+            del self._gateways_seen[gateway_id]
+            left += self._state.drop_gateway(gateway_id)
+        if gone:
+            log.info("gateway_lease_expired", stream_id=self.stream_id, gateways=gone, viewers_left=left)
+        return left > 0
 
     def _wake_pollers(self) -> None:
         published, self._published = self._published, asyncio.Event()

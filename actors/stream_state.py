@@ -69,6 +69,11 @@ class SyncViewers:
 
 
 @dataclass(frozen=True, slots=True)
+class GatewayGone:
+    """The sending gateway is shutting down: its viewers have all left."""
+
+
+@dataclass(frozen=True, slots=True)
 class Chat:
     """A chat message. `is_admin` is decided by the gateway, never the client."""
 
@@ -104,7 +109,7 @@ class UnpinProduct:
     product_id: str
 
 
-Command = Union[Join, Leave, SyncViewers, Chat, ToggleLike, PinProduct, UnpinProduct]
+Command = Union[Join, Leave, SyncViewers, GatewayGone, Chat, ToggleLike, PinProduct, UnpinProduct]
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +322,9 @@ class StreamState:
                 return self._leave(gateway_id, session_id)
             case SyncViewers(session_ids):
                 return self._sync_viewers(gateway_id, session_ids)
+            case GatewayGone():
+                self.drop_gateway(gateway_id)
+                return OK
             case Chat():
                 return self._chat(command, now)
             case ToggleLike(liker):
@@ -326,6 +334,10 @@ class StreamState:
             case UnpinProduct(product_id):
                 return self._unpin(product_id)
         return Result.rejected(f"unknown command {type(command).__name__}")
+
+    def gateways(self) -> set[str]:
+        """The gateways through which someone watches."""
+        return {g for gws in self.viewers.values() for g in gws}
 
     def drop_gateway(self, gateway_id: str) -> int:
         """Forget every viewer that watched only through `gateway_id` (it died

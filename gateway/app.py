@@ -64,7 +64,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
         yield
         for conn in list(hub.connections):
             conn.close(CLOSE_GOING_AWAY, "server shutting down")
-        await asyncio.sleep(0.1)
+        await directory.leave_all()
         await directory.close()
         await db.client.close()
         log.info("gateway_stopped", gateway_id=gateway_id)

@@ -21,7 +21,7 @@ import structlog
 
 from actors import handles
 from actors.registry_actor import LiveSet, RegistryAnswer
-from actors.stream_state import Join
+from actors.stream_state import GatewayGone, Join
 from actors.wire import encode
 from gateway.hub import Hub
 from gateway.stream_relay import StreamRelay
@@ -54,6 +54,15 @@ class LiveDirectory:
             await asyncio.gather(self._task, return_exceptions=True)
         await asyncio.gather(*(r.close() for r in self.relays.values()), return_exceptions=True)
         self.relays.clear()
+
+    async def leave_all(self, timeout: float = 3.0) -> None:
+        """Tell every live stream that this gateway's viewers are gone (graceful shutdown)."""
+        answers = [relay.submit(GatewayGone()) for relay in self.relays.values()]
+        if answers:
+            try:
+                await asyncio.wait_for(asyncio.gather(*answers), timeout)
+            except TimeoutError:
+                log.warning("leave_all_timed_out", streams=len(answers))
 
     def sole_live(self) -> str | None:
         return next(iter(self.live)) if len(self.live) == 1 else None

@@ -33,7 +33,7 @@ from gateway.stream_view import StreamView
 
 log = structlog.get_logger("gateway.relay")
 
-POLL_TIMEOUT_S = 10.0
+POLL_TIMEOUT_S = 2.0  # well inside the actor's gateway lease
 MAX_BATCH = 512
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 1.0

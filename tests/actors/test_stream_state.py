@@ -10,6 +10,7 @@ from actors.stream_state import (
     MAX_MESSAGE_CHARS,
     Chat,
     ChatRecord,
+    GatewayGone,
     Join,
     Leave,
     PinProduct,
@@ -64,6 +65,13 @@ class TestViewers:
         apply(s, Join("c"), gateway="gw2")
         apply(s, SyncViewers(("b", "d")), gateway="gw1")
         assert sorted(s.viewers) == ["b", "c", "d"]
+
+    def test_gateway_gone_removes_only_its_viewers(self) -> None:
+        s = new_state()
+        apply(s, Join("a"), Join("b"), gateway="gw1")
+        apply(s, Join("b"), Join("c"), gateway="gw2")
+        apply(s, GatewayGone(), gateway="gw1")
+        assert sorted(s.viewers) == ["b", "c"] and s.gateways() == {"gw2"}
 
     def test_drop_gateway(self) -> None:
         s = new_state()

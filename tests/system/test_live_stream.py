@@ -17,7 +17,7 @@ import ray
 
 from actors import handles
 from tests.support.clients import Api, WsClient, login, register_customer
-from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
 
@@ -310,3 +310,31 @@ async def test_rest_lifecycle_roles_and_errors(gateway_url: str) -> None:
         r = await anon.get("/livestreams/past", params={"limit": 1})
         assert r.status_code == 200 and len(r.json()) == 1 and int(r.headers["X-Total-Count"]) >= 1
         assert (await anon.get("/livestreams", params={"limit": 1000})).status_code == 422
+
+
+async def test_viewers_of_a_killed_gateway_leave_the_count(
+    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Any
+) -> None:
+    """A gateway killed with SIGKILL cannot say goodbye: its viewers leave when its lease runs out."""
+    admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, admin_token) as admin:
+        await stop_all_live(admin)
+        sid = await create_stream(admin, "Lease")
+        await admin.post(f"/livestreams/{sid}/start")
+        doomed, doomed_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir)
+        try:
+            async with WsClient(ws_url_of(gateway_url)) as here, WsClient(ws_url_of(doomed_url)) as there:
+                await here.send({"type": "register", "sessionId": "stays", "streamId": sid})
+                await there.send({"type": "register", "sessionId": "goes", "streamId": sid})
+                await here.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 2, timeout=15)
+                doomed.kill()
+                update = await here.wait_for(
+                    lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1, timeout=15)
+                assert update["seq"] > 0
+        finally:
+            doomed.kill()
+        await admin.post(f"/livestreams/{sid}/stop")
+
+
+def ws_url_of(http_url: str) -> str:
+    return http_url.replace("http://", "ws://") + "/ws"

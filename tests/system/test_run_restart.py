@@ -68,6 +68,7 @@ async def test_stop_and_start_again_keeps_accounts_streams_and_chat(tmp_path: Pa
         async with Api(url2, admin_token) as admin:
             live = (await admin.get(f"/livestreams/{live_id}")).json()
             assert live["status"] == "live" and live["likes"] == 1 and live["likedBy"] == [customer["id"]]
+            assert live["viewerCount"] == 0  # the old gateway said its viewers left when it stopped
             assert live["chatCount"] == 3
         # The stream came back live, with its chat history, and goes on.
         async with WsClient(url2.replace("http://", "ws://") + "/") as viewer:
