@@ -42,6 +42,7 @@ from actors.config import ActorConfig
 from actors.event_log import EventLog
 from actors.stream_state import ChatRecord, Command, Result, StreamMeta, StreamState
 from actors.wire import encode_event
+from persistence.audience import AudienceStore
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
 from persistence.database import connect
@@ -95,6 +96,8 @@ class StreamActor:
         db = connect(config.db)
         self._checkpoints = CheckpointStore(db)
         self._chat = ChatStore(db)
+        self._audience = AudienceStore(db)
+        self._sample: tuple[str, int] | None = None  # (minute, most viewers recorded for it)
         self._state: StreamState | None = None
         self._version = 0
         self._log = EventLog(config.event_log_size)
@@ -254,6 +257,9 @@ class StreamActor:
             assert self._state is not None
             due = self._state.update_due_in(time.monotonic())
             due = LEASE_CHECK_S if due is None else min(due, LEASE_CHECK_S)
+            sale_end = self._state.next_sale_end()
+            if sale_end is not None:
+                due = min(due, max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(timezone.utc)).total_seconds()))
             if not self._inbox and due != 0.0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), due)
@@ -279,10 +285,11 @@ class StreamActor:
         now = datetime.now(timezone.utc)
         answers = [(p.answer, state.apply_batch(p.gateway_id, p.batch_id, p.commands, now)) for p in batches]
         expired = self._expire_gateways()
-        events = state.take_events(time.monotonic())
+        events = state.take_events(time.monotonic(), now)
         chat = state.take_new_chat()
+        viewers = state.take_new_viewers()
         if batches or events or expired or force:
-            await self._store(chat)
+            await self._store(chat, viewers)
         self._last_commit = time.monotonic()
         for event in events:
             self._log.append(event.seq, encode_event(self.stream_id, state.epoch, event))
@@ -291,10 +298,12 @@ class StreamActor:
         for future, results in answers:
             if not future.done():
                 future.set_result(results)
+        await self._record_sample(now)
 
-    async def _store(self, chat: list[ChatRecord]) -> None:
-        """One checkpoint (with this commit's chat in it), then the chat itself.
-        Retries until both are stored; a fenced instance raises."""
+    async def _store(self, chat: list[ChatRecord], viewers: list[str] | None = None) -> None:
+        """One checkpoint (with this commit's chat in it), then the chat itself,
+        then the sessions that started watching. Retries until all are stored;
+        a fenced instance raises."""
         assert self._state is not None
         self._version += 1
         docs = [c.to_doc() for c in chat]
@@ -308,6 +317,21 @@ class StreamActor:
         if docs:
             epoch = self._state.epoch
             await self._retry("store_chat", lambda: self._chat.insert(self.stream_id, epoch, docs))
+        if viewers:
+            at = now_iso()
+            await self._retry("store_viewers", lambda: self._audience.record_viewers(self.stream_id, viewers, at))
+
+    async def _record_sample(self, now: datetime) -> None:
+        """Best effort, for analytics: the most viewers seen in each minute."""
+        assert self._state is not None
+        minute, count = now_iso()[:16], self._state.viewer_count
+        if self._sample is not None and self._sample[0] == minute and count <= self._sample[1]:
+            return
+        self._sample = (minute, max(count, self._sample[1] if self._sample and self._sample[0] == minute else 0))
+        try:
+            await self._audience.record_sample(self.stream_id, minute, self._sample[1])
+        except Exception as e:
+            log.warning("viewer_sample_not_stored", stream_id=self.stream_id, error=repr(e))
 
     async def _retry(self, what: str, op: Any) -> Any:
         delay = RETRY_MIN_S

@@ -109,7 +109,36 @@ class UnpinProduct:
     product_id: str
 
 
-Command = Union[Join, Leave, SyncViewers, GatewayGone, Chat, ToggleLike, PinProduct, UnpinProduct]
+@dataclass(frozen=True, slots=True)
+class StartFlashSale:
+    """Announce a flash sale on a pinned product (admin). `sale` is the stored
+    sale: saleId, productId, price, quantity, remaining, perCustomerLimit,
+    endsAt (ISO 8601 UTC), version. The database holds the truth (stock is
+    taken there, atomically); the stream tells viewers."""
+
+    sale: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FlashSaleChanged:
+    """The stored sale changed (units sold or returned). Applied only if its
+    `version` is newer than what the stream shows; viewers get coalesced updates."""
+
+    sale: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EndFlashSale:
+    """End a sale now (admin, or sold out)."""
+
+    sale_id: str
+    reason: str = "ended"
+
+
+Command = Union[
+    Join, Leave, SyncViewers, GatewayGone, Chat, ToggleLike, PinProduct, UnpinProduct,
+    StartFlashSale, FlashSaleChanged, EndFlashSale,
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +275,10 @@ class StreamState:
     total_joins: int = 0
     applied_batches: OrderedDict[str, list[Result]] = field(default_factory=OrderedDict)
     _events: list[Event] = field(default_factory=list)
+    flash_sales: dict[str, dict[str, Any]] = field(default_factory=dict)
     _new_chat: list[ChatRecord] = field(default_factory=list)
+    _new_viewers: list[str] = field(default_factory=list)
+    _sales_dirty: set[str] = field(default_factory=set)
     _counters_dirty: bool = False
     _last_update_mono: float | None = None
 
@@ -274,7 +306,11 @@ class StreamState:
             "likes": self.likes,
             "likedBy": list(self.liked_by),
             "pinnedProducts": self.pinned_list(),
+            "flashSales": self.flash_sale_list(),
         }
+
+    def flash_sale_list(self) -> list[dict[str, Any]]:
+        return sorted(self.flash_sales.values(), key=lambda s: (s["endsAt"], s["saleId"]))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything a gateway needs to serve new viewers without asking again:
@@ -333,6 +369,12 @@ class StreamState:
                 return self._pin(command)
             case UnpinProduct(product_id):
                 return self._unpin(product_id)
+            case StartFlashSale(sale):
+                return self._start_sale(sale)
+            case FlashSaleChanged(sale):
+                return self._sale_changed(sale)
+            case EndFlashSale(sale_id, reason):
+                return self._end_sale(sale_id, reason)
         return Result.rejected(f"unknown command {type(command).__name__}")
 
     def gateways(self) -> set[str]:
@@ -351,17 +393,33 @@ class StreamState:
             self._counters_changed()
         return len(gone)
 
-    def take_events(self, mono: float) -> list[Event]:
+    def take_events(self, mono: float, now: datetime | None = None) -> list[Event]:
         """Hand out the events produced since the last call, in order, plus a
-        coalesced `stream_update` if counters changed and one is due."""
-        if self._counters_dirty and self.update_due_in(mono) == 0.0:
+        coalesced `stream_update` (and `flash_sale_updated`s) if something
+        changed and one is due, and the end of every flash sale whose time is up
+        (when `now` is given)."""
+        if now is not None:
+            stamp = iso(now)
+            for sale in self.flash_sale_list():
+                if sale["endsAt"] <= stamp:
+                    self._end_sale(sale["saleId"], "time")
+        if (self._counters_dirty or self._sales_dirty) and self.update_due_in(mono) == 0.0:
             self._emit_update(mono)
         events, self._events = self._events, []
         return events
 
+    def next_sale_end(self) -> str | None:
+        """The earliest `endsAt` of the running sales (ISO 8601), if any."""
+        return min((s["endsAt"] for s in self.flash_sales.values()), default=None)
+
+    def take_new_viewers(self) -> list[str]:
+        """Sessions that started watching since the last call, to be recorded (analytics)."""
+        viewers, self._new_viewers = self._new_viewers, []
+        return viewers
+
     def update_due_in(self, mono: float) -> float | None:
         """Seconds until a pending `stream_update` is due (0 if now), None if none is pending."""
-        if not self._counters_dirty:
+        if not self._counters_dirty and not self._sales_dirty:
             return None
         if self._last_update_mono is None:
             return 0.0
@@ -373,8 +431,11 @@ class StreamState:
         return chat
 
     def stop(self) -> Event:
-        """The last event of the stream. Counters pending are flushed first."""
-        if self._counters_dirty:
+        """The last event of the stream. Counters pending are flushed first,
+        running flash sales end."""
+        for sale_id in list(self.flash_sales):
+            self._end_sale(sale_id, "stream_stopped")
+        if self._counters_dirty or self._sales_dirty:
             self._emit_update(None)
         return self._emit("stream_stopped", {})
 
@@ -384,6 +445,7 @@ class StreamState:
         gateways = self.viewers.setdefault(session_id, set())
         if not gateways:
             self.total_joins += 1
+            self._new_viewers.append(session_id)
         gateways.add(gateway_id)
         self.peak_viewers = max(self.peak_viewers, self.viewer_count)
         self._counters_changed()
@@ -475,6 +537,38 @@ class StreamState:
         event = self._emit("pinned_products_updated", {"pinnedProducts": self.pinned_list()})
         return Result(ok=True, seq=event.seq)
 
+    def _start_sale(self, sale: dict[str, Any]) -> Result:
+        missing = {"saleId", "productId", "price", "quantity", "remaining", "endsAt"} - set(sale)
+        if missing:
+            return Result.rejected(f"flash sale lacks {', '.join(sorted(missing))}")
+        if sale["productId"] not in self.pinned:
+            return Result.rejected(f"product {sale['productId']} is not pinned: pin it before a flash sale")
+        if sale["saleId"] in self.flash_sales:
+            return Result(ok=True)  # announced already
+        self.flash_sales[sale["saleId"]] = dict(sale)
+        event = self._emit("flash_sale_started", {"flashSale": dict(sale)})
+        return Result(ok=True, seq=event.seq)
+
+    def _sale_changed(self, sale: dict[str, Any]) -> Result:
+        current = self.flash_sales.get(sale.get("saleId", ""))
+        if current is None:
+            return Result.rejected("no such flash sale running")
+        if int(sale.get("version", 0)) <= int(current.get("version", 0)):
+            return OK  # an older report, arriving late
+        current.update(sale)
+        if int(current.get("remaining", 1)) <= 0:
+            return self._end_sale(current["saleId"], "sold_out")
+        self._sales_dirty.add(current["saleId"])
+        return OK
+
+    def _end_sale(self, sale_id: str, reason: str) -> Result:
+        sale = self.flash_sales.pop(sale_id, None)
+        if sale is None:
+            return OK  # ended already
+        self._sales_dirty.discard(sale_id)
+        event = self._emit("flash_sale_ended", {"flashSale": {**sale, "status": "ended"}, "reason": reason})
+        return Result(ok=True, seq=event.seq)
+
     # ------------------------------------------------------------ events
 
     def _emit(self, type_: str, body: dict[str, Any]) -> Event:
@@ -489,12 +583,17 @@ class StreamState:
         self._counters_dirty = True
 
     def _emit_update(self, mono: float | None) -> None:
-        self._counters_dirty = False
         self._last_update_mono = mono
-        self._emit(
-            "stream_update",
-            {"viewerCount": self.viewer_count, "likes": self.likes, "likedBy": list(self.liked_by)},
-        )
+        if self._counters_dirty:
+            self._counters_dirty = False
+            self._emit(
+                "stream_update",
+                {"viewerCount": self.viewer_count, "likes": self.likes, "likedBy": list(self.liked_by)},
+            )
+        for sale_id in sorted(self._sales_dirty):
+            sale = self.flash_sales[sale_id]
+            self._emit("flash_sale_updated", {"flashSale": dict(sale)})
+        self._sales_dirty.clear()
 
     # ------------------------------------------------------------ checkpoints
 
@@ -507,6 +606,7 @@ class StreamState:
             "viewers": {s: sorted(g) for s, g in self.viewers.items()},
             "likedBy": list(self.liked_by),
             "pinned": self.pinned_list(),
+            "flashSales": self.flash_sale_list(),
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
             "totalJoins": self.total_joins,
@@ -538,6 +638,7 @@ class StreamState:
             viewers={s: set(g) for s, g in doc.get("viewers", {}).items()},
             liked_by=dict.fromkeys(doc.get("likedBy", [])),
             pinned={p["productId"]: dict(p) for p in doc.get("pinned", [])},
+            flash_sales={s["saleId"]: dict(s) for s in doc.get("flashSales", [])},
             recent_chat=deque(recent_chat),
             chat_count=int(doc.get("chatCount", 0)),
             peak_viewers=int(doc.get("peakViewers", 0)),

@@ -61,6 +61,13 @@ class StreamView:
             self.peak_viewers = max(self.peak_viewers, int(event.get("viewerCount", 0)))
         elif kind == "pinned_products_updated":
             self.stream_data["pinnedProducts"] = event["pinnedProducts"]
+        elif kind in ("flash_sale_started", "flash_sale_updated"):
+            sales = {s["saleId"]: s for s in self.stream_data.get("flashSales", [])}
+            sales[event["flashSale"]["saleId"]] = event["flashSale"]
+            self.stream_data["flashSales"] = sorted(sales.values(), key=lambda s: (s["endsAt"], s["saleId"]))
+        elif kind == "flash_sale_ended":
+            gone = event["flashSale"]["saleId"]
+            self.stream_data["flashSales"] = [s for s in self.stream_data.get("flashSales", []) if s["saleId"] != gone]
         self._frames = None
 
     def envelope(self) -> dict[str, Any]:
@@ -96,6 +103,7 @@ class StreamView:
             "likes": d.get("likes", 0),
             "likedBy": d.get("likedBy", []),
             "pinnedProducts": d.get("pinnedProducts", []),
+            "flashSales": d.get("flashSales", []),
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
             "seq": self.seq,

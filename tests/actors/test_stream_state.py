@@ -10,12 +10,15 @@ from actors.stream_state import (
     MAX_MESSAGE_CHARS,
     Chat,
     ChatRecord,
+    EndFlashSale,
+    FlashSaleChanged,
     GatewayGone,
     Join,
     Leave,
     PinProduct,
     StreamMeta,
     StreamState,
+    StartFlashSale,
     SyncViewers,
     ToggleLike,
     UnpinProduct,
@@ -222,3 +225,72 @@ class TestCheckpoint:
         events = s.take_events(mono=0.0)
         assert types(events) == ["stream_update", "stream_stopped"]
         assert stop.seq == events[-1].seq
+
+
+def sale(**kw: object) -> dict:
+    base = {"saleId": "f1", "productId": "p1", "price": "9.99", "quantity": 10, "remaining": 10,
+            "perCustomerLimit": 2, "endsAt": "2026-11-25T12:05:00.000Z", "version": 1}
+    return {**base, **kw}
+
+
+class TestFlashSales:
+    def pinned_state(self) -> StreamState:
+        s = new_state(update_interval=0.25)
+        apply(s, PinProduct("p1", "Shoe", 10))
+        s.take_events(0.0)
+        return s
+
+    def test_needs_a_pinned_product(self) -> None:
+        s = new_state()
+        [r] = apply(s, StartFlashSale(sale()))
+        assert not r.ok and "not pinned" in (r.error or "")
+
+    def test_start_updates_coalesced_and_sold_out(self) -> None:
+        s = self.pinned_state()
+        apply(s, StartFlashSale(sale()))
+        [started] = s.take_events(1.0)
+        assert started.type == "flash_sale_started" and started.body["flashSale"]["remaining"] == 10
+        apply(s, FlashSaleChanged(sale(remaining=9, version=2)), FlashSaleChanged(sale(remaining=7, version=4)),
+              FlashSaleChanged(sale(remaining=8, version=3)))  # a late, older report is ignored
+        [update] = s.take_events(2.0)
+        assert update.type == "flash_sale_updated" and update.body["flashSale"]["remaining"] == 7
+        assert s.stream_data()["flashSales"][0]["remaining"] == 7
+        apply(s, FlashSaleChanged(sale(remaining=0, version=5)))
+        [ended] = s.take_events(3.0)
+        assert ended.type == "flash_sale_ended" and ended.body["reason"] == "sold_out"
+        assert s.flash_sales == {}
+
+    def test_ends_on_time(self) -> None:
+        s = self.pinned_state()
+        apply(s, StartFlashSale(sale(endsAt="2026-11-25T12:00:00.500Z")))
+        s.take_events(1.0, NOW)  # NOW is 12:00:00.123
+        assert s.next_sale_end() == "2026-11-25T12:00:00.500Z"
+        later = NOW.replace(microsecond=600_000)
+        [ended] = s.take_events(2.0, later)
+        assert ended.type == "flash_sale_ended" and ended.body["reason"] == "time"
+
+    def test_survives_checkpoint_and_ends_with_the_stream(self) -> None:
+        s = self.pinned_state()
+        apply(s, StartFlashSale(sale()))
+        back = StreamState.from_checkpoint(s.to_checkpoint(), [])
+        assert back.flash_sale_list() == s.flash_sale_list()
+        back.stop()
+        assert [e.type for e in back.take_events(5.0)] == ["flash_sale_ended", "stream_stopped"]
+        assert back.flash_sales == {}
+
+
+def test_new_viewers_are_handed_out_once() -> None:
+    s = new_state()
+    apply(s, Join("a"), Join("b"), Join("a"), gateway="gw1")
+    apply(s, Leave("a"), Join("a"))
+    assert s.take_new_viewers() == ["a", "b", "a"]
+    assert s.take_new_viewers() == []
+
+
+def test_admin_ends_a_sale_once() -> None:
+    s = new_state()
+    apply(s, PinProduct("p1", "Shoe", 10), StartFlashSale(sale()))
+    s.take_events(0.0)
+    first, again = apply(s, EndFlashSale("f1", "admin"), EndFlashSale("f1", "admin"))
+    assert first.seq is not None and again.ok and again.seq is None
+    assert [e.body.get("reason") for e in s.take_events(1.0)] == ["admin"]
