@@ -15,4 +15,6 @@ class ActorConfig:
     commit_interval: float = 0.02  # at most one database commit per stream per this many seconds
     event_log_size: int = 4096  # published events kept for polls and resumption
     gateway_lease: float = 6.0  # a gateway silent this long has its viewers removed
+    snapshot_interval: float = 2.0  # a full checkpoint at most this often; the journal covers the rest
+    max_pending_commands: int = 50_000  # beyond this (storage down), new commands are refused
     log_level: str = "info"

@@ -2,28 +2,35 @@
 
 It is a shell around `StreamState`: gateways `submit` batches of commands and
 `poll` for published events; the actor applies batches in arrival order,
-stores the result, then publishes.
+stores them, then publishes.
 
 Guarantees:
 
-* **Loaded before serving.** Every method waits until the last checkpoint (and
-  the stored recent chat) is loaded. With no checkpoint the stream starts a new
-  epoch, keeping its sequence numbers above every stored chat message.
-* **Stored before published or acknowledged (group commit).** Commands that
-  arrive while a commit is being written wait for the next one; a commit is
-  one checkpoint write (state plus the chat of that commit) and one chat
-  insert, at most one per `commit_interval`. An answer to `submit` means the
-  effect is stored; an event seen by `poll` is stored.
-* **Idempotent submits.** A batch carries an id; submitting it again (after a
-  timeout or an actor restart) returns the first answers and changes nothing.
-* **Fenced.** Checkpoints are versioned; if a newer version is stored (another
-  instance of this actor took over), this instance stops serving.
+* **Stored before published or acknowledged (group commit).** The commands
+  that arrive while a commit is being written wait for the next one. A commit
+  is one journal entry (its inputs and the events it produced), at most one
+  per `commit_interval`. Only once the entry is stored are its events
+  published and its commands answered: an answer means the effect is durable,
+  an event seen by a gateway is durable.
+* **Checkpoint plus journal.** A full checkpoint is written at most every
+  `snapshot_interval` (versioned: only a newer one lands). The state is the
+  last checkpoint plus the journal entries after it, replayed through the pure
+  core; chat messages and viewer records are derived from the same entries and
+  stored idempotently, so a crash between two writes loses nothing.
+* **Loaded before serving.** Every method waits until the checkpoint is loaded
+  and the journal replayed. The event log is refilled from the journal, so
+  gateways and resuming clients go on from their position without a gap.
+  The epoch changes only when no checkpoint exists (state was lost).
+* **Idempotent submits.** A batch id is applied at most once; submitting it
+  again (after a timeout or a restart) returns the first answers.
+* **Fenced.** If another instance of this actor already wrote a journal
+  version, this one stops serving and acknowledges nothing more.
+* **Never blocks on the database.** Storage is async; while it fails the actor
+  retries with backoff, reports itself unhealthy, publishes and acknowledges
+  nothing, and refuses commands beyond `max_pending_commands`. Its memory is
+  always exactly what the pending entry will store.
 * **Viewer leases.** A gateway that has neither polled nor submitted for
-  `gateway_lease` seconds is taken for dead: its viewers leave the count. After
-  a restart every gateway of the checkpoint gets a fresh lease to come back.
-* **Never blocks on the database.** Storage runs on the event loop with the
-  async driver; while it fails the actor retries with backoff, reports itself
-  unhealthy, publishes nothing and acknowledges nothing.
+  `gateway_lease` seconds is taken for dead: its viewers leave the count.
 """
 
 from __future__ import annotations
@@ -38,14 +45,24 @@ from typing import Any
 
 import structlog
 
+from actors.command_codec import commit_from_entry, commit_to_entry
 from actors.config import ActorConfig
 from actors.event_log import EventLog
-from actors.stream_state import ChatRecord, Command, Result, StreamMeta, StreamState
+from actors.stream_state import (
+    ChatRecord,
+    Command,
+    CommitInput,
+    Result,
+    StreamMeta,
+    StreamState,
+    apply_commit,
+)
 from actors.wire import encode_event
 from persistence.audience import AudienceStore
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
 from persistence.database import connect
+from persistence.journal import JournalStore, StaleWriter
 from wrencos.clock import now_iso
 
 log = structlog.get_logger("actors.stream")
@@ -55,8 +72,8 @@ RETRY_MAX_S = 2.0
 LEASE_CHECK_S = 1.0
 
 
-class StreamEnded(Exception):
-    pass
+class Fenced(Exception):
+    """A newer instance of this actor took over."""
 
 
 @dataclass(slots=True)
@@ -74,6 +91,7 @@ class PollResult:
     events: list[tuple[int, str]] = field(default_factory=list)
     snapshot: dict[str, Any] | None = None
     stopped: bool = False
+    healthy: bool = True
 
 
 @dataclass(slots=True)
@@ -95,13 +113,16 @@ class StreamActor:
         self._config = config
         db = connect(config.db)
         self._checkpoints = CheckpointStore(db)
+        self._journal = JournalStore(db)
         self._chat = ChatStore(db)
         self._audience = AudienceStore(db)
-        self._sample: tuple[str, int] | None = None  # (minute, most viewers recorded for it)
         self._state: StreamState | None = None
-        self._version = 0
+        self._version = 0  # last journal version stored
+        self._snapshot_version = 0
+        self._last_snapshot = 0.0
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
+        self._pending_commands = 0
         self._wake = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._published = asyncio.Event()
@@ -110,6 +131,9 @@ class StreamActor:
         self._fenced = False
         self._healthy = True
         self._gateways_seen: dict[str, float] = {}
+        self._sample: tuple[str, int] | None = None  # (minute, most viewers recorded for it)
+        self._load_started = time.monotonic()
+        self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
         self._loaded = loop.create_task(self._load())
         self._committer = loop.create_task(self._commit_forever())
@@ -129,8 +153,11 @@ class StreamActor:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
             return state.applied_batches[batch_id]
+        if self._pending_commands + len(commands) > self._config.max_pending_commands:
+            return [Result.rejected("the stream cannot store right now; try again shortly")] * len(commands)
         answer: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
+        self._pending_commands += len(commands)
         self._wake.set()
         return await answer
 
@@ -143,19 +170,28 @@ class StreamActor:
         while True:
             if epoch != state.epoch or not self._log.covers(after_seq):
                 async with self._commit_lock:
-                    return PollResult(
-                        self.incarnation, state.epoch, snapshot=state.snapshot(), stopped=self._stopped
-                    )
+                    return PollResult(self.incarnation, state.epoch, snapshot=state.snapshot(),
+                                      stopped=self._stopped, healthy=self._healthy)
             events = self._log.since(after_seq)
             remaining = deadline - time.monotonic()
             if events or self._stopped or remaining <= 0:
                 self._gateways_seen[gateway_id] = time.monotonic()
-                return PollResult(self.incarnation, state.epoch, events=events, stopped=self._stopped)
+                return PollResult(self.incarnation, state.epoch, events=events, stopped=self._stopped,
+                                  healthy=self._healthy)
             published = self._published
             try:
                 await asyncio.wait_for(published.wait(), remaining)
             except TimeoutError:
                 pass
+
+    async def events_since(self, after_seq: int, epoch: str) -> list[tuple[int, str]] | None:
+        """The published events after `after_seq` of `epoch`, or None if they
+        are no longer all held (for a client resuming through a gateway that
+        does not hold them)."""
+        state = await self._ready_state()
+        if epoch != state.epoch or not self._log.covers(after_seq):
+            return None
+        return self._log.since(after_seq)
 
     async def snapshot(self) -> dict[str, Any]:
         """The published state: consistent with the events published so far."""
@@ -164,10 +200,11 @@ class StreamActor:
             return {**state.snapshot(), "stopped": self._stopped, "stats": state.stats()}
 
     async def flush(self) -> None:
-        """Store and publish whatever is pending now."""
+        """Store and publish whatever is pending now, and write a checkpoint."""
         await self._ready_state()
         async with self._commit_lock:
             await self._commit_once()
+            await self._snapshot(force=True)
 
     async def stop(self) -> dict[str, Any]:
         """End the stream: apply what is pending, publish `stream_stopped`, store
@@ -178,6 +215,7 @@ class StreamActor:
                 await self._commit_once()
                 state.stop()
                 await self._commit_once(force=True)
+                await self._snapshot(force=True)
                 self._stopped = True
                 self._wake_pollers()
                 log.info("stream_stopped", stream_id=self.stream_id, **_loggable(state.stats()))
@@ -194,10 +232,14 @@ class StreamActor:
             "nodeId": ray.get_runtime_context().get_node_id(),
             "incarnation": self.incarnation,
             "loaded": self._loaded.done() and self._state is not None,
+            "loadSeconds": self.load_seconds,
             "healthy": self._healthy and not self._fenced,
             "stopped": self._stopped,
             "seq": state.seq if state else None,
             "epoch": state.epoch if state else None,
+            "version": self._version,
+            "snapshotVersion": self._snapshot_version,
+            "pendingCommands": self._pending_commands,
             "gateways": sorted(self._gateways_seen),
         }
 
@@ -206,43 +248,81 @@ class StreamActor:
     async def _ready_state(self) -> StreamState:
         await asyncio.shield(self._loaded)
         if self._fenced:
-            raise RuntimeError(f"stream {self.stream_id}: a newer instance of this actor took over")
+            raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over")
         assert self._state is not None
         return self._state
 
     async def _load(self) -> None:
-        cfg = self._config
         doc = await self._retry("load_checkpoint", lambda: self._checkpoints.load(self.stream_id))
-        if doc is not None:
-            pending = doc.get("pendingChat", [])
-            # The last commit's chat is in the checkpoint; make sure it is in the chat store too.
-            await self._retry("repair_chat", lambda: self._chat.insert(self.stream_id, doc["epoch"], pending))
-            recent = await self._retry("load_chat", lambda: self._chat.recent(self.stream_id, cfg.history_size))
-            self._state = StreamState.from_checkpoint(
-                doc,
-                [ChatRecord.from_doc(m) for m in recent],
-                history_size=cfg.history_size,
-                update_interval=cfg.update_interval,
-            )
-            self._version = int(doc.get("version", 0))
-            log.info("stream_recovered", stream_id=self.stream_id, seq=self._state.seq,
-                     epoch=self._state.epoch, incarnation=self.incarnation)
+        if doc is None:
+            await self._create()
         else:
-            recent = await self._retry("load_chat", lambda: self._chat.recent(self.stream_id, 1))
-            last_seq = int(recent[-1]["seq"]) if recent else 0
-            self._state = StreamState(
-                meta=StreamMeta.from_doc(self._meta),
-                seq=last_seq,
-                history_size=cfg.history_size,
-                update_interval=cfg.update_interval,
-            )
-            await self._store([])
-            log.info("stream_created", stream_id=self.stream_id, epoch=self._state.epoch,
-                     incarnation=self.incarnation)
-        self._log = EventLog(cfg.event_log_size, last_seq=self._state.seq)
+            await self._recover(doc)
+        self.load_seconds = time.monotonic() - self._load_started
         now = time.monotonic()
+        assert self._state is not None
         for gateway_id in self._state.gateways():
             self._gateways_seen.setdefault(gateway_id, now)
+        self._last_snapshot = now
+        log.info("stream_loaded", stream_id=self.stream_id, seq=self._state.seq, epoch=self._state.epoch,
+                 version=self._version, incarnation=self.incarnation, seconds=round(self.load_seconds, 3),
+                 log_from=self._log.first_seq)
+
+    async def _create(self) -> None:
+        """No checkpoint: a new stream, or one whose state was lost (new epoch)."""
+        cfg = self._config
+        recent = await self._retry("load_chat", lambda: self._chat.recent(self.stream_id, 1))
+        last_seq = int(recent[-1]["seq"]) if recent else 0
+        self._state = StreamState(
+            meta=StreamMeta.from_doc(self._meta), seq=last_seq,
+            history_size=cfg.history_size, update_interval=cfg.update_interval,
+        )
+        if last_seq:
+            log.warning("stream_state_lost_new_epoch", stream_id=self.stream_id, epoch=self._state.epoch)
+        self._log = EventLog(cfg.event_log_size, last_seq=last_seq)
+        await self._snapshot(force=True)
+
+    async def _recover(self, doc: dict[str, Any]) -> None:
+        """Checkpoint, then the journal after it, replayed through the core."""
+        cfg = self._config
+        base = int(doc.get("version", 0))
+        recent = await self._retry(
+            "load_chat", lambda: self._chat.recent(self.stream_id, cfg.history_size, up_to_seq=int(doc["seq"])))
+        state = StreamState.from_checkpoint(
+            doc, [ChatRecord.from_doc(m) for m in recent],
+            history_size=cfg.history_size, update_interval=cfg.update_interval,
+        )
+        entries = await self._retry("load_journal", lambda: self._journal.after(self.stream_id, base))
+        for entry in entries:
+            _, events = apply_commit(state, commit_from_entry(entry))
+            replayed = [[e.seq, encode_event(self.stream_id, state.epoch, e)] for e in events]
+            if replayed != entry.get("events", []):
+                log.error("journal_replay_differs", stream_id=self.stream_id, version=entry["version"])
+        self._state = state
+        self._version = int(entries[-1]["version"]) if entries else base
+        self._snapshot_version = base
+        # Whatever the replay derived may not have been stored before the crash: store it (idempotent).
+        await self._store_derived(state.take_new_chat(), state.take_new_viewers())
+        await self._refill_log()
+
+    async def _refill_log(self) -> None:
+        """The event log from the journal's recent entries, up to the current version."""
+        cfg = self._config
+        assert self._state is not None
+        entries = await self._retry("load_log", lambda: self._journal.tail(self.stream_id, self._version, 4096))
+        events = [(int(seq), text) for e in entries if e.get("epoch") == self._state.epoch for seq, text in e["events"]]
+        # Keep the contiguous run that ends at the current position.
+        run: list[tuple[int, str]] = []
+        expected = self._state.seq
+        for seq, text in reversed(events):
+            if seq != expected:
+                break
+            run.append((seq, text))
+            expected -= 1
+        run.reverse()
+        self._log = EventLog(cfg.event_log_size, last_seq=(run[0][0] - 1) if run else self._state.seq)
+        for seq, text in run:
+            self._log.append(seq, text)
 
     # ------------------------------------------------------------ committing
 
@@ -255,12 +335,12 @@ class StreamActor:
         interval = self._config.commit_interval
         while not self._stopped and not self._fenced:
             assert self._state is not None
-            due = self._state.update_due_in(time.monotonic())
+            due = self._state.update_due_in(time.time())
             due = LEASE_CHECK_S if due is None else min(due, LEASE_CHECK_S)
             sale_end = self._state.next_sale_end()
             if sale_end is not None:
                 due = min(due, max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(timezone.utc)).total_seconds()))
-            if not self._inbox and due != 0.0:
+            if not self._inbox and due > 0.0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), due)
                 except TimeoutError:
@@ -274,54 +354,83 @@ class StreamActor:
                     break
                 try:
                     await self._commit_once()
+                    await self._snapshot()
+                except Fenced:
+                    break
                 except Exception:
                     log.exception("commit_failed", stream_id=self.stream_id)
 
     async def _commit_once(self, force: bool = False) -> None:
-        """Apply the inbox, store, publish, answer. Caller holds the commit lock."""
+        """Apply the inbox, store the journal entry, publish, answer. Caller holds the commit lock."""
         state = self._state
         assert state is not None
-        batches, self._inbox = self._inbox, []
+        pending, self._inbox = self._inbox, []
+        self._pending_commands = 0
         now = datetime.now(timezone.utc)
-        answers = [(p.answer, state.apply_batch(p.gateway_id, p.batch_id, p.commands, now)) for p in batches]
-        expired = self._expire_gateways()
-        events = state.take_events(time.monotonic(), now)
-        chat = state.take_new_chat()
-        viewers = state.take_new_viewers()
-        if batches or events or expired or force:
-            await self._store(chat, viewers)
+        commit = CommitInput(
+            batches=[(p.gateway_id, p.batch_id, p.commands) for p in pending],
+            now=now, clock=now.timestamp(), expired_gateways=self._expired_gateways(),
+        )
+        results, events = apply_commit(state, commit)
+        if not (pending or events or commit.expired_gateways or force):
+            self._last_commit = time.monotonic()
+            return
+        encoded = [(e.seq, encode_event(self.stream_id, state.epoch, e)) for e in events]
+        version = self._version + 1
+        entry = commit_to_entry(commit, state.epoch, encoded)
+        try:
+            await self._retry("append_journal", lambda: self._journal.append(self.stream_id, version, self.incarnation, entry))
+        except StaleWriter:
+            self._fence(pending)
+            raise Fenced(self.stream_id) from None
+        self._version = version
         self._last_commit = time.monotonic()
-        for event in events:
-            self._log.append(event.seq, encode_event(self.stream_id, state.epoch, event))
-        if events:
+        for seq, text in encoded:
+            self._log.append(seq, text)
+        if encoded:
             self._wake_pollers()
-        for future, results in answers:
-            if not future.done():
-                future.set_result(results)
-        await self._record_sample(now)
+        for p, answer in zip(pending, results):
+            if not p.answer.done():
+                p.answer.set_result(answer)
+        if commit.expired_gateways:
+            log.info("gateway_lease_expired", stream_id=self.stream_id, gateways=commit.expired_gateways)
+        await self._store_derived(state.take_new_chat(), state.take_new_viewers())
+        await self._record_sample()
 
-    async def _store(self, chat: list[ChatRecord], viewers: list[str] | None = None) -> None:
-        """One checkpoint (with this commit's chat in it), then the chat itself,
-        then the sessions that started watching. Retries until all are stored;
-        a fenced instance raises."""
+    async def _store_derived(self, chat: list[ChatRecord], viewers: list[str]) -> None:
+        """Chat messages and viewer records: derived from journal entries, so
+        storing them again after a crash is harmless (idempotent ids)."""
         assert self._state is not None
-        self._version += 1
-        docs = [c.to_doc() for c in chat]
-        checkpoint = {**self._state.to_checkpoint(), "pendingChat": docs, "savedAt": now_iso()}
-        version = self._version
-        stored = await self._retry("save_checkpoint", lambda: self._checkpoints.save(self.stream_id, version, checkpoint))
-        if not stored:
-            self._fenced = True
-            log.error("stream_fenced", stream_id=self.stream_id, version=version, incarnation=self.incarnation)
-            raise RuntimeError("a newer checkpoint exists: this actor instance is stale")
-        if docs:
+        if chat:
+            docs = [c.to_doc() for c in chat]
             epoch = self._state.epoch
             await self._retry("store_chat", lambda: self._chat.insert(self.stream_id, epoch, docs))
         if viewers:
             at = now_iso()
             await self._retry("store_viewers", lambda: self._audience.record_viewers(self.stream_id, viewers, at))
 
-    async def _record_sample(self, now: datetime) -> None:
+    async def _snapshot(self, force: bool = False) -> None:
+        """A full checkpoint when one is due (or forced), then prune the journal."""
+        assert self._state is not None
+        due = time.monotonic() - self._last_snapshot >= self._config.snapshot_interval
+        if not force and (not due or self._version == self._snapshot_version):
+            return
+        version = self._version
+        doc = {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
+        stored = await self._retry("save_checkpoint", lambda: self._checkpoints.save(self.stream_id, version, doc))
+        if not stored:
+            self._fence([])
+            raise Fenced(self.stream_id)
+        self._snapshot_version = version
+        self._last_snapshot = time.monotonic()
+        keep_from = version - 4096  # enough entries to refill the event log after a restart
+        if keep_from > 0 and version % 64 == 0:
+            try:
+                await self._journal.prune(self.stream_id, keep_from)
+            except Exception as e:
+                log.warning("journal_prune_failed", stream_id=self.stream_id, error=repr(e))
+
+    async def _record_sample(self) -> None:
         """Best effort, for analytics: the most viewers seen in each minute."""
         assert self._state is not None
         minute, count = now_iso()[:16], self._state.viewer_count
@@ -333,6 +442,22 @@ class StreamActor:
         except Exception as e:
             log.warning("viewer_sample_not_stored", stream_id=self.stream_id, error=repr(e))
 
+    def _expired_gateways(self) -> list[str]:
+        limit = time.monotonic() - self._config.gateway_lease
+        gone = [g for g, seen in self._gateways_seen.items() if seen < limit]
+        for gateway_id in gone:
+            del self._gateways_seen[gateway_id]
+        assert self._state is not None
+        known = self._state.gateways()
+        return [g for g in gone if g in known]
+
+    def _fence(self, pending: list[_Pending]) -> None:
+        self._fenced = True
+        log.error("stream_fenced", stream_id=self.stream_id, incarnation=self.incarnation, version=self._version)
+        for p in pending:
+            if not p.answer.done():
+                p.answer.set_result([Result.rejected("the stream moved; try again")] * len(p.commands))
+
     async def _retry(self, what: str, op: Any) -> Any:
         delay = RETRY_MIN_S
         attempt = 0
@@ -343,6 +468,8 @@ class StreamActor:
                     log.info("storage_recovered", stream_id=self.stream_id, op=what, attempts=attempt + 1)
                 self._healthy = True
                 return result
+            except StaleWriter:
+                raise
             except Exception as e:  # the database is down or slow: keep trying
                 attempt += 1
                 self._healthy = False
@@ -351,19 +478,6 @@ class StreamActor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
-    def _expire_gateways(self) -> bool:
-        """Drop the viewers of gateways whose lease ran out. True if any left."""
-        assert self._state is not None
-        limit = time.monotonic() - self._config.gateway_lease
-        gone = [g for g, seen in self._gateways_seen.items() if seen < limit]
-        left = 0
-        for gateway_id in gone:
-            del self._gateways_seen[gateway_id]
-            left += self._state.drop_gateway(gateway_id)
-        if gone:
-            log.info("gateway_lease_expired", stream_id=self.stream_id, gateways=gone, viewers_left=left)
-        return left > 0
-
     def _wake_pollers(self) -> None:
         published, self._published = self._published, asyncio.Event()
         published.set()
@@ -371,3 +485,4 @@ class StreamActor:
 
 def _loggable(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in stats.items() if k != "pinnedProducts"}
+

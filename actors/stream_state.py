@@ -18,7 +18,8 @@ Guarantees:
   change: they mark the counters dirty, and `take_events` emits at most one
   `stream_update` per `update_interval` seconds.
 * **Deterministic.** Time comes in as arguments (`now` wall clock for what is
-  shown, `mono` monotonic seconds for coalescing), so tests drive it exactly.
+  shown, `clock` seconds since the epoch for coalescing), so tests drive it exactly
+  and a journal replays it exactly (see `replay`).
 """
 
 from __future__ import annotations
@@ -280,7 +281,7 @@ class StreamState:
     _new_viewers: list[str] = field(default_factory=list)
     _sales_dirty: set[str] = field(default_factory=set)
     _counters_dirty: bool = False
-    _last_update_mono: float | None = None
+    _last_update_at: float | None = None
 
     def __post_init__(self) -> None:
         self.recent_chat = deque(self.recent_chat, maxlen=self.history_size)
@@ -393,7 +394,7 @@ class StreamState:
             self._counters_changed()
         return len(gone)
 
-    def take_events(self, mono: float, now: datetime | None = None) -> list[Event]:
+    def take_events(self, clock: float, now: datetime | None = None) -> list[Event]:
         """Hand out the events produced since the last call, in order, plus a
         coalesced `stream_update` (and `flash_sale_updated`s) if something
         changed and one is due, and the end of every flash sale whose time is up
@@ -403,8 +404,8 @@ class StreamState:
             for sale in self.flash_sale_list():
                 if sale["endsAt"] <= stamp:
                     self._end_sale(sale["saleId"], "time")
-        if (self._counters_dirty or self._sales_dirty) and self.update_due_in(mono) == 0.0:
-            self._emit_update(mono)
+        if (self._counters_dirty or self._sales_dirty) and self.update_due_in(clock) == 0.0:
+            self._emit_update(clock)
         events, self._events = self._events, []
         return events
 
@@ -417,13 +418,13 @@ class StreamState:
         viewers, self._new_viewers = self._new_viewers, []
         return viewers
 
-    def update_due_in(self, mono: float) -> float | None:
+    def update_due_in(self, clock: float) -> float | None:
         """Seconds until a pending `stream_update` is due (0 if now), None if none is pending."""
         if not self._counters_dirty and not self._sales_dirty:
             return None
-        if self._last_update_mono is None:
+        if self._last_update_at is None:
             return 0.0
-        return max(0.0, self._last_update_mono + self.update_interval - mono)
+        return max(0.0, self._last_update_at + self.update_interval - clock)
 
     def take_new_chat(self) -> list[ChatRecord]:
         """Chat records produced since the last call, to be stored."""
@@ -582,8 +583,8 @@ class StreamState:
         # unlike and a like from two people leave `likes` equal but not `likedBy`.
         self._counters_dirty = True
 
-    def _emit_update(self, mono: float | None) -> None:
-        self._last_update_mono = mono
+    def _emit_update(self, clock: float | None) -> None:
+        self._last_update_at = clock
         if self._counters_dirty:
             self._counters_dirty = False
             self._emit(
@@ -610,6 +611,9 @@ class StreamState:
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
             "totalJoins": self.total_joins,
+            "lastUpdateAt": self._last_update_at,
+            "countersDirty": self._counters_dirty,
+            "salesDirty": sorted(self._sales_dirty),
             "appliedBatches": [
                 [batch_id, [[r.ok, r.error, r.seq] for r in results]]
                 for batch_id, results in self.applied_batches.items()
@@ -644,6 +648,30 @@ class StreamState:
             peak_viewers=int(doc.get("peakViewers", 0)),
             total_joins=int(doc.get("totalJoins", 0)),
         )
+        state._last_update_at = doc.get("lastUpdateAt")
+        state._counters_dirty = bool(doc.get("countersDirty", False))
+        state._sales_dirty = set(doc.get("salesDirty", []))
         for batch_id, results in doc.get("appliedBatches", []):
             state.applied_batches[batch_id] = [Result(ok=ok, error=err, seq=seq) for ok, err, seq in results]
         return state
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInput:
+    """Everything one commit applies: replaying the same inputs on the same
+    state gives the same results and the same events."""
+
+    batches: list[tuple[str, str, list[Command]]]  # (gateway id, batch id, commands)
+    now: datetime  # wall clock, for what is shown
+    clock: float  # seconds since the epoch, for coalescing
+    expired_gateways: list[str] = field(default_factory=list)
+
+
+def apply_commit(state: StreamState, commit: CommitInput) -> tuple[list[list[Result]], list[Event]]:
+    """Apply one commit's inputs: every batch in order, the lease expiries,
+    then collect the events (with any coalesced update or sale end that is due)."""
+    results = [state.apply_batch(gw, batch_id, commands, commit.now) for gw, batch_id, commands in commit.batches]
+    for gateway_id in commit.expired_gateways:
+        state.drop_gateway(gateway_id)
+    events = state.take_events(commit.clock, commit.now)
+    return results, events

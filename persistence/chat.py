@@ -32,9 +32,12 @@ class ChatStore:
             if any(err.get("code") != DUPLICATE_KEY for err in errors):
                 raise
 
-    async def recent(self, stream_id: str, limit: int) -> list[dict[str, Any]]:
-        """The last `limit` messages of the stream, oldest first."""
-        cursor = self._chat.find({"streamId": stream_id}).sort("seq", DESCENDING).limit(limit)
+    async def recent(self, stream_id: str, limit: int, up_to_seq: int | None = None) -> list[dict[str, Any]]:
+        """The last `limit` messages of the stream (up to `up_to_seq`), oldest first."""
+        query: dict[str, Any] = {"streamId": stream_id}
+        if up_to_seq is not None:
+            query["seq"] = {"$lte": int(up_to_seq)}
+        cursor = self._chat.find(query).sort("seq", DESCENDING).limit(limit)
         docs = await cursor.to_list()
         docs.reverse()
         return docs

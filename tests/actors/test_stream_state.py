@@ -102,26 +102,26 @@ class TestCoalescing:
     def test_many_changes_one_update_per_interval(self) -> None:
         s = new_state(update_interval=0.25)
         apply(s, *[ToggleLike(f"u{i}") for i in range(100)], Join("a"))
-        events = s.take_events(mono=10.0)
+        events = s.take_events(clock=10.0)
         assert types(events) == ["stream_update"]
         assert events[0].body["likes"] == 100 and events[0].body["viewerCount"] == 1
         apply(s, ToggleLike("x"))
-        assert s.take_events(mono=10.1) == []  # not due yet
+        assert s.take_events(clock=10.1) == []  # not due yet
         assert s.update_due_in(10.1) == pytest.approx(0.15)
-        [update] = s.take_events(mono=10.25)
+        [update] = s.take_events(clock=10.25)
         assert update.body["likes"] == 101
 
     def test_no_update_without_change(self) -> None:
         s = new_state()
         assert s.update_due_in(0.0) is None
-        assert s.take_events(mono=5.0) == []
+        assert s.take_events(clock=5.0) == []
 
     def test_like_then_unlike_by_two_people_still_updates_liked_by(self) -> None:
         s = new_state()
         apply(s, ToggleLike("a"))
-        s.take_events(mono=1.0)
+        s.take_events(clock=1.0)
         apply(s, ToggleLike("a"), ToggleLike("b"))
-        [update] = s.take_events(mono=2.0)
+        [update] = s.take_events(clock=2.0)
         assert update.body["likedBy"] == ["b"]
 
 
@@ -135,7 +135,7 @@ class TestChat:
             Chat("eve", "third", is_admin=False),
         )
         assert [x.seq for x in r] == [1, 2, 3]
-        events = s.take_events(mono=0.0)
+        events = s.take_events(clock=0.0)
         assert types(events) == ["chat_message"] * 3
         assert events[0].body["message"] == "hi"
         assert events[0].body["timestamp"] == "2026-11-25T12:00:00.123Z"
@@ -181,7 +181,7 @@ class TestOrderAndIdempotence:
     def test_sequence_is_gapless_and_ordered(self) -> None:
         s = new_state()
         apply(s, Chat("a", "1", False), ToggleLike("x"), PinProduct("p", "P", 1), Chat("a", "2", False))
-        events = s.take_events(mono=0.0)
+        events = s.take_events(clock=0.0)
         assert [e.seq for e in events] == [1, 2, 3, 4]
         assert types(events) == ["chat_message", "pinned_products_updated", "chat_message", "stream_update"]
 
@@ -204,7 +204,7 @@ class TestCheckpoint:
         s = new_state()
         apply(s, Join("a"), Join("b"), ToggleLike("a"), Chat("bob", "hi", False, session_id="a"),
               PinProduct("p1", "Shoe", 10), batch="gw1:1")
-        s.take_events(mono=0.0)
+        s.take_events(clock=0.0)
         doc = s.to_checkpoint()
         chat = [ChatRecord.from_doc(c.to_doc()) for c in s.recent_chat]
         back = StreamState.from_checkpoint(doc, chat)
@@ -222,7 +222,7 @@ class TestCheckpoint:
         s = new_state()
         apply(s, ToggleLike("a"))
         stop = s.stop()
-        events = s.take_events(mono=0.0)
+        events = s.take_events(clock=0.0)
         assert types(events) == ["stream_update", "stream_stopped"]
         assert stop.seq == events[-1].seq
 
