@@ -36,6 +36,7 @@ from wrencos.clock import iso
 MAX_MESSAGE_CHARS = 500
 MAX_USERNAME_CHARS = 50
 MAX_PINNED_PRODUCTS = 50
+CLIENT_IDS_KEPT = 8192  # recent client message ids remembered per stream, for deduplication
 DEFAULT_USERNAME = "Guest"
 
 
@@ -83,13 +84,16 @@ class Chat:
     is_admin: bool
     session_id: str | None = None
     user_id: str | None = None
+    client_msg_id: str | None = None  # the sender's id for it: a resend is stored once
 
 
 @dataclass(frozen=True, slots=True)
 class ToggleLike:
-    """Like, or unlike if already liked. `liker` is a user id or a session id."""
+    """Like, or unlike if already liked. `liker` is a user id or a session id.
+    With a `client_msg_id`, a resend of the same toggle is applied once."""
 
     liker: str
+    client_msg_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +281,8 @@ class StreamState:
     applied_batches: OrderedDict[str, list[Result]] = field(default_factory=OrderedDict)
     _events: list[Event] = field(default_factory=list)
     flash_sales: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # "<sender>\x00<client id>" -> [seq, data] of what that client operation produced
+    client_ops: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict)
     _new_chat: list[ChatRecord] = field(default_factory=list)
     _new_viewers: list[str] = field(default_factory=list)
     _sales_dirty: set[str] = field(default_factory=set)
@@ -364,8 +370,8 @@ class StreamState:
                 return OK
             case Chat():
                 return self._chat(command, now)
-            case ToggleLike(liker):
-                return self._toggle_like(liker)
+            case ToggleLike(liker, client_id):
+                return self._toggle_like(liker, client_id)
             case PinProduct():
                 return self._pin(command)
             case UnpinProduct(product_id):
@@ -471,7 +477,25 @@ class StreamState:
                 self._join(gateway_id, s)
         return OK
 
+    def _seen(self, sender: str | None, client_id: str | None) -> Result | None:
+        """The first result of a client operation already applied, if any."""
+        if not client_id:
+            return None
+        done = self.client_ops.get(f"{sender}\x00{client_id}")
+        return None if done is None else Result(ok=True, seq=done[0], data=done[1])
+
+    def _remember(self, sender: str | None, client_id: str | None, result: Result) -> Result:
+        if client_id:
+            self.client_ops[f"{sender}\x00{client_id}"] = [result.seq, result.data]
+            while len(self.client_ops) > CLIENT_IDS_KEPT:
+                self.client_ops.popitem(last=False)
+        return result
+
     def _chat(self, c: Chat, now: datetime) -> Result:
+        sender = c.user_id or c.session_id
+        seen = self._seen(sender, c.client_msg_id)
+        if seen is not None:
+            return seen
         message = c.message.strip() if isinstance(c.message, str) else ""
         if not message:
             return Result.rejected("chat_message needs a non-empty 'message'")
@@ -494,11 +518,14 @@ class StreamState:
         self.recent_chat.append(record)
         self._new_chat.append(record)
         self.chat_count += 1
-        return Result(ok=True, seq=event.seq)
+        return self._remember(sender, c.client_msg_id, Result(ok=True, seq=event.seq))
 
-    def _toggle_like(self, liker: str) -> Result:
+    def _toggle_like(self, liker: str, client_id: str | None = None) -> Result:
         if not liker:
             return Result.rejected("toggle_like needs a user or a session")
+        seen = self._seen(liker, client_id)
+        if seen is not None:
+            return seen
         if liker in self.liked_by:
             del self.liked_by[liker]
             liked = False
@@ -506,7 +533,7 @@ class StreamState:
             self.liked_by[liker] = None
             liked = True
         self._counters_changed()
-        return Result(ok=True, data={"liked": liked, "likes": self.likes})
+        return self._remember(liker, client_id, Result(ok=True, data={"liked": liked, "likes": self.likes}))
 
     def _pin(self, p: PinProduct) -> Result:
         if not p.product_id:
@@ -611,6 +638,7 @@ class StreamState:
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
             "totalJoins": self.total_joins,
+            "clientOps": [[k, v[0], v[1]] for k, v in self.client_ops.items()],
             "lastUpdateAt": self._last_update_at,
             "countersDirty": self._counters_dirty,
             "salesDirty": sorted(self._sales_dirty),
@@ -648,6 +676,7 @@ class StreamState:
             peak_viewers=int(doc.get("peakViewers", 0)),
             total_joins=int(doc.get("totalJoins", 0)),
         )
+        state.client_ops = OrderedDict((k, [seq, data]) for k, seq, data in doc.get("clientOps", []))
         state._last_update_at = doc.get("lastUpdateAt")
         state._counters_dirty = bool(doc.get("countersDirty", False))
         state._sales_dirty = set(doc.get("salesDirty", []))

@@ -39,6 +39,7 @@ class Connection:
     watching: str | None = None  # the stream this connection watches
     follows_sole_stream: bool = False  # an old app: watch whichever single stream is live
     counted_session: str | None = None  # the session the hub counts as a viewer for `watching`
+    protocol: int = 1  # 2: stream events arrive in batch frames
     closed: bool = False
     _queue: asyncio.Queue[str | None] = field(init=False)
 

@@ -148,5 +148,8 @@ class LiveDirectory:
             await relay.close()
         for conn in self.hub.watchers(stream_id):
             self.hub.unwatch(conn)
-        self.hub.broadcast(encode({"type": "stream_stopped", "streamId": stream_id}))
+        position: dict[str, object] = {}
+        if relay is not None and relay.view.loaded:
+            position = {"seq": relay.view.seq, "epoch": relay.view.epoch}
+        self.hub.broadcast(encode({"type": "stream_stopped", "streamId": stream_id, **position}))
         log.info("stream_disappeared", stream_id=stream_id)

@@ -22,11 +22,23 @@ class _Frame(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class Resume(_Frame):
+    """Where a client's view of a stream ends: go on from the event after `seq`."""
+
+    seq: Annotated[int, Field(ge=0)]
+    epoch: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+ProtocolVersion = Literal[1, 2]
+
+
 class Register(_Frame):
     type: Literal["register"]
     sessionId: SessionId
     token: str | None = None
     streamId: StreamId | None = None
+    protocol: ProtocolVersion | None = None  # 2: batch frames, acknowledgements, resumption
+    resume: Resume | None = None
 
 
 class RegisterAdmin(_Frame):
@@ -38,6 +50,8 @@ class RegisterAdmin(_Frame):
 class JoinStream(_Frame):
     type: Literal["join_stream"]
     streamId: StreamId
+    protocol: ProtocolVersion | None = None
+    resume: Resume | None = None
 
 
 class LeaveStream(_Frame):
@@ -66,6 +80,10 @@ class ChatMessage(_Frame):
     isAdmin: Any = None  # accepted and ignored: the server decides
     timestamp: Any = None  # accepted and ignored: the server stamps
     streamId: StreamId | None = None
+    clientMsgId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
 
 class ToggleLike(_Frame):
@@ -73,6 +91,7 @@ class ToggleLike(_Frame):
     userId: str | None = None
     sessionId: str | None = None
     streamId: StreamId | None = None
+    clientMsgId: ClientMsgId | None = None
 
 
 class PinProduct(_Frame):

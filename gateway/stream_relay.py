@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from typing import Any, Callable
 
 import ray
@@ -33,6 +34,7 @@ from gateway.stream_view import StreamView
 
 log = structlog.get_logger("gateway.relay")
 
+RECENT_EVENTS = 4096  # events kept here for clients resuming through this gateway
 POLL_TIMEOUT_S = 2.0  # well inside the actor's gateway lease
 MAX_BATCH = 512
 RETRY_MIN_S = 0.05
@@ -48,6 +50,8 @@ class StreamRelay:
         self.view = StreamView(stream_id, history_size)
         self.ready = asyncio.Event()
         self.stopped = asyncio.Event()  # the actor published stream_stopped
+        self.recent: deque[tuple[int, str]] = deque(maxlen=RECENT_EVENTS)
+        self._advanced = asyncio.Event()
         self._outbox: list[tuple[Command, asyncio.Future[Result]]] = []
         self._kick = asyncio.Event()
         self._batch_ids = itertools.count(1)
@@ -126,6 +130,7 @@ class StreamRelay:
         texts: list[str] = []
         if result.snapshot is not None:
             had_view = self.view.loaded
+            self.recent.clear()  # positions before the snapshot can no longer be served from here
             missed = self.view.reset(result.snapshot)
             if had_view:
                 texts += [self.view.chat_frame(m) for m in missed]
@@ -134,10 +139,59 @@ class StreamRelay:
         for seq, text in result.events:
             event = decode(text)
             self.view.apply(event)
+            self.recent.append((seq, text))
             if event["type"] != "stream_stopped":  # announced to everyone by the directory
                 texts.append(text)
         if texts:
             self.hub.publish(self.stream_id, texts)
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+    # ------------------------------------------------------------ resumption
+
+    def local_events_after(self, seq: int) -> list[tuple[int, str]] | None:
+        """The events after `seq` up to the view's position, if all are held here."""
+        if seq == self.view.seq:
+            return []
+        if not self.recent or not (self.recent[0][0] - 1 <= seq < self.view.seq):
+            return None
+        return [(s, t) for s, t in self.recent if s > seq]
+
+    async def events_after(self, seq: int, epoch: str) -> list[tuple[int, str]] | None:
+        """The events after `seq` of `epoch` up to the view's position, from
+        here or else from the actor; None if they can no longer all be had.
+        Waits briefly for this gateway to catch up if the client is ahead of it."""
+        deadline = asyncio.get_running_loop().time() + 3.0
+        while self.view.seq < seq and asyncio.get_running_loop().time() < deadline:
+            advanced = self._advanced
+            try:
+                await asyncio.wait_for(advanced.wait(), 0.5)
+            except TimeoutError:
+                pass
+        if epoch != self.view.epoch or seq > self.view.seq:
+            return None
+        local = self.local_events_after(seq)
+        if local is not None:
+            return local
+        actor = await self._handle()
+        if actor is None:
+            return None
+        try:
+            fetched: list[tuple[int, str]] | None = await actor.events_since.remote(seq, epoch)
+        except ray.exceptions.RayError:
+            return None
+        if fetched is None:
+            return None
+        # The actor may be ahead of this gateway or behind it by now: keep up to the view's
+        # position, then whatever arrived here meanwhile.
+        merged = {s: t for s, t in fetched if s <= self.view.seq}
+        for s, t in self.recent:
+            if s > seq:
+                merged[s] = t
+        events = [(s, merged[s]) for s in sorted(merged)]
+        if [s for s, _ in events] != list(range(seq + 1, self.view.seq + 1)):
+            return None
+        return events
 
     # ------------------------------------------------------------ inbound
 

@@ -13,6 +13,8 @@ be live), else the stream the connection watches, else the only live stream
 
 from __future__ import annotations
 
+from typing import Callable
+
 import structlog
 
 from actors.stream_state import Chat, Join, Leave, PinProduct, Result, ToggleLike, UnpinProduct
@@ -21,6 +23,7 @@ from gateway import protocol as p
 from gateway.auth import InvalidToken
 from gateway.connection import Connection
 from gateway.context import GatewayContext
+from gateway.hub import batch_frame
 from gateway.stream_relay import on_result
 
 log = structlog.get_logger("gateway.ws")
@@ -61,7 +64,10 @@ class WsSession:
                 await self.register_admin(frame)
             case p.JoinStream(streamId=stream_id):
                 self.require_registered()
-                self.watch(self.live_stream(stream_id))
+                if frame.protocol is not None:
+                    self.conn.protocol = frame.protocol
+                self.conn.follows_sole_stream = False
+                await self.watch_and_catch_up(self.live_stream(stream_id), frame.resume)
             case p.LeaveStream():
                 self.conn.follows_sole_stream = False
                 self._tell_left(self.ctx.hub.unwatch(self.conn))
@@ -99,14 +105,18 @@ class WsSession:
         if conn.session_id is not None and conn.session_id != frame.sessionId:
             self._tell_left(ctx.hub.unwatch(conn))
         conn.session_id = frame.sessionId
+        if frame.protocol is not None:
+            conn.protocol = frame.protocol
         self.send({"type": "registered", "sessionId": frame.sessionId, "status": "connected",
-                   "authenticated": conn.claims is not None})
+                   "authenticated": conn.claims is not None, "protocol": conn.protocol})
         if auth_error:
             self.error(auth_error)
         await ctx.directory.synced.wait()
         if frame.streamId is not None:
             conn.follows_sole_stream = False
             if frame.streamId not in ctx.directory.live:
+                if frame.resume is not None:
+                    self.send({"type": "resume_failed", "streamId": frame.streamId, "reason": "the stream is not live"})
                 self.error(f"Stream {frame.streamId} is not live")
                 self.send({"type": "chat_history", "messages": [], "streamId": frame.streamId})
                 return
@@ -117,7 +127,7 @@ class WsSession:
         if target is None:
             self.send({"type": "chat_history", "messages": []})
             return
-        await self.watch_and_catch_up(target)
+        await self.watch_and_catch_up(target, frame.resume)
 
     async def register_admin(self, frame: p.RegisterAdmin) -> None:
         if not frame.token:
@@ -166,25 +176,41 @@ class WsSession:
         username = frame.username if isinstance(frame.username, str) else None
         if conn.is_admin and not username:
             username = conn.claims.name if conn.claims else "Admin"
-        self.command(stream_id, Chat(
-            username=username or "", message=frame.message, is_admin=conn.is_admin,
-            session_id=conn.session_id, user_id=conn.user_id,
-        ))
+        chat = Chat(username=username or "", message=frame.message, is_admin=conn.is_admin,
+                    session_id=conn.session_id, user_id=conn.user_id, client_msg_id=frame.clientMsgId)
+        self.command(stream_id, chat, self._acknowledger(stream_id, frame.clientMsgId))
 
     def toggle_like(self, frame: p.ToggleLike) -> None:
         liker = self.conn.viewer_key
         if liker is None:
             raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
-        self.command(self.resolve_stream(frame.streamId), ToggleLike(liker))
+        stream_id = self.resolve_stream(frame.streamId)
+        self.command(stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId))
+
+    def _acknowledger(self, stream_id: str, client_id: str | None) -> Callable[[Result], None] | None:
+        """For a frame with a `clientMsgId`: once stored, an `ack` (or an error
+        carrying the id). Without one, only errors are reported."""
+        if client_id is None:
+            return None
+
+        def acknowledge(result: Result) -> None:
+            if result.ok:
+                self.send({"type": "ack", "clientMsgId": client_id, "seq": result.seq, "streamId": stream_id,
+                           **(result.data or {})})
+            else:
+                self.conn.send(p.error_frame(result.error or "rejected", clientMsgId=client_id))
+
+        return acknowledge
 
     # ------------------------------------------------------------ helpers
 
-    def command(self, stream_id: str, command: object) -> None:
+    def command(self, stream_id: str, command: object, answer: Callable[[Result], None] | None = None) -> None:
+        """Queue a command for the stream; `answer` (default: report errors) runs once it is stored."""
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
             raise p.ProtocolError(f"Stream {stream_id} is not live")
         fut = relay.submit(command)  # type: ignore[arg-type]
-        on_result(fut, self._report)
+        on_result(fut, answer or self._report)
 
     def _report(self, result: Result) -> None:
         if not result.ok:
@@ -196,17 +222,40 @@ class WsSession:
             if relay is not None:
                 relay.submit(Join(self.conn.session_id or ""))
 
-    async def watch_and_catch_up(self, stream_id: str) -> None:
-        """Watch the stream and send its current state, then its events from there on."""
+    async def watch_and_catch_up(self, stream_id: str, resume: p.Resume | None = None) -> None:
+        """Watch the stream and send where it is: the events missed since `resume`
+        if they can all be had (`resumed`), else its current state (after
+        `resume_failed` when a resume was asked). Then its events from there on."""
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
             return
         await relay.ready.wait()
+        if resume is not None:
+            missed = await relay.events_after(resume.seq, resume.epoch)
+            if missed is not None:
+                # No await from here to `watch`: the next event is the one after these.
+                self.send({"type": "resumed", "streamId": stream_id, "fromSeq": resume.seq,
+                           "toSeq": relay.view.seq, "epoch": relay.view.epoch})
+                if missed:
+                    self.send_events(stream_id, [text for _, text in missed])
+                self.watch(stream_id)
+                return
+            reason = ("the stream's history was lost (new epoch)" if resume.epoch != relay.view.epoch
+                      else "the gap is older than the history kept")
+            self.send({"type": "resume_failed", "streamId": stream_id, "reason": reason,
+                       "seq": relay.view.seq, "epoch": relay.view.epoch})
         # No await between reading the view and subscribing: the next event
         # this connection gets is the first one after this snapshot.
         for text in relay.view.join_frames():
             self.conn.send(text)
         self.watch(stream_id)
+
+    def send_events(self, stream_id: str, texts: list[str]) -> None:
+        if self.conn.protocol >= 2:
+            self.conn.send(batch_frame(stream_id, texts))
+        else:
+            for text in texts:
+                self.conn.send(text)
 
     def _tell_left(self, left: tuple[str, str] | None) -> None:
         if left is None:

@@ -294,3 +294,21 @@ def test_admin_ends_a_sale_once() -> None:
     first, again = apply(s, EndFlashSale("f1", "admin"), EndFlashSale("f1", "admin"))
     assert first.seq is not None and again.ok and again.seq is None
     assert [e.body.get("reason") for e in s.take_events(1.0)] == ["admin"]
+
+
+class TestClientIds:
+    def test_a_resent_chat_is_stored_once(self) -> None:
+        s = new_state()
+        first, again = apply(s, Chat("a", "hello", False, session_id="s1", client_msg_id="c1"),
+                             Chat("a", "hello", False, session_id="s1", client_msg_id="c1"))
+        assert first.seq == again.seq and s.chat_count == 1
+        [other] = apply(s, Chat("b", "hello", False, session_id="s2", client_msg_id="c1"))
+        assert other.seq != first.seq  # ids are per sender
+
+    def test_a_resent_toggle_is_applied_once_and_survives_a_checkpoint(self) -> None:
+        s = new_state()
+        apply(s, ToggleLike("u", "t1"), ToggleLike("u", "t1"))
+        assert s.likes == 1
+        back = StreamState.from_checkpoint(s.to_checkpoint(), [])
+        [r] = apply(back, ToggleLike("u", "t1"))
+        assert r.data == {"liked": True, "likes": 1} and back.likes == 1
