@@ -38,7 +38,7 @@ RECENT_EVENTS = 4096  # events kept here for clients resuming through this gatew
 POLL_TIMEOUT_S = 2.0  # well inside the actor's gateway lease
 MAX_BATCH = 512
 RETRY_MIN_S = 0.05
-RETRY_MAX_S = 1.0
+RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0
 
 

@@ -1,0 +1,175 @@
+"""The audit, in the spirit of Ray's nightly chaos test: numbered chat and like
+toggles go in while the stream actor's process is killed with SIGKILL several
+times and the database server is restarted once. Afterwards what was stored,
+what was acknowledged and what every viewer saw must agree exactly.
+
+The recovery times (kill to the next event a viewer receives) are printed and
+written to `reports/chaos-audit.json`; the test asserts correctness, not speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors import handles
+from persistence.chat import ChatStore
+from persistence.database import DatabaseConfig, connect
+from persistence.embedded import EmbeddedMongo
+from tests.support.clients import Api, WsClient, login
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD
+
+pytestmark = pytest.mark.system
+
+SENDERS = 3
+VIEWERS = 3
+MESSAGES = 60  # per sender
+PACE_S = 0.08  # between one sender's messages
+KILLS_AT_S = (1.0, 2.8, 4.6)
+DB_RESTART_AT_S = 3.6
+DB_DOWN_S = 0.8
+REPORT = Path(__file__).resolve().parents[2] / "reports" / "chaos-audit.json"
+
+
+def batch_events(client: WsClient, stream_id: str) -> list[tuple[float, dict[str, Any]]]:
+    return [(t, e) for t, f in client.timed_frames if f.get("type") == "batch" and f["streamId"] == stream_id
+            for e in f["events"]]
+
+
+class TimedClient(WsClient):
+    """A WsClient that also notes when each frame arrived."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.timed_frames: list[tuple[float, dict[str, Any]]] = []
+
+    async def _read(self) -> None:
+        import websockets
+
+        try:
+            async for raw in self._ws:
+                frame = json.loads(raw)
+                self.frames.append(frame)
+                self.timed_frames.append((time.monotonic(), frame))
+                self._arrived.set()
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.closed_code = self._ws.close_code
+            self._arrived.set()
+
+
+async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart(
+    gateway_url: str, embedded_db: EmbeddedMongo
+) -> None:
+    ws_url = gateway_url.replace("http://", "ws://") + "/ws"
+    token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, token) as admin:
+        for s in (await admin.get("/livestreams/active")).json():
+            await admin.post(f"/livestreams/{s['id']}/stop")
+        sid = (await admin.post("/livestreams", json={"title": f"chaos-{uuid.uuid4().hex[:6]}"})).json()["id"]
+        assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
+
+        viewers = [TimedClient(ws_url) for _ in range(VIEWERS)]
+        senders = [TimedClient(ws_url) for _ in range(SENDERS)]
+        for i, c in enumerate(viewers + senders):
+            await c.__aenter__()
+            await c.send({"type": "register", "sessionId": f"audit-{i}", "streamId": sid, "protocol": 2})
+            await c.wait_type("chat_history")
+
+        async def send_all(k: int, client: TimedClient) -> None:
+            for n in range(MESSAGES):
+                await client.send({"type": "chat_message", "message": f"s{k}:{n}", "clientMsgId": f"c{n}"})
+                if n % 5 == 0:
+                    await client.send({"type": "toggle_like", "clientMsgId": f"l{n}"})
+                await asyncio.sleep(PACE_S)
+
+        kills: list[float] = []
+
+        async def chaos() -> None:
+            start = time.monotonic()
+            plan = sorted([(t, "kill") for t in KILLS_AT_S] + [(DB_RESTART_AT_S, "db")])
+            for at, what in plan:
+                await asyncio.sleep(max(0.0, start + at - time.monotonic()))
+                if what == "kill":
+                    actor = handles.find_stream_actor(sid)
+                    info = await asyncio.wait_for(actor.info.remote(), 20)
+                    os.kill(info["pid"], signal.SIGKILL)
+                    kills.append(time.monotonic())
+                else:
+                    await asyncio.to_thread(embedded_db.stop)
+                    await asyncio.sleep(DB_DOWN_S)
+                    await asyncio.to_thread(embedded_db.start)
+
+        await asyncio.gather(chaos(), *(send_all(k, c) for k, c in enumerate(senders)))
+
+        # Every message and toggle is answered: acknowledged (stored) or refused.
+        def answered(client: TimedClient) -> bool:
+            ids = {f.get("clientMsgId") for f in client.frames if f.get("type") in ("ack", "error")}
+            return all(f"c{n}" in ids for n in range(MESSAGES)) and all(
+                f"l{n}" in ids for n in range(0, MESSAGES, 5))
+
+        deadline = time.monotonic() + 90
+        while not all(answered(c) for c in senders):
+            assert time.monotonic() < deadline, "some messages were never answered"
+            await asyncio.sleep(0.2)
+
+        acked_chat: set[str] = set()
+        expected_likes = 0
+        for k, client in enumerate(senders):
+            acks = {f["clientMsgId"]: f for f in client.frames if f.get("type") == "ack"}
+            acked_chat |= {f"s{k}:{n}" for n in range(MESSAGES) if f"c{n}" in acks}
+            toggles = [acks[f"l{n}"] for n in range(0, MESSAGES, 5) if f"l{n}" in acks]
+            expected_likes += len(toggles) % 2
+            if toggles:
+                assert toggles[-1]["liked"] == (len(toggles) % 2 == 1)
+        assert acked_chat, "nothing was acknowledged at all"
+
+        # Let the viewers receive the tail, then stop the stream (its final state is stored).
+        last_seq = max(f["seq"] for c in senders for f in c.frames if f.get("type") == "ack" and f.get("seq"))
+        for v in viewers:
+            await v.wait_for(lambda f: f.get("type") == "batch" and any(e["seq"] >= last_seq for e in f["events"]),
+                             timeout=30)
+        live = (await admin.get(f"/livestreams/{sid}")).json()
+        assert live["likes"] == expected_likes
+        assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
+
+    # The stored chat is exactly the acknowledged set, each sender's in order, no duplicates.
+    db = connect(DatabaseConfig(uri=embedded_db.uri))
+    stored = [m["message"] for m in await ChatStore(db).all_in_order(sid)]
+    await db.client.close()
+    assert Counter(stored) == Counter(acked_chat), "stored chat differs from what was acknowledged"
+    for k in range(SENDERS):
+        mine = [int(m.split(":")[1]) for m in stored if m.startswith(f"s{k}:")]
+        assert mine == sorted(mine), f"sender {k}'s messages are out of order"
+
+    # Every viewer saw every acknowledged message exactly once, in the stored order.
+    for v in viewers:
+        seen = [e["message"] for _, e in batch_events(v, sid) if e["type"] == "chat_message"]
+        assert seen == stored
+        seqs = [e["seq"] for _, e in batch_events(v, sid)]
+        assert seqs == sorted(set(seqs)), "a viewer saw an event twice or out of order"
+        assert v.closed_code is None, "viewers stay connected throughout"
+
+    # Recovery: from each kill to the next event any viewer received.
+    arrivals = sorted(t for v in viewers for t, _ in batch_events(v, sid))
+    recovery = [round(next((t for t in arrivals if t > k), float("nan")) - k, 3) for k in kills]
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(json.dumps({
+        "senders": SENDERS, "viewers": VIEWERS, "messages_sent": SENDERS * MESSAGES,
+        "acknowledged": len(acked_chat), "stored": len(stored), "kills": len(kills),
+        "database_restarts": 1, "recovery_seconds": recovery, "likes": expected_likes,
+    }, indent=2))
+    print(f"\nchaos audit: {len(acked_chat)} acknowledged = {len(stored)} stored; "
+          f"recovery after each kill (s): {recovery}")
+    for c in viewers + senders:
+        await c.close()
