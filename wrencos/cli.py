@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     gw = sub.add_parser("gateway", help="start a gateway that joins a running Ray cluster")
     gw.add_argument("--address", help="the Ray cluster's address, HOST:PORT (default: $RAY_ADDRESS or auto)")
     gw.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
+    from loadtest.cli import add_parser as add_loadtest_parser, run_command as run_loadtest
+
+    add_loadtest_parser(sub)  # `wrencos loadtest run|merge|setup`: the load tester (package loadtest/)
     args = parser.parse_args(argv)
+    if args.command == "loadtest":
+        return run_loadtest(args)
 
     overrides: dict[str, object] = {}
     if getattr(args, "port", None):

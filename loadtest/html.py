@@ -1,0 +1,172 @@
+"""A single self-contained HTML report: summary tables and PNG plots
+(matplotlib, Agg backend) embedded as base64, so it can be mailed or
+attached to a CI run as one file."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def plots(series: dict[str, list[Any]]) -> dict[str, str]:
+    """name -> base64 PNG."""
+    t = series["t"]
+    out: dict[str, str] = {}
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    for p, style in (("p50", "-"), ("p90", "--"), ("p99", "-"), ("max", ":")):
+        ys = [float("nan") if v is None else v for v in series[f"latency_{p}"]]
+        ax.plot(t, ys, style, label=p)
+    ax.set_xlabel("second of the run")
+    ax.set_ylabel("ms")
+    ax.set_title("Chat fan-out latency (send → receipt), per second")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", ncols=4)
+    out["latency"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.plot(t, series["deliveries"], label="deliveries/s")
+    ax.plot(t, series["expected"], "--", label="expected receipts (by send second)")
+    ax2 = ax.twinx()
+    ax2.bar(t, series["lost"], color="tab:red", alpha=0.4, label="lost (by send second)")
+    ax2.set_ylabel("lost")
+    ax.set_xlabel("second of the run")
+    ax.set_title("Deliveries per second")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left")
+    out["deliveries"] = _png(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.plot(t, series["connected"], label="watching")
+    ax2 = ax.twinx()
+    ax2.bar(t, series["connectOk"], alpha=0.3, label="connected this second")
+    ax2.bar(t, series["connectFailed"], alpha=0.6, color="tab:red", label="failed this second")
+    ax2.plot(t, series["reconnects"], "k.", label="reconnects")
+    ax.set_xlabel("second of the run")
+    ax.set_title("Connections")
+    ax.grid(alpha=0.3)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize="small")
+    out["connections"] = _png(fig)
+    return out
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return html.escape(str(v))
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The headline figures, shared by the HTML report and the terminal table."""
+    s = report["summary"]
+    c, ch, th, lat = s["connections"], s["chat"], s["throughput"], s["chat"]["latencyMs"]
+    rate = c["successRate"]
+    return [
+        ("viewers (peak watching)", c["peakConnected"]),
+        ("connections ok / attempts", f"{c['succeeded']:,} / {c['attempts']:,}" + (f" ({rate:.2%})" if rate is not None else "")),
+        ("connect to watching p50 / p99 (ms)", f"{_fmt(c['connectMs']['p50'])} / {_fmt(c['connectMs']['p99'])}"),
+        ("reconnects / unexpected closes", f"{c['reconnects']:,} / {c['unexpectedCloses']:,}"),
+        ("chat messages sent", ch["sent"]),
+        ("deliveries (receipts of this run's chat)", ch["deliveries"]),
+        ("expected receipts / received", f"{ch['expectedReceipts']:,} / {ch['receivedExpected']:,}"),
+        ("lost (ratio)", f"{ch['lost']:,} ({ch['lossRatio']:.4%})"),
+        ("reordered / duplicates / seq gaps", f"{ch['reordered']:,} / {ch['duplicates']:,} / {ch['seqGapEvents']:,}"),
+        ("latency p50 / p90 / p99 / p99.9 / max (ms)",
+         " / ".join(_fmt(lat[k]) for k in ("p50", "p90", "p99", "p999", "max"))),
+        ("deliveries/s mean / peak", f"{_fmt(th['deliveriesPerSecondMean'])} / {_fmt(th['deliveriesPerSecondPeak'])}"),
+        ("frames received", th["framesReceived"]),
+        ("likes sent / stream updates", f"{s['likes']['sent']:,} / {s['likes']['streamUpdates']:,}"),
+        ("pins sent / received, p99 (ms)", f"{s['pins']['sent']:,} / {s['pins']['received']:,}, {_fmt(s['pins']['latencyMs']['p99'])}"),
+        ("acks (v2) / rejected, p99 (ms)", f"{s['acks']['acked']:,} / {s['acks']['rejected']:,}, {_fmt(s['acks']['latencyMs']['p99'])}"),
+        ("load generator: CPU s / busiest worker %", f"{_fmt(s['loadGenerator']['cpuSeconds'])} / {s['loadGenerator']['maxWorkerCpuPercent']}"),
+        ("errors", s["errorCount"]),
+    ]
+
+
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color:#222}
+table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}
+th{background:#f4f4f4;font-weight:600}.ok{color:#080}.bad{color:#b00;font-weight:700}
+img{max-width:100%;display:block;margin:1em 0}code{background:#f4f4f4;padding:1px 4px}"""
+
+
+def render(report: dict[str, Any]) -> str:
+    imgs = plots(report["series"])
+    cfg = report["config"]
+    verdict = ""
+    if report["thresholds"]:
+        rows = "".join(
+            f"<tr><td><code>{html.escape(v['threshold'])}</code></td><td>{html.escape(v['what'])}</td>"
+            f"<td>{_fmt(v['limit'])}</td><td>{_fmt(v['actual'])}</td>"
+            f"<td class={'ok' if v['ok'] else 'bad'}>{'pass' if v['ok'] else 'FAIL'}</td></tr>"
+            for v in report["thresholds"])
+        verdict = ("<h2>Thresholds: " + ("<span class=ok>passed</span>" if report["passed"] else "<span class=bad>FAILED</span>")
+                   + "</h2><table><tr><th>option</th><th>figure</th><th>limit</th><th>measured</th><th></th></tr>"
+                   + rows + "</table>")
+    errors = report["summary"]["errors"]
+    err_html = _table([(k, v) for k, v in errors.items()]) if errors else "<p>none</p>"
+    actions = report.get("adminActions") or []
+    act_html = ("<table><tr><th>s</th><th>action</th><th>stream</th><th>result</th></tr>" + "".join(
+        f"<tr><td>{a['at']:.1f}</td><td>{html.escape(a['name'])}</td><td>{html.escape(a['streamId'])}</td>"
+        f"<td class={'ok' if a['ok'] else ('' if a['skipped'] else 'bad')}>{html.escape(a['message'])}</td></tr>"
+        for a in actions) + "</table>") if actions else "<p>none</p>"
+    likes = report["summary"]["likes"]["streams"]
+    likes_html = ("<table><tr><th>stream</th><th>toggles</th><th>expected likes</th><th>observed likes</th>"
+                  "<th>updates per viewer-second</th></tr>" + "".join(
+                      f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['toggles'])}</td><td>{_fmt(v['expectedLikes'])}</td>"
+                      f"<td>{_fmt(v['observedLikes'])}</td><td>{_fmt(v['updatesPerViewerSecond'])}</td></tr>"
+                      for k, v in likes.items()) + "</table>")
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
+    cfg_rows = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.items()]
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(report['name'])} – WrenCOS load test</title>
+<style>{CSS}</style></head><body>
+<h1>WrenCOS Live load test: {html.escape(report['name'])}</h1>
+<p>Started {html.escape(report['startedAt'])} on {html.escape(str(report['host']['name']))}
+({report['host']['cpus']} CPUs). Run id <code>{html.escape(str(cfg.get('runId', '')))}</code>.</p>
+{verdict}
+<h2>Summary</h2>{_table(summary_rows(report))}
+<h2>Latency percentiles over time</h2><img alt="latency" src="data:image/png;base64,{imgs['latency']}">
+<h2>Deliveries per second</h2><img alt="deliveries" src="data:image/png;base64,{imgs['deliveries']}">
+<h2>Connections</h2><img alt="connections" src="data:image/png;base64,{imgs['connections']}">
+<h2>Errors by kind</h2>{err_html}
+<h2>Admin actions</h2>{act_html}
+<h2>Likes</h2>{likes_html}
+<h2>How these are measured</h2><ul>
+<li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so clocks of other machines never enter.</li>
+<li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's snapshot, connection still open) when it was sent. Lost = expected − received by those viewers before the end of the drain.</li>
+<li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where there is none.</li>
+</ul>
+{('<h2>Notes</h2><ul>' + notes + '</ul>') if notes else ''}
+<h2>Options</h2>{_table(cfg_rows)}
+</body></html>"""
+
+
+def write_html(report: dict[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(report), encoding="utf-8")
+    return path

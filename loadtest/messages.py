@@ -1,0 +1,62 @@
+"""What the tester puts in the messages it sends, so receipts can be matched.
+
+A chat message text is `lt1 <runId> <worker> <n> <sendNs>[ <padding>]`:
+`runId` tells this run's messages from anyone else's (another machine's run
+counts as foreign and is never used for latency, since its clock is not ours),
+`worker`-`n` is the unique id of the message (and the content order of one
+sender), `sendNs` is `time.time_ns()` taken right before the frame was
+written. Pinned products are `lt-<runId>-<n>` with the name `lt1 pin <sendNs>`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+PREFIX = "lt1 "
+
+
+class Mark(NamedTuple):
+    run_id: str
+    worker: int
+    n: int
+    send_ns: int
+
+
+def chat_text(run_id: str, worker: int, n: int, send_ns: int, pad_to: int = 0) -> str:
+    text = f"{PREFIX}{run_id} {worker} {n} {send_ns}"
+    if pad_to > len(text) + 1:
+        text += " " + "x" * (pad_to - len(text) - 1)
+    return text
+
+
+def parse_chat(text: object) -> Mark | None:
+    """The mark in a chat text, or None if it is not a tester's message."""
+    if not isinstance(text, str) or not text.startswith(PREFIX):
+        return None
+    parts = text.split(" ", 5)
+    if len(parts) < 5:
+        return None
+    try:
+        return Mark(parts[1], int(parts[2]), int(parts[3]), int(parts[4]))
+    except ValueError:
+        return None
+
+
+def pin_id(run_id: str, n: int) -> str:
+    return f"lt-{run_id}-{n}"
+
+
+def pin_name(send_ns: int) -> str:
+    return f"lt1 pin {send_ns}"
+
+
+def parse_pin(run_id: str, product: dict[str, object]) -> tuple[int, int] | None:
+    """(n, sendNs) of a product this run pinned, else None."""
+    pid, name = product.get("productId"), product.get("name")
+    prefix = f"lt-{run_id}-"
+    if not isinstance(pid, str) or not pid.startswith(prefix) or not isinstance(name, str):
+        return None
+    try:
+        return int(pid[len(prefix):]), int(name.rsplit(" ", 1)[1])
+    except (ValueError, IndexError):
+        return None
