@@ -1,12 +1,17 @@
 """One client WebSocket on this gateway, and the way frames reach it.
 
-Frames are queued, never awaited by the sender: `send` puts the text in a
-bounded queue and returns at once; one writer task per connection drains it.
+Sending never waits. Under the gateway's own server protocol
+(`fanout_protocol.py`) a frame is written straight to the socket's transport:
+a frame shared by many connections is framed once and the same bytes go to
+each. Under any other ASGI server, frames go through a bounded queue that one
+writer task per connection drains.
 
-Slow-consumer policy: a connection whose queue is full (it has not read
-`send_queue_frames` frames) is closed with code 1013 ("try again later").
-Its app reconnects and registers again, getting a fresh state and the chat
-history; the gateway's memory per connection stays bounded.
+Slow-consumer policy: a connection that has more than `max_buffered_bytes`
+written but not yet taken by the network (or, under another server,
+`queue_size` frames queued) is closed with code 1013 ("try again later").
+Its app reconnects and registers again (opted-in apps resume from their last
+event); nobody else waits for it, and the gateway's memory per connection
+stays bounded.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
 from gateway.auth import Claims
+from gateway.fanout_protocol import EXTENSION, RawWriter, text_frame
 
 log = structlog.get_logger("gateway.connection")
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TRY_AGAIN_LATER = 1013
+MAX_BUFFERED_BYTES = 512 * 1024
 
 _ids = itertools.count(1)
 
@@ -32,6 +39,7 @@ _ids = itertools.count(1)
 class Connection:
     websocket: WebSocket
     queue_size: int = 1024
+    max_buffered_bytes: int = MAX_BUFFERED_BYTES
     id: int = field(default_factory=lambda: next(_ids))
     session_id: str | None = None  # set by `register`
     claims: Claims | None = None  # set by a valid token
@@ -41,10 +49,16 @@ class Connection:
     counted_session: str | None = None  # the session the hub counts as a viewer for `watching`
     protocol: int = 1  # 2: stream events arrive in batch frames
     closed: bool = False
-    _queue: asyncio.Queue[str | None] = field(init=False)
+    raw: RawWriter | None = field(init=False, default=None)
+    _queue: asyncio.Queue[str | None] | None = field(init=False, default=None)
+    _close: tuple[int, str] = field(init=False, default=(CLOSE_GOING_AWAY, ""))
 
     def __post_init__(self) -> None:
-        self._queue = asyncio.Queue(self.queue_size)
+        scope = getattr(self.websocket, "scope", None)
+        extensions = scope.get("extensions") if isinstance(scope, dict) else None
+        self.raw = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
+        if self.raw is None:
+            self._queue = asyncio.Queue(self.queue_size)
 
     @property
     def user_id(self) -> str | None:
@@ -57,37 +71,56 @@ class Connection:
         return self.user_id or self.session_id
 
     def send(self, text: str) -> bool:
-        """Queue a frame. False if the connection is closed or was just closed
-        for being too slow."""
+        """Send one frame of its own. False if closed (or just closed as too slow)."""
+        return self.send_shared(text, None)
+
+    def send_shared(self, text: str, frame: bytes | None) -> bool:
+        """Send a frame that others get too: `frame` is `text` already framed
+        (by `text_frame`), or None to frame it here."""
         if self.closed:
             return False
+        if self.raw is not None:
+            if self.raw.buffered() > self.max_buffered_bytes:
+                self._too_slow()
+                return False
+            if self.raw.write(frame if frame is not None else text_frame(text)):
+                return True
+            self.closed = True
+            return False
+        assert self._queue is not None
         try:
             self._queue.put_nowait(text)
             return True
         except asyncio.QueueFull:
-            log.warning("slow_consumer_closed", conn=self.id, queued=self.queue_size)
-            self.close(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect to catch up")
+            self._too_slow()
             return False
 
+    def _too_slow(self) -> None:
+        log.warning("slow_consumer_closed", conn=self.id)
+        self.close(CLOSE_TRY_AGAIN_LATER, "too slow: reconnect to catch up")
+
     def close(self, code: int = CLOSE_GOING_AWAY, reason: str = "") -> None:
-        """Close after what is already queued has been written... unless the
-        queue is full, then at once."""
+        """Close the connection: at once under the gateway's protocol, after
+        what is queued otherwise (or at once if the queue is full)."""
         if self.closed:
             return
         self.closed = True
         self._close = (code, reason)
+        if self.raw is not None:
+            self.raw.abort(code, reason)
+            return
+        assert self._queue is not None
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:
-            self._drain()
+            while not self._queue.empty():
+                self._queue.get_nowait()
             self._queue.put_nowait(None)
 
-    def _drain(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
-
     async def run_writer(self) -> None:
-        """Write queued frames until closed. Run as one task per connection."""
+        """Write queued frames until closed (only under another ASGI server)."""
+        if self._queue is None:
+            return
         ws = self.websocket
         try:
             while True:
@@ -99,7 +132,7 @@ class Connection:
             log.debug("writer_ended", conn=self.id, error=repr(e))
             self.closed = True
             return
-        code, reason = getattr(self, "_close", (CLOSE_GOING_AWAY, ""))
+        code, reason = self._close
         if ws.application_state == WebSocketState.CONNECTED:
             try:
                 await ws.close(code, reason)

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from typing import Iterable
 
 from gateway.connection import Connection
+from gateway.fanout_protocol import text_frame
 
 
 class Hub:
@@ -94,21 +95,26 @@ class Hub:
         texts = list(texts)
         if not texts:
             return 0
-        batch: str | None = None
+        batch: tuple[str, bytes] | None = None
+        singles: list[tuple[str, bytes]] | None = None
         sent = 0
         for conn in targets:
             if conn.protocol >= 2:
                 if batch is None:
-                    batch = batch_frame(stream_id, texts)
-                sent += conn.send(batch)
+                    text = batch_frame(stream_id, texts)
+                    batch = (text, text_frame(text))
+                sent += conn.send_shared(*batch)
             else:
-                for text in texts:
-                    sent += conn.send(text)
+                if singles is None:
+                    singles = [(t, text_frame(t)) for t in texts]
+                for text, frame in singles:
+                    sent += conn.send_shared(text, frame)
         return sent
 
     def broadcast(self, text: str) -> int:
         """Send to every connection of this gateway."""
-        return sum(1 for conn in list(self.connections) if conn.send(text))
+        frame = text_frame(text)
+        return sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
 
     def followers_without_stream(self) -> list[Connection]:
         """Old-app connections that watch nothing yet and follow whichever single stream is live."""

@@ -25,6 +25,7 @@ import uvicorn
 from actors import handles
 from actors.config import ActorConfig
 from gateway.app import create_app, database_config
+from gateway.fanout_protocol import FanoutWebSocketProtocol
 from persistence.embedded import EmbeddedMongo
 from wrencos.logs import configure
 from wrencos.settings import ConfigError, Settings
@@ -61,6 +62,7 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
     app = create_app(settings, uri, secret)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
+        ws=FanoutWebSocketProtocol, ws_per_message_deflate=False,
         ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
         timeout_graceful_shutdown=5, access_log=False,
     )

@@ -1,0 +1,68 @@
+"""Frames made once for many sockets are valid WebSocket frames, and a
+connection that falls too far behind is closed rather than buffered forever."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
+
+from gateway.connection import CLOSE_TRY_AGAIN_LATER, Connection
+from gateway.fanout_protocol import text_frame
+
+
+def parse(data: bytes) -> Frame:
+    reader = StreamReader()
+    reader.feed_data(data)
+    gen = Frame.parse(reader.read_exact, mask=False)
+    try:
+        next(gen)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise AssertionError("incomplete frame")
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+def test_text_frame_round_trips_at_every_length_encoding(size: int) -> None:
+    payload = "é" * (size // 2) + "x" * (size % 2)
+    frame = parse(text_frame(payload))
+    assert frame.opcode is Opcode.TEXT and frame.fin
+    assert frame.data.decode() == payload
+
+
+class FakeRaw:
+    """Stands in for the transport writer: records frames and a buffer level."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.level = 0
+        self.aborted: tuple[int, str] | None = None
+
+    def buffered(self) -> int:
+        return self.level
+
+    def write(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+    def abort(self, code: int, reason: str) -> None:
+        self.aborted = (code, reason)
+
+
+class FakeWebSocket:
+    def __init__(self, raw: FakeRaw) -> None:
+        self.scope = {"extensions": {"wrencos.raw": raw}}
+
+
+async def test_shared_frames_are_written_as_given_and_slow_readers_are_closed() -> None:
+    raw = FakeRaw()
+    conn = Connection(FakeWebSocket(raw), max_buffered_bytes=1000)  # type: ignore[arg-type]
+    shared = text_frame('{"type":"x"}')
+    assert conn.send_shared('{"type":"x"}', shared)
+    assert raw.frames == [shared]
+    assert conn.send("hello") and parse(raw.frames[-1]).data == b"hello"
+    raw.level = 1001  # the peer stopped reading
+    assert not conn.send("more")
+    assert conn.closed and raw.aborted is not None and raw.aborted[0] == CLOSE_TRY_AGAIN_LATER
+    assert not conn.send("after")
+    assert len(raw.frames) == 2
