@@ -16,15 +16,23 @@ import structlog
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from gateway import errors, rest_auth, rest_livestreams
+from gateway import errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_video
 from gateway.auth import TokenService, hash_password
 from gateway.connection import CLOSE_GOING_AWAY, Connection
 from gateway.context import GatewayContext
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
 from gateway.protocol import error_frame
+from gateway.ratelimit import TokenBucket
 from gateway.ws_session import WsSession
+from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
+from persistence.chat_pages import ChatPages
+from persistence.flash_sales import FlashSaleStore
+from persistence.orders import OrderStore
+from persistence.payments import PaymentStore
+from persistence.products import ProductStore
+from persistence.views import ViewStore
 from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.streams import StreamStore
 from persistence.users import UserStore
@@ -54,6 +62,10 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             settings=settings, gateway_id=gateway_id,
             tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds),
             users=users, streams=StreamStore(db), chat=ChatStore(db), hub=hub, directory=directory,
+            products=ProductStore(db), orders=OrderStore(db), payments=PaymentStore(db),
+            flash_sales=FlashSaleStore(db), views=ViewStore(db), analytics=AnalyticsStore(db),
+            chat_pages=ChatPages(db), login_limit=TokenBucket(settings.login_rate_per_minute),
+            order_limit=TokenBucket(settings.order_rate_per_minute),
         )
         directory.start()
         try:
@@ -75,7 +87,13 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
     )
     errors.install(app)
     app.include_router(rest_auth.router)
+    app.include_router(rest_video.router)  # /livestreams/agora/token, before /livestreams/{id}
     app.include_router(rest_livestreams.router)
+    app.include_router(rest_flash_sales.router)
+    app.include_router(rest_commerce.products)
+    app.include_router(rest_commerce.orders)
+    app.include_router(rest_commerce.payments)
+    app.include_router(rest_analytics.router)
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, object]:

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.auth import TokenService
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
+from gateway.payments import OfflineProvider, PaymentProvider
+from gateway.ratelimit import TokenBucket
+from persistence.analytics import AnalyticsStore
+from persistence.chat_pages import ChatPages
+from persistence.flash_sales import FlashSaleStore
+from persistence.orders import OrderStore
+from persistence.payments import PaymentStore
+from persistence.products import ProductStore
+from persistence.views import ViewStore
 from persistence.chat import ChatStore
 from persistence.streams import StreamStore
 from persistence.users import UserStore
@@ -23,3 +32,14 @@ class GatewayContext:
     chat: ChatStore
     hub: Hub
     directory: LiveDirectory
+    # Commerce, analytics and limits (REST).
+    products: ProductStore
+    orders: OrderStore
+    payments: PaymentStore
+    flash_sales: FlashSaleStore
+    views: ViewStore
+    analytics: AnalyticsStore
+    chat_pages: ChatPages
+    payment_provider: PaymentProvider = field(default_factory=OfflineProvider)
+    login_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    order_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))

@@ -23,11 +23,13 @@ CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(self, status: int, message: str, code: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or CODES.get(status, "error")
+        self.headers = headers
 
 
 def error_body(status: int, message: str, code: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -37,7 +39,8 @@ def error_body(status: int, message: str, code: str | None = None, **extra: Any)
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
+        headers.update(e.headers or {})
         return JSONResponse(error_body(e.status, e.message, e.code), status_code=e.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)

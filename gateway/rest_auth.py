@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
 
 from gateway.auth import hash_password, verify_password
 from gateway.deps import Ctx, User
 from gateway.errors import ApiError
+from gateway.identity import client_ip, enforce
 from persistence.users import EmailTaken
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -65,7 +66,10 @@ async def register(body: RegisterBody, ctx: Ctx) -> AuthOut:
 
 
 @router.post("/login", response_model=AuthOut)
-async def login(body: LoginBody, ctx: Ctx) -> AuthOut:
+async def login(body: LoginBody, ctx: Ctx, request: Request) -> AuthOut:
+    """Log in. At most `LOGIN_RATE_PER_MINUTE` attempts a minute per client
+    address and email (429 with `Retry-After` beyond)."""
+    enforce(ctx.login_limit, f"{client_ip(request)}|{body.email.strip().lower()}", "login attempts")
     user = await ctx.users.by_email(body.email)
     if user is None or not verify_password(body.password, user.password_hash):
         raise ApiError(401, "Wrong email or password")

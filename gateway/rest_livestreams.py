@@ -11,14 +11,17 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from actors import handles
 from actors.registry_actor import RegistryAnswer
+from actors.stream_state import PinProduct, ToggleLike, UnpinProduct
 from wrencos.clock import iso
 from gateway.context import GatewayContext
-from gateway.deps import Admin, Ctx, Page
+from gateway.deps import Admin, Ctx, OptionalUser, Page
 from gateway.errors import ApiError
+from gateway.identity import SessionHeader, viewer_key
+from gateway.money import format_minor
 from persistence.streams import ENDED, LIVE
 
 router = APIRouter(prefix="/livestreams", tags=["livestreams"])
@@ -171,6 +174,171 @@ async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> Strea
 async def stop_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
     """End the stream: its final state is stored, its actor ends, every client gets `stream_stopped`."""
     _raise_for(await ctx.directory.stop_stream(stream_id))
+    await ctx.flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
     record = await ctx.streams.get(stream_id)
     assert record is not None
     return await present(ctx, record)
+
+
+# ---------------------------------------------------------------- editing
+
+
+class UpdateStreamBody(BaseModel):
+    """Every field optional: only those sent change."""
+
+    model_config = ConfigDict(extra="ignore")  # status, hostId, numbers ... are the server's
+    title: Title | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    streamUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    quality: Annotated[str, StringConstraints(max_length=20)] | None = None
+    scheduledAt: datetime | None = None
+
+
+@router.put("/{stream_id}", response_model=StreamOut)
+async def update_stream(stream_id: StreamIdPath, body: UpdateStreamBody, admin: Admin, ctx: Ctx) -> StreamOut:
+    """Change a scheduled or ended stream (admin). A live stream answers 409:
+    its actor shows the title, description, URL and quality it went live with
+    to every viewer, and changing the record under it would make REST and the
+    WebSocket disagree. Stop it (or change it before it starts)."""
+    fields = body.model_dump(exclude_none=True)
+    if "scheduledAt" in fields:
+        fields["scheduledAt"] = iso(fields["scheduledAt"])
+    record, found = await ctx.streams.update_unless_live(stream_id, fields)
+    if not found:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    if record is None:
+        raise ApiError(409, "This stream is live: its details are fixed until it stops")
+    return await present(ctx, record)
+
+
+@router.delete("/{stream_id}", status_code=204)
+async def delete_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> Response:
+    """Delete a stream record (admin); 409 while it is live. Its chat, views and
+    orders stay stored (orders keep their `streamId`)."""
+    deleted, found = await ctx.streams.delete_unless_live(stream_id)
+    if not found:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    if not deleted:
+        raise ApiError(409, "This stream is live: stop it before deleting it")
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- viewers
+
+
+class ViewOut(BaseModel):
+    streamId: str
+    views: int
+
+
+@router.post("/{stream_id}/view", status_code=201, response_model=ViewOut)
+async def record_view(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
+                      session_id: SessionHeader = None) -> ViewOut:
+    """Count a view (an app opening the stream); anyone, anonymous included."""
+    if await ctx.streams.get(stream_id) is None:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    await ctx.views.record(stream_id, viewer_key(claims, session_id),
+                           claims.user_id if claims else None, session_id)
+    return ViewOut(streamId=stream_id, views=await ctx.views.count(stream_id))
+
+
+class ChatMessageOut(BaseModel):
+    id: int
+    seq: int
+    username: str
+    message: str
+    isAdmin: bool
+    timestamp: str
+
+
+@router.get("/{stream_id}/chat", response_model=list[ChatMessageOut])
+async def chat_history(stream_id: StreamIdPath, ctx: Ctx, page: Page, response: Response) -> list[ChatMessageOut]:
+    """The stream's stored chat, newest first (page 1 is the latest). Paged:
+    `?page=&limit=`; total in `X-Total-Count`."""
+    if await ctx.streams.get(stream_id) is None:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    docs = await ctx.chat_pages.page(stream_id, skip=page.skip, limit=page.limit)
+    response.headers["X-Total-Count"] = str(await ctx.chat_pages.count(stream_id))
+    return [ChatMessageOut(id=int(d["seq"]), seq=int(d["seq"]), username=str(d.get("username", "")),
+                           message=str(d.get("message", "")), isAdmin=bool(d.get("isAdmin", False)),
+                           timestamp=str(d.get("timestamp", ""))) for d in docs]
+
+
+class LikeOut(BaseModel):
+    liked: bool
+    likes: int
+    likedBy: str = Field(description="the key the like is counted under: your user id, else your X-Session-Id")
+
+
+async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
+    relay = ctx.directory.relay(stream_id)
+    if relay is None:
+        if await ctx.streams.get(stream_id) is None:
+            raise ApiError(404, f"Stream {stream_id} does not exist")
+        raise ApiError(409, "This stream is not live")
+    return relay
+
+
+@router.post("/{stream_id}/like", response_model=LikeOut)
+async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
+                      session_id: SessionHeader = None) -> LikeOut:
+    """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
+    once per user when logged in, else per `X-Session-Id`. 409 unless live."""
+    key = viewer_key(claims, session_id)
+    if key is None:
+        raise ApiError(400, "Log in or send an X-Session-Id header to like")
+    relay = await _live_relay(ctx, stream_id)
+    result = await relay.submit(ToggleLike(key))
+    if not result.ok:
+        raise ApiError(409, result.error or "The stream could not take the like")
+    data = result.data or {}
+    return LikeOut(liked=bool(data.get("liked", True)), likes=int(data.get("likes", 0)), likedBy=key)
+
+
+class PinBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, price, image come from the catalogue
+    productId: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+    displayOrder: Annotated[int, Field(strict=True, ge=0, le=10_000)] | None = None
+
+
+class PinnedOut(BaseModel):
+    productId: str
+    name: str
+    price: str
+    currency: str
+    image: str | None
+    displayOrder: int | None
+
+
+@router.post("/{stream_id}/pin", response_model=PinnedOut)
+async def pin_product(stream_id: StreamIdPath, body: PinBody, admin: Admin, ctx: Ctx) -> PinnedOut:
+    """Pin a catalogue product over the video (admin). Name, price and image
+    come from the catalogue; viewers get `pinned_products_updated`. Pinning a
+    pinned product again refreshes it (and moves it with `displayOrder`)."""
+    relay = await _live_relay(ctx, stream_id)
+    product = await ctx.products.get(body.productId)
+    if product is None:
+        raise ApiError(404, f"Product {body.productId} does not exist")
+    images = product.get("images") or []
+    price = format_minor(int(product["priceMinor"]), product["currency"])
+    image = images[0] if images else None
+    result = await relay.submit(PinProduct(product_id=product["_id"], name=product["name"], price=price,
+                                           image=image, display_order=body.displayOrder))
+    if not result.ok:
+        raise ApiError(409, result.error or "The stream could not pin the product")
+    return PinnedOut(productId=product["_id"], name=product["name"], price=price, currency=product["currency"],
+                     image=image, displayOrder=body.displayOrder)
+
+
+@router.delete("/{stream_id}/pin/{product_id}", status_code=204)
+async def unpin_product(
+    stream_id: StreamIdPath,
+    product_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")],
+    admin: Admin, ctx: Ctx,
+) -> Response:
+    """Take a pinned product down (admin); 404 if it is not pinned."""
+    relay = await _live_relay(ctx, stream_id)
+    result = await relay.submit(UnpinProduct(product_id))
+    if not result.ok:
+        raise ApiError(404, result.error or f"Product {product_id} is not pinned")
+    return Response(status_code=204)

@@ -189,15 +189,27 @@ async def pin_product(ctx: AdminContext, stream_id: str) -> ActionResult:
 
 @register_action("flash-sale")
 async def flash_sale(ctx: AdminContext, stream_id: str) -> ActionResult:
-    """Start a flash sale on the last pinned product (or a new one) through the REST endpoint."""
+    """Start a flash sale the way a shop does: a catalogue product (created for
+    this run), pinned over REST, then put on sale through the flash-sale endpoint."""
     if ctx.token is None:
         return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
-    if not ctx.pins.get(stream_id):
-        await pin_product(ctx, stream_id)
+    auth = {"Authorization": f"Bearer {ctx.token}"}
     path = ctx.config.flash_sale_path.format(stream_id=stream_id)
-    body = {"productId": messages.pin_id(ctx.config.run_id, ctx.pins[stream_id]), "salePrice": 4.99,
-            "price": 4.99, "quantity": 100, "stock": 100, "perCustomerLimit": 1, "durationSeconds": 30}
-    r = await ctx.http.post(path, json=body, headers={"Authorization": f"Bearer {ctx.token}"})
+    product = await ctx.http.post("/products", json={"name": f"loadtest {ctx.config.run_id}", "price": "9.99",
+                                                      "stock": 1000}, headers=auth)
+    if product.status_code == 404:
+        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, status=404,
+                            message="skipped: the server has no products endpoint (404)")
+    if product.status_code >= 300:
+        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, status=product.status_code,
+                            message=api_error(product))
+    product_id = product.json()["id"]
+    pinned = await ctx.http.post(f"/livestreams/{stream_id}/pin", json={"productId": product_id}, headers=auth)
+    if pinned.status_code >= 300:
+        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, status=pinned.status_code,
+                            message=api_error(pinned))
+    body = {"productId": product_id, "price": "4.99", "quantity": 100, "perCustomerLimit": 1, "durationSeconds": 30}
+    r = await ctx.http.post(path, json=body, headers=auth)
     if r.status_code == 404:
         return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, status=404,
                             message=f"skipped: the server has no flash-sale endpoint at POST {path} (404)")

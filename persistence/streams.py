@@ -93,3 +93,23 @@ class StreamStore:
             {"$set": {"status": ENDED, "endTime": end_time, **fields}},
             return_document=ReturnDocument.AFTER,
         )
+
+    async def update_unless_live(self, stream_id: str, fields: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """Set `fields` unless the stream is live (its actor holds the meta while
+        live). Returns (record after, found): (None, True) means it is live."""
+        if not is_stream_id(stream_id):
+            return None, False
+        doc = await self._streams.find_one_and_update(
+            {"_id": stream_id, "status": {"$ne": LIVE}}, {"$set": fields}, return_document=ReturnDocument.AFTER)
+        if doc is not None:
+            return doc, True
+        return None, await self._streams.count_documents({"_id": stream_id}) > 0
+
+    async def delete_unless_live(self, stream_id: str) -> tuple[bool, bool]:
+        """Delete the record unless it is live. Returns (deleted, found)."""
+        if not is_stream_id(stream_id):
+            return False, False
+        result = await self._streams.delete_one({"_id": stream_id, "status": {"$ne": LIVE}})
+        if result.deleted_count == 1:
+            return True, True
+        return False, await self._streams.count_documents({"_id": stream_id}) > 0

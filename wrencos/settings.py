@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     commit_interval_ms: int = Field(20, alias="COMMIT_INTERVAL_MS")
     max_frame_bytes: int = Field(64 * 1024, alias="MAX_FRAME_BYTES")
     send_queue_frames: int = Field(1024, alias="SEND_QUEUE_FRAMES")
+    agora_app_id: str | None = Field(None, alias="AGORA_APP_ID")
+    agora_app_certificate: SecretStr | None = Field(None, alias="AGORA_APP_CERTIFICATE")  # never shown
+    agora_token_ttl_seconds: int = Field(3600, alias="AGORA_TOKEN_TTL_SECONDS")
+    shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
+    login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
+    order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
 
     def resolved_jwt_secret(self) -> str:
         """`JWT_SECRET`, or, with the embedded database, a strong secret made

@@ -106,6 +106,18 @@ class Api:
     async def post(self, path: str, **kw: Any) -> httpx.Response:
         return await self.client.post(path, **kw)
 
+    async def put(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.put(path, **kw)
+
+    async def patch(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.patch(path, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.delete(path, **kw)
+
+    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        return await self.client.request(method, path, **kw)
+
 
 async def login(base_url: str, email: str, password: str) -> str:
     async with httpx.AsyncClient(base_url=base_url) as c:

@@ -16,6 +16,10 @@ from persistence.embedded import free_port
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "admin-password-42"
 JWT_SECRET = "test-secret-" + "x" * 40
+AGORA_APP_ID = "970ca35de60c44645bbae8a215061b33"
+AGORA_APP_CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
+LOGIN_RATE_PER_MINUTE = 30
+ORDER_RATE_PER_MINUTE = 60
 
 
 class Process:
@@ -75,10 +79,13 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def start_gateway(ray_address: str, mongodb_uri: str, namespace: str, log_dir: Path, port: int | None = None,
-                  db_name: str = "wrencos") -> tuple[Process, str]:
+                  db_name: str = "wrencos", env_overrides: dict[str, str] | None = None) -> tuple[Process, str]:
     port = port or free_port()
     env = base_env(MONGODB_URI=mongodb_uri, MONGODB_DB=db_name, JWT_SECRET=JWT_SECRET,
-                   WRENCOS_NAMESPACE=namespace, PORT=str(port), HOST="127.0.0.1")
+                   WRENCOS_NAMESPACE=namespace, PORT=str(port), HOST="127.0.0.1",
+                   AGORA_APP_ID=AGORA_APP_ID, AGORA_APP_CERTIFICATE=AGORA_APP_CERTIFICATE,
+                   LOGIN_RATE_PER_MINUTE=str(LOGIN_RATE_PER_MINUTE), ORDER_RATE_PER_MINUTE=str(ORDER_RATE_PER_MINUTE))
+    env.update(env_overrides or {})
     proc = Process([sys.executable, "-m", "wrencos", "gateway", "--address", ray_address],
                    env, log_dir / f"gateway-{port}.log")
     url = f"http://127.0.0.1:{port}"

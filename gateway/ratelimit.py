@@ -1,0 +1,47 @@
+"""Token buckets for the endpoints that invite abuse (logging in, ordering).
+
+In memory, per gateway process: with N gateways a client can get up to N
+times the rate by spreading its requests. Good enough to stop a script
+hammering one endpoint; not a quota system. Memory is bounded: when more
+than `max_keys` buckets exist, the full ones (idle clients) are forgotten.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    """`rate_per_minute` requests a minute, in bursts of up to that many.
+    A rate of 0 or less turns the limit off."""
+
+    rate_per_minute: int
+    max_keys: int = 100_000
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # key -> (tokens, at)
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """Take one token for `key`. Returns 0.0 if allowed, else the seconds
+        until a token is available (for `Retry-After`)."""
+        if self.rate_per_minute <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        capacity = float(self.rate_per_minute)
+        per_second = capacity / 60.0
+        tokens, at = self._buckets.get(key, (capacity, now))
+        tokens = min(capacity, tokens + (now - at) * per_second)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > self.max_keys:
+                self._prune(now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / per_second
+
+    def _prune(self, now: float) -> None:
+        capacity = float(self.rate_per_minute)
+        per_second = capacity / 60.0
+        for key, (tokens, at) in list(self._buckets.items()):
+            if tokens + (now - at) * per_second >= capacity:
+                del self._buckets[key]

@@ -1,0 +1,115 @@
+"""Pure rules of the REST layer: money, order transitions, rate limits, video tokens."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from agora_token_builder.AccessToken import AccessToken
+from pydantic import BaseModel, ValidationError
+
+from gateway import order_rules as rules
+from gateway import video_tokens
+from gateway.money import MoneyError, MoneyIn, format_minor, parse_amount, to_minor
+from gateway.ratelimit import TokenBucket
+
+
+class TestMoney:
+    @pytest.mark.parametrize("raw, minor", [("19.99", 1999), ("0.10", 10), ("5", 500), (5, 500), ("0", 0),
+                                            ("1234567.8", 123456780), (0, 0)])
+    def test_amounts_become_exact_minor_units(self, raw: object, minor: int) -> None:
+        assert to_minor(parse_amount(raw), "USD") == minor
+
+    @pytest.mark.parametrize("raw", [19.99, 5.0, True, None, "-1", "+1", "1e3", "1,5", " ", "", "01", "1.2345",
+                                     "NaN", "Infinity", [], {}, 10**10, "99999999999"])
+    def test_floats_and_junk_are_refused(self, raw: object) -> None:
+        with pytest.raises(MoneyError):
+            parse_amount(raw)
+
+    def test_currency_decimals(self) -> None:
+        with pytest.raises(MoneyError):
+            to_minor(Decimal("19.999"), "USD")
+        with pytest.raises(MoneyError):
+            to_minor(Decimal("1.5"), "JPY")
+        assert to_minor(Decimal("1.234"), "KWD") == 1234
+        assert (format_minor(1999, "USD"), format_minor(5, "USD"), format_minor(1200, "JPY"),
+                format_minor(1234, "KWD"), format_minor(-150, "EUR")) == ("19.99", "0.05", "1200", "1.234", "-1.50")
+
+    def test_sums_in_minor_units_are_exact(self) -> None:
+        total = sum(to_minor(parse_amount("0.10"), "USD") for _ in range(10))
+        assert format_minor(total, "USD") == "1.00"  # 0.1 * 10 as floats is 0.9999999999999999
+
+    def test_model_field(self) -> None:
+        class Body(BaseModel):
+            price: MoneyIn
+
+        assert Body.model_validate({"price": "2.50"}).price == Decimal("2.50")
+        with pytest.raises(ValidationError, match="never a float"):
+            Body.model_validate({"price": 2.5})
+        with pytest.raises(ValidationError):
+            Body.model_validate_json('{"price": 2.5}')
+        assert Body.model_json_schema()["properties"]["price"]["type"] == "string"
+
+
+class TestOrderTransitions:
+    def test_admin_moves_along_the_arrows(self) -> None:
+        for current, nexts in rules.TRANSITIONS.items():
+            for wanted in rules.STATUSES:
+                if wanted in nexts:
+                    rules.check_transition(current, wanted, is_admin=True, payment_status="unpaid")
+                else:
+                    with pytest.raises(rules.TransitionRefused) as e:
+                        rules.check_transition(current, wanted, is_admin=True, payment_status="unpaid")
+                    assert e.value.status == 409
+
+    def test_customers_only_cancel_pending_orders(self) -> None:
+        rules.check_transition("pending", "cancelled", is_admin=False, payment_status="unpaid")
+        with pytest.raises(rules.TransitionRefused) as e:
+            rules.check_transition("pending", "confirmed", is_admin=False, payment_status="unpaid")
+        assert e.value.status == 403
+        with pytest.raises(rules.TransitionRefused) as e:
+            rules.check_transition("confirmed", "cancelled", is_admin=False, payment_status="unpaid")
+        assert e.value.status == 409
+
+    def test_paid_orders_are_not_cancelled(self) -> None:
+        with pytest.raises(rules.TransitionRefused, match="paid"):
+            rules.check_transition("confirmed", "cancelled", is_admin=True, payment_status="paid")
+
+    def test_unknown_status(self) -> None:
+        with pytest.raises(rules.TransitionRefused) as e:
+            rules.check_transition("pending", "lost", is_admin=True, payment_status="unpaid")
+        assert e.value.status == 422
+
+
+class TestTokenBucket:
+    def test_burst_then_refill(self) -> None:
+        bucket = TokenBucket(rate_per_minute=3)
+        assert [bucket.take("k", now=0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait = bucket.take("k", now=0.0)
+        assert wait == pytest.approx(20.0)
+        assert bucket.take("other", now=0.0) == 0.0  # keys are independent
+        assert bucket.take("k", now=20.0) == 0.0
+        assert bucket.take("k", now=20.0) > 0
+
+    def test_off_and_bounded(self) -> None:
+        assert all(TokenBucket(0).take("k") == 0.0 for _ in range(100))
+        bucket = TokenBucket(rate_per_minute=60, max_keys=10)
+        for i in range(50):
+            bucket.take(f"k{i}", now=float(i) * 10)
+        assert len(bucket._buckets) <= 11
+
+
+class TestVideoTokens:
+    APP, CERT = "970ca35de60c44645bbae8a215061b33", "5cfd2fd1755d40ecb72977518be15d3b"
+
+    def test_roles_and_expiry_parse_back(self) -> None:
+        for role, privileges in ((video_tokens.PUBLISHER, {1, 2, 3, 4}), (video_tokens.AUDIENCE, {1})):
+            t = video_tokens.build(self.APP, self.CERT, "6b06a3070bbe635db7907975", 77, role, 2_000_000_000)
+            parsed = AccessToken()
+            assert parsed.fromString(t.token)
+            assert set(parsed.messages) == privileges and set(parsed.messages.values()) == {2_000_000_000}
+            assert t.channel == "6b06a3070bbe635db7907975" and self.CERT not in t.token
+
+    def test_uids(self) -> None:
+        assert video_tokens.uid_for("user-1") == video_tokens.uid_for("user-1")
+        assert all(1 <= video_tokens.uid_for(x) <= video_tokens.MAX_UID for x in ("a", "b", None, ""))
