@@ -28,6 +28,7 @@ import structlog
 
 from actors.config import ActorConfig
 from persistence.database import connect, ensure_indexes
+from persistence.flash_sales import FlashSaleStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
 
 log = structlog.get_logger("actors.registry")
@@ -69,6 +70,7 @@ class StreamRegistry:
         self._config = config
         self._db = connect(config.db)
         self._streams = StreamStore(self._db)
+        self._flash_sales = FlashSaleStore(self._db)
         self.incarnation = secrets.token_hex(4)
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
@@ -133,6 +135,7 @@ class StreamRegistry:
             )
             final = await _call_through_restart(lambda: actor.stop.remote())
             ended = await self._streams.mark_ended(stream_id, now_iso(), final)
+            await self._flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
             handles.kill(actor)
             self._live.pop(stream_id, None)
             self._bump()

@@ -643,7 +643,7 @@ class StreamState:
             "countersDirty": self._counters_dirty,
             "salesDirty": sorted(self._sales_dirty),
             "appliedBatches": [
-                [batch_id, [[r.ok, r.error, r.seq] for r in results]]
+                [batch_id, [[r.ok, r.error, r.seq, r.data] for r in results]]
                 for batch_id, results in self.applied_batches.items()
             ],
         }
@@ -658,8 +658,8 @@ class StreamState:
     ) -> "StreamState":
         """Rebuild from `to_checkpoint()` output and the stored recent chat.
 
-        The results of recent batches come back too (without their `data`),
-        so a batch replayed after a restart gets the same answers and changes nothing.
+        The results of recent batches come back too, so a batch replayed
+        after a restart gets the same answers and changes nothing.
         """
         state = StreamState(
             meta=StreamMeta.from_doc(doc["meta"]),
@@ -681,7 +681,8 @@ class StreamState:
         state._counters_dirty = bool(doc.get("countersDirty", False))
         state._sales_dirty = set(doc.get("salesDirty", []))
         for batch_id, results in doc.get("appliedBatches", []):
-            state.applied_batches[batch_id] = [Result(ok=ok, error=err, seq=seq) for ok, err, seq in results]
+            state.applied_batches[batch_id] = [Result(ok=r[0], error=r[1], seq=r[2], data=r[3] if len(r) > 3 else None)
+                                               for r in results]
         return state
 
 

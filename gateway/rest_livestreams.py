@@ -174,7 +174,6 @@ async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> Strea
 async def stop_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
     """End the stream: its final state is stored, its actor ends, every client gets `stream_stopped`."""
     _raise_for(await ctx.directory.stop_stream(stream_id))
-    await ctx.flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
     record = await ctx.streams.get(stream_id)
     assert record is not None
     return await present(ctx, record)

@@ -86,11 +86,14 @@ class StreamStore:
         )
 
     async def mark_ended(self, stream_id: str, end_time: str, final: dict[str, Any]) -> dict[str, Any] | None:
-        """live -> ended, with the stream's final numbers. None if it was not live."""
-        fields = {k: final[k] for k in ("viewerCount", "peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final}
+        """live -> ended, with the stream's final numbers. None if it was not live.
+        Nobody watches an ended stream: its `viewerCount` is 0, and the viewers
+        it had at the end are kept as `viewersAtEnd`."""
+        fields = {k: final[k] for k in ("peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final}
+        fields["viewersAtEnd"] = final.get("viewerCount", 0)
         return await self._streams.find_one_and_update(
             {"_id": stream_id, "status": LIVE},
-            {"$set": {"status": ENDED, "endTime": end_time, **fields}},
+            {"$set": {"status": ENDED, "endTime": end_time, "viewerCount": 0, **fields}},
             return_document=ReturnDocument.AFTER,
         )
 

@@ -392,3 +392,24 @@ async def test_junk_never_gets_a_500(gateway_url: str) -> None:
         assert set(statuses) <= {200, 201, 204, 400, 401, 403, 404, 405, 409, 413, 422}, statuses
         r = await anon.get("/livestreams/agora/token", headers={"Authorization": "Bearer junk"})
         assert_error(r, 401)
+
+
+async def test_stopping_over_the_websocket_ends_running_sales_too(gateway_url: str, ws_url: str) -> None:
+    token = await admin_token(gateway_url)
+    async with Api(gateway_url, token) as admin:
+        await stop_all_live(admin)
+        sid = await new_stream(admin, "Stop with a sale", live=True)
+        p = await new_product(admin, price="10.00", stock=5)
+        await admin.post(f"/livestreams/{sid}/pin", json={"productId": p["id"]})
+        r = await admin.post(f"/livestreams/{sid}/flash-sales",
+                             json={"productId": p["id"], "price": "5.00", "quantity": 2, "durationSeconds": 600})
+        sale = r.json()
+        async with WsClient(ws_url) as adm:
+            await adm.send({"type": "register_admin", "token": token})
+            await adm.wait_type("admin_registered")
+            await adm.send({"type": "stop_stream", "streamId": sid})
+            await adm.wait_type("stream_stopped", streamId=sid)
+        stored = (await admin.get(f"/livestreams/{sid}/flash-sales/{sale['id']}")).json()
+        assert (stored["status"], stored["endedReason"]) == ("ended", "stream_stopped")
+        ended = (await admin.get(f"/livestreams/{sid}")).json()
+        assert ended["viewerCount"] == 0 and ended["status"] == "ended"
