@@ -1,8 +1,15 @@
 """Shared fixtures. Fast tests need none of these; system tests start real
-processes: the embedded database, a Ray cluster and gateways."""
+processes: the embedded database, a Ray cluster and gateways.
+
+With `MONGODB_URI` set (for example `MONGODB_URI=mongodb://host:27017/?replicaSet=rs0 make test`),
+every test that needs a database uses that MongoDB instead of the embedded
+server, in databases of its own that are dropped at the end; the one step a
+test cannot do there (restarting the server) is skipped and says so.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Iterator
@@ -12,17 +19,47 @@ import pytest
 from persistence.embedded import EmbeddedMongo
 
 
-@pytest.fixture(scope="session")
-def embedded_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
-    """One real nx-27017 server for the session."""
-    db = EmbeddedMongo(tmp_path_factory.mktemp("db")).start()
-    yield db
-    db.stop()
+class ExternalMongo:
+    """A MongoDB the tests do not run: same face as `EmbeddedMongo`, but it
+    cannot be restarted by a test."""
+
+    restartable = False
+
+    def __init__(self, uri: str, db_name: str) -> None:
+        self.uri = uri
+        self.db_name = db_name
+
+    def start(self) -> "ExternalMongo":
+        raise NotImplementedError("an external MongoDB is not started by the tests")
+
+    def stop(self) -> None:
+        raise NotImplementedError("an external MongoDB is not stopped by the tests")
 
 
 @pytest.fixture(scope="session")
 def namespace() -> str:
     return f"test-{secrets.token_hex(4)}"
+
+
+@pytest.fixture(scope="session")
+def embedded_db(tmp_path_factory: pytest.TempPathFactory, namespace: str) -> Iterator[EmbeddedMongo | ExternalMongo]:
+    """The session's database server: the embedded nx-27017, or `MONGODB_URI`."""
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        from pymongo import MongoClient
+
+        db = ExternalMongo(uri, f"wrencos_{namespace.replace('-', '_')}")
+        yield db
+        with MongoClient(uri) as client:  # drop what this session created
+            for name in client.list_database_names():
+                if name == db.db_name or (len(name) == 9 and name.startswith("t") and name[1:].isalnum()):
+                    client.drop_database(name)
+        return
+    embedded = EmbeddedMongo(tmp_path_factory.mktemp("db")).start()
+    embedded.db_name = "wrencos"  # type: ignore[attr-defined]
+    embedded.restartable = True  # type: ignore[attr-defined]
+    yield embedded
+    embedded.stop()
 
 
 @pytest.fixture(scope="session")

@@ -321,7 +321,7 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
         await stop_all_live(admin)
         sid = await create_stream(admin, "Lease")
         await admin.post(f"/livestreams/{sid}/start")
-        doomed, doomed_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir)
+        doomed, doomed_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
         try:
             async with WsClient(ws_url_of(gateway_url)) as here, WsClient(ws_url_of(doomed_url)) as there:
                 await here.send({"type": "register", "sessionId": "stays", "streamId": sid})

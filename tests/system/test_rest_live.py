@@ -230,7 +230,7 @@ def check_agora(answer: dict[str, Any], channel: str, role: str, ttl: int) -> No
 async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cluster: str, namespace: str,
                             log_dir: Path) -> None:
     # A second admin, who does not host the stream.
-    db = connect(DatabaseConfig(uri=embedded_db.uri, name="wrencos"))
+    db = connect(DatabaseConfig(uri=embedded_db.uri, name=embedded_db.db_name))
     other_email = f"admin2-{uuid.uuid4().hex[:6]}@example.com"
     await UserStore(db).create(other_email, hash_password("admin2-password"), "Admin 2", role="admin")
     await db.client.close()
@@ -271,7 +271,7 @@ async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cl
     assert AGORA_APP_CERTIFICATE not in (log_dir / f"gateway-{port}.log").read_text()
 
     # Without the settings: 503 saying what to set.
-    proc, bare = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir,
+    proc, bare = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name,
                                env_overrides={"AGORA_APP_ID": "", "AGORA_APP_CERTIFICATE": ""})
     try:
         async with Api(bare) as anon:

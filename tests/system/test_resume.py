@@ -123,7 +123,7 @@ async def test_resume_on_the_same_gateway(gateway_url: str, live_stream: tuple[s
 async def test_resume_on_another_gateway_across_an_actor_restart(
     gateway_url: str, live_stream: tuple[str, Api], ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
 ) -> None:
-    other, other_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir)
+    other, other_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
     try:
         await resume_scenario(gateway_url, other_url, live_stream[0], kill_actor=True)
     finally:
