@@ -68,7 +68,7 @@ from wrencos.clock import now_iso
 log = structlog.get_logger("actors.stream")
 
 RETRY_MIN_S = 0.05
-RETRY_MAX_S = 2.0
+RETRY_MAX_S = 0.5
 LEASE_CHECK_S = 1.0
 
 

@@ -51,6 +51,7 @@ class Connection:
     closed: bool = False
     raw: RawWriter | None = field(init=False, default=None)
     _queue: asyncio.Queue[str | None] | None = field(init=False, default=None)
+    _transport: asyncio.WriteTransport | None = field(init=False, default=None)
     _close: tuple[int, str] = field(init=False, default=(CLOSE_GOING_AWAY, ""))
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class Connection:
         self.raw = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
         if self.raw is None:
             self._queue = asyncio.Queue(self.queue_size)
+        else:
+            self._transport = self.raw.transport
 
     @property
     def user_id(self) -> str | None:
@@ -80,13 +83,31 @@ class Connection:
         if self.closed:
             return False
         if self.raw is not None:
-            if self.raw.buffered() > self.max_buffered_bytes:
-                self._too_slow()
-                return False
-            if self.raw.write(frame if frame is not None else text_frame(text)):
-                return True
+            return self._write(frame if frame is not None else text_frame(text))
+        return self._enqueue(text)
+
+    def send_many(self, texts: list[str], frames: bytes) -> bool:
+        """Send several frames in order: `frames` is the concatenation of
+        `text_frame(t)` for each text, written at once."""
+        if self.closed:
+            return False
+        if self.raw is not None:
+            return self._write(frames)
+        return all(self._enqueue(t) for t in texts)
+
+    def _write(self, data: bytes) -> bool:
+        # The hot path of fan-out: C calls only, no await.
+        transport = self._transport
+        if transport is None or transport.is_closing():
             self.closed = True
             return False
+        if transport.get_write_buffer_size() > self.max_buffered_bytes:
+            self._too_slow()
+            return False
+        transport.write(data)
+        return True
+
+    def _enqueue(self, text: str) -> bool:
         assert self._queue is not None
         try:
             self._queue.put_nowait(text)

@@ -41,6 +41,11 @@ class RawWriter:
         self._protocol = protocol
 
     @property
+    def transport(self) -> object:
+        """The socket's transport: write frames to it directly in hot loops."""
+        return self._protocol.transport
+
+    @property
     def open(self) -> bool:
         p = self._protocol
         return p.handshake_complete and not p.close_sent and not p.disconnected and not p.transport.is_closing()

@@ -1,10 +1,19 @@
 """Who watches what on this gateway, and local fan-out.
 
 The hub holds this gateway's connections, which stream each one watches, and
-the admin connections (which see every stream). `publish` writes the same
-text to every watcher: each event is encoded once, upstream, and never again.
+the admin connections (which see every stream).
+
+Fan-out: each event arrives already encoded (once, in the stream's actor).
+The hub frames it once and writes the same bytes to every watcher:
+
+* old apps (protocol 1) get every event as its own frame, at once; the
+  events of one delivery go out in one write per socket;
+* opted-in apps (protocol 2) get one batch frame per stream per
+  `batch_interval` holding every event of that interval, so a busy stream
+  costs one frame per tick per viewer.
+
 There is no backpressure here: a connection that cannot keep up is closed by
-its own bounded queue (see `connection.py`).
+its own buffer limit (see `connection.py`).
 
 The hub also counts sessions per stream, so a session watching through two
 connections is one viewer: `watch` says when a session arrives on a stream,
@@ -13,19 +22,29 @@ connections is one viewer: `watch` says when a session arrives on a stream,
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, defaultdict
 from typing import Iterable
 
 from gateway.connection import Connection
 from gateway.fanout_protocol import text_frame
 
+DEFAULT_BATCH_INTERVAL = 0.1
+
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, batch_interval: float = DEFAULT_BATCH_INTERVAL) -> None:
+        self.batch_interval = batch_interval
         self.connections: set[Connection] = set()
         self.admins: set[Connection] = set()
-        self._watchers: defaultdict[str, set[Connection]] = defaultdict(set)
+        self._single: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 1 watchers
+        self._batched: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 2 watchers
         self._sessions: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._pending: dict[str, list[str]] = {}  # stream -> events waiting for the next batch
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self.frames_out = 0  # frames written or queued, for metrics
+
+    # ------------------------------------------------------------ membership
 
     def add(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -40,13 +59,21 @@ class Hub:
         self.admins.add(conn)
 
     def watch(self, conn: Connection, stream_id: str) -> bool:
-        """Make `conn` watch `stream_id` (and nothing else). True if its session
-        is new to the stream: the caller must then tell the stream (Join)."""
+        """Make `conn` watch `stream_id` (and nothing else), from the next event
+        on: events already waiting for a batch are sent to the other watchers
+        first, since the caller has just given `conn` the state that includes
+        them. True if its session is new to the stream: the caller must then
+        tell the stream (Join)."""
+        self.flush(stream_id)
         if conn.watching == stream_id:
+            self._group(conn, stream_id).add(conn)  # its protocol may have changed
+            other = (self._single if conn.protocol >= 2 else self._batched).get(stream_id)
+            if other is not None:
+                other.discard(conn)
             return False
         self.unwatch(conn)
         conn.watching = stream_id
-        self._watchers[stream_id].add(conn)
+        self._group(conn, stream_id).add(conn)
         if conn.session_id is None or conn.is_admin:
             return False
         conn.counted_session = conn.session_id
@@ -60,11 +87,12 @@ class Hub:
         stream_id, conn.watching = conn.watching, None
         if stream_id is None:
             return None
-        watchers = self._watchers.get(stream_id)
-        if watchers is not None:
-            watchers.discard(conn)
-            if not watchers:
-                del self._watchers[stream_id]
+        for groups in (self._single, self._batched):
+            members = groups.get(stream_id)
+            if members is not None:
+                members.discard(conn)
+                if not members:
+                    del groups[stream_id]
         # What `watch` counted, whatever the connection became since (an admin, another session).
         key, conn.counted_session = conn.counted_session, None
         if key is None:
@@ -85,40 +113,62 @@ class Hub:
         return list(self._sessions.get(stream_id, ()))
 
     def watchers(self, stream_id: str) -> set[Connection]:
-        return set(self._watchers.get(stream_id, ()))
-
-    def publish(self, stream_id: str, texts: Iterable[str]) -> int:
-        """Send the events to every watcher of the stream and every admin, in
-        order: one frame per event to old apps, one batch frame holding them
-        all to opted-in apps (encoded once). Returns the number of frames queued."""
-        targets = self._watchers.get(stream_id, set()) | self.admins
-        texts = list(texts)
-        if not texts:
-            return 0
-        batch: tuple[str, bytes] | None = None
-        singles: list[tuple[str, bytes]] | None = None
-        sent = 0
-        for conn in targets:
-            if conn.protocol >= 2:
-                if batch is None:
-                    text = batch_frame(stream_id, texts)
-                    batch = (text, text_frame(text))
-                sent += conn.send_shared(*batch)
-            else:
-                if singles is None:
-                    singles = [(t, text_frame(t)) for t in texts]
-                for text, frame in singles:
-                    sent += conn.send_shared(text, frame)
-        return sent
-
-    def broadcast(self, text: str) -> int:
-        """Send to every connection of this gateway."""
-        frame = text_frame(text)
-        return sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
+        return set(self._single.get(stream_id, ())) | set(self._batched.get(stream_id, ()))
 
     def followers_without_stream(self) -> list[Connection]:
         """Old-app connections that watch nothing yet and follow whichever single stream is live."""
         return [c for c in self.connections if c.follows_sole_stream and c.watching is None]
+
+    def _group(self, conn: Connection, stream_id: str) -> set[Connection]:
+        return (self._batched if conn.protocol >= 2 else self._single)[stream_id]
+
+    # ------------------------------------------------------------ fan-out
+
+    def publish(self, stream_id: str, texts: Iterable[str]) -> int:
+        """Deliver a stream's events, in order: at once to old apps (one write
+        per socket), in the next batch to opted-in apps. Returns the number of
+        frames written now."""
+        texts = list(texts)
+        if not texts:
+            return 0
+        singles = self._single.get(stream_id, set()) | {a for a in self.admins if a.protocol < 2}
+        sent = 0
+        if singles:
+            frames = b"".join(text_frame(t) for t in texts)
+            for conn in singles:
+                if conn.send_many(texts, frames):
+                    sent += len(texts)
+        if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
+            self._pending.setdefault(stream_id, []).extend(texts)
+            if self._flush_timer is None:
+                self._flush_timer = asyncio.get_running_loop().call_later(self.batch_interval, self.flush_all)
+        self.frames_out += sent
+        return sent
+
+    def flush(self, stream_id: str) -> int:
+        """Send the stream's waiting events now, as one batch frame to every
+        opted-in watcher (and opted-in admin). Returns the frames written."""
+        texts = self._pending.pop(stream_id, None)
+        if not texts:
+            return 0
+        targets = self._batched.get(stream_id, set()) | {a for a in self.admins if a.protocol >= 2}
+        text = batch_frame(stream_id, texts)
+        frame = text_frame(text)
+        sent = sum(1 for conn in targets if conn.send_shared(text, frame))
+        self.frames_out += sent
+        return sent
+
+    def flush_all(self) -> None:
+        self._flush_timer = None
+        for stream_id in list(self._pending):
+            self.flush(stream_id)
+
+    def broadcast(self, text: str) -> int:
+        """Send to every connection of this gateway."""
+        frame = text_frame(text)
+        sent = sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
+        self.frames_out += sent
+        return sent
 
 
 def batch_frame(stream_id: str, texts: list[str]) -> str:

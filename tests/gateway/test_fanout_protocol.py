@@ -30,23 +30,32 @@ def test_text_frame_round_trips_at_every_length_encoding(size: int) -> None:
     assert frame.data.decode() == payload
 
 
-class FakeRaw:
-    """Stands in for the transport writer: records frames and a buffer level."""
+class FakeTransport:
+    """Stands in for the socket's transport: records writes, reports a buffer level."""
 
     def __init__(self) -> None:
-        self.frames: list[bytes] = []
+        self.written: list[bytes] = []
         self.level = 0
-        self.aborted: tuple[int, str] | None = None
+        self.closing = False
 
-    def buffered(self) -> int:
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
         return self.level
 
-    def write(self, frame: bytes) -> bool:
-        self.frames.append(frame)
-        return True
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+class FakeRaw:
+    def __init__(self) -> None:
+        self.transport = FakeTransport()
+        self.aborted: tuple[int, str] | None = None
 
     def abort(self, code: int, reason: str) -> None:
         self.aborted = (code, reason)
+        self.transport.closing = True
 
 
 class FakeWebSocket:
@@ -59,10 +68,19 @@ async def test_shared_frames_are_written_as_given_and_slow_readers_are_closed() 
     conn = Connection(FakeWebSocket(raw), max_buffered_bytes=1000)  # type: ignore[arg-type]
     shared = text_frame('{"type":"x"}')
     assert conn.send_shared('{"type":"x"}', shared)
-    assert raw.frames == [shared]
-    assert conn.send("hello") and parse(raw.frames[-1]).data == b"hello"
-    raw.level = 1001  # the peer stopped reading
+    assert raw.transport.written == [shared]
+    assert conn.send("hello") and parse(raw.transport.written[-1]).data == b"hello"
+    both = text_frame("a") + text_frame("b")
+    assert conn.send_many(["a", "b"], both) and raw.transport.written[-1] == both
+    raw.transport.level = 1001  # the peer stopped reading
     assert not conn.send("more")
     assert conn.closed and raw.aborted is not None and raw.aborted[0] == CLOSE_TRY_AGAIN_LATER
     assert not conn.send("after")
-    assert len(raw.frames) == 2
+    assert len(raw.transport.written) == 3
+
+
+async def test_a_socket_closed_by_the_peer_is_not_written() -> None:
+    raw = FakeRaw()
+    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
+    raw.transport.closing = True
+    assert not conn.send("x") and conn.closed and raw.transport.written == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -268,3 +269,35 @@ async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
     hub.make_admin(c)
     assert hub.remove(c) == (A, "s1")  # the caller must send Leave("s1")
     assert hub.sessions(A) == []
+
+
+class TestBatchesForOptedInApps:
+    async def test_events_wait_for_the_tick_then_go_as_one_frame(self) -> None:
+        hub = Hub(batch_interval=0.05)
+        new = joined(hub, "n")
+        new.protocol = 2
+        hub.watch(new, A)  # moves it to the batched group
+        old = joined(hub, "o")
+        hub.watch(old, A)
+        hub.publish(A, ['{"seq":1}', '{"seq":2}'])
+        hub.publish(A, ['{"seq":3}'])
+        assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: at once
+        assert drain(new) == []  # opted-in: not yet
+        await asyncio.sleep(0.08)
+        [frame] = drain(new)
+        assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}
+
+    async def test_a_newcomer_does_not_get_events_from_before_it_joined(self) -> None:
+        hub = Hub(batch_interval=10)
+        first = joined(hub, "a")
+        first.protocol = 2
+        hub.watch(first, A)
+        hub.publish(A, ['{"seq":5}'])
+        late = joined(hub, "b")
+        late.protocol = 2
+        hub.watch(late, A)  # its snapshot already holds seq 5: the waiting batch goes out first
+        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 5}]]
+        assert drain(late) == []
+        hub.publish(A, ['{"seq":6}'])
+        hub.flush_all()
+        assert [json.loads(f)["events"] for f in drain(late)] == [[{"seq": 6}]]
