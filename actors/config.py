@@ -17,4 +17,5 @@ class ActorConfig:
     gateway_lease: float = 6.0  # a gateway silent this long has its viewers removed
     snapshot_interval: float = 2.0  # a full checkpoint at most this often; the journal covers the rest
     max_pending_commands: int = 50_000  # beyond this (storage down), new commands are refused
+    spare_actors: int = 2  # stream actors kept started ahead, so going live costs no process start
     log_level: str = "info"

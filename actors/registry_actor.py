@@ -29,6 +29,7 @@ import structlog
 from actors.config import ActorConfig
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
+from persistence.slots import SlotStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
 
 log = structlog.get_logger("actors.registry")
@@ -71,9 +72,13 @@ class StreamRegistry:
         self._db = connect(config.db)
         self._streams = StreamStore(self._db)
         self._flash_sales = FlashSaleStore(self._db)
+        self._slots = SlotStore(self._db)
         self.incarnation = secrets.token_hex(4)
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
+        self._actors: dict[str, Any] = {}  # stream id -> the actor serving it
+        self._spares: list[Any] = []  # actors started ahead, ready to adopt a stream
+        self._replenishing: asyncio.Task[None] | None = None
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._changed = asyncio.Event()
         self._loaded = asyncio.get_running_loop().create_task(self._load())
@@ -89,11 +94,24 @@ class StreamRegistry:
                 log.warning("registry_db_unavailable", error=str(e), next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        await self._adopt_orphans()
         results = await asyncio.gather(*(self._recover(i) for i in live_ids), return_exceptions=True)
         for stream_id, r in zip(live_ids, results):
             if isinstance(r, BaseException):
                 log.error("stream_recovery_failed", stream_id=stream_id, error=repr(r))
-        log.info("registry_ready", incarnation=self.incarnation, live=len(self._live))
+        self._replenish_soon()
+        log.info("registry_ready", incarnation=self.incarnation, live=len(self._live), spares=len(self._spares))
+
+    async def _adopt_orphans(self) -> None:
+        """After a restart of the registry: spares started by its previous life
+        that never adopted a stream become spares again."""
+        from actors import handles
+
+        for name in await asyncio.to_thread(handles.spare_names):
+            if await self._slots.assignment(name) is None:
+                handle = handles.get_actor(name)
+                if handle is not None:
+                    self._spares.append(handle)
 
     async def _recover(self, stream_id: str) -> None:
         async with self._locks[stream_id]:
@@ -130,14 +148,18 @@ class StreamRegistry:
                 return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
             if record["status"] != LIVE:
                 return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} is not live")
-            actor = handles.find_stream_actor(stream_id) or handles.create_stream_actor(
+            actor = await self._actor_of(stream_id) or handles.create_stream_actor(
                 stream_id, stream_meta(record), self._config
             )
             final = await _call_through_restart(lambda: actor.stop.remote())
             ended = await self._streams.mark_ended(stream_id, now_iso(), final)
             await self._flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
             handles.kill(actor)
+            slot = await self._slots.slot_of(stream_id)
+            if slot is not None:
+                await self._slots.release(slot)
             self._live.pop(stream_id, None)
+            self._actors.pop(stream_id, None)
             self._bump()
             log.info("stream_ended", stream_id=stream_id, likes=final.get("likes"),
                      peak_viewers=final.get("peakViewers"), chat=final.get("chatCount"))
@@ -158,26 +180,79 @@ class StreamRegistry:
         await self._loaded
         return LiveSet(self.incarnation, self._version, dict(self._live))
 
+    async def ping_pid(self) -> int:
+        """This process's id (for operators and failure tests)."""
+        import os
+
+        return os.getpid()
+
+    async def actor_for(self, stream_id: str) -> Any:
+        """The actor serving a live stream, or None."""
+        await self._loaded
+        return self._actors.get(stream_id) if stream_id in self._live else None
+
     async def flush_all(self) -> int:
         """Ask every live stream to store what it has now. Returns how many did."""
-        from actors import handles
-
         await self._loaded
-        actors = [a for a in (handles.find_stream_actor(i) for i in list(self._live)) if a is not None]
+        actors = list(self._actors.values())
         results = await asyncio.gather(*(a.flush.remote() for a in actors), return_exceptions=True)
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     # ------------------------------------------------------------ internals
 
     async def _bring_up(self, record: dict[str, Any]) -> None:
+        """The stream's actor up and loaded: the one already serving it (after a
+        registry restart), else a spare that adopts it, else a new one."""
         from actors import handles
 
         stream_id = record["_id"]
-        actor = handles.create_stream_actor(stream_id, stream_meta(record), self._config)
-        snapshot = await actor.ready.remote()
+        meta = stream_meta(record)
+        actor = await self._actor_of(stream_id)
+        if actor is not None:
+            snapshot = await _call_through_restart(lambda: actor.ready.remote())
+        elif self._spares:
+            actor = self._spares.pop(0)
+            self._replenish_soon()
+            snapshot = await _call_through_restart(lambda: actor.adopt.remote(stream_id, meta))
+        else:
+            actor = handles.create_stream_actor(stream_id, meta, self._config)
+            snapshot = await actor.ready.remote()
+        self._actors[stream_id] = actor
         self._live[stream_id] = {**snapshot["streamData"], "seq": snapshot["seq"], "epoch": snapshot["epoch"]}
         self._bump()
         log.info("stream_live", stream_id=stream_id, seq=snapshot["seq"], epoch=snapshot["epoch"])
+
+    async def _actor_of(self, stream_id: str) -> Any:
+        """The actor that serves the stream already, if any: known here, named
+        for it, or a spare that adopted it (found through its stored assignment)."""
+        from actors import handles
+
+        if stream_id in self._actors:
+            return self._actors[stream_id]
+        actor = handles.get_actor(handles.stream_actor_name(stream_id))
+        if actor is None:
+            slot = await self._slots.slot_of(stream_id)
+            actor = handles.get_actor(slot) if slot else None
+        return actor
+
+    def _replenish_soon(self) -> None:
+        if self._replenishing is None or self._replenishing.done():
+            self._replenishing = asyncio.get_running_loop().create_task(self._replenish())
+
+    async def _replenish(self) -> None:
+        """Start spares until the pool is full, one at a time (a process start
+        costs a core for a moment: never a burst of them)."""
+        from actors import handles
+
+        while len(self._spares) < self._config.spare_actors:
+            spare = handles.create_spare_actor(self._config)
+            try:
+                await spare.warm.remote()
+            except Exception as e:
+                log.warning("spare_actor_failed", error=repr(e))
+                await asyncio.sleep(1.0)
+                continue
+            self._spares.append(spare)
 
     def _bump(self) -> None:
         self._version += 1

@@ -63,6 +63,7 @@ from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
 from persistence.database import connect
 from persistence.journal import JournalStore, StaleWriter
+from persistence.slots import SlotStore
 from wrencos.clock import now_iso
 
 log = structlog.get_logger("actors.stream")
@@ -103,15 +104,18 @@ class _Pending:
 
 
 class StreamActor:
-    def __init__(self, stream_id: str, meta: dict[str, Any], config: ActorConfig) -> None:
+    def __init__(self, stream_id: str | None, meta: dict[str, Any] | None, config: ActorConfig) -> None:
+        """`stream_id` None makes a spare: started ahead of time, it serves the
+        stream it is given by `adopt` (or, after a restart, the one it had adopted)."""
         from wrencos.logs import configure
 
         configure(config.log_level, "json")
-        self.stream_id = stream_id
+        self.stream_id = stream_id or "spare"
         self.incarnation = secrets.token_hex(4)
-        self._meta = meta
+        self._meta = meta or {}
         self._config = config
         db = connect(config.db)
+        self._slots = SlotStore(db)
         self._checkpoints = CheckpointStore(db)
         self._journal = JournalStore(db)
         self._chat = ChatStore(db)
@@ -135,13 +139,32 @@ class StreamActor:
         self._load_started = time.monotonic()
         self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
-        self._loaded = loop.create_task(self._load())
+        self._adoption: asyncio.Future[tuple[str, dict[str, Any]]] = loop.create_future()
+        self._loaded = loop.create_task(self._load() if stream_id else self._load_when_adopted())
         self._committer = loop.create_task(self._commit_forever())
 
     # ------------------------------------------------------------ public API
 
     async def ready(self) -> dict[str, Any]:
         """Wait until loaded; return the snapshot (stream data, recent chat, position)."""
+        return await self.snapshot()
+
+    async def warm(self) -> bool:
+        """Answers once the process is up: a spare is ready to adopt a stream."""
+        return True
+
+    async def adopt(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """Serve `stream_id` (a spare only). The assignment is stored first, so a
+        restart of this actor comes back serving the same stream. Idempotent."""
+        import ray
+
+        name = ray.get_runtime_context().get_actor_name()
+        if not self._adoption.done():
+            await self._retry("assign_slot", lambda: self._slots.assign(name, stream_id, meta))
+            if not self._adoption.done():
+                self._adoption.set_result((stream_id, meta))
+        elif self._adoption.result()[0] != stream_id:
+            raise RuntimeError(f"actor {name} already serves stream {self._adoption.result()[0]}")
         return await self.snapshot()
 
     async def submit(self, gateway_id: str, batch_id: str, commands: list[Command]) -> list[Result]:
@@ -251,6 +274,18 @@ class StreamActor:
             raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over")
         assert self._state is not None
         return self._state
+
+    async def _load_when_adopted(self) -> None:
+        """A spare: wait for a stream, unless a previous life of this actor had one."""
+        import ray
+
+        name = ray.get_runtime_context().get_actor_name()
+        assigned = await self._retry("read_slot", lambda: self._slots.assignment(name))
+        if assigned is not None and not self._adoption.done():
+            self._adoption.set_result(assigned)
+        self.stream_id, self._meta = await self._adoption
+        self._load_started = time.monotonic()
+        await self._load()
 
     async def _load(self) -> None:
         doc = await self._retry("load_checkpoint", lambda: self._checkpoints.load(self.stream_id))

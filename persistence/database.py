@@ -45,6 +45,7 @@ async def ensure_indexes(db: AsyncDatabase) -> None:
     await db.users.create_index("email", unique=True)
     await db.streams.create_index([("status", 1), ("startTime", -1)])
     await db.chat_messages.create_index([("streamId", 1), ("seq", -1)])
+    await db.stream_slots.create_index("streamId")
     await db.stream_journal.create_index([("streamId", 1), ("version", 1)])
     await db.stream_viewers.create_index("streamId")
     await db.viewer_samples.create_index([("streamId", 1), ("minute", 1)])

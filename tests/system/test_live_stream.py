@@ -338,3 +338,28 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
 
 def ws_url_of(http_url: str) -> str:
     return http_url.replace("http://", "ws://") + "/ws"
+
+
+async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url: str, ws_url: str) -> None:
+    """Ray restarts the registry; it finds the streams' actors again (spares
+    that adopted a stream included) and stopping still works."""
+    admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, admin_token) as admin:
+        await stop_all_live(admin)
+        sids = [await create_stream(admin, f"Registry {i}") for i in range(3)]
+        for sid in sids:
+            assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
+        before = {sid: (await handles.find_stream_actor(sid).info.remote())["pid"] for sid in sids}
+        registry = handles.find_registry()
+        os.kill((await registry.ping_pid.remote()), signal.SIGKILL)
+        async with WsClient(ws_url) as v:
+            await v.send({"type": "register", "sessionId": "after-registry", "streamId": sids[0]})
+            await v.wait_type("chat_history", timeout=30)
+            await v.send({"type": "chat_message", "message": "still live"})
+            await v.wait_type("chat_message", message="still live", timeout=30)
+        # The same actors serve the same streams: nothing was restarted but the registry.
+        assert {sid: (await handles.find_stream_actor(sid).info.remote())["pid"] for sid in sids} == before
+        for sid in sids:
+            r = await admin.post(f"/livestreams/{sid}/stop")
+            assert r.status_code == 200 and r.json()["status"] == "ended"
+            assert handles.find_stream_actor(sid) is None

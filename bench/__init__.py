@@ -1,0 +1,1 @@
+"""Benchmarks: measured figures against the targets, never asserted in tests."""

@@ -1,0 +1,327 @@
+"""The benchmark suite: `make bench` (or `python -m bench`).
+
+Each scenario starts the whole system the way `make run` does (embedded
+database, local Ray, one gateway), drives it with the project's load tester
+from the same machine, and reads the tester's JSON report. Every scenario runs
+`--runs` times (default 3) and the table shows the median of each figure
+against its target. Results go to `bench/results/latest.json` and
+`bench/results/latest.md` (the table the README quotes).
+
+Scenarios (targets from the fan-out issue):
+
+* `v1-2000`: old apps (one event per frame), 2,000 viewers of one stream,
+  50 chat messages/s: everything delivered, p99 send-to-receipt ≤ 200 ms.
+* `v2-10000`: opted-in apps (batch frames), 10,000 viewers, 50 chat/s and
+  500 likes/s: nothing lost, p99 ≤ 250 ms; gateway memory per connection.
+* `like-storm`: 20,000 like toggles/s into one stream with 1,000 viewers and
+  20 chat/s: like count exact, at most a few `stream_update`s per viewer per
+  second, chat p99 at most 1.5× the same run without the storm.
+* `many-streams`: 200 live streams with 20 viewers each: stream start p99
+  ≤ 1 s; memory per stream actor.
+
+Nothing here asserts: it measures and prints. Timings belong here, never in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+ADMIN_EMAIL = "bench@example.com"
+ADMIN_PASSWORD = "bench-password-42"
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class System:
+    """`wrencos run` on a free port with a throwaway data directory."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = tempfile.mkdtemp(prefix="wrencos-bench-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
+        env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "WRENCOS_DATA_DIR": self.data,
+                    "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD, "LOG_LEVEL": "warning",
+                    "LOG_FORMAT": "json", **(extra_env or {})})
+        self.log = open(Path(self.data) / "system.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "wrencos", "run"], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.3)
+        raise RuntimeError(f"the system did not start; see {self.data}/system.log")
+
+    def gateway_rss(self) -> int:
+        return int(psutil.Process(self.proc.pid).memory_info().rss)
+
+    def actor_uss(self) -> list[int]:
+        sizes = []
+        for p in psutil.process_iter(["cmdline"]):
+            cmd = p.info["cmdline"] or []
+            if cmd and cmd[0].startswith("ray::StreamActor"):
+                try:
+                    sizes.append(int(p.memory_full_info().uss))
+                except psutil.Error:
+                    pass
+        return sizes
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(90)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+class PeakSampler:
+    """Samples a number in the background; keeps the highest."""
+
+    def __init__(self, sample: Callable[[], int], every: float = 0.5) -> None:
+        self.peak = 0
+        self._sample, self._every = sample, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, self._sample())
+            except Exception:
+                pass
+            self._stop.wait(self._every)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def loadtest(system: System, out: Path, *args: str) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", system.url,
+           "--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--no-live",
+           "--json", str(out), "--html", str(out.with_suffix(".html")), *args]
+    subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return json.loads(out.read_text())
+
+
+def admin_token(url: str) -> str:
+    r = httpx.post(f"{url}/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=30)
+    r.raise_for_status()
+    return str(r.json()["token"])
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Figure:
+    name: str
+    target: str
+    unit: str
+    better: str  # "lower" | "higher" | "equal"
+    limit: float | None
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.values) if self.values else None
+
+    @property
+    def met(self) -> bool | None:
+        m = self.median
+        if m is None or self.limit is None:
+            return None
+        return {"lower": m <= self.limit, "higher": m >= self.limit, "equal": m == self.limit}[self.better]
+
+
+def v1_2000(run: int, work: Path, figures: dict[str, Figure]) -> None:
+    system = System()
+    try:
+        r = loadtest(system, work / f"v1-{run}.json", "--viewers", "2000", "--ramp", "1000", "--chat-start", "4",
+                     "--duration", "24", "--chat-rate", "50", "--protocol", "v1", "--workers", "2")
+        chat = r["summary"]["chat"]
+        figures["v1 p99"].values.append(chat["latencyMs"]["p99"])
+        figures["v1 delivered"].values.append(100.0 * chat["receivedExpected"] / max(1, chat["expectedReceipts"]))
+        figures["v1 deliveries/s"].values.append(r["summary"]["throughput"]["deliveriesPerSecondMean"])
+    finally:
+        system.stop()
+
+
+def v2_10000(run: int, work: Path, figures: dict[str, Figure]) -> None:
+    system = System()
+    try:
+        before = system.gateway_rss()
+        sampler = PeakSampler(system.gateway_rss)
+        r = loadtest(system, work / f"v2-{run}.json", "--viewers", "10000", "--ramp", "2500", "--chat-start", "8",
+                     "--duration", "28", "--chat-rate", "50", "--like-rate", "500", "--protocol", "v2",
+                     "--workers", "2")
+        peak = sampler.stop()
+        chat = r["summary"]["chat"]
+        connected = max(1, r["summary"]["connections"]["peakConnected"])
+        figures["v2 p99"].values.append(chat["latencyMs"]["p99"])
+        figures["v2 lost"].values.append(float(chat["lost"]))
+        figures["v2 memory/connection"].values.append((peak - before) / connected / 1024)
+    finally:
+        system.stop()
+
+
+def like_storm(run: int, work: Path, figures: dict[str, Figure]) -> None:
+    system = System()
+    try:
+        common = ["--viewers", "1000", "--ramp", "1000", "--chat-start", "3", "--duration", "18",
+                  "--chat-rate", "20", "--protocol", "v2", "--workers", "2"]
+        calm = loadtest(system, work / f"calm-{run}.json", *common)
+        storm = loadtest(system, work / f"storm-{run}.json", *common, "--like-rate", "20000")
+        likes = storm["summary"]["likes"]
+        streams = list(likes["streams"].values())
+        exact = all(s["expectedLikes"] == s["observedLikes"] for s in streams)
+        figures["storm likes exact"].values.append(1.0 if exact else 0.0)
+        figures["storm toggles/s"].values.append(likes["sent"] / max(1.0, storm["summary"]["durationSeconds"] - 3))
+        figures["storm updates/viewer/s"].values.append(max(s["updatesPerViewerSecond"] for s in streams))
+        calm_p99 = calm["summary"]["chat"]["latencyMs"]["p99"] or 1.0
+        figures["storm chat p99 ratio"].values.append(storm["summary"]["chat"]["latencyMs"]["p99"] / calm_p99)
+    finally:
+        system.stop()
+
+
+def many_streams(run: int, work: Path, figures: dict[str, Figure]) -> None:
+    system = System()
+    try:
+        token = admin_token(system.url)
+        headers = {"Authorization": f"Bearer {token}"}
+        ids, starts = [], []
+        with httpx.Client(base_url=system.url, headers=headers, timeout=120) as http:
+            for i in range(200):
+                ids.append(http.post("/livestreams", json={"title": f"bench {i}"}).json()["id"])
+            for sid in ids:
+                t = time.perf_counter()
+                http.post(f"/livestreams/{sid}/start").raise_for_status()
+                starts.append(time.perf_counter() - t)
+        args = ["--viewers", "20", "--ramp", "1000", "--chat-start", "6", "--duration", "16", "--chat-rate", "1",
+                "--protocol", "v2", "--workers", "2"]
+        for sid in ids:
+            args += ["--stream-id", sid]
+        r = loadtest(system, work / f"many-{run}.json", *args)
+        uss = system.actor_uss()
+        starts.sort()
+        figures["start p99"].values.append(1000 * starts[int(0.99 * (len(starts) - 1))])
+        figures["start p50"].values.append(1000 * statistics.median(starts))
+        figures["many lost"].values.append(float(r["summary"]["chat"]["lost"]))
+        figures["memory/actor"].values.append(statistics.mean(uss) / 2**20 if uss else float("nan"))
+    finally:
+        system.stop()
+
+
+SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[Figure]]] = {
+    "v1-2000": (v1_2000, [
+        Figure("v1 p99", "≤ 200 ms", "ms", "lower", 200),
+        Figure("v1 delivered", "100 %", "%", "higher", 100.0),
+        Figure("v1 deliveries/s", "~100,000 (2,000 × 50)", "/s", "higher", None),
+    ]),
+    "v2-10000": (v2_10000, [
+        Figure("v2 p99", "≤ 250 ms", "ms", "lower", 250),
+        Figure("v2 lost", "0", "", "lower", 0),
+        Figure("v2 memory/connection", "measured", "KiB", "lower", None),
+    ]),
+    "like-storm": (like_storm, [
+        Figure("storm likes exact", "yes", "", "equal", 1.0),
+        Figure("storm toggles/s", "20,000", "/s", "higher", 20000 * 0.95),
+        Figure("storm updates/viewer/s", "a few (≤ 4)", "/s", "lower", 4),
+        Figure("storm chat p99 ratio", "≤ 1.5 × calm", "×", "lower", 1.5),
+    ]),
+    "many-streams": (many_streams, [
+        Figure("start p99", "≤ 1,000 ms", "ms", "lower", 1000),
+        Figure("start p50", "measured", "ms", "lower", None),
+        Figure("many lost", "0", "", "lower", 0),
+        Figure("memory/actor", "measured", "MiB", "lower", None),
+    ]),
+}
+
+
+def table(figures: list[Figure], runs: int) -> tuple[Table, str]:
+    t = Table(title=f"WrenCOS Live benchmarks (median of {runs} runs)")
+    for col in ("figure", "target", "median", "runs", "met"):
+        t.add_column(col)
+    md = ["| figure | target | median | runs | met |", "|---|---|---|---|---|"]
+    for f in figures:
+        med = "–" if f.median is None else f"{f.median:,.1f} {f.unit}".strip()
+        runs_s = ", ".join(f"{v:,.1f}" for v in f.values)
+        met = {True: "yes", False: "NO", None: "–"}[f.met]
+        t.add_row(f.name, f.target, med, runs_s, met)
+        md.append(f"| {f.name} | {f.target} | {med} | {runs_s} | {met} |")
+    return t, "\n".join(md)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="run only these scenarios")
+    args = parser.parse_args(argv)
+    names = args.only or list(SCENARIOS)
+    work = Path(tempfile.mkdtemp(prefix="wrencos-bench-reports-"))
+    all_figures: list[Figure] = []
+    for name in names:
+        fn, figures = SCENARIOS[name]
+        by_name = {f.name: f for f in figures}
+        for run in range(1, args.runs + 1):
+            with console.status(f"[bold]{name}[/] run {run}/{args.runs} ..."):
+                t = time.monotonic()
+                try:
+                    fn(run, work, by_name)
+                except Exception as e:
+                    console.print(f"[red]{name} run {run} failed:[/] {e!r}")
+            console.print(f"{name} run {run}/{args.runs} done in {time.monotonic() - t:.0f} s")
+        all_figures += figures
+    rich_table, markdown = table(all_figures, args.runs)
+    console.print(rich_table)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    machine = f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, " \
+              f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({
+        "commit": commit, "machine": machine, "runs": args.runs, "reports": str(work),
+        "figures": [{"name": f.name, "target": f.target, "unit": f.unit, "values": f.values,
+                     "median": f.median, "met": f.met} for f in all_figures]}, indent=2))
+    (RESULTS / "latest.md").write_text(f"Commit {commit}; {machine}; load generator on the same machine.\n\n{markdown}\n")
+    console.print(f"results: {RESULTS / 'latest.md'}; load-test reports (HTML with plots): {work}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
