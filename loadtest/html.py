@@ -105,6 +105,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
         ("pins sent / received, p99 (ms)", f"{s['pins']['sent']:,} / {s['pins']['received']:,}, {_fmt(s['pins']['latencyMs']['p99'])}"),
         ("acks (v2) / rejected, p99 (ms)", f"{s['acks']['acked']:,} / {s['acks']['rejected']:,}, {_fmt(s['acks']['latencyMs']['p99'])}"),
         ("load generator: CPU s / busiest worker %", f"{_fmt(s['loadGenerator']['cpuSeconds'])} / {s['loadGenerator']['maxWorkerCpuPercent']}"),
+        ("load generator: CPU µs per frame / per event",
+         f"{_fmt(s['loadGenerator'].get('cpuMicrosPerFrame'))} / {_fmt(s['loadGenerator'].get('cpuMicrosPerEvent'))}"),
         ("errors", s["errorCount"]),
     ]
 

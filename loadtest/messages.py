@@ -42,6 +42,21 @@ def parse_chat(text: object) -> Mark | None:
         return None
 
 
+def own_prefix(run_id: str) -> str:
+    """What every chat text of run `run_id` starts with."""
+    return f"{PREFIX}{run_id} "
+
+
+def parse_own(text: str, prefix: str) -> tuple[int, int, int] | None:
+    """(worker, n, sendNs) of a chat text that starts with `prefix` (`own_prefix(runId)`),
+    None if it does not parse: for such texts, the same answer as `parse_chat`, cheaper."""
+    parts = text.split(" ", 5)
+    try:
+        return int(parts[2]), int(parts[3]), int(parts[4])
+    except (ValueError, IndexError):
+        return None
+
+
 def pin_id(run_id: str, n: int) -> str:
     return f"lt-{run_id}-{n}"
 

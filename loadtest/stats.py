@@ -71,12 +71,60 @@ def error_kind(message: object) -> str:
 # ---------------------------------------------------------------- worker side
 
 
+HOT_COUNTERS = ("frames", "bytes", "events", "deliveries", "stream_updates", "recv_unexpected",
+                "foreign_deliveries")
+"""Counters of the receive path, kept as plain attributes of the recorder (see `SecondRecorder`)."""
+
+
+def counts_indexes(hist: HdrHistogram, values: np.ndarray) -> np.ndarray:
+    """`hist`'s counts index of each value (int64, inside the trackable range), vectorised:
+    the same arithmetic as `HdrHistogram._counts_index_for`."""
+    um, hm = hist.unit_magnitude, hist.sub_bucket_half_count_magnitude
+    # bit length of (v | mask): frexp's exponent, exact for values below 2**53
+    bits = np.frexp((values | hist.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket = bits - um - (hm + 1)
+    sub = values >> (bucket + um)
+    return ((bucket + 1) << hm) + sub - hist.sub_bucket_half_count
+
+
+def record_many_us(hist: HdrHistogram, micros: Iterable[int]) -> None:
+    """Record many values at once (clamped like `record_us`). The histogram's counts
+    are exactly those of recording each value with `record_us`: each distinct
+    bucket is recorded once, with its count, as its lowest equivalent value."""
+    a = np.fromiter(micros, dtype=np.int64) if not isinstance(micros, np.ndarray) else micros.astype(np.int64)
+    if not len(a):
+        return
+    np.clip(a, 1, MAX_US, out=a)
+    idx, n = np.unique(counts_indexes(hist, a), return_counts=True)
+    for i, c in zip(idx.tolist(), n.tolist()):
+        hist.record_value(hist.get_value_from_index(i), c)
+
+
 class SecondRecorder:
-    """What one worker measured, per second of the run, until it is flushed."""
+    """What one worker measured, per second of the run, until it is flushed.
+
+    Two ways in:
+
+    - `count`, `error`, `record`, `sent`, `received_expected`: anything, at any
+      time, filed under the second of the time given;
+    - the receive path's hot counters, for a cost of a few attribute updates per
+      frame: the attributes named in `HOT_COUNTERS`, `latency` (a list of
+      microseconds) and `recv_by_send` (send second -> expected receipts). They
+      all belong to the *hot second* `[lo, hi)`: before using them for a time
+      `now`, check `lo <= now < hi` and call `roll(now)` if not. `roll` and
+      `flush` file them under the hot second, so every figure lands in the
+      second it was measured in, as with `count`.
+    """
 
     def __init__(self, start_ns: int) -> None:
         self.start_ns = start_ns
         self.open: dict[int, dict[str, Any]] = {}
+        self.hot_sec = 0
+        self.lo = self.hi = start_ns  # empty: the first use rolls
+        self.frames = self.bytes = self.events = self.deliveries = self.stream_updates = 0
+        self.recv_unexpected = self.foreign_deliveries = 0
+        self.latency: list[int] = []
+        self.recv_by_send: dict[int, int] = {}
 
     def second(self, now_ns: int) -> int:
         return (now_ns - self.start_ns) // 1_000_000_000
@@ -95,11 +143,14 @@ class SecondRecorder:
         self._bucket(self.second(now_ns))["errors"][kind] += 1
 
     def record(self, now_ns: int, hist: str, micros: int) -> None:
-        hists = self._bucket(self.second(now_ns))["hists"]
-        h = hists.get(hist)
+        record_us(self._hist(self.second(now_ns), hist), micros)
+
+    def _hist(self, sec: int, name: str) -> HdrHistogram:
+        hists = self._bucket(sec)["hists"]
+        h = hists.get(name)
         if h is None:
-            h = hists[hist] = new_hist()
-        record_us(h, micros)
+            h = hists[name] = new_hist()
+        return h
 
     def sent(self, send_ns: int, stream_id: str) -> None:
         """One chat message sent at `send_ns` to `stream_id` (for loss accounting)."""
@@ -109,9 +160,35 @@ class SecondRecorder:
         """A receipt the loss accounting expects, filed under the second it was *sent*."""
         self._bucket(self.second(now_ns))["recvBySend"][self.second(send_ns)] += 1
 
+    def roll(self, now_ns: int) -> None:
+        """File the hot counters under the hot second; the second of `now_ns` becomes the hot one."""
+        self.settle()
+        sec = self.second(now_ns)
+        self.hot_sec = sec
+        self.lo = self.start_ns + sec * 1_000_000_000
+        self.hi = self.lo + 1_000_000_000
+
+    def settle(self) -> None:
+        """Move the hot counters into the hot second's bucket (they start again from zero)."""
+        counters = None
+        for name in HOT_COUNTERS:
+            n = getattr(self, name)
+            if n:
+                if counters is None:
+                    counters = self._bucket(self.hot_sec)["counters"]
+                counters[name] += n
+                setattr(self, name, 0)
+        if self.latency:
+            record_many_us(self._hist(self.hot_sec, "latency"), self.latency)
+            self.latency = []
+        if self.recv_by_send:
+            self._bucket(self.hot_sec)["recvBySend"].update(self.recv_by_send)
+            self.recv_by_send = {}
+
     def flush(self, now_ns: int | None, gauges: dict[str, int]) -> list[dict[str, Any]]:
         """Ticks for every second before `now_ns` (all, when None). `gauges` are
         instantaneous values (connected viewers) stamped on the last closed second."""
+        self.settle()
         current = None if now_ns is None else self.second(now_ns)
         done = sorted(s for s in self.open if current is None or s < current)
         if current is not None and current - 1 not in self.open and current >= 1:
@@ -319,6 +396,9 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
             "cpuSeconds": c["worker_cpu_ms"] / 1000,
             "maxWorkerCpuPercent": max((s.get("maxWorkerCpu") or 0 for s in raw["seconds"].values()), default=0),
             "framesPerCpuSecond": (c["frames"] / (c["worker_cpu_ms"] / 1000)) if c["worker_cpu_ms"] else None,
+            # workers' CPU (receiving, sending, connecting, bookkeeping: everything) per frame / event received
+            "cpuMicrosPerFrame": (c["worker_cpu_ms"] * 1000 / c["frames"]) if c["frames"] else None,
+            "cpuMicrosPerEvent": (c["worker_cpu_ms"] * 1000 / c["events"]) if c["events"] else None,
         },
         "errors": dict(sorted(raw["errors"].items(), key=lambda kv: -kv[1])),
         "errorCount": sum(raw["errors"].values()),

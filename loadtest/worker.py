@@ -31,13 +31,53 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import websockets
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from loadtest import messages
+from loadtest import messages, wsclient
 from loadtest.stats import SecondRecorder, error_kind
 
 SNAPSHOT_TYPES = frozenset({"stream_started", "pinned_products_updated", "chat_history", "stream_update"})
+
+# The server encodes every event with orjson: compact, `type` first. Frames of
+# these two kinds (nearly all of them in v1) skip the generic dispatch.
+CHAT_PREFIX = b'{"type":"chat_message",'
+UPDATE_PREFIX = b'{"type":"stream_update",'
+BATCH_PREFIX = b'{"type":"batch",'
+CHAT = "chat_message"
+UPDATE = "stream_update"
+FOREIGN = "foreign"  # a digest's mark: a tester's chat message of another run
+CACHE_MAX_ENTRIES = 4096
+CACHE_MAX_BYTES = 64 * 2**20
+LIKED_BY = b',"likedBy":['
+AFTER_LIKED_BY = b'],"streamId":"'
+BIG_UPDATE = 1024
+loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
+
+
+def decode_update(p: bytes) -> Any:
+    """A `stream_update` frame, decoded; a long one without decoding its `likedBy` list.
+
+    `likedBy` (every session that likes the stream: tens of kilobytes with
+    thousands of viewers) is not needed, so a frame longer than `BIG_UPDATE`
+    is decoded as its head (up to `likedBy`) and its tail (from the `streamId`
+    after it). Both must parse as objects (so the cuts are at the top level:
+    `"` is always escaped inside JSON strings) and hold every key the viewer
+    reads, else the whole frame is decoded. The values read are the same as a
+    full decode's; the skipped bytes are not checked."""
+    if len(p) > BIG_UPDATE:
+        i = p.find(LIKED_BY)
+        j = p.rfind(AFTER_LIKED_BY)
+        if 0 < i and j >= i + len(LIKED_BY):
+            try:
+                head = loads(p[:i] + b"}")
+                tail = loads(b"{" + p[j + 2:])
+            except JSONDecodeError:
+                return loads(p)
+            if (isinstance(head, dict) and isinstance(tail, dict) and "likes" in head and "viewerCount" in head
+                    and "seq" in tail and "epoch" in tail and "streamId" in tail):
+                head.update(tail)
+                return head
+    return loads(p)
 
 
 @dataclass(slots=True)
@@ -68,17 +108,75 @@ class WorkerPlan:
     connect_concurrency: int = 200
 
 
-class Viewer:
-    """One simulated app connection watching one stream."""
+Digest = tuple[str, Any, "int | None", Any, "dict[str, Any]", Any]
+"""What every viewer needs of a chat_message or stream_update event, worked out once:
+(kind, streamId, seq if an int else None, epoch, the event, mark), where mark is,
+for chat, (worker, n, sendNs) of this run's message, FOREIGN for another run's,
+None for anyone else's."""
 
-    __slots__ = ("w", "spec", "ws", "ready", "stopping", "last_seq", "epoch", "missing", "window_start",
-                 "windows", "toggles", "stopped", "last_n", "pin_max", "updates", "last_likes",
-                 "last_likes_seq", "initial_likes", "last_viewer_count", "task", "closed_at", "resume_from")
+
+def digest_event(ev: dict[str, Any], kind: str, own_prefix: str) -> Digest:
+    """The digest of a chat_message (`kind` CHAT) or stream_update (UPDATE) event."""
+    seq = ev.get("seq")
+    mark: Any = None
+    if kind is CHAT:
+        text = ev.get("message")
+        if isinstance(text, str) and text.startswith(own_prefix):
+            mark = messages.parse_own(text, own_prefix)
+        elif messages.parse_chat(text) is not None:
+            mark = FOREIGN
+    return (kind, ev.get("streamId"), seq if isinstance(seq, int) else None, ev.get("epoch"), ev, mark)
+
+
+def digest_frame(p: bytes, own_prefix: str) -> "Digest | list[Digest | dict[str, Any]] | None":
+    """A chat_message or stream_update frame as its digest; a v2 batch frame as a
+    list of digests (its other events as they are, for the generic path); None
+    for any other frame (or a batch without an event list). The server sends the
+    same bytes to every viewer of a stream, so a worker digests each distinct
+    frame once (`Worker.digests`) and each viewer only applies its own checks.
+    Raises `orjson.JSONDecodeError` for a frame that is not JSON."""
+    if p.startswith(CHAT_PREFIX):
+        return digest_event(loads(p), CHAT, own_prefix)
+    if p.startswith(UPDATE_PREFIX):
+        return digest_event(decode_update(p), UPDATE, own_prefix)
+    if p.startswith(BATCH_PREFIX):
+        frame = loads(p)
+        events = frame.get("events")
+        if not isinstance(events, list):
+            return None
+        out: list[Digest | dict[str, Any]] = []
+        for ev in events:
+            if isinstance(ev, dict):
+                kind = ev.get("type")
+                if kind == CHAT:
+                    out.append(digest_event(ev, CHAT, own_prefix))
+                elif kind == UPDATE:
+                    out.append(digest_event(ev, UPDATE, own_prefix))
+                else:
+                    out.append(ev)
+        return out
+    return None
+
+
+class Viewer:
+    """One simulated app connection watching one stream.
+
+    Frames arrive through `on_message`, called by the WebSocket client
+    (`wsclient`) for each text message with the time it was read. Chat messages
+    and counter updates take a short path (`orjson` decode, order check, hot
+    counters of the recorder); every other frame goes through `_handle`."""
+
+    __slots__ = ("w", "spec", "rec", "sid", "ws", "ready", "stopping", "last_seq", "epoch", "missing",
+                 "window_start", "windows", "toggles", "stopped", "last_n", "pin_max", "updates", "last_likes",
+                 "last_likes_seq", "initial_likes", "last_viewer_count", "task", "closed_at", "resume_from",
+                 "joined", "timed_out", "t0", "join_timer")
 
     def __init__(self, worker: "Worker", spec: ViewerSpec) -> None:
         self.w = worker
         self.spec = spec
-        self.ws: Any = None
+        self.rec = worker.rec
+        self.sid = spec.stream_id
+        self.ws: wsclient.WsClient | None = None
         self.ready = False
         self.stopping = False
         self.last_seq: int | None = None
@@ -98,6 +196,10 @@ class Viewer:
         self.task: asyncio.Task[None] | None = None
         self.closed_at: int | None = None
         self.resume_from: tuple[int | None, str | None] | None = None
+        self.joined = False
+        self.timed_out = False
+        self.t0 = 0
+        self.join_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------ connection
 
@@ -128,64 +230,59 @@ class Viewer:
         w.rec.count(t0, "connect_attempts")
         try:
             async with w.connect_slots:
-                self.ws = await websockets.connect(
-                    self.spec.ws_url, open_timeout=w.plan.connect_timeout, max_size=2**24,
-                    compression=None, ping_interval=None, max_queue=None, close_timeout=2)
+                ws = await wsclient.connect(self.spec.ws_url, self.on_message, timeout=w.plan.connect_timeout)
         except Exception as e:  # noqa: BLE001 - every failure is counted by kind
             now = time.time_ns()
             w.rec.count(now, "connect_failed")
             w.rec.error(now, "connect: " + connect_error_kind(e))
             return False
+        self.ws = ws
         t_open = time.time_ns()
         w.rec.record(t_open, "handshake", (t_open - t0) // 1000)
-        ws = self.ws
-        joined = False
-        timed_out = False
-
-        def join_timeout() -> None:
-            nonlocal timed_out
-            if not joined:
-                timed_out = True
-                asyncio.ensure_future(close_quietly(ws))
-
-        timer = asyncio.get_running_loop().call_later(w.plan.connect_timeout, join_timeout)
+        self.t0 = t0
+        self.joined = self.timed_out = False
+        self.join_timer = asyncio.get_running_loop().call_later(w.plan.connect_timeout, self._join_timeout)
         # A new connection starts a new seq baseline; a v2 resume continues the old one.
         self.resume_from = (self.last_seq, self.epoch) if w.plan.protocol >= 2 else None
         self.last_seq = None
         self.missing.clear()
-        try:
-            register: dict[str, Any] = {"type": "register", "sessionId": self.spec.session_id,
-                                        "streamId": self.spec.stream_id}
-            if w.plan.protocol >= 2:
-                register["protocol"] = 2
-                if self.resume_from is not None and self.resume_from[0] is not None:
-                    register["resume"] = {"seq": self.resume_from[0], "epoch": self.resume_from[1]}
-            await ws.send(orjson.dumps(register).decode())
-            async for raw in ws:
-                now = time.time_ns()
-                self._handle(raw, now)
-                if not joined and self.ready:
-                    joined = True
-                    timer.cancel()
-                    w.rec.count(now, "connect_ok")
-                    w.rec.record(now, "connect", (now - t0) // 1000)
-        except ConnectionClosed:
-            pass
-        except Exception as e:  # noqa: BLE001
-            w.rec.error(time.time_ns(), f"receive: {type(e).__name__}")
-        timer.cancel()
+        register: dict[str, Any] = {"type": "register", "sessionId": self.spec.session_id,
+                                    "streamId": self.spec.stream_id}
+        if w.plan.protocol >= 2:
+            register["protocol"] = 2
+            if self.resume_from is not None and self.resume_from[0] is not None:
+                register["resume"] = {"seq": self.resume_from[0], "epoch": self.resume_from[1]}
+        ws.send_text(orjson.dumps(register))
+        await asyncio.shield(ws.closed)  # frames are handled by on_message meanwhile
+        self.join_timer.cancel()
         now = time.time_ns()
         if not self.stopping:
-            if timed_out:
+            if self.timed_out:
                 w.rec.error(now, "connect: no snapshot in time")
             else:
-                code = ws.close_code
                 w.rec.count(now, "unexpected_closes")
-                w.rec.error(now, f"closed by server: {code}" if code is not None else "connection lost")
-            if not joined:
+                if ws.failure is not None:
+                    w.rec.error(now, f"receive: {ws.failure}")
+                else:
+                    code = ws.close_code
+                    w.rec.error(now, f"closed by server: {code}" if code is not None else "connection lost")
+            if not self.joined:
                 w.rec.count(now, "connect_failed")
         self.end_window(now, keep_for_resume=w.plan.protocol >= 2)
-        return joined
+        return self.joined
+
+    def _join_timeout(self) -> None:
+        if not self.joined and self.ws is not None:
+            self.timed_out = True
+            self.ws.start_close()
+
+    def _joined(self, now: int) -> None:
+        """The viewer got its snapshot: the connection counts as a success."""
+        self.joined = True
+        if self.join_timer is not None:
+            self.join_timer.cancel()
+        self.rec.count(now, "connect_ok")
+        self.rec.record(now, "connect", (now - self.t0) // 1000)
 
     def end_window(self, now: int, keep_for_resume: bool = False) -> None:
         """The connection ended: close the window (v2 keeps it open until we know if resuming worked)."""
@@ -210,14 +307,85 @@ class Viewer:
 
     # ------------------------------------------------------------ frames
 
-    def _handle(self, raw: str | bytes, now: int) -> bool:
-        """Handle one frame; True if it was meaningful for joining."""
+    def on_message(self, p: bytes, now: int) -> None:
+        """One text message, read at `now` (the receive path: keep it short)."""
+        rec = self.rec
+        if not rec.lo <= now < rec.hi:
+            rec.roll(now)
+        rec.frames += 1
+        rec.bytes += len(p)
         w = self.w
-        w.frames += 1
-        w.bytes += len(raw)
+        d = w.digests.get(p)
+        if d is None:
+            try:
+                d = digest_frame(p, w.own_prefix)
+            except JSONDecodeError:
+                d = None
+            if d is None:  # not one of the frequent frames (or broken): the generic path says what it is
+                self._handle(p, now)
+                if self.ready and not self.joined:
+                    self._joined(now)
+                return
+            w.remember(p, d)
+        if d.__class__ is tuple:
+            self._hot(d, now)  # type: ignore[arg-type]
+            return
+        w.batches += 1
+        for e in d:  # type: ignore[union-attr]
+            if e.__class__ is tuple:
+                self._hot(e, now)  # type: ignore[arg-type]
+            else:
+                self._event(e, e.get("type"), now)  # type: ignore[union-attr]
+        if self.ready and not self.joined:
+            self._joined(now)
+
+    def _hot(self, d: Digest, now: int) -> None:
+        """A chat_message or stream_update event: order, then the receipt or the counters."""
+        kind, sid, seq, epoch, ev, mark = d
+        if sid is not None and sid != self.sid:
+            return
+        rec = self.rec
+        rec.events += 1
+        if seq is not None:
+            last = self.last_seq
+            if last is not None and seq == last + 1 and epoch == self.epoch:
+                self.last_seq = seq  # in order: what _order would do, without the call
+            else:
+                self._order(ev, kind, seq, now)
+        if kind is not CHAT:
+            self._update(ev, seq)
+            return
+        if mark is None:
+            return
+        if mark is FOREIGN:
+            rec.foreign_deliveries += 1
+            return
+        send_ns = mark[2]
+        rec.deliveries += 1
+        rec.latency.append((now - send_ns) // 1000)
+        start = self.window_start
+        if start is not None and send_ns >= start:
+            sec = (send_ns - rec.start_ns) // 1_000_000_000
+            rbs = rec.recv_by_send
+            rbs[sec] = rbs.get(sec, 0) + 1
+        else:
+            rec.recv_unexpected += 1
+        if "seq" not in ev:  # no sequence numbers: order by content, per sender
+            worker, n = mark[0], mark[1]
+            last_n = self.last_n.get(worker, -1)
+            if n < last_n:
+                rec.count(now, "content_reorders")
+            elif n == last_n:
+                rec.count(now, "content_duplicates")
+            else:
+                self.last_n[worker] = n
+
+    def _handle(self, raw: bytes, now: int) -> bool:
+        """Any frame (after its counting); True if it was meaningful for joining."""
+        w = self.w
         try:
-            frame = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            frame = loads(raw)
+        except JSONDecodeError:
             w.rec.error(now, "bad frame: not JSON")
             return False
         if not isinstance(frame, dict):
@@ -239,6 +407,9 @@ class Viewer:
     def _event(self, ev: dict[str, Any], kind: Any, now: int) -> bool:
         w = self.w
         sid = ev.get("streamId")
+        if kind == CHAT or kind == UPDATE:
+            self._hot(digest_event(ev, CHAT if kind == CHAT else UPDATE, w.own_prefix), now)
+            return False
         if kind == "error":
             if "clientMsgId" in ev:
                 w.pending_acks.pop(ev["clientMsgId"], None)
@@ -262,17 +433,13 @@ class Viewer:
             return False
         if kind in ("registered", "pong", "admin_registered"):
             return False
-        if sid is not None and sid != self.spec.stream_id:
+        if sid is not None and sid != self.sid:
             return False  # stream_started / stream_stopped of other streams go to everyone
-        w.events += 1
+        self.rec.events += 1
         seq = ev.get("seq")
         if isinstance(seq, int):
             self._order(ev, kind, seq, now)
-        if kind == "chat_message":
-            self._chat(ev, now)
-        elif kind == "stream_update":
-            self._update(ev, seq)
-        elif kind == "pinned_products_updated":
+        if kind == "pinned_products_updated":
             self._pins(ev, now)
         elif kind == "chat_history":
             if not self.ready:
@@ -311,33 +478,9 @@ class Viewer:
         else:
             self.w.rec.count(now, "duplicates")
 
-    def _chat(self, ev: dict[str, Any], now: int) -> None:
-        w = self.w
-        mark = messages.parse_chat(ev.get("message"))
-        if mark is None:
-            return
-        if mark.run_id != w.plan.run_id:
-            w.rec.count(now, "foreign_deliveries")
-            return
-        w.deliveries += 1
-        w.rec.count(now, "deliveries")
-        w.rec.record(now, "latency", (now - mark.send_ns) // 1000)
-        if self.window_start is not None and mark.send_ns >= self.window_start:
-            w.rec.received_expected(now, mark.send_ns)
-        else:
-            w.rec.count(now, "recv_unexpected")
-        if "seq" not in ev:  # no sequence numbers: order by content, per sender
-            last = self.last_n.get(mark.worker, -1)
-            if mark.n < last:
-                w.rec.count(now, "content_reorders")
-            elif mark.n == last:
-                w.rec.count(now, "content_duplicates")
-            else:
-                self.last_n[mark.worker] = mark.n
-
     def _update(self, ev: dict[str, Any], seq: Any) -> None:
         self.updates += 1
-        self.w.rec.count(time.time_ns(), "stream_updates")
+        self.rec.stream_updates += 1
         likes = ev.get("likes")
         if isinstance(likes, int) and isinstance(seq, int) and seq >= self.last_likes_seq:
             self.last_likes, self.last_likes_seq = likes, seq
@@ -385,13 +528,13 @@ class ReadySet:
 
 
 def connect_error_kind(e: BaseException) -> str:
-    if isinstance(e, InvalidStatus):
-        return f"http_{e.response.status_code}"
+    if isinstance(e, wsclient.InvalidStatus):
+        return f"http_{e.status}"
     if isinstance(e, (TimeoutError, asyncio.TimeoutError)):
         return "timeout"
     if isinstance(e, ConnectionRefusedError):
         return "refused"
-    if isinstance(e, InvalidHandshake):
+    if isinstance(e, wsclient.HandshakeError):
         return f"handshake ({type(e).__name__})"
     if isinstance(e, OSError) and e.errno is not None:
         return errno.errorcode.get(e.errno, str(e.errno)).lower()
@@ -412,10 +555,21 @@ class Worker:
             self.ready_by_stream.setdefault(sid, ReadySet())
         self.connect_slots = asyncio.Semaphore(plan.connect_concurrency)
         self.pending_acks: dict[str, int] = {}
-        self.frames = self.bytes = self.events = self.deliveries = self.batches = 0
-        self.sent = 0
+        self.own_prefix = messages.own_prefix(plan.run_id)
+        self.digests: dict[bytes, Any] = {}  # frame bytes -> digest (see digest_frame)
+        self.digest_bytes = 0
+        self.batches = 0
         self._n = 0
         self._cpu = (time.process_time(), time.monotonic())
+        self._cpu_counted = self._cpu[0]
+
+    def remember(self, p: bytes, d: Any) -> None:
+        """Keep a frame's digest for the other viewers (bounded: forgotten all at once when full)."""
+        if len(self.digests) >= CACHE_MAX_ENTRIES or self.digest_bytes > CACHE_MAX_BYTES:
+            self.digests.clear()
+            self.digest_bytes = 0
+        self.digests[p] = d
+        self.digest_bytes += len(p)
 
     def at(self, seconds: float) -> float:
         """Seconds from now until `seconds` after the run's start."""
@@ -490,9 +644,9 @@ class Worker:
                         cid = f"{self.plan.index}-{self._n}"
                         frame["clientMsgId"] = cid
                         self.pending_acks[cid] = send_ns
-                    try:
-                        await v.ws.send(orjson.dumps(frame).decode())
-                    except ConnectionClosed:
+                    if not v.ws.send_text(orjson.dumps(frame)):
+                        if v2:
+                            self.pending_acks.pop(frame["clientMsgId"], None)
                         self.rec.error(time.time_ns(), "send: connection closed")
                         continue
                     self.rec.count(send_ns, "chat_sent")
@@ -504,10 +658,8 @@ class Worker:
                     v = self.pick(sid)
                     if v is None or v.stopped:
                         continue
-                    try:
-                        await v.ws.send(orjson.dumps({"type": "toggle_like", "sessionId": v.spec.session_id,
-                                                      "streamId": sid}).decode())
-                    except ConnectionClosed:
+                    if not v.ws.send_text(orjson.dumps({"type": "toggle_like", "sessionId": v.spec.session_id,
+                                                        "streamId": sid})):
                         continue
                     v.toggles += 1
                     self.rec.count(time.time_ns(), "likes_sent")
@@ -531,13 +683,11 @@ class Worker:
     def flush(self, final: bool = False) -> None:
         cpu, wall = time.process_time(), time.monotonic()
         busy = (cpu - self._cpu[0]) / max(wall - self._cpu[1], 1e-3)
-        self.rec.count(time.time_ns(), "worker_cpu_ms", int((cpu - self._cpu[0]) * 1000))
+        ms = int((cpu - self._cpu_counted) * 1000)  # whole milliseconds; the rest is counted next time
+        self._cpu_counted += ms / 1000
+        self.rec.count(time.time_ns(), "worker_cpu_ms", ms)
         self._cpu = (cpu, wall)
         gauges = {"connected": self.ready_count, "cpuPercent": round(100 * busy)}
-        self.rec.count(time.time_ns(), "frames", self.frames)
-        self.rec.count(time.time_ns(), "events", self.events)
-        self.rec.count(time.time_ns(), "bytes", self.bytes)
-        self.frames = self.events = self.bytes = 0
         ticks = self.rec.flush(None if final else time.time_ns(), gauges)
         if ticks:
             self.out.put(("ticks", self.plan.index, ticks))
@@ -565,7 +715,7 @@ class Worker:
                 "batches": self.batches}
 
 
-async def close_quietly(ws: Any) -> None:
+async def close_quietly(ws: wsclient.WsClient) -> None:
     try:
         await asyncio.wait_for(ws.close(), 3)
     except Exception:  # noqa: BLE001 - closing at the end; nothing left to measure
