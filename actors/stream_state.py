@@ -16,7 +16,11 @@ Guarantees:
   nothing. The ids of the most recent batches are part of the checkpoint.
 * **Coalesced counters.** Viewer count and likes never produce one event per
   change: they mark the counters dirty, and `take_events` emits at most one
-  `stream_update` per `update_interval` seconds.
+  `stream_update` per `update_interval` seconds. It carries the counts and who
+  started and stopped liking since the previous one (`likedByAdded`,
+  `likedByRemoved`), never the whole list: with thousands of likers the list
+  would cost more than everything else. Gateways keep the set and tell each
+  old app whether *it* likes (see `gateway/stream_view.py`).
 * **Deterministic.** Time comes in as arguments (`now` wall clock for what is
   shown, `clock` seconds since the epoch for coalescing), so tests drive it exactly
   and a journal replays it exactly (see `replay`).
@@ -285,6 +289,9 @@ class StreamState:
     client_ops: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict)
     _new_chat: list[ChatRecord] = field(default_factory=list)
     _new_viewers: list[str] = field(default_factory=list)
+    # who started / stopped liking since the last stream_update (net changes)
+    _liked_added: dict[str, None] = field(default_factory=dict)
+    _liked_removed: dict[str, None] = field(default_factory=dict)
     _sales_dirty: set[str] = field(default_factory=set)
     _counters_dirty: bool = False
     _last_update_at: float | None = None
@@ -529,9 +536,13 @@ class StreamState:
         if liker in self.liked_by:
             del self.liked_by[liker]
             liked = False
+            if self._liked_added.pop(liker, False) is False:
+                self._liked_removed[liker] = None
         else:
             self.liked_by[liker] = None
             liked = True
+            if self._liked_removed.pop(liker, False) is False:
+                self._liked_added[liker] = None
         self._counters_changed()
         return self._remember(liker, client_id, Result(ok=True, data={"liked": liked, "likes": self.likes}))
 
@@ -616,8 +627,10 @@ class StreamState:
             self._counters_dirty = False
             self._emit(
                 "stream_update",
-                {"viewerCount": self.viewer_count, "likes": self.likes, "likedBy": list(self.liked_by)},
+                {"viewerCount": self.viewer_count, "likes": self.likes,
+                 "likedByAdded": list(self._liked_added), "likedByRemoved": list(self._liked_removed)},
             )
+            self._liked_added, self._liked_removed = {}, {}
         for sale_id in sorted(self._sales_dirty):
             sale = self.flash_sales[sale_id]
             self._emit("flash_sale_updated", {"flashSale": dict(sale)})
@@ -641,6 +654,8 @@ class StreamState:
             "clientOps": [[k, v[0], v[1]] for k, v in self.client_ops.items()],
             "lastUpdateAt": self._last_update_at,
             "countersDirty": self._counters_dirty,
+            "likedAdded": list(self._liked_added),
+            "likedRemoved": list(self._liked_removed),
             "salesDirty": sorted(self._sales_dirty),
             "appliedBatches": [
                 [batch_id, [[r.ok, r.error, r.seq, r.data] for r in results]]
@@ -679,6 +694,8 @@ class StreamState:
         state.client_ops = OrderedDict((k, [seq, data]) for k, seq, data in doc.get("clientOps", []))
         state._last_update_at = doc.get("lastUpdateAt")
         state._counters_dirty = bool(doc.get("countersDirty", False))
+        state._liked_added = dict.fromkeys(doc.get("likedAdded", []))
+        state._liked_removed = dict.fromkeys(doc.get("likedRemoved", []))
         state._sales_dirty = set(doc.get("salesDirty", []))
         for batch_id, results in doc.get("appliedBatches", []):
             state.applied_batches[batch_id] = [Result(ok=r[0], error=r[1], seq=r[2], data=r[3] if len(r) > 3 else None)

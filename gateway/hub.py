@@ -6,8 +6,9 @@ the admin connections (which see every stream).
 Fan-out: each event arrives already encoded (once, in the stream's actor).
 The hub frames it once and writes the same bytes to every watcher:
 
-* old apps (protocol 1) get every event as its own frame, at once; the
-  events of one delivery go out in one write per socket;
+* old apps (protocol 1) get every event as its own frame; the frames that
+  arrive within `write_interval` go out in one socket write (one system call
+  per viewer per tick, not per event: that call is most of the cost);
 * opted-in apps (protocol 2) get one batch frame per stream per
   `batch_interval` holding every event of that interval, so a busy stream
   costs one frame per tick per viewer.
@@ -24,24 +25,35 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from typing import Iterable
+from typing import Callable, Iterable, Union
+
+# An event as the hub gets it: its encoded text, or (for an event that each
+# old app sees its own way) the text for opted-in apps and a function making
+# an old app's version from its viewer key.
+Personal = Callable[[Union[str, None]], str]
+Delivery = Union[str, tuple[str, Personal]]
 
 from gateway.connection import Connection
 from gateway.fanout_protocol import text_frame
 
 DEFAULT_BATCH_INTERVAL = 0.1
+DEFAULT_WRITE_INTERVAL = 0.04
 
 
 class Hub:
-    def __init__(self, batch_interval: float = DEFAULT_BATCH_INTERVAL) -> None:
+    def __init__(self, batch_interval: float = DEFAULT_BATCH_INTERVAL,
+                 write_interval: float = DEFAULT_WRITE_INTERVAL) -> None:
         self.batch_interval = batch_interval
+        self.write_interval = write_interval
         self.connections: set[Connection] = set()
         self.admins: set[Connection] = set()
         self._single: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 1 watchers
         self._batched: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 2 watchers
         self._sessions: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._pending: dict[str, list[str]] = {}  # stream -> events waiting for the next batch
+        self._pending_single: dict[str, list[Delivery]] = {}  # stream -> events waiting for the next write
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._write_timer: asyncio.TimerHandle | None = None
         self.frames_out = 0  # frames written or queued, for metrics
 
     # ------------------------------------------------------------ membership
@@ -60,11 +72,12 @@ class Hub:
 
     def watch(self, conn: Connection, stream_id: str) -> bool:
         """Make `conn` watch `stream_id` (and nothing else), from the next event
-        on: events already waiting for a batch are sent to the other watchers
-        first, since the caller has just given `conn` the state that includes
-        them. True if its session is new to the stream: the caller must then
-        tell the stream (Join)."""
+        on: events already waiting for a write or a batch are sent to the other
+        watchers first, since the caller has just given `conn` the state that
+        includes them. True if its session is new to the stream: the caller
+        must then tell the stream (Join)."""
         self.flush(stream_id)
+        self.write_pending(stream_id)
         if conn.watching == stream_id:
             self._group(conn, stream_id).add(conn)  # its protocol may have changed
             other = (self._single if conn.protocol >= 2 else self._batched).get(stream_id)
@@ -124,26 +137,65 @@ class Hub:
 
     # ------------------------------------------------------------ fan-out
 
-    def publish(self, stream_id: str, texts: Iterable[str]) -> int:
-        """Deliver a stream's events, in order: at once to old apps (one write
-        per socket), in the next batch to opted-in apps. Returns the number of
-        frames written now."""
-        texts = list(texts)
-        if not texts:
+    def publish(self, stream_id: str, events: Iterable[Delivery]) -> None:
+        """Deliver a stream's events, in order: in the next write to old apps,
+        in the next batch to opted-in apps."""
+        events = list(events)
+        if not events:
+            return
+        loop = asyncio.get_running_loop()
+        if self._single.get(stream_id) or any(a.protocol < 2 for a in self.admins):
+            self._pending_single.setdefault(stream_id, []).extend(events)
+            if self._write_timer is None:
+                self._write_timer = loop.call_later(self.write_interval, self.write_all)
+        if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
+            self._pending.setdefault(stream_id, []).extend(e if isinstance(e, str) else e[0] for e in events)
+            if self._flush_timer is None:
+                self._flush_timer = loop.call_later(self.batch_interval, self.flush_all)
+
+    def write_pending(self, stream_id: str) -> int:
+        """Write the stream's waiting events to old apps now: each its own
+        frame, all of them in one write per socket. Returns the frames written."""
+        events = self._pending_single.pop(stream_id, None)
+        if not events:
             return 0
         singles = self._single.get(stream_id, set()) | {a for a in self.admins if a.protocol < 2}
-        sent = 0
-        if singles:
+        if all(isinstance(e, str) for e in events):  # the common case: the same bytes for everyone
+            texts = [e for e in events if isinstance(e, str)]
             frames = b"".join(text_frame(t) for t in texts)
+            sent = sum(len(texts) for conn in singles if conn.send_many(texts, frames))
+        else:
+            # Runs of shared events framed once; personal ones made per connection.
+            segments: list[tuple[list[str], bytes] | Personal] = []
+            for e in events:
+                if isinstance(e, str):
+                    if segments and isinstance(segments[-1], tuple):
+                        segments[-1][0].append(e)
+                    else:
+                        segments.append(([e], b""))
+                else:
+                    segments.append(e[1])
+            segments = [(s[0], b"".join(text_frame(t) for t in s[0])) if isinstance(s, tuple) else s for s in segments]
+            sent = 0
             for conn in singles:
-                if conn.send_many(texts, frames):
+                texts, parts = [], []
+                for s in segments:
+                    if isinstance(s, tuple):
+                        texts += s[0]
+                        parts.append(s[1])
+                    else:
+                        text = s(conn.viewer_key)
+                        texts.append(text)
+                        parts.append(text_frame(text))
+                if conn.send_many(texts, b"".join(parts)):
                     sent += len(texts)
-        if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
-            self._pending.setdefault(stream_id, []).extend(texts)
-            if self._flush_timer is None:
-                self._flush_timer = asyncio.get_running_loop().call_later(self.batch_interval, self.flush_all)
         self.frames_out += sent
         return sent
+
+    def write_all(self) -> None:
+        self._write_timer = None
+        for stream_id in list(self._pending_single):
+            self.write_pending(stream_id)
 
     def flush(self, stream_id: str) -> int:
         """Send the stream's waiting events now, as one batch frame to every

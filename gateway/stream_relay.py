@@ -28,8 +28,8 @@ import structlog
 
 from actors import handles
 from actors.stream_state import Command, Result, SyncViewers
-from actors.wire import decode
-from gateway.hub import Hub
+from actors.wire import decode, encode
+from gateway.hub import Delivery, Hub
 from gateway.stream_view import StreamView
 
 log = structlog.get_logger("gateway.relay")
@@ -127,25 +127,33 @@ class StreamRelay:
         if restarted:
             log.info("stream_actor_restarted", stream_id=self.stream_id, incarnation=result.incarnation)
             self.submit(SyncViewers(tuple(self.hub.sessions(self.stream_id))))
-        texts: list[str] = []
+        deliveries: list[Delivery] = []
         if result.snapshot is not None:
             had_view = self.view.loaded
             self.recent.clear()  # positions before the snapshot can no longer be served from here
             missed = self.view.reset(result.snapshot)
             if had_view:
-                texts += [self.view.chat_frame(m) for m in missed]
-                texts.append(self.view.update_frame())
+                deliveries += [self.view.chat_frame(m) for m in missed]
+                deliveries.append(self._update_delivery(self.view.update_event(), None))
             self.ready.set()
         for seq, text in result.events:
             event = decode(text)
             self.view.apply(event)
             self.recent.append((seq, text))
-            if event["type"] != "stream_stopped":  # announced to everyone by the directory
-                texts.append(text)
-        if texts:
-            self.hub.publish(self.stream_id, texts)
+            if event["type"] == "stream_update":
+                deliveries.append(self._update_delivery(event, text))
+            elif event["type"] != "stream_stopped":  # announced to everyone by the directory
+                deliveries.append(text)
+        if deliveries:
+            self.hub.publish(self.stream_id, deliveries)
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()
+
+    def _update_delivery(self, event: dict[str, Any], text: str | None) -> Delivery:
+        """A stream_update: as the actor encoded it for opted-in apps; for each
+        old app, counts plus whether it likes itself (`StreamView.personal_update`)."""
+        view = self.view
+        return (text or encode(event), lambda viewer: view.personal_update(event, viewer))
 
     # ------------------------------------------------------------ resumption
 

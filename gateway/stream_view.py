@@ -4,6 +4,13 @@ Built from the actor's snapshot and kept current by the stream's events, in
 sequence order. New viewers get their `stream_started` snapshot, pinned
 products and `chat_history` from here, so a burst of joins costs the actor
 nothing but the (batched) Join commands. Pure: no I/O.
+
+Likes: the view keeps the set of likers (the snapshot's list, then the
+`likedByAdded`/`likedByRemoved` of each `stream_update`). An old app reads
+`likedBy` only to show whether *it* likes, so it is told exactly that:
+`likedBy` is `[its key]` or `[]` (`personal_update`, `join_frames`). The
+whole list would be the same for everyone, and with thousands of likers it
+would cost more than everything else the stream sends.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ class StreamView:
         self.seq = 0
         self.epoch: str | None = None
         self.stream_data: dict[str, Any] = {}
+        self.liked: dict[str, None] = {}  # an ordered set of likers
         self.chat: deque[dict[str, Any]] = deque(maxlen=history_size)
         self.chat_count = 0
         self.peak_viewers = 0
@@ -37,6 +45,7 @@ class StreamView:
         self.seq = int(snapshot["seq"])
         self.epoch = str(snapshot["epoch"])
         self.stream_data = dict(snapshot["streamData"])
+        self.liked = dict.fromkeys(self.stream_data.pop("likedBy", []))
         self.chat.clear()
         self.chat.extend(snapshot["chat"])
         self.chat_count = int(snapshot.get("chatCount", len(self.chat)))
@@ -55,9 +64,13 @@ class StreamView:
             self.chat.append({k: event[k] for k in ("id", "seq", "username", "message", "isAdmin", "timestamp")})
             self.chat_count += 1
         elif kind == "stream_update":
-            for k in ("viewerCount", "likes", "likedBy", "quality"):
+            for k in ("viewerCount", "likes", "quality"):
                 if k in event:
                     self.stream_data[k] = event[k]
+            for key in event.get("likedByRemoved", ()):
+                self.liked.pop(key, None)
+            for key in event.get("likedByAdded", ()):
+                self.liked[key] = None
             self.peak_viewers = max(self.peak_viewers, int(event.get("viewerCount", 0)))
         elif kind == "pinned_products_updated":
             self.stream_data["pinnedProducts"] = event["pinnedProducts"]
@@ -73,24 +86,36 @@ class StreamView:
     def envelope(self) -> dict[str, Any]:
         return {"streamId": self.stream_id, "seq": self.seq, "epoch": self.epoch}
 
-    def join_frames(self) -> list[str]:
+    def join_frames(self, viewer: str | None = None) -> list[str]:
         """What a viewer gets on joining: `stream_started` with the current
-        state, the pinned products, then `chat_history` (oldest first).
-        Encoded once per change of the view, whoever asks."""
+        state (with `likedBy` and `liked` saying whether `viewer` likes), the
+        pinned products, then `chat_history` (oldest first). The last two are
+        encoded once per change of the view, whoever asks."""
         if self._frames is None or self._frames[0] != self.seq:
             env = self.envelope()
-            frames = [encode({"type": "stream_started", "streamData": self.stream_data, **env})]
-            frames.append(encode({"type": "pinned_products_updated",
-                                  "pinnedProducts": self.stream_data.get("pinnedProducts", []), **env}))
-            frames.append(encode({"type": "chat_history", "messages": list(self.chat), **env}))
+            frames = [encode({"type": "pinned_products_updated",
+                              "pinnedProducts": self.stream_data.get("pinnedProducts", []), **env}),
+                      encode({"type": "chat_history", "messages": list(self.chat), **env})]
             self._frames = (self.seq, frames)
-        return self._frames[1]
+        likes = viewer is not None and viewer in self.liked
+        started = encode({"type": "stream_started",
+                          "streamData": {**self.stream_data, "likedBy": [viewer] if likes else [], "liked": likes},
+                          **self.envelope()})
+        return [started, *self._frames[1]]
 
-    def update_frame(self) -> str:
+    def personal_update(self, event: dict[str, Any], viewer: str | None) -> str:
+        """A `stream_update` as an old app reads it: the counts, and `likedBy`
+        holding the viewer's own key if (and only if) it likes now."""
+        likes = viewer is not None and viewer in self.liked
+        return encode({"type": "stream_update", "viewerCount": event.get("viewerCount", 0),
+                       "likes": event.get("likes", 0), "likedBy": [viewer] if likes else [],
+                       "streamId": self.stream_id, "seq": event["seq"], "epoch": event.get("epoch", self.epoch)})
+
+    def update_event(self) -> dict[str, Any]:
         """A `stream_update` with the current counters (after a resync)."""
         d = self.stream_data
-        return encode({"type": "stream_update", "viewerCount": d.get("viewerCount", 0),
-                       "likes": d.get("likes", 0), "likedBy": d.get("likedBy", []), **self.envelope()})
+        return {"type": "stream_update", "viewerCount": d.get("viewerCount", 0), "likes": d.get("likes", 0),
+                "likedByAdded": [], "likedByRemoved": [], **self.envelope()}
 
     def chat_frame(self, message: dict[str, Any]) -> str:
         return encode({"type": "chat_message", **message, "streamId": self.stream_id, "epoch": self.epoch})
@@ -101,7 +126,7 @@ class StreamView:
         return {
             "viewerCount": d.get("viewerCount", 0),
             "likes": d.get("likes", 0),
-            "likedBy": d.get("likedBy", []),
+            "likedBy": list(self.liked),
             "pinnedProducts": d.get("pinnedProducts", []),
             "flashSales": d.get("flashSales", []),
             "chatCount": self.chat_count,

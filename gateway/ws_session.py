@@ -148,7 +148,7 @@ class WsSession:
         await self.ctx.directory.synced.wait()
         for stream_id, relay in list(self.ctx.directory.relays.items()):
             await relay.ready.wait()
-            for text in relay.view.join_frames():
+            for text in relay.view.join_frames(self.conn.viewer_key):
                 self.conn.send(text)
 
     async def start_stream(self, frame: p.StartStream) -> None:
@@ -246,7 +246,7 @@ class WsSession:
                        "seq": relay.view.seq, "epoch": relay.view.epoch})
         # No await between reading the view and subscribing: the next event
         # this connection gets is the first one after this snapshot.
-        for text in relay.view.join_frames():
+        for text in relay.view.join_frames(self.conn.viewer_key):
             self.conn.send(text)
         self.watch(stream_id)
 

@@ -21,6 +21,7 @@ from typing import Iterator
 import ray
 import structlog
 import uvicorn
+import uvloop
 
 from actors import handles
 from actors.config import ActorConfig
@@ -80,7 +81,9 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
         await server.serve()
         task.cancel()
 
-    asyncio.run(main())
+    # uvloop: the fan-out is one socket write per viewer, and uvloop's transports
+    # make each of those several times cheaper than asyncio's own (measured).
+    uvloop.run(main())
 
 
 def run_system(settings: Settings) -> int:

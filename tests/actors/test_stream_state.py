@@ -119,10 +119,22 @@ class TestCoalescing:
     def test_like_then_unlike_by_two_people_still_updates_liked_by(self) -> None:
         s = new_state()
         apply(s, ToggleLike("a"))
-        s.take_events(clock=1.0)
+        [first] = s.take_events(clock=1.0)
+        assert (first.body["likedByAdded"], first.body["likedByRemoved"]) == (["a"], [])
         apply(s, ToggleLike("a"), ToggleLike("b"))
         [update] = s.take_events(clock=2.0)
-        assert update.body["likedBy"] == ["b"]
+        assert update.body["likes"] == 1
+        assert (update.body["likedByAdded"], update.body["likedByRemoved"]) == (["b"], ["a"])
+        assert "likedBy" not in update.body  # never the whole list: it can be thousands long
+
+    def test_changes_that_cancel_out_within_a_tick_are_not_reported(self) -> None:
+        s = new_state()
+        apply(s, ToggleLike("a"), ToggleLike("a"), ToggleLike("b"))
+        [update] = s.take_events(clock=1.0)
+        assert (update.body["likedByAdded"], update.body["likedByRemoved"]) == (["b"], [])
+        apply(s, ToggleLike("b"), ToggleLike("b"))
+        [again] = s.take_events(clock=2.0)
+        assert (again.body["likes"], again.body["likedByAdded"], again.body["likedByRemoved"]) == (1, [], [])
 
 
 class TestChat:

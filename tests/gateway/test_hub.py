@@ -29,6 +29,14 @@ def joined(hub: Hub, session: str | None = None, *, admin: bool = False, queue_s
     return c
 
 
+def publish_now(hub: Hub, stream_id: str, texts: object) -> int:
+    """Publish, then run the write tick at once: the frames written to old apps."""
+    hub.publish(stream_id, texts)  # type: ignore[arg-type]
+    before = hub.frames_out
+    hub.write_all()
+    return hub.frames_out - before
+
+
 def drain(c: Connection) -> list[str | None]:
     """Every frame queued on the connection so far (None is the close marker)."""
     out: list[str | None] = []
@@ -142,7 +150,7 @@ class TestLeaving:
         assert hub.admins == set()
         viewer = joined(hub, "s1")
         hub.watch(viewer, A)
-        hub.publish(A, ["x"])
+        publish_now(hub, A, ["x"])
         assert drain(admin) == []
 
 
@@ -153,7 +161,7 @@ class TestFanOut:
         hub.watch(a1, A)
         hub.watch(a2, A)
         hub.watch(b1, B)
-        assert hub.publish(A, ["e1", "e2", "e3"]) == 6
+        assert publish_now(hub, A, ["e1", "e2", "e3"]) == 6
         assert drain(a1) == ["e1", "e2", "e3"]
         assert drain(a2) == ["e1", "e2", "e3"]
         assert drain(b1) == []
@@ -164,7 +172,7 @@ class TestFanOut:
         a1, a2 = joined(hub, "s1"), joined(hub, "s2")
         hub.watch(a1, A)
         hub.watch(a2, A)
-        assert hub.publish(A, (f"e{i}" for i in range(3))) == 6
+        assert publish_now(hub, A, (f"e{i}" for i in range(3))) == 6
         assert drain(a1) == ["e0", "e1", "e2"]
         assert drain(a2) == ["e0", "e1", "e2"]
 
@@ -173,8 +181,8 @@ class TestFanOut:
         admin = joined(hub, None, admin=True)
         viewer = joined(hub, "s1")
         hub.watch(viewer, A)
-        hub.publish(A, ["a1"])
-        hub.publish(B, ["b1"])  # nobody watches B: the admin still gets it
+        publish_now(hub, A, ["a1"])
+        publish_now(hub, B, ["b1"])  # nobody watches B: the admin still gets it
         assert drain(admin) == ["a1", "b1"]
         assert drain(viewer) == ["a1"]
 
@@ -182,13 +190,13 @@ class TestFanOut:
         hub = Hub()
         admin = joined(hub, "adm", admin=True)
         hub.watch(admin, A)
-        assert hub.publish(A, ["x", "y"]) == 2
+        assert publish_now(hub, A, ["x", "y"]) == 2
         assert drain(admin) == ["x", "y"]
 
     async def test_publish_to_an_unwatched_stream_sends_nothing(self) -> None:
         hub = Hub()
         c = joined(hub, "s1")
-        assert hub.publish(A, ["x"]) == 0
+        assert publish_now(hub, A, ["x"]) == 0
         assert drain(c) == []
 
     async def test_publish_stops_after_unwatch(self) -> None:
@@ -196,7 +204,7 @@ class TestFanOut:
         c = joined(hub, "s1")
         hub.watch(c, A)
         hub.unwatch(c)
-        assert hub.publish(A, ["x"]) == 0
+        assert publish_now(hub, A, ["x"]) == 0
         assert drain(c) == []
 
     async def test_broadcast_reaches_every_connection(self) -> None:
@@ -236,9 +244,9 @@ class TestSlowConsumer:
         fast = joined(hub, "fast", queue_size=16)
         hub.watch(slow, A)
         hub.watch(fast, A)
-        assert hub.publish(A, ["e1", "e2"]) == 4
+        assert publish_now(hub, A, ["e1", "e2"]) == 4
         assert not slow.closed
-        assert hub.publish(A, ["e3"]) == 1  # only the fast one took it
+        assert publish_now(hub, A, ["e3"]) == 1  # only the fast one took it
         assert slow.closed is True
         assert slow._close[0] == CLOSE_TRY_AGAIN_LATER
         assert slow.send("e4") is False  # closed stays closed
@@ -273,7 +281,7 @@ async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
 
 class TestBatchesForOptedInApps:
     async def test_events_wait_for_the_tick_then_go_as_one_frame(self) -> None:
-        hub = Hub(batch_interval=0.05)
+        hub = Hub(batch_interval=0.08, write_interval=0.04)
         new = joined(hub, "n")
         new.protocol = 2
         hub.watch(new, A)  # moves it to the batched group
@@ -281,8 +289,10 @@ class TestBatchesForOptedInApps:
         hub.watch(old, A)
         hub.publish(A, ['{"seq":1}', '{"seq":2}'])
         hub.publish(A, ['{"seq":3}'])
-        assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: at once
-        assert drain(new) == []  # opted-in: not yet
+        assert drain(old) == [] and drain(new) == []  # both wait for their tick
+        await asyncio.sleep(0.045)
+        assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: each its own frame, one write
+        assert drain(new) == []  # opted-in: their tick is longer
         await asyncio.sleep(0.08)
         [frame] = drain(new)
         assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}

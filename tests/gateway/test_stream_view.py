@@ -67,7 +67,8 @@ class TestReset:
         assert view.loaded
         assert view.seq == state.seq > 0
         assert view.epoch == state.epoch
-        assert view.stream_data == state.stream_data()
+        assert view.stream_data == {k: v for k, v in state.stream_data().items() if k != "likedBy"}
+        assert list(view.liked) == state.stream_data()["likedBy"]
         assert [m["message"] for m in view.chat] == ["one", "two"]
         assert view.chat_count == 2
         assert view.peak_viewers == 2
@@ -156,7 +157,7 @@ class TestApply:
         view.apply(events[0])
         assert view.stream_data["viewerCount"] == 3
         assert view.stream_data["likes"] == 1
-        assert view.stream_data["likedBy"] == ["a"]
+        assert list(view.liked) == ["a"]
         assert view.peak_viewers == 3
         for e in run(state, *(Leave(s) for s in "abc")):
             view.apply(e)
@@ -182,7 +183,8 @@ class TestApply:
             for e in run(state, *commands):
                 view.apply(e)
         assert view.seq == state.seq
-        assert view.stream_data == state.stream_data()
+        assert view.stream_data == {k: v for k, v in state.stream_data().items() if k != "likedBy"}
+        assert list(view.liked) == list(state.liked_by)  # kept from the updates' added/removed lists
         assert list(view.chat) == [c.to_wire() for c in state.recent_chat]
 
     def test_old_and_repeated_events_are_ignored(self) -> None:
@@ -225,7 +227,9 @@ class TestFrames:
         view = loaded_view(state)
         started, pinned, history = frames(view)
         envelope = {"streamId": SID, "seq": state.seq, "epoch": state.epoch}
-        assert started == {"type": "stream_started", "streamData": state.stream_data(), **envelope}
+        # likedBy says only whether this viewer likes: nobody does yet
+        assert started == {"type": "stream_started",
+                           "streamData": {**state.stream_data(), "likedBy": [], "liked": False}, **envelope}
         assert pinned == {"type": "pinned_products_updated", "pinnedProducts": state.pinned_list(), **envelope}
         assert history["type"] == "chat_history"
         assert {k: history[k] for k in envelope} == envelope
@@ -253,7 +257,17 @@ class TestFrames:
 
     def test_join_frames_are_encoded_once_per_change(self) -> None:
         view = loaded_view(new_state())
-        assert view.join_frames() is view.join_frames()
+        assert view.join_frames()[1] is view.join_frames()[1]  # pinned products and history are shared
+        assert view.join_frames()[2] is view.join_frames()[2]
+
+    def test_join_frames_say_whether_this_viewer_likes(self) -> None:
+        state = new_state()
+        run(state, ToggleLike("fan"), ToggleLike("other"))
+        view = loaded_view(state)
+        fan = orjson.loads(view.join_frames("fan")[0])["streamData"]
+        stranger = orjson.loads(view.join_frames("stranger")[0])["streamData"]
+        assert (fan["likedBy"], fan["liked"], fan["likes"]) == (["fan"], True, 2)
+        assert (stranger["likedBy"], stranger["liked"], stranger["likes"]) == ([], False, 2)
 
     def test_join_frames_after_reset_to_another_epoch(self) -> None:
         view = loaded_view(new_state(epoch="e1"))
@@ -265,10 +279,12 @@ class TestFrames:
         state = new_state()
         run(state, Join("a"), ToggleLike("u"))
         view = loaded_view(state)
-        assert orjson.loads(view.update_frame()) == {
+        event = view.update_event()
+        assert orjson.loads(view.personal_update(event, "u")) == {
             "type": "stream_update", "viewerCount": 1, "likes": 1, "likedBy": ["u"],
             "streamId": SID, "seq": state.seq, "epoch": state.epoch,
         }
+        assert orjson.loads(view.personal_update(event, "someone else"))["likedBy"] == []
         message = {"id": 9, "seq": 9, "username": "x", "message": "m", "isAdmin": False, "timestamp": "t"}
         assert orjson.loads(view.chat_frame(message)) == {
             "type": "chat_message", **message, "streamId": SID, "epoch": state.epoch,

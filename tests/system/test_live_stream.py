@@ -113,15 +113,20 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             assert hats["streamId"] == s2
             await adm.wait_type("chat_message", message="hats!")  # admins see every stream
 
-            # Likes: a toggle, once per user or session; likedBy says who.
+            # Likes: a toggle, once per user or session. An old app reads likedBy to know
+            # whether *it* likes: it holds the app's own key, or nothing.
             await a.send({"type": "toggle_like", "userId": alice["id"]})
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # unlike
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # like again
             await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
-                             and sorted(f["likedBy"]) == sorted([alice["id"], "sess-b"]))
+                             and f["likedBy"] == [alice["id"]])
+            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
+                             and f["likedBy"] == ["sess-b"])
             await a.send({"type": "toggle_like", "userId": alice["id"]})  # alice unlikes
-            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likedBy"] == ["sess-b"])
+            await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["likedBy"] == [])
+            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1
+                             and f["likedBy"] == ["sess-b"])
 
             # Pinned products, in display order.
             await adm.send({"type": "pin_product", "streamId": s1, "productId": "p-boot", "name": "Boot", "price": 89.5})
