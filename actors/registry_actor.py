@@ -35,7 +35,7 @@ from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
 log = structlog.get_logger("actors.registry")
 
 
-@dataclass(slots=True)
+@dataclass
 class RegistryAnswer:
     """`ok`, or an error with a `code` the gateway maps to an HTTP status."""
 
@@ -45,7 +45,7 @@ class RegistryAnswer:
     message: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class LiveSet:
     incarnation: str
     version: int

@@ -77,7 +77,7 @@ class Fenced(Exception):
     """A newer instance of this actor took over."""
 
 
-@dataclass(slots=True)
+@dataclass
 class PollResult:
     """What a gateway gets from `poll`.
 

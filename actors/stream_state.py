@@ -46,24 +46,27 @@ DEFAULT_USERNAME = "Guest"
 
 # --------------------------------------------------------------------------
 # Commands: what a gateway asks the stream to do, on behalf of one connection.
+# Commands and results cross Ray in every batch: they are plain frozen
+# dataclasses without __slots__, because unpickling a slotted dataclass calls
+# dataclasses.fields() per object (measured: most of a busy gateway's time).
 # --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Join:
     """A viewer session starts watching through the sending gateway."""
 
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Leave:
     """A viewer session stops watching through the sending gateway."""
 
     session_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SyncViewers:
     """The sending gateway's complete set of viewer sessions for this stream.
 
@@ -74,12 +77,12 @@ class SyncViewers:
     session_ids: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class GatewayGone:
     """The sending gateway is shutting down: its viewers have all left."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Chat:
     """A chat message. `is_admin` is decided by the gateway, never the client."""
 
@@ -91,7 +94,7 @@ class Chat:
     client_msg_id: str | None = None  # the sender's id for it: a resend is stored once
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ToggleLike:
     """Like, or unlike if already liked. `liker` is a user id or a session id.
     With a `client_msg_id`, a resend of the same toggle is applied once."""
@@ -100,7 +103,7 @@ class ToggleLike:
     client_msg_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PinProduct:
     """Pin a product over the video (admin). `display_order` None appends it."""
 
@@ -111,14 +114,14 @@ class PinProduct:
     display_order: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UnpinProduct:
     """Take a pinned product down (admin)."""
 
     product_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class StartFlashSale:
     """Announce a flash sale on a pinned product (admin). `sale` is the stored
     sale: saleId, productId, price, quantity, remaining, perCustomerLimit,
@@ -128,7 +131,7 @@ class StartFlashSale:
     sale: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FlashSaleChanged:
     """The stored sale changed (units sold or returned). Applied only if its
     `version` is newer than what the stream shows; viewers get coalesced updates."""
@@ -136,7 +139,7 @@ class FlashSaleChanged:
     sale: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class EndFlashSale:
     """End a sale now (admin, or sold out)."""
 
@@ -150,7 +153,7 @@ Command = Union[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Result:
     """The answer to one command: accepted (with what it produced) or an error."""
 
@@ -167,7 +170,7 @@ class Result:
 OK = Result(ok=True)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Event:
     """One numbered event of the stream. `body` is what clients see, minus
     the envelope (`type`, `streamId`, `seq`, `epoch`) that the shell adds."""
@@ -703,7 +706,7 @@ class StreamState:
         return state
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CommitInput:
     """Everything one commit applies: replaying the same inputs on the same
     state gives the same results and the same events."""

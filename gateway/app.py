@@ -14,6 +14,7 @@ from typing import AsyncIterator
 
 import structlog
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse
 
 from gateway import errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_video
@@ -138,6 +139,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             except (TimeoutError, asyncio.CancelledError):
                 writer.cancel()
 
-    app.add_api_websocket_route("/", websocket_endpoint)
-    app.add_api_websocket_route("/ws", websocket_endpoint)
+    # Plain Starlette routes: FastAPI's dependency resolution per connection
+    # showed up in profiles of connection storms, and these routes need none.
+    app.router.routes.append(WebSocketRoute("/", websocket_endpoint))
+    app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
     return app
