@@ -18,7 +18,8 @@ from wrencos.clock import iso
 _KINDS: dict[str, type] = {
     cls.__name__: cls
     for cls in (s.Join, s.Leave, s.SyncViewers, s.GatewayGone, s.Chat, s.ToggleLike, s.PinProduct,
-                s.UnpinProduct, s.StartFlashSale, s.FlashSaleChanged, s.EndFlashSale)
+                s.UnpinProduct, s.StartFlashSale, s.FlashSaleChanged, s.EndFlashSale,
+                s.DeleteMessage, s.Mute, s.Unmute, s.SetBlockedWords, s.SetSlowMode)
 }
 
 

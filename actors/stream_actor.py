@@ -443,6 +443,10 @@ class StreamActor:
         if viewers:
             at = now_iso()
             await self._retry("store_viewers", lambda: self._audience.record_viewers(self.stream_id, viewers, at))
+        deleted = self._state.take_new_deletions()  # after the chat above: a message may go in one commit
+        if deleted:
+            epoch, at = self._state.epoch, now_iso()
+            await self._retry("mark_deleted", lambda: self._chat.mark_deleted(self.stream_id, epoch, deleted, at))
 
     async def _snapshot(self, force: bool = False) -> None:
         """A full checkpoint when one is due (or forced), then prune the journal."""

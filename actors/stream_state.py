@@ -28,10 +28,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Union
 
 from wrencos.clock import iso
@@ -42,6 +43,14 @@ MAX_USERNAME_CHARS = 50
 MAX_PINNED_PRODUCTS = 50
 CLIENT_IDS_KEPT = 8192  # recent client message ids remembered per stream, for deduplication
 DEFAULT_USERNAME = "Guest"
+# Moderation limits.
+MAX_BLOCKED_WORDS = 500
+MAX_BLOCKED_WORD_CHARS = 50
+MAX_SLOW_MODE_SECONDS = 3600
+MAX_MUTED = 10_000  # mutes kept per stream (expired ones are dropped first)
+DELETED_SEQS_KEPT = 1024  # recent deletions remembered, to filter history after a restart
+SLOW_MODE_SENDERS_KEPT = 50_000
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 # --------------------------------------------------------------------------
@@ -92,6 +101,7 @@ class Chat:
     session_id: str | None = None
     user_id: str | None = None
     client_msg_id: str | None = None  # the sender's id for it: a resend is stored once
+    moderator: bool = False  # sent by a moderator: not subject to mutes, slow mode or blocked words
 
 
 @dataclass(frozen=True)
@@ -147,9 +157,50 @@ class EndFlashSale:
     reason: str = "ended"
 
 
+@dataclass(frozen=True)
+class DeleteMessage:
+    """Hide a chat message (moderator): it leaves the recent history, viewers
+    get `chat_message_deleted`, the chat store marks it deleted. Idempotent."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class Mute:
+    """Mute a viewer until `until` (ISO 8601 UTC, from `wrencos.clock.iso`).
+    The viewer is `target` (a user id or a session id), or the sender of the
+    recent chat message `message_seq`. Muting again replaces the end time."""
+
+    until: str
+    target: str | None = None
+    message_seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Unmute:
+    """Lift a mute now (a user id or a session id). Unmuting twice is harmless."""
+
+    target: str
+
+
+@dataclass(frozen=True)
+class SetBlockedWords:
+    """Replace the stream's blocked words (matched as whole words, ignoring case)."""
+
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SetSlowMode:
+    """At most one chat message per sender every `seconds` (0 turns it off)."""
+
+    seconds: int
+
+
 Command = Union[
     Join, Leave, SyncViewers, GatewayGone, Chat, ToggleLike, PinProduct, UnpinProduct,
     StartFlashSale, FlashSaleChanged, EndFlashSale,
+    DeleteMessage, Mute, Unmute, SetBlockedWords, SetSlowMode,
 ]
 
 
@@ -163,8 +214,12 @@ class Result:
     data: dict[str, Any] | None = None
 
     @staticmethod
-    def rejected(message: str) -> "Result":
-        return Result(ok=False, error=message)
+    def rejected(message: str, code: str | None = None, **data: Any) -> "Result":
+        """A refusal; `code` (and any other data) lets the gateway tell the client
+        more than the message (`{"code": "slow_mode", "retryAfter": 3}`)."""
+        if code is None and not data:
+            return Result(ok=False, error=message)
+        return Result(ok=False, error=message, data={**({"code": code} if code else {}), **data})
 
 
 OK = Result(ok=True)
@@ -290,7 +345,17 @@ class StreamState:
     flash_sales: dict[str, dict[str, Any]] = field(default_factory=dict)
     # "<sender>\x00<client id>" -> [seq, data] of what that client operation produced
     client_ops: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict)
+    # Moderation: mutes (viewer key -> until, ISO), blocked words (casefolded),
+    # slow mode, each sender's last accepted message (ms since 1970) while it is on,
+    # and the most recent deletions.
+    muted: dict[str, str] = field(default_factory=dict)
+    blocked_words: list[str] = field(default_factory=list)
+    slow_mode: int = 0
+    last_chat_ms: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    deleted_seqs: deque[int] = field(default_factory=deque)
     _new_chat: list[ChatRecord] = field(default_factory=list)
+    _new_deletions: list[int] = field(default_factory=list)
+    _blocked_re: re.Pattern[str] | None = None
     _new_viewers: list[str] = field(default_factory=list)
     # who started / stopped liking since the last stream_update (net changes)
     _liked_added: dict[str, None] = field(default_factory=dict)
@@ -301,6 +366,8 @@ class StreamState:
 
     def __post_init__(self) -> None:
         self.recent_chat = deque(self.recent_chat, maxlen=self.history_size)
+        self.deleted_seqs = deque(self.deleted_seqs, maxlen=DELETED_SEQS_KEPT)
+        self._blocked_re = _word_pattern(self.blocked_words)
 
     # ------------------------------------------------------------ reading
 
@@ -324,6 +391,17 @@ class StreamState:
             "likedBy": list(self.liked_by),
             "pinnedProducts": self.pinned_list(),
             "flashSales": self.flash_sale_list(),
+            "slowModeSeconds": self.slow_mode,
+        }
+
+    def moderation(self, now: datetime | None = None) -> dict[str, Any]:
+        """The moderation settings, for moderators (never sent to viewers:
+        the blocked words stay private). Mutes that ended before `now` are left out."""
+        stamp = iso(now) if now is not None else ""
+        return {
+            "slowModeSeconds": self.slow_mode,
+            "blockedWords": list(self.blocked_words),
+            "muted": [{"userKey": k, "until": u} for k, u in sorted(self.muted.items()) if u > stamp],
         }
 
     def flash_sale_list(self) -> list[dict[str, Any]]:
@@ -339,6 +417,7 @@ class StreamState:
             "peakViewers": self.peak_viewers,
             "seq": self.seq,
             "epoch": self.epoch,
+            "moderation": self.moderation(),
         }
 
     def stats(self) -> dict[str, Any]:
@@ -392,6 +471,16 @@ class StreamState:
                 return self._sale_changed(sale)
             case EndFlashSale(sale_id, reason):
                 return self._end_sale(sale_id, reason)
+            case DeleteMessage(seq):
+                return self._delete_message(seq)
+            case Mute():
+                return self._mute(command, now)
+            case Unmute(target):
+                return self._unmute(target)
+            case SetBlockedWords(words):
+                return self._set_blocked_words(words)
+            case SetSlowMode(seconds):
+                return self._set_slow_mode(seconds)
         return Result.rejected(f"unknown command {type(command).__name__}")
 
     def gateways(self) -> set[str]:
@@ -446,6 +535,12 @@ class StreamState:
         """Chat records produced since the last call, to be stored."""
         chat, self._new_chat = self._new_chat, []
         return chat
+
+    def take_new_deletions(self) -> list[int]:
+        """Seqs of chat messages deleted since the last call, to be marked
+        deleted in the chat store (after the new chat is stored)."""
+        deleted, self._new_deletions = self._new_deletions, []
+        return deleted
 
     def stop(self) -> Event:
         """The last event of the stream. Counters pending are flushed first,
@@ -514,6 +609,9 @@ class StreamState:
         username = (c.username or "").strip() or DEFAULT_USERNAME
         if len(username) > MAX_USERNAME_CHARS:
             return Result.rejected(f"username is longer than {MAX_USERNAME_CHARS} characters")
+        refused = None if (c.is_admin or c.moderator) else self._moderate(c, message, now)
+        if refused is not None:
+            return refused
         record = ChatRecord(
             seq=self.seq + 1,
             username=username,
@@ -529,6 +627,100 @@ class StreamState:
         self._new_chat.append(record)
         self.chat_count += 1
         return self._remember(sender, c.client_msg_id, Result(ok=True, seq=event.seq))
+
+    def _moderate(self, c: Chat, message: str, now: datetime) -> Result | None:
+        """The refusal for a viewer's message that moderation stops, else None
+        (and, under slow mode, the sender's clock is started)."""
+        stamp = iso(now)
+        for key in (c.user_id, c.session_id):
+            until = self.muted.get(key) if key else None
+            if until is not None:
+                if until > stamp:
+                    return Result.rejected(f"You are muted in this chat until {until}", "muted", until=until)
+                del self.muted[key]  # type: ignore[arg-type]
+        if self._blocked_re is not None and self._blocked_re.search(message.casefold()):
+            return Result.rejected("Your message contains a word that is not allowed in this chat", "blocked_word")
+        sender = c.user_id or c.session_id
+        if self.slow_mode > 0 and sender:
+            at = (now - _UNIX_EPOCH) // timedelta(milliseconds=1)
+            last = self.last_chat_ms.get(sender)
+            wait_ms = 0 if last is None else last + self.slow_mode * 1000 - at
+            if wait_ms > 0:
+                wait = -(-wait_ms // 1000)
+                return Result.rejected(f"Slow mode is on: one message every {self.slow_mode} s; retry in {wait} s",
+                                       "slow_mode", retryAfter=wait)
+            self.last_chat_ms[sender] = at
+            self.last_chat_ms.move_to_end(sender)
+            while len(self.last_chat_ms) > SLOW_MODE_SENDERS_KEPT:
+                self.last_chat_ms.popitem(last=False)
+        return None
+
+    def _delete_message(self, seq: int) -> Result:
+        if not isinstance(seq, int) or seq < 1 or seq > self.seq:
+            return Result.rejected(f"message {seq} does not exist in this stream", "not_found")
+        if seq in self.deleted_seqs:
+            return OK  # deleted already
+        kept = [r for r in self.recent_chat if r.seq != seq]
+        if len(kept) != len(self.recent_chat):
+            self.recent_chat.clear()
+            self.recent_chat.extend(kept)
+        self.deleted_seqs.append(seq)
+        self._new_deletions.append(seq)
+        event = self._emit("chat_message_deleted", {"messageId": seq})
+        return Result(ok=True, seq=event.seq)
+
+    def _mute(self, m: Mute, now: datetime) -> Result:
+        target = m.target
+        if m.message_seq is not None:
+            record = next((r for r in self.recent_chat if r.seq == m.message_seq), None)
+            if record is None:
+                return Result.rejected(f"message {m.message_seq} is not in the recent chat: "
+                                       "mute by userId or sessionId", "not_found")
+            target = record.user_id or record.session_id
+        if not target:
+            return Result.rejected("mute needs a userId, a sessionId or a messageId")
+        stamp = iso(now)
+        if m.until <= stamp:
+            return Result.rejected("a mute must end in the future")
+        if target not in self.muted and len(self.muted) >= MAX_MUTED:
+            for key in [k for k, u in self.muted.items() if u <= stamp]:
+                del self.muted[key]
+            if len(self.muted) >= MAX_MUTED:
+                return Result.rejected(f"at most {MAX_MUTED} viewers can be muted at once")
+        self.muted[target] = m.until
+        event = self._emit("user_muted", {"userKey": target, "until": m.until})
+        return Result(ok=True, seq=event.seq, data={"userKey": target, "until": m.until})
+
+    def _unmute(self, target: str) -> Result:
+        if self.muted.pop(target, None) is None:
+            return OK
+        event = self._emit("user_unmuted", {"userKey": target})
+        return Result(ok=True, seq=event.seq, data={"userKey": target})
+
+    def _set_blocked_words(self, words: tuple[str, ...]) -> Result:
+        cleaned: dict[str, None] = {}
+        for w in words:
+            w = w.strip().casefold() if isinstance(w, str) else ""
+            if not w or len(w) > MAX_BLOCKED_WORD_CHARS:
+                return Result.rejected(f"blocked words are 1 to {MAX_BLOCKED_WORD_CHARS} characters")
+            cleaned[w] = None
+        if len(cleaned) > MAX_BLOCKED_WORDS:
+            return Result.rejected(f"at most {MAX_BLOCKED_WORDS} blocked words")
+        self.blocked_words = list(cleaned)
+        self._blocked_re = _word_pattern(self.blocked_words)
+        event = self._emit("moderation_updated", {"slowModeSeconds": self.slow_mode,
+                                                  "blockedWords": len(self.blocked_words)})
+        return Result(ok=True, seq=event.seq, data={"blockedWords": list(self.blocked_words)})
+
+    def _set_slow_mode(self, seconds: int) -> Result:
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or not 0 <= seconds <= MAX_SLOW_MODE_SECONDS:
+            return Result.rejected(f"slow mode is 0 to {MAX_SLOW_MODE_SECONDS} seconds")
+        self.slow_mode = seconds
+        if seconds == 0:
+            self.last_chat_ms.clear()
+        event = self._emit("moderation_updated", {"slowModeSeconds": self.slow_mode,
+                                                  "blockedWords": len(self.blocked_words)})
+        return Result(ok=True, seq=event.seq, data={"slowModeSeconds": seconds})
 
     def _toggle_like(self, liker: str, client_id: str | None = None) -> Result:
         if not liker:
@@ -660,6 +852,13 @@ class StreamState:
             "likedAdded": list(self._liked_added),
             "likedRemoved": list(self._liked_removed),
             "salesDirty": sorted(self._sales_dirty),
+            "moderation": {
+                "muted": dict(self.muted),
+                "blockedWords": list(self.blocked_words),
+                "slowModeSeconds": self.slow_mode,
+                "lastChatMs": [[k, v] for k, v in self.last_chat_ms.items()],
+                "deletedSeqs": list(self.deleted_seqs),
+            },
             "appliedBatches": [
                 [batch_id, [[r.ok, r.error, r.seq, r.data] for r in results]]
                 for batch_id, results in self.applied_batches.items()
@@ -679,6 +878,9 @@ class StreamState:
         The results of recent batches come back too, so a batch replayed
         after a restart gets the same answers and changes nothing.
         """
+        moderation = doc.get("moderation") or {}
+        deleted = [int(x) for x in moderation.get("deletedSeqs", [])]
+        gone = set(deleted)
         state = StreamState(
             meta=StreamMeta.from_doc(doc["meta"]),
             epoch=str(doc["epoch"]),
@@ -689,10 +891,15 @@ class StreamState:
             liked_by=dict.fromkeys(doc.get("likedBy", [])),
             pinned={p["productId"]: dict(p) for p in doc.get("pinned", [])},
             flash_sales={s["saleId"]: dict(s) for s in doc.get("flashSales", [])},
-            recent_chat=deque(recent_chat),
+            recent_chat=deque(r for r in recent_chat if r.seq not in gone),
             chat_count=int(doc.get("chatCount", 0)),
             peak_viewers=int(doc.get("peakViewers", 0)),
             total_joins=int(doc.get("totalJoins", 0)),
+            muted={str(k): str(v) for k, v in moderation.get("muted", {}).items()},
+            blocked_words=[str(w) for w in moderation.get("blockedWords", [])],
+            slow_mode=int(moderation.get("slowModeSeconds", 0)),
+            last_chat_ms=OrderedDict((str(k), int(v)) for k, v in moderation.get("lastChatMs", [])),
+            deleted_seqs=deque(deleted),
         )
         state.client_ops = OrderedDict((k, [seq, data]) for k, seq, data in doc.get("clientOps", []))
         state._last_update_at = doc.get("lastUpdateAt")
@@ -704,6 +911,14 @@ class StreamState:
             state.applied_batches[batch_id] = [Result(ok=r[0], error=r[1], seq=r[2], data=r[3] if len(r) > 3 else None)
                                                for r in results]
         return state
+
+
+def _word_pattern(words: list[str]) -> re.Pattern[str] | None:
+    """One regex matching any of `words` (casefolded) as a whole word or phrase."""
+    if not words:
+        return None
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
 
 
 @dataclass(frozen=True)

@@ -13,16 +13,20 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import structlog
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse
 
-from gateway import errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_video
+from gateway import (
+    errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_moderation, rest_users,
+    rest_video,
+)
 from gateway.auth import TokenService, hash_password
-from gateway.connection import CLOSE_GOING_AWAY, Connection
+from gateway.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from gateway.context import GatewayContext
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
+from gateway.guard import reject_operators
 from gateway.protocol import error_frame
 from gateway.ratelimit import TokenBucket
 from gateway.ws_session import WsSession
@@ -38,6 +42,7 @@ from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.streams import StreamStore
 from persistence.users import UserStore
 from wrencos import __version__
+from wrencos.logs import add_secrets, uri_password
 from wrencos.settings import Settings
 
 log = structlog.get_logger("gateway.app")
@@ -47,7 +52,45 @@ def database_config(settings: Settings, uri: str) -> DatabaseConfig:
     return DatabaseConfig(uri=uri, name=settings.mongodb_db, write_concern=settings.mongodb_write_concern)
 
 
+CLOSE_POLICY_VIOLATION = 1008
+
+
+class AddressCounter:
+    """Open WebSocket connections per client address, on this gateway."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def acquire(self, address: str) -> bool:
+        """Count one more connection from `address`; False (and nothing counted) when at the limit."""
+        n = self._open.get(address, 0)
+        if self.limit > 0 and n >= self.limit:
+            return False
+        self._open[address] = n + 1
+        return True
+
+    def release(self, address: str) -> None:
+        n = self._open.get(address, 0) - 1
+        if n > 0:
+            self._open[address] = n
+        else:
+            self._open.pop(address, None)
+
+
+def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
+    """Any origin when the allow-list is empty; else the `Origin` header must be on it.
+    A client that sends no `Origin` (a native app, not a browser) is let in: the
+    list exists to stop other web pages from using a visitor's browser."""
+    if not allowed or origin is None:
+        return True
+    return origin.strip().rstrip("/").lower() in allowed
+
+
 def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI:
+    add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
+                 settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None])
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = connect(database_config(settings, mongodb_uri))
@@ -61,7 +104,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
         directory = LiveDirectory(hub, gateway_id, settings.chat_history_size)
         app.state.ctx = GatewayContext(
             settings=settings, gateway_id=gateway_id,
-            tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds),
+            tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds, settings.previous_jwt_secrets()),
             users=users, streams=StreamStore(db), chat=ChatStore(db), hub=hub, directory=directory,
             products=ProductStore(db), orders=OrderStore(db), payments=PaymentStore(db),
             flash_sales=FlashSaleStore(db), views=ViewStore(db), analytics=AnalyticsStore(db),
@@ -75,6 +118,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             log.warning("registry_not_synced", hint="is the StreamRegistry actor running?")
         log.info("gateway_ready", gateway_id=gateway_id, version=__version__)
         yield
+        app.state.stopping = True  # new sockets are refused from here on
         for conn in list(hub.connections):
             conn.close(CLOSE_GOING_AWAY, "server shutting down")
         await directory.leave_all()
@@ -84,17 +128,24 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
 
     app = FastAPI(
         title="WrenCOS Live", version=__version__, lifespan=lifespan,
+        dependencies=[Depends(reject_operators)],
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
     )
     errors.install(app)
-    app.include_router(rest_auth.router)
-    app.include_router(rest_video.router)  # /livestreams/agora/token, before /livestreams/{id}
-    app.include_router(rest_livestreams.router)
-    app.include_router(rest_flash_sales.router)
-    app.include_router(rest_commerce.products)
-    app.include_router(rest_commerce.orders)
-    app.include_router(rest_commerce.payments)
-    app.include_router(rest_analytics.router)
+    documented = {"responses": errors.ERROR_RESPONSES}  # the one error shape, on every operation
+    app.include_router(rest_auth.router, **documented)
+    app.include_router(rest_video.router, **documented)  # /livestreams/agora/token, before /livestreams/{id}
+    app.include_router(rest_livestreams.router, **documented)
+    app.include_router(rest_flash_sales.router, **documented)
+    app.include_router(rest_commerce.products, **documented)
+    app.include_router(rest_commerce.orders, **documented)
+    app.include_router(rest_commerce.payments, **documented)
+    app.include_router(rest_analytics.router, **documented)
+    app.include_router(rest_moderation.router, **documented)
+    app.include_router(rest_users.router, **documented)
+    app.state.stopping = False
+    addresses = AddressCounter(settings.max_connections_per_ip)
+    allowed_origins = settings.origin_allow_list()
 
     @app.get("/health", tags=["ops"])
     async def health() -> dict[str, object]:
@@ -111,20 +162,67 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
         return JSONResponse(body, status_code=200 if ok else 503)
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
+        """One app connection. Refused before anything else: a browser `Origin`
+        not on `ALLOWED_ORIGINS` (403 at the handshake), a gateway shutting down
+        (1012), more than `MAX_CONNECTIONS_PER_IP` open from one address (1013,
+        after an error frame saying why). Closed: a connection that does not
+        register within `WS_REGISTER_TIMEOUT_SECONDS` (1008), one that watches
+        nothing and sends nothing for `WS_IDLE_TIMEOUT_SECONDS` (1001)."""
         ctx: GatewayContext = app.state.ctx
-        await websocket.accept()
+        if not origin_allowed(allowed_origins, websocket.headers.get("origin")):
+            log.info("ws_origin_refused", origin=websocket.headers.get("origin", "")[:200])
+            await websocket.close(CLOSE_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        address = websocket.client.host if websocket.client else "unknown"
+        if app.state.stopping:
+            await websocket.accept()
+            await websocket.close(1012, "server shutting down: reconnect")
+            return
+        if not addresses.acquire(address):
+            await websocket.accept()
+            await websocket.send_text(error_frame(
+                f"Too many connections from your address (at most {addresses.limit}): close some and retry",
+                code="too_many_connections"))
+            await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many connections from your address")
+            return
+        try:
+            await websocket.accept()
+            await _serve_socket(websocket, ctx)
+        finally:
+            addresses.release(address)
+
+    async def _serve_socket(websocket: WebSocket, ctx: GatewayContext) -> None:
         conn = Connection(websocket, ctx.settings.send_queue_frames)
         ctx.hub.add(conn)
         writer = asyncio.create_task(conn.run_writer())
         session = WsSession(conn, ctx)
+        register_timeout = settings.ws_register_timeout_seconds
+        idle_timeout = settings.ws_idle_timeout_seconds
         try:
             while not conn.closed:
-                message = await websocket.receive()
+                registered = conn.session_id is not None or conn.is_admin
+                if not registered:
+                    timeout: float | None = register_timeout if register_timeout > 0 else None
+                elif conn.watching is None and not conn.is_admin:
+                    timeout = idle_timeout if idle_timeout > 0 else None
+                else:
+                    timeout = None  # a viewer watches silently: uvicorn's pings tell if it is gone
+                try:
+                    message = await asyncio.wait_for(websocket.receive(), timeout)
+                except TimeoutError:
+                    if registered:
+                        conn.close(CLOSE_GOING_AWAY, f"idle for {idle_timeout:g} s")
+                    else:
+                        conn.send(error_frame(f"Register within {register_timeout:g} s of connecting",
+                                              code="register_timeout"))
+                        conn.close(CLOSE_POLICY_VIOLATION, "no register in time")
+                    break
                 if message["type"] == "websocket.disconnect":
                     break
                 text = message.get("text")
                 if text is None:
-                    conn.send(error_frame("Binary frames are not supported: send JSON text"))
+                    if session.allow_frame():
+                        conn.send(error_frame("Binary frames are not supported: send JSON text", code="bad_frame"))
                     continue
                 await session.handle_text(text)
         except WebSocketDisconnect:

@@ -2,7 +2,15 @@
 
 Passwords are hashed with Argon2id (pwdlib). Tokens are HS256 JWTs with the
 algorithm pinned, an issuer, an audience and an expiry; a token is only
-trusted after all of those check out.
+trusted after all of those check out. Refused, always: `alg: none` and any
+other algorithm (RS256/HS512 swaps included), a missing or past `exp`, a wrong
+`iss` or `aud`, a `crit` header (no extension is understood here), a role
+that is not one of `ROLES`, and any token signed with another secret.
+
+Rotation: tokens are signed with the current secret only; `previous_secrets`
+(`JWT_PREVIOUS_SECRETS`) are accepted for verification, so a new secret can be
+rolled out gateway by gateway while tokens signed with the old one stay valid
+until the old secret is removed (at the latest `JWT_TTL_SECONDS` later).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from pwdlib import PasswordHash
 ALGORITHM = "HS256"
 ISSUER = "wrencos-live"
 AUDIENCE = "wrencos-apps"
+ROLES = ("admin", "moderator", "customer")
 
 _hasher = PasswordHash.recommended()
 
@@ -46,10 +55,20 @@ class Claims:
     def is_admin(self) -> bool:
         return self.role == "admin"
 
+    @property
+    def can_moderate(self) -> bool:
+        """Admins and moderators may moderate chat (delete, mute, blocked words, slow mode)."""
+        return self.role in ("admin", "moderator")
+
 
 class TokenService:
-    def __init__(self, secret: str, ttl_seconds: int) -> None:
+    """Issues tokens with `secret`; verifies with it or any of `previous_secrets`.
+    Every token it issues carries `exp` = now + `ttl_seconds` (settings refuse a
+    TTL that is not positive), and a token without `exp` is never accepted."""
+
+    def __init__(self, secret: str, ttl_seconds: int, previous_secrets: tuple[str, ...] = ()) -> None:
         self._secret = secret
+        self._verify_with = (secret, *previous_secrets)
         self._ttl = ttl_seconds
 
     def issue(self, user_id: str, role: str, email: str, name: str) -> str:
@@ -63,19 +82,34 @@ class TokenService:
     def verify(self, token: object) -> Claims:
         if not isinstance(token, str) or not token:
             raise InvalidToken("Token required")
+        if len(token) > 8192:
+            raise InvalidToken("Invalid token")
         try:
-            payload = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
-            )
-        except jwt.ExpiredSignatureError as e:
-            raise InvalidToken("Token expired") from e
+            header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as e:
             raise InvalidToken("Invalid token") from e
+        if header.get("alg") != ALGORITHM or "crit" in header:
+            raise InvalidToken("Invalid token")
+        payload: dict[str, object] | None = None
+        for secret in self._verify_with:
+            try:
+                payload = jwt.decode(
+                    token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                    options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                )
+                break
+            except jwt.ExpiredSignatureError as e:
+                raise InvalidToken("Token expired") from e
+            except jwt.InvalidSignatureError:
+                continue  # perhaps signed with a previous secret
+            except jwt.InvalidTokenError as e:
+                raise InvalidToken("Invalid token") from e
+        if payload is None:
+            raise InvalidToken("Invalid token")
         role = payload.get("role")
-        if role not in ("admin", "customer") or not isinstance(payload.get("sub"), str):
+        if role not in ROLES or not isinstance(payload.get("sub"), str):
             raise InvalidToken("Invalid token")
         return Claims(
-            user_id=payload["sub"], role=role,
+            user_id=str(payload["sub"]), role=str(role),
             email=str(payload.get("email", "")), name=str(payload.get("name", "")),
         )

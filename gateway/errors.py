@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,6 +20,26 @@ CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 422: "validation_error", 429: "too_many_requests",
     503: "unavailable",
+}
+
+
+class ErrorDetail(BaseModel):
+    where: str
+    problem: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer (documented on every operation in the OpenAPI document)."""
+
+    error: str
+    message: str
+    status: int
+    details: list[ErrorDetail] | None = None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut, "description": CODES[status].replace("_", " ")}
+    for status in (400, 401, 403, 404, 405, 409, 422, 429, 503)
 }
 
 
@@ -44,8 +65,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(e.status, e.message, e.code), status_code=e.status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse(error_body(e.status_code, str(e.detail)), status_code=e.status_code)
+    async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(e, "headers", None) or {})
+        if e.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return JSONResponse(error_body(e.status_code, str(e.detail)), status_code=e.status_code, headers=headers)
+
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
@@ -56,3 +81,17 @@ def install(app: FastAPI) -> None:
         first = details[0] if details else {"where": "request", "problem": "invalid"}
         message = f"Invalid request: {first['where']}: {first['problem']}"
         return JSONResponse(error_body(422, message, details=details), status_code=422)
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route serves at this path (a 405's `Allow`): Starlette
+    names only the first route that matched the path, FastAPI has one per method."""
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**scope, "method": next(iter(route.methods))})
+            if match == Match.FULL:
+                methods |= route.methods
+    return sorted(methods)

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, Union
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
+from gateway.guard import operator_message
+
 StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 ShortText = Annotated[str, StringConstraints(max_length=200)]
@@ -114,16 +116,66 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
+# Moderation (admins, and connections registered with a moderator's token).
+MessageId = Annotated[int, Field(strict=True, ge=1, le=2**53)]
+ViewerKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MUTE_MAX_SECONDS = 30 * 24 * 3600
+
+
+class DeleteMessage(_Frame):
+    type: Literal["delete_message"]
+    messageId: MessageId
+    streamId: StreamId | None = None
+
+
+class MuteUser(_Frame):
+    """Mute `userId` or `sessionId`, or the sender of `messageId`, for `durationSeconds`."""
+
+    type: Literal["mute_user"]
+    userId: ViewerKey | None = None
+    sessionId: ViewerKey | None = None
+    messageId: MessageId | None = None
+    durationSeconds: Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS)] = 600
+    streamId: StreamId | None = None
+
+
+class UnmuteUser(_Frame):
+    type: Literal["unmute_user"]
+    userId: ViewerKey | None = None
+    sessionId: ViewerKey | None = None
+    streamId: StreamId | None = None
+
+
+class SetBlockedWords(_Frame):
+    type: Literal["set_blocked_words"]
+    words: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]],
+                     Field(max_length=500)]
+    streamId: StreamId | None = None
+
+
+class SetSlowMode(_Frame):
+    type: Literal["set_slow_mode"]
+    seconds: Annotated[int, Field(strict=True, ge=0, le=3600)]
+    streamId: StreamId | None = None
+
+
 Frame = Union[
     Register, RegisterAdmin, JoinStream, LeaveStream, StartStream, StopStream,
     ChatMessage, ToggleLike, PinProduct, UnpinProduct, Ping,
+    DeleteMessage, MuteUser, UnmuteUser, SetBlockedWords, SetSlowMode,
 ]
 FRAME_TYPES = {m.model_fields["type"].annotation.__args__[0]: m for m in Frame.__args__}  # type: ignore[attr-defined]
 _adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])
 
 
 class ProtocolError(Exception):
-    """A frame we cannot act on. `str(e)` is the message for the sender."""
+    """A frame we cannot act on. `str(e)` is the message for the sender;
+    `code` a stable name for it (`invalid_frame`, `unknown_type`, `forbidden`...)."""
+
+    def __init__(self, message: str, code: str = "invalid_frame", **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
 
 
 def parse_frame(raw: str | bytes) -> Frame:
@@ -138,11 +190,17 @@ def parse_frame(raw: str | bytes) -> Frame:
         raise ProtocolError("Invalid frame: missing 'type'")
     if kind not in FRAME_TYPES:
         shown = kind if len(kind) <= 40 else kind[:40] + "..."
-        raise ProtocolError(f"Unknown message type: {shown}")
+        raise ProtocolError(f"Unknown message type: {shown}", "unknown_type")
     try:
-        return _adapter.validate_python(data)
+        frame = _adapter.validate_python(data)
     except ValidationError as e:
         raise ProtocolError(f"Invalid {kind}: {_describe(e)}") from e
+    # Typed fields cannot hold an object; this catches operators anywhere else
+    # (ignored or free-form fields), so nothing that looks like a query gets in.
+    refused = operator_message(data)
+    if refused is not None:
+        raise ProtocolError(refused.replace("Invalid request", f"Invalid {kind}", 1))
+    return frame
 
 
 def _describe(e: ValidationError) -> str:

@@ -45,3 +45,30 @@ class TokenBucket:
         for key, (tokens, at) in list(self._buckets.items()):
             if tokens + (now - at) * per_second >= capacity:
                 del self._buckets[key]
+
+
+@dataclass(slots=True)
+class RateBucket:
+    """One client's token bucket: `rate` tokens a second, holding at most
+    `burst`. A rate of 0 or less turns it off. For per-connection WebSocket
+    limits, where one bucket belongs to one connection (no key map to bound)."""
+
+    rate: float
+    burst: int
+    tokens: float = -1.0
+    at: float = 0.0
+
+    def take(self, now: float | None = None) -> float:
+        """Take one token. Returns 0.0 if allowed, else the seconds until one is available."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        capacity = float(max(1, self.burst))
+        if self.tokens < 0:
+            self.tokens, self.at = capacity, now
+        self.tokens = min(capacity, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / self.rate

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from ray.exceptions import RayActorError
+
 from actors import handles
 from actors.registry_actor import RegistryAnswer
 from actors.stream_state import PinProduct, ToggleLike, UnpinProduct
@@ -73,7 +75,10 @@ async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] |
     actor = await asyncio.to_thread(handles.find_stream_actor, stream_id)
     if actor is None:
         return None
-    snap = await actor.snapshot.remote()
+    try:
+        snap = await actor.snapshot.remote()
+    except RayActorError:
+        return None  # stopped (its actor killed) since the record was read: show the record
     d = snap["streamData"]
     return {
         "viewerCount": d["viewerCount"], "likes": d["likes"], "likedBy": d["likedBy"],
@@ -153,6 +158,13 @@ async def list_past(ctx: Ctx, page: Page, response: Response) -> list[StreamOut]
     return await _list(ctx, ENDED, page, response)
 
 
+@router.api_route("/active", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route("/past", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def _read_only_lists() -> None:
+    """`/livestreams/active` and `/past` are lists, not stream ids: any other method is a 405."""
+    raise ApiError(405, "Method Not Allowed: this list is read-only", headers={"Allow": "GET"})
+
+
 @router.get("/{stream_id}", response_model=StreamOut)
 async def get_stream(stream_id: StreamIdPath, ctx: Ctx) -> StreamOut:
     record = await ctx.streams.get(stream_id)
@@ -165,17 +177,20 @@ async def get_stream(stream_id: StreamIdPath, ctx: Ctx) -> StreamOut:
 async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
     """Go live: every connected client gets `stream_started`. Starting a live stream is a no-op."""
     _raise_for(await ctx.directory.start_stream(stream_id))
-    record = await ctx.streams.get(stream_id)
-    assert record is not None
-    return await present(ctx, record)
+    return await _present_or_404(ctx, stream_id)
 
 
 @router.post("/{stream_id}/stop", response_model=StreamOut)
 async def stop_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
     """End the stream: its final state is stored, its actor ends, every client gets `stream_stopped`."""
     _raise_for(await ctx.directory.stop_stream(stream_id))
+    return await _present_or_404(ctx, stream_id)
+
+
+async def _present_or_404(ctx: GatewayContext, stream_id: str) -> StreamOut:
     record = await ctx.streams.get(stream_id)
-    assert record is not None
+    if record is None:  # deleted by someone else in the meantime (possible once it ended)
+        raise ApiError(404, f"Stream {stream_id} does not exist")
     return await present(ctx, record)
 
 

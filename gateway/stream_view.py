@@ -63,6 +63,14 @@ class StreamView:
         if kind == "chat_message":
             self.chat.append({k: event[k] for k in ("id", "seq", "username", "message", "isAdmin", "timestamp")})
             self.chat_count += 1
+        elif kind == "chat_message_deleted":
+            gone = event.get("messageId")
+            kept = [m for m in self.chat if m.get("seq") != gone]
+            if len(kept) != len(self.chat):
+                self.chat.clear()
+                self.chat.extend(kept)
+        elif kind == "moderation_updated":
+            self.stream_data["slowModeSeconds"] = event.get("slowModeSeconds", 0)
         elif kind == "stream_update":
             for k in ("viewerCount", "likes", "quality"):
                 if k in event:
@@ -131,6 +139,7 @@ class StreamView:
             "flashSales": d.get("flashSales", []),
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
+            "slowModeSeconds": d.get("slowModeSeconds", 0),
             "seq": self.seq,
             "epoch": self.epoch,
         }

@@ -9,14 +9,29 @@ stream has stored them, without holding up the next frame.
 Stream resolution for a stream-scoped frame: its `streamId` if given (must
 be live), else the stream the connection watches, else the only live stream
 (what old apps expect), else an error that says to send `streamId`.
+
+Abuse limits, per connection (token buckets, `WS_*` settings): any frame,
+chat messages and like toggles each have a rate and a burst. A frame over its
+limit is dropped and answered `{"type":"error","code":"rate_limited",
+"retryAfter":N,...}` (at most one such answer a second per limit, so a flood
+cannot turn into a flood of errors); the connection stays open. Slow mode is
+per stream and lives in the stream core, so it holds across gateways.
+
+Moderation frames (`delete_message`, `mute_user`, `unmute_user`,
+`set_blocked_words`, `set_slow_mode`) are for admins and for connections that
+registered with a moderator's token; they become stream commands, so they
+take effect on every gateway and reach viewers as events.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import time
+from datetime import timedelta
+from typing import Any, Callable
 
 import structlog
 
+from actors import stream_state as core
 from actors.stream_state import Chat, Join, Leave, PinProduct, Result, ToggleLike, UnpinProduct
 from actors.wire import encode
 from gateway import protocol as p
@@ -24,7 +39,9 @@ from gateway.auth import InvalidToken
 from gateway.connection import Connection
 from gateway.context import GatewayContext
 from gateway.hub import batch_frame
+from gateway.ratelimit import RateBucket
 from gateway.stream_relay import on_result
+from wrencos.clock import iso, now
 
 log = structlog.get_logger("gateway.ws")
 
@@ -33,19 +50,50 @@ class WsSession:
     def __init__(self, conn: Connection, ctx: GatewayContext) -> None:
         self.conn = conn
         self.ctx = ctx
+        st = ctx.settings
+        self._frames = RateBucket(st.ws_frame_rate_per_second, st.ws_frame_burst)
+        self._chats = RateBucket(st.ws_chat_rate_per_second, st.ws_chat_burst)
+        self._likes = RateBucket(st.ws_like_rate_per_second, st.ws_like_burst)
+        self._told_at: dict[str, float] = {}  # limit -> when the sender was last told it is over it
+
+    # ------------------------------------------------------------ limits
+
+    def allow_frame(self) -> bool:
+        """Take a token for any inbound frame; False (after telling the client, at
+        most once a second) when the connection sends faster than allowed."""
+        return self._allow(self._frames, "messages")
+
+    def _allow(self, bucket: RateBucket, what: str, client_id: str | None = None) -> bool:
+        """Take a token; when there is none, say so: always for a frame with a
+        `clientMsgId` (its sender waits for an answer), else at most once a second."""
+        wait = bucket.take()
+        if wait <= 0:
+            return True
+        at = time.monotonic()
+        if client_id is not None or at - self._told_at.get(what, -10.0) >= 1.0:
+            self._told_at[what] = at
+            seconds = max(1, int(wait + 0.999))
+            extra = {"clientMsgId": client_id} if client_id is not None else {}
+            self.conn.send(p.error_frame(f"Too many {what}: slow down, retry in {seconds} s",
+                                         code="rate_limited", retryAfter=seconds, **extra))
+        return False
 
     # ------------------------------------------------------------ entry points
 
     async def handle_text(self, text: str) -> None:
+        """Handle one inbound text frame. Never raises for anything the client
+        sent: every refusal becomes an error frame and the connection stays usable."""
+        if not self.allow_frame():
+            return
         try:
             frame = p.parse_frame(text)
         except p.ProtocolError as e:
-            self.error(str(e))
+            self.error(str(e), e.code, **e.extra)
             return
         try:
             await self.dispatch(frame)
         except p.ProtocolError as e:
-            self.error(str(e))
+            self.error(str(e), e.code, **e.extra)
 
     def closed(self) -> None:
         """The socket is gone: leave the stream it watched."""
@@ -72,9 +120,11 @@ class WsSession:
                 self.conn.follows_sole_stream = False
                 self._tell_left(self.ctx.hub.unwatch(self.conn))
             case p.ChatMessage():
-                self.chat(frame)
+                if self._allow(self._chats, "chat messages", frame.clientMsgId):
+                    self.chat(frame)
             case p.ToggleLike():
-                self.toggle_like(frame)
+                if self._allow(self._likes, "likes", frame.clientMsgId):
+                    self.toggle_like(frame)
             case p.StartStream():
                 await self.start_stream(frame)
             case p.StopStream(streamId=stream_id):
@@ -91,6 +141,29 @@ class WsSession:
             case p.UnpinProduct():
                 self.require_admin("unpin_product")
                 self.command(self.resolve_stream(frame.streamId), UnpinProduct(frame.productId))
+            case p.DeleteMessage():
+                self.require_moderator("delete_message")
+                self.command(self.resolve_stream(frame.streamId), core.DeleteMessage(frame.messageId))
+            case p.MuteUser():
+                self.require_moderator("mute_user")
+                target = frame.userId or frame.sessionId
+                if target is None and frame.messageId is None:
+                    raise p.ProtocolError("mute_user needs userId, sessionId or messageId")
+                until = iso(now() + timedelta(seconds=frame.durationSeconds))
+                self.command(self.resolve_stream(frame.streamId),
+                             core.Mute(until=until, target=target, message_seq=None if target else frame.messageId))
+            case p.UnmuteUser():
+                self.require_moderator("unmute_user")
+                target = frame.userId or frame.sessionId
+                if target is None:
+                    raise p.ProtocolError("unmute_user needs userId or sessionId")
+                self.command(self.resolve_stream(frame.streamId), core.Unmute(target))
+            case p.SetBlockedWords():
+                self.require_moderator("set_blocked_words")
+                self.command(self.resolve_stream(frame.streamId), core.SetBlockedWords(tuple(frame.words)))
+            case p.SetSlowMode():
+                self.require_moderator("set_slow_mode")
+                self.command(self.resolve_stream(frame.streamId), core.SetSlowMode(frame.seconds))
 
     # ------------------------------------------------------------ handlers
 
@@ -176,8 +249,10 @@ class WsSession:
         username = frame.username if isinstance(frame.username, str) else None
         if conn.is_admin and not username:
             username = conn.claims.name if conn.claims else "Admin"
+        moderator = conn.claims is not None and conn.claims.can_moderate
         chat = Chat(username=username or "", message=frame.message, is_admin=conn.is_admin,
-                    session_id=conn.session_id, user_id=conn.user_id, client_msg_id=frame.clientMsgId)
+                    session_id=conn.session_id, user_id=conn.user_id, client_msg_id=frame.clientMsgId,
+                    moderator=moderator)
         self.command(stream_id, chat, self._acknowledger(stream_id, frame.clientMsgId))
 
     def toggle_like(self, frame: p.ToggleLike) -> None:
@@ -198,7 +273,7 @@ class WsSession:
                 self.send({"type": "ack", "clientMsgId": client_id, "seq": result.seq, "streamId": stream_id,
                            **(result.data or {})})
             else:
-                self.conn.send(p.error_frame(result.error or "rejected", clientMsgId=client_id))
+                self.conn.send(p.error_frame(result.error or "rejected", clientMsgId=client_id, **(result.data or {})))
 
         return acknowledge
 
@@ -214,7 +289,8 @@ class WsSession:
 
     def _report(self, result: Result) -> None:
         if not result.ok:
-            self.error(result.error or "rejected")
+            extra: dict[str, Any] = dict(result.data or {})
+            self.error(result.error or "rejected", extra.pop("code", None) or "rejected", **extra)
 
     def watch(self, stream_id: str) -> None:
         if self.ctx.hub.watch(self.conn, stream_id):
@@ -284,7 +360,13 @@ class WsSession:
 
     def require_admin(self, what: str) -> None:
         if not self.conn.is_admin:
-            raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first")
+            raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first", "forbidden")
+
+    def require_moderator(self, what: str) -> None:
+        claims = self.conn.claims
+        if not (self.conn.is_admin or (claims is not None and claims.can_moderate)):
+            raise p.ProtocolError(f"{what} is for moderators: register with a moderator's or an admin's token first",
+                                  "forbidden")
 
     def require_registered(self) -> None:
         if self.conn.session_id is None and not self.conn.is_admin:
@@ -293,5 +375,7 @@ class WsSession:
     def send(self, message: dict[str, object]) -> None:
         self.conn.send(encode(message))
 
-    def error(self, message: str) -> None:
-        self.conn.send(p.error_frame(message))
+    def error(self, message: str, code: str | None = None, **extra: Any) -> None:
+        if code is not None:
+            extra["code"] = code
+        self.conn.send(p.error_frame(message, **extra))

@@ -11,7 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from wrencos.clock import now_iso
 
-ROLES = ("admin", "customer")
+ROLES = ("admin", "moderator", "customer")
 
 
 class EmailTaken(Exception):
@@ -85,6 +85,14 @@ class UserStore:
     async def by_id(self, user_id: str) -> User | None:
         doc = await self._users.find_one({"_id": str(user_id)})
         return User.from_doc(doc) if doc else None
+
+    async def set_role(self, user_id: str, role: str) -> User | None:
+        """Give the account `role` (one of `ROLES`); None if it does not exist.
+        The query is built from a plain string id, never from client data."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        await self._users.update_one({"_id": str(user_id)}, {"$set": {"role": role}})
+        return await self.by_id(str(user_id))
 
     async def ensure_admin(self, email: str, password_hash: str, name: str = "Admin") -> User:
         """Make sure an admin with this email exists and has this password. Idempotent."""

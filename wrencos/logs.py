@@ -4,8 +4,61 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, Iterable
+from urllib.parse import urlsplit, unquote
 
 import structlog
+
+_secrets: set[str] = set()
+MASK = "***"
+
+
+def add_secrets(values: Iterable[str | None]) -> None:
+    """Values that must never appear in a log line (JWT secrets, the Agora
+    certificate, the database password): masked in every event from now on."""
+    for v in values:
+        if v and len(v) >= 6:
+            _secrets.add(v)
+
+
+def uri_password(uri: str | None) -> str | None:
+    """The password inside a `mongodb://user:password@host` URI, if any."""
+    if not uri:
+        return None
+    try:
+        password = urlsplit(uri).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret masked."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    if not _secrets:
+        return event
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact(value)
+        elif value is not None and not isinstance(value, (int, float, bool)):
+            event[key] = redact(repr(value)) if any(s in repr(value) for s in _secrets) else value
+    return event
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _secrets:
+            message = record.getMessage()
+            cleaned = redact(message)
+            if cleaned != message:
+                record.msg, record.args = cleaned, None
+        return True
 
 
 def configure(level: str = "info", fmt: str = "auto") -> None:
@@ -22,6 +75,7 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            _redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -29,3 +83,5 @@ def configure(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter())

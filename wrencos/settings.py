@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     ray_address: str | None = Field(None, alias="RAY_ADDRESS")
     ray_namespace: str = Field("wrencos", alias="WRENCOS_NAMESPACE")
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
-    jwt_ttl_seconds: int = Field(7 * 24 * 3600, alias="JWT_TTL_SECONDS")
+    jwt_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, alias="JWT_TTL_SECONDS")  # every token expires
+    jwt_previous_secrets: str = Field("", alias="JWT_PREVIOUS_SECRETS")  # comma-separated, verification only
     admin_email: str | None = Field(None, alias="ADMIN_EMAIL")
     admin_password: str | None = Field(None, alias="ADMIN_PASSWORD")
     log_format: str = Field("auto", alias="LOG_FORMAT")  # auto | json | console
@@ -47,6 +48,32 @@ class Settings(BaseSettings):
     shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
     login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
     order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
+    # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
+    ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
+    ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")
+    ws_like_rate_per_second: float = Field(20.0, alias="WS_LIKE_RATE_PER_SECOND")
+    ws_like_burst: int = Field(40, alias="WS_LIKE_BURST")
+    ws_frame_rate_per_second: float = Field(100.0, alias="WS_FRAME_RATE_PER_SECOND")  # any frame
+    ws_frame_burst: int = Field(200, alias="WS_FRAME_BURST")
+    ws_register_timeout_seconds: float = Field(30.0, alias="WS_REGISTER_TIMEOUT_SECONDS")
+    ws_idle_timeout_seconds: float = Field(300.0, alias="WS_IDLE_TIMEOUT_SECONDS")
+    ws_ping_interval_seconds: float = Field(20.0, alias="WS_PING_INTERVAL_SECONDS")
+    ws_ping_timeout_seconds: float = Field(20.0, alias="WS_PING_TIMEOUT_SECONDS")
+    allowed_origins: str = Field("", alias="ALLOWED_ORIGINS")  # comma-separated; empty = any
+    max_connections_per_ip: int = Field(50, alias="MAX_CONNECTIONS_PER_IP")
+
+    def origin_allow_list(self) -> frozenset[str]:
+        """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""
+        return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
+
+    def previous_jwt_secrets(self) -> tuple[str, ...]:
+        """`JWT_PREVIOUS_SECRETS`: still accepted for verification during a rotation.
+        Each must be as long as a current secret must be."""
+        olds = tuple(s.strip() for s in self.jwt_previous_secrets.split(",") if s.strip())
+        for old in olds:
+            if len(old.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"every secret in JWT_PREVIOUS_SECRETS must be at least {MIN_SECRET_BYTES} bytes")
+        return olds
 
     def resolved_jwt_secret(self) -> str:
         """`JWT_SECRET`, or, with the embedded database, a strong secret made

@@ -64,7 +64,10 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
         ws=FanoutWebSocketProtocol, ws_per_message_deflate=False,
-        ws_max_size=settings.max_frame_bytes, ws_ping_interval=20, ws_ping_timeout=20,
+        ws_max_size=settings.max_frame_bytes,
+        # uvicorn pings every socket; one that does not answer in time is closed (1011).
+        ws_ping_interval=settings.ws_ping_interval_seconds or None,
+        ws_ping_timeout=settings.ws_ping_timeout_seconds or None,
         timeout_graceful_shutdown=5, access_log=False,
     )
     server = _Server(config)
@@ -98,6 +101,7 @@ def run_system(settings: Settings) -> int:
             uri = db.uri
         try:
             secret = settings.resolved_jwt_secret()
+            settings.previous_jwt_secrets()
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -128,6 +132,7 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         return 2
     try:
         secret = settings.resolved_jwt_secret()
+        settings.previous_jwt_secrets()
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -33,6 +33,11 @@ VALID: dict[str, dict[str, Any]] = {
     "pin_product": {"productId": "p1", "name": "Mug", "price": 9.5, "image": "i.png", "displayOrder": 2},
     "unpin_product": {"productId": "p1"},
     "ping": {},
+    "delete_message": {"messageId": 7, "streamId": STREAM},
+    "mute_user": {"userId": "u1", "durationSeconds": 60},
+    "unmute_user": {"sessionId": "s1"},
+    "set_blocked_words": {"words": ["spam", "scam link"]},
+    "set_slow_mode": {"seconds": 10},
 }
 
 

@@ -32,8 +32,8 @@ pytestmark = pytest.mark.system
 
 SENDERS = 3
 VIEWERS = 3
-MESSAGES = 100  # per sender
-PACE_S = 0.08  # between one sender's messages: 8 s of sending
+MESSAGES = 40  # per sender
+PACE_S = 0.2  # between one sender's messages (8 s of sending), within the default chat limit per connection (5/s)
 KILLS_AT_S = (1.0, 3.0, 5.0)  # far enough apart to measure each recovery on its own
 DB_RESTART_AT_S = 6.5
 DB_DOWN_S = 0.8

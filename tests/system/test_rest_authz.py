@@ -134,6 +134,20 @@ async def test_authorisation_matrix(gateway_url: str) -> None:
             Row("POST", "/payments/{payment_id}/confirm", f"/payments/{pay_a['id']}/confirm", (401, 403, 403, 200)),
             Row("POST", "/payments/{payment_id}/reject", f"/payments/{pay_a_reject['id']}/reject", (401, 403, 403, 200)),
             Row("GET", "/analytics/daily", "/analytics/daily", (401, 403, 403, 200)),
+            # Moderation: moderators and admins (no customer), and role changes: admins only.
+            Row("GET", "/livestreams/{stream_id}/moderation", f"/livestreams/{live}/moderation", (401, 403, 403, 200)),
+            Row("POST", "/livestreams/{stream_id}/moderation/delete-message",
+                f"/livestreams/{live}/moderation/delete-message", (401, 403, 403, 404), body=const({"messageId": 10**9})),
+            Row("POST", "/livestreams/{stream_id}/moderation/mute", f"/livestreams/{live}/moderation/mute",
+                (401, 403, 403, 200), body=const({"sessionId": "someone", "durationSeconds": 5})),
+            Row("POST", "/livestreams/{stream_id}/moderation/unmute", f"/livestreams/{live}/moderation/unmute",
+                (401, 403, 403, 200), body=const({"sessionId": "someone"})),
+            Row("PUT", "/livestreams/{stream_id}/moderation/blocked-words",
+                f"/livestreams/{live}/moderation/blocked-words", (401, 403, 403, 200), body=const({"words": []})),
+            Row("PUT", "/livestreams/{stream_id}/moderation/slow-mode", f"/livestreams/{live}/moderation/slow-mode",
+                (401, 403, 403, 200), body=const({"seconds": 0})),
+            Row("PATCH", "/users/{user_id}/role", f"/users/{b.id}/role", (401, 403, 403, 200),
+                body=const({"role": "customer"})),
         ]
 
         # Every endpoint of the OpenAPI document is in the matrix.
