@@ -50,6 +50,14 @@ RESULTS = ROOT / "bench" / "results"
 ADMIN_EMAIL = "bench@example.com"
 ADMIN_PASSWORD = "bench-password-42"
 console = Console()
+# Every simulated viewer comes from 127.0.0.1 and the storm taps 20 times a second: the abuse
+# limits meant for one person's phone would measure the limits, not the fan-out.
+LOAD_TEST_LIMITS = {
+    "MAX_CONNECTIONS_PER_IP": "1000000", "LOGIN_RATE_PER_MINUTE": "0",
+    "WS_FRAME_RATE_PER_SECOND": "10000", "WS_FRAME_BURST": "20000",
+    "WS_CHAT_RATE_PER_SECOND": "1000", "WS_CHAT_BURST": "2000",
+    "WS_LIKE_RATE_PER_SECOND": "1000", "WS_LIKE_BURST": "2000",
+}
 
 
 def free_port() -> int:
@@ -68,7 +76,7 @@ class System:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
         env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "WRENCOS_DATA_DIR": self.data,
                     "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD, "LOG_LEVEL": "warning",
-                    "LOG_FORMAT": "json", **(extra_env or {})})
+                    "LOG_FORMAT": "json", **LOAD_TEST_LIMITS, **(extra_env or {})})
         self.log = open(Path(self.data) / "system.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "wrencos", "run"], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     ws_ping_interval_seconds: float = Field(20.0, alias="WS_PING_INTERVAL_SECONDS")
     ws_ping_timeout_seconds: float = Field(20.0, alias="WS_PING_TIMEOUT_SECONDS")
     allowed_origins: str = Field("", alias="ALLOWED_ORIGINS")  # comma-separated; empty = any
-    max_connections_per_ip: int = Field(50, alias="MAX_CONNECTIONS_PER_IP")
+    # Mobile carriers put many customers behind one address (carrier-grade NAT): keep this generous.
+    max_connections_per_ip: int = Field(500, alias="MAX_CONNECTIONS_PER_IP")
 
     def origin_allow_list(self) -> frozenset[str]:
         """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""

@@ -5,29 +5,16 @@ live payment per order, and the analytics aggregations."""
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
-from uuid import uuid4
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from persistence.analytics import AnalyticsStore
-from persistence.database import DatabaseConfig, connect, ensure_indexes
-from persistence.embedded import EmbeddedMongo
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, PENDING, PaymentExists, PaymentStore
 from persistence.products import ProductStore
 
-
-@pytest.fixture
-async def db(embedded_db: EmbeddedMongo) -> AsyncIterator[AsyncDatabase]:
-    database = connect(DatabaseConfig(uri=embedded_db.uri, name=f"t{uuid4().hex[:8]}"))
-    try:
-        await ensure_indexes(database)
-        yield database
-    finally:
-        await database.client.close()
 
 
 async def test_stock_is_taken_atomically(db: AsyncDatabase) -> None:

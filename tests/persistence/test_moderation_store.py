@@ -3,29 +3,16 @@ roles kept by the user store."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
-from uuid import uuid4
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
-from persistence.database import DatabaseConfig, connect, ensure_indexes
-from persistence.embedded import EmbeddedMongo
 from persistence.streams import new_stream_id
 from persistence.users import UserStore
 from tests.persistence.test_stores import msg
 
-
-@pytest.fixture
-async def db(embedded_db: EmbeddedMongo) -> AsyncIterator[AsyncDatabase]:
-    database = connect(DatabaseConfig(uri=embedded_db.uri, name=f"t{uuid4().hex[:8]}"))
-    try:
-        await ensure_indexes(database)
-        yield database
-    finally:
-        await database.client.close()
 
 
 async def test_deleted_messages_are_marked_once_and_hidden(db: AsyncDatabase) -> None:

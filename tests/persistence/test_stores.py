@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator
-from uuid import uuid4
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
-from persistence.database import DatabaseConfig, connect, ensure_indexes
-from persistence.embedded import EmbeddedMongo
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore, is_stream_id, new_stream_id
 from persistence.users import EmailTaken, UserStore
 
 T0 = "2026-11-25T12:00:00.000Z"
 T1 = "2026-11-25T13:00:00.000Z"
 
-
-@pytest.fixture
-async def db(embedded_db: EmbeddedMongo) -> AsyncIterator[AsyncDatabase]:
-    """A fresh database (unique name) on the session's embedded server, with indexes."""
-    database = connect(DatabaseConfig(uri=embedded_db.uri, name=f"t{uuid4().hex[:8]}"))
-    try:
-        await ensure_indexes(database)
-        yield database
-    finally:
-        await database.client.close()
 
 
 def msg(seq: int, text: str | None = None) -> dict[str, Any]:
