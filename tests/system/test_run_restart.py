@@ -3,6 +3,7 @@ stopped with SIGTERM and started again on the same data directory."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from pathlib import Path
@@ -28,6 +29,11 @@ async def test_stop_and_start_again_keeps_accounts_streams_and_chat(tmp_path: Pa
     proc, url = start_system(data_dir, tmp_path / "run1.log")
     ws_url = url.replace("http://", "ws://") + "/ws"
     try:
+        # It says where it listens (printed once the socket is bound; /ready may answer a moment before).
+        for _ in range(100):
+            if "listening on" in proc.output():
+                break
+            await asyncio.sleep(0.05)
         assert "listening on" in proc.output()
         admin_token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
         customer_token, customer = await register_customer(url, "keeper@example.com")
