@@ -22,6 +22,15 @@ import structlog
 log = structlog.get_logger("persistence.embedded")
 
 
+def _stop_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux only; elsewhere nothing)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -67,9 +76,12 @@ class EmbeddedMongo:
             "--log-file", str(self.data_dir / "nx-27017.log"),
             "--pid-file", str(self.data_dir / "nx-27017.pid"),
         ]
+        # Its own session, so a Ctrl-C meant for `make run` reaches only the parent (which stores
+        # the streams first, then stops this); and on Linux it is told to stop if the parent dies
+        # without doing so (SIGKILL), instead of living on as an orphan holding the data files.
         self._proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_stop_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
