@@ -13,9 +13,9 @@ handshake, pings, close, receiving) is uvicorn's. Frames written raw are
 plain, uncompressed text frames, which are valid whether or not compression
 was negotiated.
 
-There is no backpressure: `RawWriter.write` never waits. The caller checks
-`buffered()` and closes a connection that falls too far behind (see
-`connection.py`).
+There is no backpressure: the caller writes to `RawWriter.transport`, which
+never waits, checks its write buffer size and closes a connection that falls
+too far behind (see `connection.py`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def text_frame(payload: str | bytes) -> bytes:
 
 
 class RawWriter:
-    """Writes pre-framed bytes straight to one connection's transport."""
+    """One connection's transport, for writing pre-framed bytes straight to it."""
 
     __slots__ = ("_protocol",)
 
@@ -44,23 +44,6 @@ class RawWriter:
     def transport(self) -> object:
         """The socket's transport: write frames to it directly in hot loops."""
         return self._protocol.transport
-
-    @property
-    def open(self) -> bool:
-        p = self._protocol
-        return p.handshake_complete and not p.close_sent and not p.disconnected and not p.transport.is_closing()
-
-    def write(self, frame: bytes) -> bool:
-        """Write one frame (from `text_frame`). False if the connection is not open."""
-        if not self.open:
-            return False
-        self._protocol.transport.write(frame)
-        return True
-
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the network."""
-        transport = self._protocol.transport
-        return 0 if transport is None else transport.get_write_buffer_size()
 
     def abort(self, code: int, reason: str) -> None:
         """Close now: a close frame, then the transport, dropping what is buffered beyond it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, Callable
 
 import httpx
@@ -18,6 +19,7 @@ class WsClient:
     def __init__(self, url: str) -> None:
         self.url = url
         self.frames: list[Frame] = []
+        self.arrived_at: list[float] = []  # time.monotonic() of each frame, same order as `frames`
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
         self._arrived = asyncio.Event()
@@ -41,6 +43,7 @@ class WsClient:
         try:
             async for raw in self._ws:
                 self.frames.append(json.loads(raw))
+                self.arrived_at.append(time.monotonic())
                 self._arrived.set()
         except websockets.ConnectionClosed:
             pass

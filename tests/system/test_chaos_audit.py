@@ -41,31 +41,9 @@ REPORT = Path(__file__).resolve().parents[2] / "reports" / "chaos-audit.json"
 
 
 def batch_events(client: WsClient, stream_id: str) -> list[tuple[float, dict[str, Any]]]:
-    return [(t, e) for t, f in client.timed_frames if f.get("type") == "batch" and f["streamId"] == stream_id
-            for e in f["events"]]
-
-
-class TimedClient(WsClient):
-    """A WsClient that also notes when each frame arrived."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.timed_frames: list[tuple[float, dict[str, Any]]] = []
-
-    async def _read(self) -> None:
-        import websockets
-
-        try:
-            async for raw in self._ws:
-                frame = json.loads(raw)
-                self.frames.append(frame)
-                self.timed_frames.append((time.monotonic(), frame))
-                self._arrived.set()
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.closed_code = self._ws.close_code
-            self._arrived.set()
+    """Every event of the stream the client got in batch frames, with when its frame arrived."""
+    return [(t, e) for t, f in zip(client.arrived_at, client.frames)
+            if f.get("type") == "batch" and f["streamId"] == stream_id for e in f["events"]]
 
 
 async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart(
@@ -79,14 +57,14 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
         sid = (await admin.post("/livestreams", json={"title": f"chaos-{uuid.uuid4().hex[:6]}"})).json()["id"]
         assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
 
-        viewers = [TimedClient(ws_url) for _ in range(VIEWERS)]
-        senders = [TimedClient(ws_url) for _ in range(SENDERS)]
+        viewers = [WsClient(ws_url) for _ in range(VIEWERS)]
+        senders = [WsClient(ws_url) for _ in range(SENDERS)]
         for i, c in enumerate(viewers + senders):
             await c.__aenter__()
             await c.send({"type": "register", "sessionId": f"audit-{i}", "streamId": sid, "protocol": 2})
             await c.wait_type("chat_history")
 
-        async def send_all(k: int, client: TimedClient) -> None:
+        async def send_all(k: int, client: WsClient) -> None:
             for n in range(MESSAGES):
                 await client.send({"type": "chat_message", "message": f"s{k}:{n}", "clientMsgId": f"c{n}"})
                 if n % 5 == 0:
@@ -118,7 +96,7 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
         await asyncio.gather(chaos(), *(send_all(k, c) for k, c in enumerate(senders)))
 
         # Every message and toggle is answered: acknowledged (stored) or refused.
-        def answered(client: TimedClient) -> bool:
+        def answered(client: WsClient) -> bool:
             ids = {f.get("clientMsgId") for f in client.frames if f.get("type") in ("ack", "error")}
             return all(f"c{n}" in ids for n in range(MESSAGES)) and all(
                 f"l{n}" in ids for n in range(0, MESSAGES, 5))
