@@ -3,6 +3,14 @@
 
 `create_app(settings)` expects Ray to be initialised in this process (the
 command line does that) and a `StreamRegistry` to exist in the cluster.
+
+Draining (`app.state.drain()`, what SIGTERM does under `wrencos`): `/ready`
+answers 503 at once and new WebSockets are refused with 1012; after
+`DRAIN_NOTICE_SECONDS` the open connections are closed with 1012 in waves
+over `DRAIN_SECONDS`, each after everything queued for it was written. Apps
+reconnect through the load balancer to another gateway: opted-in apps resume
+from their last event (nothing lost), old apps get the stream's state and
+chat history afresh.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from typing import AsyncIterator
 import structlog
 from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
 from starlette.routing import WebSocketRoute
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway import (
     errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_moderation, rest_users,
@@ -26,6 +34,7 @@ from gateway.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connecti
 from gateway.context import GatewayContext
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics
 from gateway.guard import reject_operators
 from gateway.protocol import error_frame
 from gateway.ratelimit import TokenBucket
@@ -53,6 +62,8 @@ def database_config(settings: Settings, uri: str) -> DatabaseConfig:
 
 
 CLOSE_POLICY_VIOLATION = 1008
+CLOSE_SERVICE_RESTART = 1012  # "reconnect": this gateway is going away, another one serves
+DRAIN_WAVES_PER_SECOND = 10
 
 
 class AddressCounter:
@@ -78,6 +89,12 @@ class AddressCounter:
             self._open.pop(address, None)
 
 
+def _ray_node_id() -> str:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
     """Any origin when the allow-list is empty; else the `Origin` header must be on it.
     A client that sends no `Origin` (a native app, not a browser) is let in: the
@@ -87,7 +104,8 @@ def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
     return origin.strip().rstrip("/").lower() in allowed
 
 
-def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI:
+def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id: str | None = None) -> FastAPI:
+    gateway_id = gateway_id or f"gw-{secrets.token_hex(4)}"
     add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
                  settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None])
 
@@ -100,10 +118,11 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             await users.ensure_admin(settings.admin_email, hash_password(settings.admin_password))
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
-        gateway_id = f"gw-{secrets.token_hex(4)}"
-        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size)
+        hub.on_fanout = metrics.fanout_seconds.observe
+        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics)
+        metrics.bind(hub, directory, lambda: app.state.draining)
         app.state.ctx = GatewayContext(
-            settings=settings, gateway_id=gateway_id,
+            settings=settings, gateway_id=gateway_id, metrics=metrics, node_id=_ray_node_id(),
             tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds, settings.previous_jwt_secrets()),
             users=users, streams=StreamStore(db), chat=ChatStore(db), hub=hub, directory=directory,
             products=ProductStore(db), orders=OrderStore(db), payments=PaymentStore(db),
@@ -118,7 +137,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             log.warning("registry_not_synced", hint="is the StreamRegistry actor running?")
         log.info("gateway_ready", gateway_id=gateway_id, version=__version__)
         yield
-        app.state.stopping = True  # new sockets are refused from here on
+        app.state.draining = True  # new sockets are refused from here on
         for conn in list(hub.connections):
             conn.close(CLOSE_GOING_AWAY, "server shutting down")
         await directory.leave_all()
@@ -143,7 +162,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
     app.include_router(rest_analytics.router, **documented)
     app.include_router(rest_moderation.router, **documented)
     app.include_router(rest_users.router, **documented)
-    app.state.stopping = False
+    app.state.draining = False
+    metrics = GatewayMetrics()
     addresses = AddressCounter(settings.max_connections_per_ip)
     allowed_origins = settings.origin_allow_list()
 
@@ -156,10 +176,40 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
     async def ready() -> JSONResponse:
         """Ready for traffic: the live-stream directory is in sync with the cluster."""
         ctx: GatewayContext = app.state.ctx
-        ok = ctx.directory.synced.is_set()
-        body = {"status": "ready" if ok else "starting", "gatewayId": ctx.gateway_id,
+        ok = ctx.directory.synced.is_set() and not app.state.draining
+        status = "draining" if app.state.draining else "ready" if ok else "starting"
+        body = {"status": status, "gatewayId": ctx.gateway_id, "nodeId": ctx.node_id,
                 "connections": len(ctx.hub.connections), "liveStreams": len(ctx.directory.live)}
         return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics of this gateway: connections, live streams, events in and out,
+        fan-out latency, actor call latency and errors (see README, "Operating it")."""
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    async def drain() -> None:
+        """Stop taking connections and move the open ones on (see the module docstring)."""
+        if app.state.draining:
+            return
+        app.state.draining = True
+        ctx: GatewayContext = app.state.ctx
+        log.info("gateway_draining", gateway_id=ctx.gateway_id, connections=len(ctx.hub.connections),
+                 notice_s=settings.drain_notice_seconds, spread_s=settings.drain_seconds)
+        await asyncio.sleep(settings.drain_notice_seconds)
+        conns = list(ctx.hub.connections)
+        waves = max(1, min(len(conns), int(settings.drain_seconds * DRAIN_WAVES_PER_SECOND)))
+        for i in range(waves):
+            ctx.hub.write_all()  # what is waiting for a tick goes out before the close
+            ctx.hub.flush_all()
+            for conn in conns[i::waves]:
+                conn.close(CLOSE_SERVICE_RESTART, "gateway draining: reconnect")
+            if i + 1 < waves:
+                await asyncio.sleep(settings.drain_seconds / waves)
+        log.info("gateway_drained", gateway_id=ctx.gateway_id, closed=len(conns))
+
+    app.state.drain = drain
 
     async def websocket_endpoint(websocket: WebSocket) -> None:
         """One app connection. Refused before anything else: a browser `Origin`
@@ -174,9 +224,9 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str) -> FastAPI
             await websocket.close(CLOSE_POLICY_VIOLATION)  # before accept: HTTP 403
             return
         address = websocket.client.host if websocket.client else "unknown"
-        if app.state.stopping:
+        if app.state.draining:
             await websocket.accept()
-            await websocket.close(1012, "server shutting down: reconnect")
+            await websocket.close(CLOSE_SERVICE_RESTART, "gateway draining: reconnect")
             return
         if not addresses.acquire(address):
             await websocket.accept()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gateway.auth import TokenService
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
+from gateway.metrics import GatewayMetrics
 from gateway.payments import OfflineProvider, PaymentProvider
 from gateway.ratelimit import TokenBucket
 from persistence.analytics import AnalyticsStore
@@ -40,6 +41,8 @@ class GatewayContext:
     views: ViewStore
     analytics: AnalyticsStore
     chat_pages: ChatPages
+    metrics: GatewayMetrics = field(default_factory=GatewayMetrics)
+    node_id: str = ""  # the Ray node this gateway runs on
     payment_provider: PaymentProvider = field(default_factory=OfflineProvider)
     login_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     order_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))

@@ -55,6 +55,10 @@ class Hub:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self.frames_out = 0  # frames written or queued, for metrics
+        # Told, once per stream per tick, how long its oldest event waited here before being written.
+        self.on_fanout: Callable[[float], None] | None = None
+        self._since_single: dict[str, float] = {}
+        self._since_batch: dict[str, float] = {}
 
     # ------------------------------------------------------------ membership
 
@@ -128,6 +132,10 @@ class Hub:
     def watchers(self, stream_id: str) -> set[Connection]:
         return set(self._single.get(stream_id, ())) | set(self._batched.get(stream_id, ()))
 
+    def has_audience(self, stream_id: str) -> bool:
+        """Someone here receives the stream's events: a watcher, or any admin (admins see every stream)."""
+        return bool(self.admins or self._single.get(stream_id) or self._batched.get(stream_id))
+
     def followers_without_stream(self) -> list[Connection]:
         """Old-app connections that watch nothing yet and follow whichever single stream is live."""
         return [c for c in self.connections if c.follows_sole_stream and c.watching is None]
@@ -144,11 +152,14 @@ class Hub:
         if not events:
             return
         loop = asyncio.get_running_loop()
+        now = loop.time()
         if self._single.get(stream_id) or any(a.protocol < 2 for a in self.admins):
+            self._since_single.setdefault(stream_id, now)
             self._pending_single.setdefault(stream_id, []).extend(events)
             if self._write_timer is None:
                 self._write_timer = loop.call_later(self.write_interval, self.write_all)
         if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
+            self._since_batch.setdefault(stream_id, now)
             self._pending.setdefault(stream_id, []).extend(e if isinstance(e, str) else e[0] for e in events)
             if self._flush_timer is None:
                 self._flush_timer = loop.call_later(self.batch_interval, self.flush_all)
@@ -190,6 +201,7 @@ class Hub:
                 if conn.send_many(texts, b"".join(parts)):
                     sent += len(texts)
         self.frames_out += sent
+        self._fanned_out(self._since_single.pop(stream_id, None))
         return sent
 
     def write_all(self) -> None:
@@ -208,7 +220,12 @@ class Hub:
         frame = text_frame(text)
         sent = sum(1 for conn in targets if conn.send_shared(text, frame))
         self.frames_out += sent
+        self._fanned_out(self._since_batch.pop(stream_id, None))
         return sent
+
+    def _fanned_out(self, since: float | None) -> None:
+        if since is not None and self.on_fanout is not None:
+            self.on_fanout(asyncio.get_running_loop().time() - since)
 
     def flush_all(self) -> None:
         self._flush_timer = None

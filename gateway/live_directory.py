@@ -24,6 +24,7 @@ from actors.registry_actor import LiveSet, RegistryAnswer
 from actors.stream_state import GatewayGone, Join
 from actors.wire import encode
 from gateway.hub import Hub
+from gateway.metrics import GatewayMetrics
 from gateway.stream_relay import StreamRelay
 
 log = structlog.get_logger("gateway.directory")
@@ -33,8 +34,10 @@ DRAIN_TIMEOUT_S = 3.0
 
 
 class LiveDirectory:
-    def __init__(self, hub: Hub, gateway_id: str, history_size: int = 50) -> None:
+    def __init__(self, hub: Hub, gateway_id: str, history_size: int = 50,
+                 metrics: GatewayMetrics | None = None) -> None:
         self.hub = hub
+        self.metrics = metrics or GatewayMetrics()
         self.gateway_id = gateway_id
         self.history_size = history_size
         self.live: dict[str, dict[str, Any]] = {}
@@ -72,14 +75,16 @@ class LiveDirectory:
 
     async def start_stream(self, stream_id: str) -> RegistryAnswer:
         registry = await self._get_registry()
-        answer: RegistryAnswer = await registry.start_stream.remote(stream_id)
+        with self.metrics.actor_call("start_stream"):
+            answer: RegistryAnswer = await registry.start_stream.remote(stream_id)
         if answer.ok and answer.data is not None:
             self._appeared(stream_id, answer.data)
         return answer
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
         registry = await self._get_registry()
-        answer: RegistryAnswer = await registry.stop_stream.remote(stream_id)
+        with self.metrics.actor_call("stop_stream"):
+            answer: RegistryAnswer = await registry.stop_stream.remote(stream_id)
         if answer.ok:
             await self._disappeared(stream_id)
         return answer
@@ -100,6 +105,7 @@ class LiveDirectory:
                 registry = await self._get_registry()
                 live_set: LiveSet = await registry.poll.remote(self._incarnation, self._version, POLL_TIMEOUT_S)
             except (ray.exceptions.RayActorError, RuntimeError) as e:
+                self.metrics.error("registry_poll", e)
                 log.warning("registry_poll_retry", error=type(e).__name__, next_in_s=delay)
                 if isinstance(e, ray.exceptions.ActorDiedError):
                     self._registry = None
@@ -120,7 +126,7 @@ class LiveDirectory:
         if stream_id in self.live:
             return
         self.live[stream_id] = announcement
-        relay = StreamRelay(stream_id, self.gateway_id, self.hub, self.history_size)
+        relay = StreamRelay(stream_id, self.gateway_id, self.hub, self.history_size, self.metrics)
         self.relays[stream_id] = relay
         relay.start()
         stream_data = {k: v for k, v in announcement.items() if k not in ("seq", "epoch")}
@@ -141,10 +147,11 @@ class LiveDirectory:
         del self.live[stream_id]
         relay = self.relays.pop(stream_id, None)
         if relay is not None:
-            try:
-                await asyncio.wait_for(relay.stopped.wait(), DRAIN_TIMEOUT_S)
-            except TimeoutError:
-                pass
+            if relay.active:  # let its watchers get the stream's last events first
+                try:
+                    await asyncio.wait_for(relay.stopped.wait(), DRAIN_TIMEOUT_S)
+                except TimeoutError:
+                    pass
             await relay.close()
         for conn in self.hub.watchers(stream_id):
             self.hub.unwatch(conn)

@@ -70,7 +70,7 @@ def _time(value: Any) -> str | None:
 
 async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] | None:
     relay = ctx.directory.relay(stream_id)
-    if relay is not None and relay.view.loaded:
+    if relay is not None and relay.ready.is_set():  # current: this gateway follows the stream
         return relay.view.public()
     actor = await asyncio.to_thread(handles.find_stream_actor, stream_id)
     if actor is None:

@@ -9,7 +9,12 @@ actor applies each batch id at most once.
 Outbound, one long poll at a time fetches the stream's new events. Each is
 applied to the local `StreamView` and published to local watchers as the
 exact text the actor encoded: the actor delivers once per gateway, the
-gateway fans out.
+gateway fans out. Only while this gateway has an audience for the stream (a
+watcher, or an admin, who sees every stream): a relay with nobody to deliver
+to for `IDLE_AFTER_S` stops polling (`active` turns False) and its view is no
+longer current; the next viewer wakes it (`attend`) and waits for it to catch
+up from the actor. So a stream's actor serves only the gateways that have
+its viewers, however many gateways the cluster runs.
 
 When the actor restarted (a new incarnation), the relay tells it the viewer
 sessions it holds (`SyncViewers`), and if the actor's log no longer covers the
@@ -30,6 +35,7 @@ from actors import handles
 from actors.stream_state import Command, Result, SyncViewers
 from actors.wire import decode, encode
 from gateway.hub import Delivery, Hub
+from gateway.metrics import GatewayMetrics
 from gateway.stream_view import StreamView
 
 log = structlog.get_logger("gateway.relay")
@@ -40,15 +46,20 @@ MAX_BATCH = 512
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0
+IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
 
 
 class StreamRelay:
-    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50) -> None:
+    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50,
+                 metrics: GatewayMetrics | None = None) -> None:
         self.stream_id = stream_id
         self.gateway_id = gateway_id
         self.hub = hub
+        self.metrics = metrics or GatewayMetrics()
         self.view = StreamView(stream_id, history_size)
-        self.ready = asyncio.Event()
+        self.ready = asyncio.Event()  # the view is current (set while active, once caught up)
+        self.active = True  # polling the actor; False while nobody here watches the stream
+        self._wanted = asyncio.Event()
         self.stopped = asyncio.Event()  # the actor published stream_stopped
         self.recent: deque[tuple[int, str]] = deque(maxlen=RECENT_EVENTS)
         self._advanced = asyncio.Event()
@@ -76,6 +87,12 @@ class StreamRelay:
                 fut.set_result(Result.rejected("the stream has ended"))
         self._outbox.clear()
 
+    async def attend(self) -> None:
+        """Wait until the view is current: wakes an idle relay (someone here
+        is about to watch) and waits for its catch-up."""
+        self._wanted.set()
+        await self.ready.wait()
+
     def submit(self, command: Command) -> asyncio.Future[Result]:
         """Queue a command for the stream. The future resolves once it is stored."""
         fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
@@ -95,22 +112,50 @@ class StreamRelay:
 
     # ------------------------------------------------------------ outbound
 
+    async def _idle_if_unwatched(self) -> bool:
+        """Stop polling after `IDLE_AFTER_S` without an audience; return once
+        one comes. True if it was idle (the view must catch up at once)."""
+        if self.hub.has_audience(self.stream_id) or self._wanted.is_set():
+            self._unwatched_since = None
+            self._wanted.clear()
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._unwatched_since is None:
+            self._unwatched_since = now
+        if now - self._unwatched_since < IDLE_AFTER_S:
+            return False
+        self.active = False
+        self.ready.clear()
+        log.info("relay_idle", stream_id=self.stream_id)
+        await self._wanted.wait()
+        self._wanted.clear()
+        self._unwatched_since = None
+        self.active = True
+        log.info("relay_active", stream_id=self.stream_id)
+        return True
+
     async def _poll_forever(self) -> None:
         delay = RETRY_MIN_S
+        self._unwatched_since: float | None = None
         while not self._closed:
+            woke = await self._idle_if_unwatched()
             actor = await self._handle()
             if actor is None:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             try:
-                result = await actor.poll.remote(self.gateway_id, self.view.seq, self.view.epoch, POLL_TIMEOUT_S)
-            except ray.exceptions.ActorDiedError:
+                # Just woken: whatever there is now, without waiting for new events.
+                timeout = 0.0 if woke or not self.ready.is_set() else POLL_TIMEOUT_S
+                result = await actor.poll.remote(self.gateway_id, self.view.seq, self.view.epoch, timeout)
+            except ray.exceptions.ActorDiedError as e:
+                self.metrics.error("poll", e)
                 self._actor = None  # ended for good, or replaced: look it up again
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.RayTaskError) as e:
+                self.metrics.error("poll", e)
                 log.info("poll_retry", stream_id=self.stream_id, error=type(e).__name__, next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -135,7 +180,6 @@ class StreamRelay:
             if had_view:
                 deliveries += [self.view.chat_frame(m) for m in missed]
                 deliveries.append(self._update_delivery(self.view.update_event(), None))
-            self.ready.set()
         for seq, text in result.events:
             event = decode(text)
             self.view.apply(event)
@@ -144,8 +188,11 @@ class StreamRelay:
                 deliveries.append(self._update_delivery(event, text))
             elif event["type"] != "stream_stopped":  # announced to everyone by the directory
                 deliveries.append(text)
+        self.metrics.traffic.events_received += len(result.events)
         if deliveries:
             self.hub.publish(self.stream_id, deliveries)
+        if self.view.loaded:
+            self.ready.set()
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()
 
@@ -185,7 +232,8 @@ class StreamRelay:
         if actor is None:
             return None
         try:
-            fetched: list[tuple[int, str]] | None = await actor.events_since.remote(seq, epoch)
+            with self.metrics.actor_call("events_since"):
+                fetched: list[tuple[int, str]] | None = await actor.events_since.remote(seq, epoch)
         except ray.exceptions.RayError:
             return None
         if fetched is None:
@@ -211,6 +259,9 @@ class StreamRelay:
                 batch = self._outbox[:MAX_BATCH]
                 del self._outbox[:MAX_BATCH]
                 batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
+                kinds = self.metrics.traffic.commands
+                for command, _ in batch:
+                    kinds[type(command).__name__] += 1
                 results = await self._submit(batch_id, [c for c, _ in batch])
                 for (_, fut), r in zip(batch, results):
                     if not fut.done():
@@ -224,7 +275,8 @@ class StreamRelay:
             try:
                 if actor is None:
                     raise LookupError("no actor")
-                results: list[Result] = await actor.submit.remote(self.gateway_id, batch_id, commands)
+                with self.metrics.actor_call("submit"):
+                    results: list[Result] = await actor.submit.remote(self.gateway_id, batch_id, commands)
                 if len(results) == len(commands):
                     return results
                 return [Result(ok=True)] * len(commands)

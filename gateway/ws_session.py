@@ -220,7 +220,7 @@ class WsSession:
         self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
         await self.ctx.directory.synced.wait()
         for stream_id, relay in list(self.ctx.directory.relays.items()):
-            await relay.ready.wait()
+            await relay.attend()
             for text in relay.view.join_frames(self.conn.viewer_key):
                 self.conn.send(text)
 
@@ -305,7 +305,7 @@ class WsSession:
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
             return
-        await relay.ready.wait()
+        await relay.attend()
         if resume is not None:
             missed = await relay.events_after(resume.seq, resume.epoch)
             if missed is not None:

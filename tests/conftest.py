@@ -67,7 +67,9 @@ def ray_cluster(namespace: str) -> Iterator[str]:
     """A real local Ray cluster; yields its address for gateways to join."""
     import ray
 
-    ray.init(address="local", namespace=namespace, include_dashboard=False, num_cpus=2,
+    from actors.handles import SINGLE_NODE_RESOURCES
+
+    ray.init(address="local", namespace=namespace, include_dashboard=False, num_cpus=2, resources=SINGLE_NODE_RESOURCES,
              configure_logging=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

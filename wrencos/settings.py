@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     db_port: int | None = Field(None, alias="WRENCOS_DB_PORT")
     ray_address: str | None = Field(None, alias="RAY_ADDRESS")
     ray_namespace: str = Field("wrencos", alias="WRENCOS_NAMESPACE")
+    # Several Ray nodes on one host (tests, demos) each have their own temp dir; a gateway
+    # attaches to the node whose temp dir this names. Unset on a real cluster (one node per host).
+    ray_temp_dir: str | None = Field(None, alias="WRENCOS_RAY_TEMP_DIR")
     jwt_secret: str | None = Field(None, alias="JWT_SECRET")
     jwt_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, alias="JWT_TTL_SECONDS")  # every token expires
     jwt_previous_secrets: str = Field("", alias="JWT_PREVIOUS_SECRETS")  # comma-separated, verification only
@@ -62,6 +65,12 @@ class Settings(BaseSettings):
     allowed_origins: str = Field("", alias="ALLOWED_ORIGINS")  # comma-separated; empty = any
     # Mobile carriers put many customers behind one address (carrier-grade NAT): keep this generous.
     max_connections_per_ip: int = Field(500, alias="MAX_CONNECTIONS_PER_IP")
+
+    # Draining a gateway (SIGTERM): /ready turns 503 at once, then after DRAIN_NOTICE_SECONDS (let the
+    # load balancer notice) its connections are closed with 1012 in waves over DRAIN_SECONDS, so their
+    # apps reconnect elsewhere without all arriving at once. A second SIGTERM stops at once.
+    drain_notice_seconds: float = Field(0.0, ge=0, alias="DRAIN_NOTICE_SECONDS")
+    drain_seconds: float = Field(5.0, ge=0, alias="DRAIN_SECONDS")
 
     def origin_allow_list(self) -> frozenset[str]:
         """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""

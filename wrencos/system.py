@@ -12,10 +12,11 @@ every live stream to store what it holds, then stops Ray and the database.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import sys
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
+from typing import Any, Awaitable, Callable, Iterator
 
 
 import ray
@@ -45,9 +46,39 @@ def actor_config(settings: Settings, uri: str) -> ActorConfig:
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, except that a SIGTERM or Ctrl-C that it handled
-    gracefully is not raised again afterwards: the shutdown was clean, so the
-    process goes on to store the streams and stop what it started, then exits 0."""
+    """uvicorn's server, with two changes. The first SIGTERM or Ctrl-C drains
+    the gateway (`app.state.drain`: no new connections, open ones moved on in
+    waves) before uvicorn's own graceful shutdown; a second one skips the rest
+    of the drain. And a signal handled gracefully is not raised again
+    afterwards: the shutdown was clean, so the process goes on to store the
+    streams and stop what it started, then exits 0."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._drain_requested = False
+        self._draining: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: Any = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self._drain_requested and self._loop is not None and self.started:
+            self._drain_requested = True
+            self._loop.call_soon_threadsafe(self._start_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        async def drain_then_exit() -> None:
+            try:
+                await self._drain()
+            finally:
+                self.should_exit = True
+
+        self._draining = asyncio.get_running_loop().create_task(drain_then_exit())
 
     @contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -59,8 +90,8 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
-    app = create_app(settings, uri, secret)
+def _serve(settings: Settings, uri: str, secret: str, banner: str, gateway_id: str) -> None:
+    app = create_app(settings, uri, secret, gateway_id)
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
         ws=FanoutWebSocketProtocol, ws_per_message_deflate=False,
@@ -70,7 +101,7 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str) -> None:
         ws_ping_timeout=settings.ws_ping_timeout_seconds or None,
         timeout_graceful_shutdown=5, access_log=False,
     )
-    server = _Server(config)
+    server = _Server(config, app.state.drain)
 
     async def main() -> None:
         async def announce() -> None:
@@ -105,17 +136,27 @@ def run_system(settings: Settings) -> int:
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
+        local = {"resources": handles.SINGLE_NODE_RESOURCES} if not settings.ray_address else {}
         ray.init(
             address=settings.ray_address or "local", namespace=settings.ray_namespace,
-            include_dashboard=False, configure_logging=False, log_to_driver=True,
+            include_dashboard=False, configure_logging=False, log_to_driver=True, **local,
         )
         stack.callback(ray.shutdown)
+        gateway_id = new_gateway_id()
+        try:
+            handles.check_cluster_resources()
+            handles.reserve_gateway_seat(gateway_id)
+        except handles.PlacementError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         registry = handles.ensure_registry(actor_config(settings, uri))
         live = ray.get(registry.live.remote(), timeout=120)
         log.info("system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded")
         try:
             _serve(settings, uri, secret,
-                   "WrenCOS Live listening on http://{host}:{port} (REST) and ws://{host}:{port}/ws (WebSocket)")
+                   "WrenCOS Live listening on http://{host}:{port} (REST) and ws://{host}:{port}/ws (WebSocket)",
+                   gateway_id)
         finally:
             try:
                 stored = ray.get(registry.flush_all.remote(), timeout=15)
@@ -137,14 +178,28 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     address = ray_address or settings.ray_address or "auto"
-    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False)
+    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False,
+             **({"_temp_dir": settings.ray_temp_dir} if settings.ray_temp_dir else {}))
     try:
+        gateway_id = new_gateway_id()
+        try:
+            handles.check_cluster_resources()
+            handles.reserve_gateway_seat(gateway_id)
+        except handles.PlacementError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         registry = handles.ensure_registry(actor_config(settings, settings.mongodb_uri))
         ray.get(registry.live.remote(), timeout=120)
+        node = ray.get_runtime_context().get_node_id()
         _serve(settings, settings.mongodb_uri, secret,
-               "WrenCOS gateway listening on http://{host}:{port} (cluster " + address + ")")
+               "WrenCOS gateway " + gateway_id + " listening on http://{host}:{port} (cluster " + address
+               + ", node " + node[:12] + ")", gateway_id)
     finally:
         ray.shutdown()
     return 0
+
+
+def new_gateway_id() -> str:
+    return f"gw-{secrets.token_hex(4)}"
 
 
