@@ -1,0 +1,162 @@
+"""Several Ray nodes on one host: the cluster design run on one machine, for
+tests, benchmarks and demos.
+
+Each node is `ray start --block` in a process group of its own, with its own
+name, resources and temp dir. Killing that group with SIGKILL is the node
+dying (its raylet and every worker on it go at once). A process attaches to a
+given node by naming its temp dir (`WRENCOS_RAY_TEMP_DIR` for `wrencos gateway`).
+
+The head is told to notice a dead node within about `node_timeout_s` (Ray's
+health checks; the default is tens of seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def _ray_bin() -> str:
+    return str(Path(sys.executable).with_name("ray"))
+
+
+@dataclass
+class RayNode:
+    name: str
+    resources: dict[str, float]
+    temp_dir: Path
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    head: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        """The node dies: SIGKILL, all at once, to its raylet and every process
+        it started (Ray starts each worker in a session of its own, so this
+        walks the process tree rather than signalling a process group)."""
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+
+
+
+class LocalCluster:
+    """A Ray cluster of several nodes on this host."""
+
+    def __init__(self, node_timeout_s: float = 3.0, env: dict[str, str] | None = None) -> None:
+        # Short paths: Ray puts Unix sockets under the temp dir (107 characters at most).
+        self.root = Path(tempfile.mkdtemp(prefix="wrc-", dir="/tmp"))
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.nodes: dict[str, RayNode] = {}
+        period_ms = max(200, int(node_timeout_s * 1000 / 3))
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
+            "RAY_AUTH_MODE": "token",
+            "RAY_health_check_period_ms": str(period_ms),
+            "RAY_health_check_timeout_ms": str(period_ms),
+            "RAY_health_check_failure_threshold": "3",
+            **(env or {}),
+        }
+        # Every node and driver of a token-authenticated cluster needs the token (~/.ray/auth_token).
+        subprocess.run([_ray_bin(), "get-auth-token", "--generate"], env=self.env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def start_head(self, resources: dict[str, float], num_cpus: int = 1) -> RayNode:
+        return self._start("head", resources, num_cpus, head=True)
+
+    def add_node(self, name: str, resources: dict[str, float], num_cpus: int = 1) -> RayNode:
+        return self._start(name, resources, num_cpus, head=False)
+
+    def _start(self, name: str, resources: dict[str, float], num_cpus: int, head: bool) -> RayNode:
+        temp_dir = self.root / name
+        temp_dir.mkdir()
+        args = [_ray_bin(), "start", "--block", f"--node-name={name}", f"--num-cpus={num_cpus}",
+                f"--resources={json.dumps(resources)}", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+        if head:
+            args += ["--head", f"--port={self.port}", "--include-dashboard=false"]
+        else:
+            args += [f"--address={self.address}"]
+        log_path = self.root / f"{name}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        node = RayNode(name, resources, temp_dir, proc, log_path, head=head)
+        self.nodes[name] = node
+        self._wait_up(node)
+        return node
+
+    def _wait_up(self, node: RayNode, timeout: float = 90.0) -> None:
+        """Until the node's raylet has registered with the cluster."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not node.alive():
+                raise RuntimeError(f"Ray node {node.name} exited:\n{node.log_path.read_text()[-3000:]}")
+            if node.name in self.alive_node_names():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"Ray node {node.name} did not come up:\n{node.log_path.read_text()[-3000:]}")
+
+    def alive_node_names(self) -> list[str]:
+        """Names of the nodes the cluster sees alive (asks the head, from a child process)."""
+        out = self.driver("import json, ray; print(json.dumps([n['NodeName'] for n in ray.nodes() if n['Alive']]))")
+        return list(json.loads(out)) if out else []
+
+    def driver(self, code: str, namespace: str = "wrencos", timeout: float = 60.0) -> str:
+        """Run Python `code` as a short-lived driver of this cluster (`ray.init`
+        done, in `namespace`); the last line it prints ("" if it failed)."""
+        prelude = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False, "
+                   "namespace=%r)\n" % (self.address, namespace))
+        r = subprocess.run([sys.executable, "-c", prelude + code], env=self.env, capture_output=True,
+                           timeout=timeout, text=True)
+        if r.returncode != 0:
+            return ""
+        return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+
+    def shutdown(self) -> None:
+        for node in reversed(list(self.nodes.values())):
+            node.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
