@@ -119,7 +119,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
         hub.on_fanout = metrics.fanout_seconds.observe
-        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics)
+        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics,
+                                  settings.relay_idle_seconds)
         metrics.bind(hub, directory, lambda: app.state.draining)
         app.state.ctx = GatewayContext(
             settings=settings, gateway_id=gateway_id, metrics=metrics, node_id=_ray_node_id(),

@@ -35,8 +35,9 @@ DRAIN_TIMEOUT_S = 3.0
 
 class LiveDirectory:
     def __init__(self, hub: Hub, gateway_id: str, history_size: int = 50,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, relay_idle_after: float = 10.0) -> None:
         self.hub = hub
+        self.relay_idle_after = relay_idle_after
         self.metrics = metrics or GatewayMetrics()
         self.gateway_id = gateway_id
         self.history_size = history_size
@@ -126,7 +127,8 @@ class LiveDirectory:
         if stream_id in self.live:
             return
         self.live[stream_id] = announcement
-        relay = StreamRelay(stream_id, self.gateway_id, self.hub, self.history_size, self.metrics)
+        relay = StreamRelay(stream_id, self.gateway_id, self.hub, self.history_size, self.metrics,
+                            self.relay_idle_after)
         self.relays[stream_id] = relay
         relay.start()
         stream_data = {k: v for k, v in announcement.items() if k not in ("seq", "epoch")}

@@ -11,7 +11,7 @@ applied to the local `StreamView` and published to local watchers as the
 exact text the actor encoded: the actor delivers once per gateway, the
 gateway fans out. Only while this gateway has an audience for the stream (a
 watcher, or an admin, who sees every stream): a relay with nobody to deliver
-to for `IDLE_AFTER_S` stops polling (`active` turns False) and its view is no
+to for `idle_after` seconds stops polling (`active` turns False) and its view is no
 longer current; the next viewer wakes it (`attend`) and waits for it to catch
 up from the actor. So a stream's actor serves only the gateways that have
 its viewers, however many gateways the cluster runs.
@@ -51,8 +51,9 @@ IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back
 
 class StreamRelay:
     def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, idle_after: float = IDLE_AFTER_S) -> None:
         self.stream_id = stream_id
+        self.idle_after = idle_after
         self.gateway_id = gateway_id
         self.hub = hub
         self.metrics = metrics or GatewayMetrics()
@@ -122,7 +123,7 @@ class StreamRelay:
         now = asyncio.get_running_loop().time()
         if self._unwatched_since is None:
             self._unwatched_since = now
-        if now - self._unwatched_since < IDLE_AFTER_S:
+        if now - self._unwatched_since < self.idle_after:
             return False
         self.active = False
         self.ready.clear()

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     drain_notice_seconds: float = Field(0.0, ge=0, alias="DRAIN_NOTICE_SECONDS")
     drain_seconds: float = Field(5.0, ge=0, alias="DRAIN_SECONDS")
 
+    # A gateway with no viewer (and no admin) of a stream for this long stops following it.
+    relay_idle_seconds: float = Field(10.0, gt=0, alias="RELAY_IDLE_SECONDS")
+
     def origin_allow_list(self) -> frozenset[str]:
         """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""
         return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
