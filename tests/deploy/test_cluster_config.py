@@ -33,3 +33,27 @@ def test_node_types_carry_the_resources_the_actors_ask_for() -> None:
     assert types["stream"]["resources"].get("stream", 0) >= 1
     for kind in ("gateway", "stream"):
         assert types[kind]["min_workers"] <= types[kind]["max_workers"]
+
+
+def test_the_resource_names_are_the_ones_the_code_asks_for() -> None:
+    from actors.handles import GATEWAY_RESOURCE, REGISTRY_RESOURCE, STREAM_RESOURCE
+
+    config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    types = config["available_node_types"]
+    assert set(types["gateway"]["resources"]) - {"CPU"} == {GATEWAY_RESOURCE}
+    assert set(types["stream"]["resources"]) - {"CPU"} == {STREAM_RESOURCE}
+    assert f'"{REGISTRY_RESOURCE}": 1' in " ".join(config["head_start_ray_commands"])
+    start = (ROOT / "deploy" / "node-start.sh").read_text()
+    assert f'{{"{GATEWAY_RESOURCE}": 1}}' in start and f'{{"{STREAM_RESOURCE}": 100}}' in start
+
+
+def test_every_onprem_worker_host_has_a_role() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "ray_cluster.onprem.yaml").read_text())
+    roles = {}
+    for line in (ROOT / "deploy" / "onprem-roles.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            host, role = line.split()
+            roles[host] = role
+    assert set(roles) == set(config["provider"]["worker_ips"])
+    assert set(roles.values()) == {"gateway", "stream"}
+    assert config["provider"]["head_ip"] not in roles
