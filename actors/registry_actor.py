@@ -186,6 +186,12 @@ class StreamRegistry:
 
         return os.getpid()
 
+    async def node_id(self) -> str:
+        """The Ray node this registry runs on (for operators and placement tests)."""
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
     async def actor_for(self, stream_id: str) -> Any:
         """The actor serving a live stream, or None."""
         await self._loaded

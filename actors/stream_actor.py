@@ -252,6 +252,7 @@ class StreamActor:
         return {
             "streamId": self.stream_id,
             "pid": os.getpid(),
+            "cpuSeconds": time.process_time(),  # this actor process's CPU time so far
             "nodeId": ray.get_runtime_context().get_node_id(),
             "incarnation": self.incarnation,
             "loaded": self._loaded.done() and self._state is not None,

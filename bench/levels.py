@@ -1,0 +1,119 @@
+"""The `levels` scenario: fan-out in levels, measured.
+
+One stream actor, two gateways (`wrencos gateway`, on a Ray cluster started
+the way `ray start` starts one), opted-in viewers spread over both, 50 chat
+messages a second. Once every viewer watches, the actor's own CPU time and
+sequence number are read twice, 10 s apart: CPU per published event, at 100
+viewers and at 10,000. Fan-out in levels means the actor answers one poll per
+gateway per batch whatever the number of viewers, so the two figures should
+be about the same; the gateways' work grows with viewers instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from persistence.embedded import EmbeddedMongo, free_port
+from wrencos.local_cluster import LocalCluster
+
+ADMIN_EMAIL = "bench@example.com"
+ADMIN_PASSWORD = "bench-password-42"
+JWT_SECRET = "bench-secret-" + "x" * 40
+GATEWAYS = 2
+WINDOW_S = 10.0
+
+
+def start_gateway(cluster: LocalCluster, uri: str, limits: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
+    env.update({"MONGODB_URI": uri, "JWT_SECRET": JWT_SECRET, "ADMIN_EMAIL": ADMIN_EMAIL,
+                "ADMIN_PASSWORD": ADMIN_PASSWORD, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
+                "LOG_FORMAT": "json", **limits})
+    proc = subprocess.Popen([sys.executable, "-m", "wrencos", "gateway", "--address", cluster.address], env=env,
+                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    raise RuntimeError(f"gateway did not start; see {log}")
+
+
+def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
+    import json
+
+    out = cluster.driver("import json\nfrom actors import handles\n"
+                         f"i = ray.get(handles.find_stream_actor({stream_id!r}).info.remote())\n"
+                         "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))")
+    return dict(json.loads(out))
+
+
+def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, float]:
+    """Actor CPU per event with `viewers` opted-in viewers over two gateways."""
+    cluster = LocalCluster()
+    db = EmbeddedMongo(Path(tempfile.mkdtemp(prefix="wrencos-levels-db-")))
+    gateways: list[subprocess.Popen[bytes]] = []
+    try:
+        db.__enter__()
+        cluster.start_head({"registry": 1, "stream": 10, "gateway": GATEWAYS}, num_cpus=2)
+        urls = []
+        for i in range(GATEWAYS):
+            proc, url = start_gateway(cluster, db.uri, limits, work / f"levels-{viewers}-gw{i}.log")
+            gateways.append(proc)
+            urls.append(url)
+        token = httpx.post(f"{urls[0]}/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
+                           timeout=30).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        sid = httpx.post(f"{urls[0]}/livestreams", json={"title": "levels"}, headers=auth, timeout=30).json()["id"]
+        httpx.post(f"{urls[0]}/livestreams/{sid}/start", headers=auth, timeout=60).raise_for_status()
+        ramp = 2500.0
+        settle = viewers / ramp + 6.0
+        cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", *sum((["-g", u] for u in urls), []),
+               "--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--no-live",
+               "--stream-id", sid, "--viewers", str(viewers), "--ramp", str(ramp), "--protocol", "v2",
+               "--chat-rate", "50", "--chat-start", str(settle - 2), "--duration", str(settle + WINDOW_S + 4),
+               "--workers", "2", "--json", str(work / f"levels-{viewers}.json"), "--keep-streams"]
+        tester = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(settle)
+        first = actor_sample(cluster, sid)
+        time.sleep(WINDOW_S)
+        second = actor_sample(cluster, sid)
+        tester.wait(300)
+        events = max(1, second["seq"] - first["seq"])
+        return {"cpu_us_per_event": 1e6 * (second["cpu"] - first["cpu"]) / events,
+                "events_per_s": events / WINDOW_S, "gateways_served": float(second["gateways"])}
+    finally:
+        for proc in gateways:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in gateways:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        cluster.shutdown()
+        db.__exit__(None, None, None)
+
+
+if __name__ == "__main__":  # python -m bench.levels [VIEWERS ...]
+    from bench.run import LOAD_TEST_LIMITS
+
+    work = Path(tempfile.mkdtemp(prefix="wrencos-levels-"))
+    for n in [int(a) for a in sys.argv[1:]] or [100, 10_000]:
+        print(n, run_levels(n, LOAD_TEST_LIMITS, work), flush=True)
