@@ -143,14 +143,10 @@ def run_system(settings: Settings) -> int:
             include_dashboard=False, configure_logging=False, log_to_driver=True, **local,
         )
         stack.callback(ray.shutdown)
-        gateway_id = new_gateway_id()
-        try:
-            handles.check_cluster_resources()
-            handles.reserve_gateway_seat(gateway_id)
-        except handles.PlacementError as e:
-            print(f"error: {e}", file=sys.stderr)
+        placed = _place_gateway(settings, uri)
+        if placed is None:
             return 2
-        registry = handles.ensure_registry(actor_config(settings, uri))
+        gateway_id, registry = placed
         live = ray.get(registry.live.remote(), timeout=120)
         log.info("system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded")
         try:
@@ -181,14 +177,10 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
     ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False,
              **({"_temp_dir": settings.ray_temp_dir} if settings.ray_temp_dir else {}))
     try:
-        gateway_id = new_gateway_id()
-        try:
-            handles.check_cluster_resources()
-            handles.reserve_gateway_seat(gateway_id)
-        except handles.PlacementError as e:
-            print(f"error: {e}", file=sys.stderr)
+        placed = _place_gateway(settings, settings.mongodb_uri)
+        if placed is None:
             return 2
-        registry = handles.ensure_registry(actor_config(settings, settings.mongodb_uri))
+        gateway_id, registry = placed
         ray.get(registry.live.remote(), timeout=120)
         node = ray.get_runtime_context().get_node_id()
         _serve(settings, settings.mongodb_uri, secret,
@@ -199,7 +191,17 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
     return 0
 
 
-def new_gateway_id() -> str:
-    return f"gw-{secrets.token_hex(4)}"
+def _place_gateway(settings: Settings, uri: str) -> tuple[str, Any] | None:
+    """This gateway's id and the cluster's registry, once the cluster has room
+    for streams and this node a `gateway` seat for this process; None (after
+    saying what to start) if not."""
+    gateway_id = f"gw-{secrets.token_hex(4)}"
+    try:
+        handles.check_cluster_resources()
+        handles.reserve_gateway_seat(gateway_id)
+    except handles.PlacementError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
+    return gateway_id, handles.ensure_registry(actor_config(settings, uri))
 
 
