@@ -221,6 +221,10 @@ async def test_a_gateway_killed_loses_its_viewers_nothing(cluster: Cluster) -> N
             await watcher.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 4,
                                    timeout=20)
 
+    # Its seat on gw-b went with it: a gateway started there again (what systemd's Restart= does) runs.
+    proc2, url2 = cluster.start_gateway("gw-b")
+    cluster.gateways[2] = (proc2, url2, "gw-b")
+
 
 async def test_a_stream_node_killed_has_its_streams_back_on_the_other(cluster: Cluster) -> None:
     url = cluster.gateways[0][1]
