@@ -61,7 +61,7 @@ def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
     out = cluster.driver("import json\nfrom actors import handles\n"
                          f"i = ray.get(handles.find_stream_actor({stream_id!r}).info.remote())\n"
                          "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))")
-    return dict(json.loads(out))
+    return dict(json.loads(out))  # driver() raises if the actor cannot be asked
 
 
 def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, float]:

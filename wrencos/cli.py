@@ -3,6 +3,8 @@
     wrencos run                       the whole system on this machine (what `make run` does)
     wrencos gateway --address HOST:PORT --port 3001
                                       one more gateway joining a running Ray cluster
+    wrencos status --address HOST:PORT [--json]
+                                      nodes, gateways and live streams of a cluster, and where each runs
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     gw = sub.add_parser("gateway", help="start a gateway that joins a running Ray cluster")
     gw.add_argument("--address", help="the Ray cluster's address, HOST:PORT (default: $RAY_ADDRESS or auto)")
     gw.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
+    st = sub.add_parser("status", help="show the nodes, gateways and live streams of a running cluster")
+    st.add_argument("--address", help="the Ray cluster's address, HOST:PORT (default: $RAY_ADDRESS or auto)")
+    st.add_argument("--json", action="store_true", help="one JSON object instead of text")
     from loadtest.cli import add_parser as add_loadtest_parser, run_command as run_loadtest
 
     add_loadtest_parser(sub)  # `wrencos loadtest run|merge|setup`: the load tester (package loadtest/)
@@ -37,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["WRENCOS_DATA_DIR"] = args.data_dir
     settings = Settings(**overrides)  # type: ignore[arg-type]
 
-    if args.command == "gateway":
+    if args.command in ("gateway", "status"):
         # Ray clusters authenticate with a shared token (Ray's default for local
         # clusters since 2.59). Ray reads this when it is imported, hence here.
         os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -45,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "run":
         return system.run_system(settings)
+    if args.command == "status":
+        return system.show_status(settings, args.address, args.json)
     return system.run_gateway(settings, args.address)
 
 

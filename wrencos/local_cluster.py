@@ -101,32 +101,33 @@ class LocalCluster:
         self._wait_up(node)
         return node
 
-    def _wait_up(self, node: RayNode, timeout: float = 90.0) -> None:
-        """Until the node's raylet has registered with the cluster."""
+    def _wait_up(self, node: RayNode, timeout: float = 180.0) -> None:
+        """Until `ray start` says the node runs (its raylet registered with the head)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not node.alive():
                 raise RuntimeError(f"Ray node {node.name} exited:\n{node.log_path.read_text()[-3000:]}")
-            if node.name in self.alive_node_names():
+            if "Ray runtime started" in node.log_path.read_text(errors="replace"):
                 return
-            time.sleep(0.5)
+            time.sleep(0.3)
         raise RuntimeError(f"Ray node {node.name} did not come up:\n{node.log_path.read_text()[-3000:]}")
 
     def alive_node_names(self) -> list[str]:
-        """Names of the nodes the cluster sees alive (asks the head, from a child process)."""
-        out = self.driver("import json, ray; print(json.dumps([n['NodeName'] for n in ray.nodes() if n['Alive']]))")
-        return list(json.loads(out)) if out else []
+        """Names of the nodes the cluster sees alive."""
+        return list(json.loads(self.driver(
+            "import json; print(json.dumps([n['NodeName'] for n in ray.nodes() if n['Alive']]))")))
 
-    def driver(self, code: str, namespace: str = "wrencos", timeout: float = 60.0) -> str:
+    def driver(self, code: str, namespace: str = "wrencos", timeout: float = 180.0) -> str:
         """Run Python `code` as a short-lived driver of this cluster (`ray.init`
-        done, in `namespace`); the last line it prints ("" if it failed)."""
+        done, in `namespace`); the last line it prints. Raises if it fails."""
         prelude = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False, "
                    "namespace=%r)\n" % (self.address, namespace))
         r = subprocess.run([sys.executable, "-c", prelude + code], env=self.env, capture_output=True,
                            timeout=timeout, text=True)
-        if r.returncode != 0:
-            return ""
-        return r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+        lines = r.stdout.strip().splitlines()
+        if r.returncode != 0 or not lines:
+            raise RuntimeError(f"driver failed ({r.returncode}):\n{r.stderr[-3000:]}")
+        return lines[-1]
 
     def shutdown(self) -> None:
         for node in reversed(list(self.nodes.values())):

@@ -191,6 +191,21 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
     return 0
 
 
+def show_status(settings: Settings, ray_address: str | None, as_json: bool) -> int:
+    import logging
+
+    from wrencos.status import cluster_status, print_status
+
+    address = ray_address or settings.ray_address or "auto"
+    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False,
+             logging_level=logging.ERROR)
+    try:
+        print_status(cluster_status(), as_json)
+    finally:
+        ray.shutdown()
+    return 0
+
+
 def _place_gateway(settings: Settings, uri: str) -> tuple[str, Any] | None:
     """This gateway's id and the cluster's registry, once the cluster has room
     for streams and this node a `gateway` seat for this process; None (after

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,7 @@ import pytest
 
 from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login
-from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, base_env, start_gateway
 from wrencos.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.system
@@ -44,20 +46,19 @@ class Cluster:
         return start_gateway(self.ray.address, self.db_uri, NAMESPACE, self.log_dir, db_name="cluster_test",
                              env_overrides={"WRENCOS_RAY_TEMP_DIR": str(self.ray.nodes[node].temp_dir)})
 
-    def probe(self, code: str) -> Any:
-        out = self.ray.driver("import json\nfrom actors import handles\n" + code, namespace=NAMESPACE)
-        return json.loads(out) if out else None
+    def status(self) -> dict[str, Any]:
+        """`wrencos status --json`: what an operator sees."""
+        r = subprocess.run([sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, "--json"],
+                           env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE}, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
     def actor_nodes(self, stream_ids: list[str]) -> dict[str, str]:
         """Stream id -> the name of the node its actor runs on now."""
         by_id = {v: k for k, v in self.node_ids.items()}
-        found = self.probe(
-            f"ids = {stream_ids!r}\nout = {{}}\n"
-            "for sid in ids:\n"
-            "    a = handles.find_stream_actor(sid, timeout=20)\n"
-            "    out[sid] = ray.get(a.info.remote(), timeout=30)['nodeId'] if a else None\n"
-            "print(json.dumps(out))")
-        return {sid: by_id.get(node, "?") for sid, node in (found or {}).items()}
+        streams = {s["streamId"]: s for s in self.status()["streams"]}
+        return {sid: by_id.get(streams[sid].get("nodeId", ""), "?") for sid in stream_ids}
 
 
 @pytest.fixture(scope="module")
@@ -111,18 +112,26 @@ async def test_actors_and_gateways_land_where_the_resources_say(cluster: Cluster
     ids = await live_streams(cluster.gateways[0][1], 4, "placement")
     import httpx
 
-    seats = cluster.probe("print(json.dumps(handles.gateway_seats()))")
+    status = cluster.status()
+    seats = {g["gatewayId"]: g["nodeId"] for g in status["gateways"]}
     for proc, url, node in cluster.gateways:
         ready = httpx.get(f"{url}/ready", timeout=5).json()
         assert ready["nodeId"] == cluster.node_ids[node], "the gateway runs on the node it was started on"
         assert seats[ready["gatewayId"]] == cluster.node_ids[node], "...and holds a `gateway` seat there"
     placed = cluster.actor_nodes(ids)
     assert set(placed.values()) <= {"stream-1", "stream-2"}, placed
-    registry_node = cluster.probe("print(json.dumps(ray.get(ray.get_actor('registry').node_id.remote())))")
-    assert registry_node == cluster.node_ids["head"]
-    spares = cluster.probe("print(json.dumps([ray.get(handles.get_actor(n).info.remote())['nodeId'] "
-                           "for n in handles.spare_names()]))")
+    assert status["registryNodeId"] == cluster.node_ids["head"]
+    spares = json.loads(cluster.ray.driver(
+        "import json\nfrom actors import handles\n"
+        "print(json.dumps([ray.get(handles.get_actor(n).info.remote())['nodeId'] for n in handles.spare_names()]))",
+        namespace=NAMESPACE))
     assert spares and set(spares) <= {cluster.node_ids["stream-1"], cluster.node_ids["stream-2"]}
+    text = subprocess.run([sys.executable, "-m", "wrencos", "status", "--address", cluster.ray.address],
+                          env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE}, capture_output=True, text=True,
+                          timeout=120).stdout
+    assert "Gateways (3)" in text and all(sid in text for sid in ids) and "registry=1" in text
+    nodes = {n["name"]: n for n in status["nodes"]}
+    assert nodes["stream-1"]["resources"] == {"stream": 20} and nodes["gw-a"]["resources"] == {"gateway": 2}
 
     # No gateway where the node offers no `gateway`, nor more than a node offers.
     for node, says in (("stream-1", "offers no `gateway` resource"), ("gw-b", "held by other gateways")):
