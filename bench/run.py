@@ -15,7 +15,9 @@ Scenarios (targets from the fan-out issue):
   500 likes/s: nothing lost, p99 ≤ 250 ms; gateway memory per connection.
 * `like-storm`: 20,000 like toggles/s into one stream with 1,000 viewers and
   20 chat/s: like count exact, at most a few `stream_update`s per viewer per
-  second, chat p99 at most 1.5× the same run without the storm.
+  second, chat p99 at most 1.5× the same run without the storm. The count is
+  compared once the stream has settled (no `stream_update` for 1 s after the
+  drain, waiting at most 10 s; the wait is reported), and must be equal.
 * `many-streams`: 200 live streams with 20 viewers each: stream start p99
   ≤ 1 s; memory per stream actor.
 
@@ -220,6 +222,9 @@ def like_storm(run: int, work: Path, figures: dict[str, Figure]) -> None:
         streams = list(likes["streams"].values())
         exact = all(s["expectedLikes"] == s["observedLikes"] for s in streams)
         figures["storm likes exact"].values.append(1.0 if exact else 0.0)
+        # The tester compares the counts once no stream_update has come for 1 s (at most 10 s after
+        # the drain): how long that took after the drain; a stream that never settled shows the bound.
+        figures["storm likes settled after"].values.append(max(s.get("settleSeconds") or 0.0 for s in streams))
         figures["storm toggles/s"].values.append(likes["sent"] / max(1.0, storm["summary"]["durationSeconds"] - 3))
         figures["storm updates/viewer/s"].values.append(max(s["updatesPerViewerSecond"] for s in streams))
         calm_p99 = calm["summary"]["chat"]["latencyMs"]["p99"] or 1.0
@@ -269,6 +274,7 @@ SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[
     ]),
     "like-storm": (like_storm, [
         Figure("storm likes exact", "yes", "", "equal", 1.0),
+        Figure("storm likes settled after", "measured (≤ 10 s wait)", "s", "lower", None),
         Figure("storm toggles/s", "20,000", "/s", "higher", 20000 * 0.95),
         Figure("storm updates/viewer/s", "a few (≤ 4)", "/s", "lower", 4),
         Figure("storm chat p99 ratio", "≤ 1.5 × calm", "×", "lower", 1.5),

@@ -15,6 +15,13 @@ What a viewer measures (all stamped with `time.time_ns()` of this machine):
   events as gaps, an older seq that fills a gap counts as reordered, one that
   does not as a duplicate. Without `seq` (another server), order is checked by
   content: each sender's numbers must grow.
+- likes: each viewer keeps the count of the newest `stream_update` it saw;
+  the report compares it with the taps sent. Counts are coalesced (a few
+  updates a second), so the comparison waits for the stream to settle: after
+  the drain, while likes were sent, the worker keeps receiving until no
+  `stream_update` has arrived for `SETTLE_QUIET_S` (longer than the stream's
+  update interval), at most `settle` seconds more. The count must then be
+  exactly right: the wait only lets the last update arrive, it forgives nothing.
 - reconnects: a connection that the server closes (or that breaks) is
   reconnected like the apps do (1 s, 2 s, 4 s ... up to `max_reconnects` tries
   in a row); v2 viewers resume from the last seq seen.
@@ -50,6 +57,7 @@ CACHE_MAX_BYTES = 64 * 2**20
 LIKED_BY = b',"likedBy":['
 AFTER_LIKED_BY = b'],"streamId":"'
 BIG_UPDATE = 1024
+SETTLE_QUIET_S = 1.0  # 4 of the server's update intervals (250 ms) without a stream_update: settled
 loads = orjson.loads
 JSONDecodeError = orjson.JSONDecodeError
 
@@ -106,6 +114,7 @@ class WorkerPlan:
     connect_timeout: float = 10.0
     max_reconnects: int = 5
     connect_concurrency: int = 200
+    settle: float = 10.0  # after the drain, at most this much longer until like counts stop changing
 
 
 Digest = tuple[str, Any, "int | None", Any, "dict[str, Any]", Any]
@@ -353,7 +362,7 @@ class Viewer:
             else:
                 self._order(ev, kind, seq, now)
         if kind is not CHAT:
-            self._update(ev, seq)
+            self._update(ev, seq, now)
             return
         if mark is None:
             return
@@ -478,7 +487,8 @@ class Viewer:
         else:
             self.w.rec.count(now, "duplicates")
 
-    def _update(self, ev: dict[str, Any], seq: Any) -> None:
+    def _update(self, ev: dict[str, Any], seq: Any, now: int) -> None:
+        self.w.last_update_ns[self.sid] = now
         self.updates += 1
         self.rec.stream_updates += 1
         likes = ev.get("likes")
@@ -559,6 +569,9 @@ class Worker:
         self.digests: dict[bytes, Any] = {}  # frame bytes -> digest (see digest_frame)
         self.digest_bytes = 0
         self.batches = 0
+        self.last_update_ns: dict[str, int] = {}  # stream -> when a viewer here last got a stream_update
+        self.settle_s: float | None = None  # how long settling took (None: no likes sent, no wait)
+        self.settled = True
         self._n = 0
         self._cpu = (time.process_time(), time.monotonic())
         self._cpu_counted = self._cpu[0]
@@ -583,6 +596,8 @@ class Worker:
         await asyncio.sleep(max(self.at(self.plan.duration + self.plan.drain), 0))
         sender.cancel()
         ramp.cancel()
+        if self.plan.like_rate:
+            await self.settle()
         now = time.time_ns()
         for v in self.viewers:
             v.stopping = True
@@ -664,6 +679,23 @@ class Worker:
                     v.toggles += 1
                     self.rec.count(time.time_ns(), "likes_sent")
 
+    async def settle(self) -> None:
+        """Keep receiving until no viewer here has had a `stream_update` for
+        `SETTLE_QUIET_S` (the like counts have stopped changing), at most `settle` s."""
+        start = time.monotonic()
+        deadline = start + self.plan.settle
+        streams = list(self.plan.like_rate)
+        while True:
+            now_ns = time.time_ns()
+            last = max((self.last_update_ns.get(s, 0) for s in streams), default=0)
+            if (now_ns - last) / 1e9 >= SETTLE_QUIET_S:
+                break
+            if time.monotonic() >= deadline:
+                self.settled = False
+                break
+            await asyncio.sleep(0.05)
+        self.settle_s = time.monotonic() - start
+
     @property
     def ready_count(self) -> int:
         return sum(len(r) for r in self.ready_by_stream.values())
@@ -701,7 +733,8 @@ class Worker:
             windows.setdefault(sid, []).extend(v.windows)
             st = streams.setdefault(sid, {"toggles": 0, "likedSessions": 0, "updates": 0, "lastLikes": None,
                                           "lastLikesSeq": -1, "initialLikes": None, "viewerSeconds": 0.0,
-                                          "lastViewerCount": None})
+                                          "lastViewerCount": None, "settleSeconds": self.settle_s,
+                                          "settled": self.settled})
             st["toggles"] += v.toggles
             st["likedSessions"] += v.toggles % 2
             st["updates"] += v.updates
