@@ -137,6 +137,45 @@ def digest_event(ev: dict[str, Any], kind: str, own_prefix: str) -> Digest:
     return (kind, ev.get("streamId"), seq if isinstance(seq, int) else None, ev.get("epoch"), ev, mark)
 
 
+class Batch(list):  # type: ignore[type-arg]
+    """A v2 batch frame's digests (a list, as before), plus what a viewer needs
+    of the whole frame when it is the common kind (`summarize`): one stream,
+    consecutive seqs, only chat messages and updates. A viewer that is in
+    order then applies the frame in a few steps instead of event by event, and
+    ends exactly where the event-by-event path (`Viewer._hot`) would."""
+
+    __slots__ = ("fast", "sid", "first_seq", "last_seq", "epoch", "sends", "min_send", "foreign", "updates")
+
+    def summarize(self) -> None:
+        self.fast = False
+        if not self or self[0].__class__ is not tuple:
+            return
+        sid, first, epoch = self[0][1], self[0][2], self[0][3]
+        if first is None:
+            return
+        sends: list[int] = []
+        updates: list[tuple[dict[str, Any], int]] = []
+        foreign = 0
+        expected = first
+        for d in self:
+            if d.__class__ is not tuple:
+                return
+            kind, d_sid, seq, d_epoch, ev, mark = d
+            if d_sid != sid or seq != expected or d_epoch != epoch:
+                return
+            expected += 1
+            if kind is CHAT:
+                if mark is FOREIGN:
+                    foreign += 1
+                elif mark is not None:
+                    sends.append(mark[2])
+            else:
+                updates.append((ev, seq))
+        self.sid, self.first_seq, self.last_seq, self.epoch = sid, first, expected - 1, epoch
+        self.sends, self.min_send, self.foreign, self.updates = sends, min(sends, default=0), foreign, updates
+        self.fast = True
+
+
 def digest_frame(p: bytes, own_prefix: str) -> "Digest | list[Digest | dict[str, Any]] | None":
     """A chat_message or stream_update frame as its digest; a v2 batch frame as a
     list of digests (its other events as they are, for the generic path); None
@@ -153,7 +192,7 @@ def digest_frame(p: bytes, own_prefix: str) -> "Digest | list[Digest | dict[str,
         events = frame.get("events")
         if not isinstance(events, list):
             return None
-        out: list[Digest | dict[str, Any]] = []
+        out = Batch()
         for ev in events:
             if isinstance(ev, dict):
                 kind = ev.get("type")
@@ -163,6 +202,7 @@ def digest_frame(p: bytes, own_prefix: str) -> "Digest | list[Digest | dict[str,
                     out.append(digest_event(ev, UPDATE, own_prefix))
                 else:
                     out.append(ev)
+        out.summarize()
         return out
     return None
 
@@ -340,6 +380,10 @@ class Viewer:
             self._hot(d, now)  # type: ignore[arg-type]
             return
         w.batches += 1
+        if d.fast and self._batch(d, now):  # type: ignore[union-attr]
+            if self.ready and not self.joined:
+                self._joined(now)
+            return
         for e in d:  # type: ignore[union-attr]
             if e.__class__ is tuple:
                 self._hot(e, now)  # type: ignore[arg-type]
@@ -347,6 +391,34 @@ class Viewer:
                 self._event(e, e.get("type"), now)  # type: ignore[union-attr]
         if self.ready and not self.joined:
             self._joined(now)
+
+    def _batch(self, b: Batch, now: int) -> bool:
+        """A whole batch frame of this stream that follows on from the last seq
+        seen: what `_hot` would do for each of its events, at once. False (and
+        nothing done) for any other frame: the caller goes event by event."""
+        last = self.last_seq
+        if b.sid != self.sid or last is None or b.first_seq != last + 1 or b.epoch != self.epoch:
+            return False
+        rec = self.rec
+        rec.events += len(b)
+        self.last_seq = b.last_seq
+        sends = b.sends
+        if sends:
+            rec.deliveries += len(sends)
+            rec.latency.extend([(now - s) // 1000 for s in sends])
+            start = self.window_start
+            rbs = rec.recv_by_send
+            base = rec.start_ns
+            for s in sends:
+                if start is not None and s >= start:
+                    sec = (s - base) // 1_000_000_000
+                    rbs[sec] = rbs.get(sec, 0) + 1
+                else:
+                    rec.recv_unexpected += 1
+        rec.foreign_deliveries += b.foreign
+        for ev, seq in b.updates:
+            self._update(ev, seq, now)
+        return True
 
     def _hot(self, d: Digest, now: int) -> None:
         """A chat_message or stream_update event: order, then the receipt or the counters."""
