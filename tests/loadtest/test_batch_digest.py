@@ -104,3 +104,22 @@ def test_only_the_common_batch_is_summarized() -> None:
                               messages.own_prefix(RUN))
     assert isinstance(gap, Batch) and not gap.fast
     assert isinstance(other_kind, Batch) and not other_kind.fast
+
+
+def test_frames_that_share_head_and_tail_are_not_taken_for_one_another() -> None:
+    now = time.time_ns()
+    v = make_viewer()
+    v.window_start = now - 3 * 10**9
+    pad = "x" * 400
+    first = batch(chat(1, now - 5, text=messages.chat_text(RUN, 1, 1, now - 5) + " " + pad))
+    v.on_message(first, now)
+    other = bytearray(first)
+    middle = len(other) // 2
+    other[middle] = ord("y")  # same head, same tail, same length: another frame
+    v.on_message(bytes(other), now)
+    [(kept, digest)] = v.w.digests.values()
+    assert "y" in digest[0][4]["message"]  # digested afresh, not taken from the first frame's entry
+    copy = bytes(first)
+    v.on_message(copy, now)
+    [(kept, digest)] = v.w.digests.values()
+    assert kept == first and "y" not in digest[0][4]["message"]
