@@ -124,6 +124,10 @@ class SecondRecorder:
         self.frames = self.bytes = self.events = self.deliveries = self.stream_updates = 0
         self.recv_unexpected = self.foreign_deliveries = 0
         self.latency: list[int] = []
+        # Receipts of whole batch frames: id(frame digest) -> (the digest, `worker.Batch`, whose
+        # `send_array` holds its send times; the receive time of each viewer that got it).
+        # Latency = receive - send, for every pair: what `latency` would hold, event by event.
+        self.batch_receipts: dict[int, tuple[Any, list[int]]] = {}
         self.recv_by_send: dict[int, int] = {}
 
     def second(self, now_ns: int) -> int:
@@ -181,6 +185,12 @@ class SecondRecorder:
         if self.latency:
             record_many_us(self._hist(self.hot_sec, "latency"), self.latency)
             self.latency = []
+        if self.batch_receipts:
+            hist = self._hist(self.hot_sec, "latency")
+            for batch, nows in self.batch_receipts.values():
+                sends = batch.send_array
+                record_many_us(hist, ((np.array(nows, dtype=np.int64)[:, None] - sends[None, :]) // 1000).ravel())
+            self.batch_receipts = {}
         if self.recv_by_send:
             self._bucket(self.hot_sec)["recvBySend"].update(self.recv_by_send)
             self.recv_by_send = {}
