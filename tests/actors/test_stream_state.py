@@ -368,3 +368,9 @@ class TestClientIds:
         back = StreamState.from_checkpoint(s.to_checkpoint(), [])
         [r] = apply(back, ToggleLike("u", "t1"))
         assert r.data == {"liked": True, "likes": 1} and back.likes == 1
+
+
+def test_the_actors_pending_limit_counts_each_tap_of_a_run() -> None:
+    from actors.stream_actor import _taps
+
+    assert _taps([ToggleLike("a", None, ("b", "c")), ToggleLike("d"), Join("x")]) == 5
