@@ -18,4 +18,11 @@ class ActorConfig:
     snapshot_interval: float = 2.0  # a full checkpoint at most this often; the journal covers the rest
     max_pending_commands: int = 50_000  # beyond this (storage down), new commands are refused
     spare_actors: int = 2  # stream actors kept started ahead, so going live costs no process start
+    # The spare pool grows toward the recent go-live rate, up to `spare_actors_max`, and shrinks
+    # back to `spare_actors` after `spare_idle_seconds` without one (see `registry_actor.SparePlan`).
+    spare_actors_max: int = 8
+    spare_idle_seconds: float = 60.0
+    # Spares started at once. Ray itself starts at most one worker process per CPU at a time
+    # (`RAY_worker_maximum_startup_concurrency`), so more than that only queues in the raylet.
+    spare_starts_parallel: int = 2
     log_level: str = "info"

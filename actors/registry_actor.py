@@ -18,11 +18,13 @@ stopping an ended one says so.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from wrencos.clock import now_iso
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import structlog
 
@@ -63,6 +65,174 @@ def stream_meta(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class SparePlan:
+    """How many spare stream actors to keep started: pure arithmetic, no Ray.
+
+    A spare is a process started ahead (about 47 MB, 0.5 to 1.5 s of a core to
+    start), so going live adopts one in tens of milliseconds instead of waiting
+    for a process. The pool holds `minimum` when streams go live rarely, and
+    grows toward what the recent rate needs: the starts that can arrive while
+    replacements start (`rate × 2 × start time`, both measured), up to
+    `maximum`. With no go-live for `idle_s`, it is back to `minimum`.
+    """
+
+    WINDOW_S = 10.0  # the go-live rate is taken over this much of the recent past
+
+    def __init__(self, minimum: int, maximum: int, idle_s: float = 60.0, start_s: float = 1.0) -> None:
+        self.minimum = max(0, minimum)
+        self.maximum = max(self.minimum, maximum)
+        self.idle_s = idle_s
+        self.start_s = start_s  # how long a spare takes to start (moving average of measurements)
+        self._starts: deque[float] = deque()
+        self.last_start: float | None = None
+
+    def went_live(self, now: float) -> None:
+        """A stream went live (and took, or waits for, a spare)."""
+        self._starts.append(now)
+        self.last_start = now
+        self._forget(now)
+
+    def spare_started(self, seconds: float) -> None:
+        """A spare took `seconds` from creation to answering."""
+        self.start_s = 0.7 * self.start_s + 0.3 * seconds
+
+    def target(self, now: float) -> int:
+        """How many spares to hold (ready or starting) now."""
+        if self.last_start is None or now - self.last_start >= self.idle_s:
+            return self.minimum
+        self._forget(now)
+        rate = len(self._starts) / self.WINDOW_S
+        return max(self.minimum, min(self.maximum, math.ceil(rate * 2 * self.start_s)))
+
+    def _forget(self, now: float) -> None:
+        while self._starts and self._starts[0] <= now - self.WINDOW_S:
+            self._starts.popleft()
+
+
+class SparePool:
+    """Spare stream actors, started ahead so that going live adopts one.
+
+    `take` hands out a ready spare, or else the next one to finish starting:
+    spares start `parallel` at a time, so in a burst of go-lives each waits for
+    the next process to come up, not for a whole process start of its own.
+    `replenish` starts spares until those ready and starting cover the plan's
+    target and every go-live waiting; once go-lives stop for the plan's idle
+    time, spares beyond its minimum are ended. `start` makes one spare and
+    returns it once it answers; `kill` ends one for good.
+    """
+
+    WAIT_S = 30.0  # a go-live waits this long for a spare before the caller starts its own actor
+
+    def __init__(self, plan: SparePlan, start: Callable[[], Awaitable[Any]], kill: Callable[[Any], None],
+                 parallel: int = 2) -> None:
+        self.plan = plan
+        self.spares: list[Any] = []  # ready to adopt a stream
+        self.starting = 0
+        self._start, self._kill, self._parallel = start, kill, max(1, parallel)
+        self._waiters: deque[asyncio.Future[Any]] = deque()  # go-lives waiting for the next spare
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._trimming: asyncio.Task[None] | None = None
+
+    def add(self, spare: Any) -> None:
+        """A spare that exists already (found after a restart of the registry)."""
+        self.spares.append(spare)
+
+    async def take(self) -> Any:
+        """A spare for a stream going live; None when the pool is off (maximum
+        0) or no spare came within `WAIT_S`."""
+        if self.plan.maximum == 0:
+            return None
+        self.plan.went_live(time.monotonic())
+        if self.spares:
+            spare = self.spares.pop(0)
+            self.replenish()
+            return spare
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self.replenish()
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), self.WAIT_S)
+        except TimeoutError:
+            if waiter.done():
+                return waiter.result()
+            waiter.cancel()
+            log.warning("spare_wait_timed_out", waited_s=self.WAIT_S)
+            return None
+        except asyncio.CancelledError:  # the caller went away: a spare handed over meanwhile goes back
+            if waiter.done() and not waiter.cancelled():
+                self.spares.append(waiter.result())
+            waiter.cancel()
+            raise
+
+    def replenish(self) -> None:
+        """Start spares (at most `parallel` at a time) until those ready and
+        starting cover the target and every go-live waiting."""
+        self._waiters = deque(w for w in self._waiters if not w.done())
+        wanted = self.plan.target(time.monotonic()) + len(self._waiters)
+        while len(self.spares) + self.starting < wanted and self.starting < self._parallel:
+            self.starting += 1
+            task = asyncio.get_running_loop().create_task(self._start_one())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if len(self.spares) > self.plan.minimum and (self._trimming is None or self._trimming.done()):
+            self._trimming = asyncio.get_running_loop().create_task(self._trim_when_idle())
+
+    async def _start_one(self) -> None:
+        began = time.monotonic()
+        try:
+            spare = await self._start()
+        except Exception as e:
+            log.warning("spare_actor_failed", error=repr(e))
+            await asyncio.sleep(1.0)
+            self.starting -= 1
+            self.replenish()
+            return
+        self.starting -= 1
+        self.plan.spare_started(time.monotonic() - began)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(spare)
+                break
+        else:
+            self.spares.append(spare)
+        self.replenish()
+
+    async def _trim_when_idle(self) -> None:
+        """Once go-lives stop for the plan's idle time, end the spares beyond its minimum."""
+        plan = self.plan
+        while len(self.spares) > plan.minimum:
+            wait = (plan.last_start if plan.last_start is not None else -plan.idle_s) + plan.idle_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait + 0.01)
+                continue
+            for _ in range(len(self.spares) - plan.target(time.monotonic())):
+                spare = self.spares.pop()
+                try:
+                    self._kill(spare)
+                except Exception as e:
+                    log.warning("spare_kill_failed", error=repr(e))
+            log.info("spare_pool_trimmed", spares=len(self.spares))
+            return
+
+
+def _start_spare(config: ActorConfig) -> Callable[[], Awaitable[Any]]:
+    async def start() -> Any:
+        from actors import handles
+
+        spare = handles.create_spare_actor(config)
+        await spare.warm.remote()
+        return spare
+
+    return start
+
+
+def _kill_spare(spare: Any) -> None:
+    from actors import handles
+
+    handles.kill(spare)
+
+
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
         from wrencos.logs import configure
@@ -77,8 +247,8 @@ class StreamRegistry:
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
         self._actors: dict[str, Any] = {}  # stream id -> the actor serving it
-        self._spares: list[Any] = []  # actors started ahead, ready to adopt a stream
-        self._replenishing: asyncio.Task[None] | None = None
+        self._pool = SparePool(SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
+                               _start_spare(config), _kill_spare, config.spare_starts_parallel)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._changed = asyncio.Event()
         self._loaded = asyncio.get_running_loop().create_task(self._load())
@@ -99,8 +269,8 @@ class StreamRegistry:
         for stream_id, r in zip(live_ids, results):
             if isinstance(r, BaseException):
                 log.error("stream_recovery_failed", stream_id=stream_id, error=repr(r))
-        self._replenish_soon()
-        log.info("registry_ready", incarnation=self.incarnation, live=len(self._live), spares=len(self._spares))
+        self._pool.replenish()
+        log.info("registry_ready", incarnation=self.incarnation, live=len(self._live), spares=len(self._pool.spares))
 
     async def _adopt_orphans(self) -> None:
         """After a restart of the registry: spares started by its previous life
@@ -111,7 +281,7 @@ class StreamRegistry:
             if await self._slots.assignment(name) is None:
                 handle = handles.get_actor(name)
                 if handle is not None:
-                    self._spares.append(handle)
+                    self._pool.add(handle)
 
     async def _recover(self, stream_id: str) -> None:
         async with self._locks[stream_id]:
@@ -214,11 +384,11 @@ class StreamRegistry:
         stream_id = record["_id"]
         meta = stream_meta(record)
         actor = await self._actor_of(stream_id)
+        spare = None if actor is not None else await self._pool.take()
         if actor is not None:
             snapshot = await _call_through_restart(lambda: actor.ready.remote())
-        elif self._spares:
-            actor = self._spares.pop(0)
-            self._replenish_soon()
+        elif spare is not None:
+            actor = spare
             snapshot = await _call_through_restart(lambda: actor.adopt.remote(stream_id, meta))
         else:
             actor = handles.create_stream_actor(stream_id, meta, self._config)
@@ -240,25 +410,6 @@ class StreamRegistry:
             slot = await self._slots.slot_of(stream_id)
             actor = handles.get_actor(slot) if slot else None
         return actor
-
-    def _replenish_soon(self) -> None:
-        if self._replenishing is None or self._replenishing.done():
-            self._replenishing = asyncio.get_running_loop().create_task(self._replenish())
-
-    async def _replenish(self) -> None:
-        """Start spares until the pool is full, one at a time (a process start
-        costs a core for a moment: never a burst of them)."""
-        from actors import handles
-
-        while len(self._spares) < self._config.spare_actors:
-            spare = handles.create_spare_actor(self._config)
-            try:
-                await spare.warm.remote()
-            except Exception as e:
-                log.warning("spare_actor_failed", error=repr(e))
-                await asyncio.sleep(1.0)
-                continue
-            self._spares.append(spare)
 
     def _bump(self) -> None:
         self._version += 1

@@ -55,6 +55,7 @@ from actors.stream_state import (
     Result,
     StreamMeta,
     StreamState,
+    ToggleLike,
     apply_commit,
 )
 from actors.wire import encode_event
@@ -176,11 +177,12 @@ class StreamActor:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
             return state.applied_batches[batch_id]
-        if self._pending_commands + len(commands) > self._config.max_pending_commands:
+        size = _taps(commands)
+        if self._pending_commands + size > self._config.max_pending_commands:
             return [Result.rejected("the stream cannot store right now; try again shortly")] * len(commands)
         answer: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
-        self._pending_commands += len(commands)
+        self._pending_commands += size
         self._wake.set()
         return await answer
 
@@ -521,6 +523,11 @@ class StreamActor:
     def _wake_pollers(self) -> None:
         published, self._published = self._published, asyncio.Event()
         published.set()
+
+
+def _taps(commands: list[Command]) -> int:
+    """How many commands a batch holds, a run of like taps (`ToggleLike.more`) counting each tap."""
+    return sum(1 + len(c.more) if c.__class__ is ToggleLike else 1 for c in commands)
 
 
 def _loggable(stats: dict[str, Any]) -> dict[str, Any]:

@@ -107,10 +107,17 @@ class Chat:
 @dataclass(frozen=True)
 class ToggleLike:
     """Like, or unlike if already liked. `liker` is a user id or a session id.
-    With a `client_msg_id`, a resend of the same toggle is applied once."""
+    With a `client_msg_id`, a resend of the same toggle is applied once.
+
+    `more`: further taps that arrived right after this one (none with a client
+    id), applied in order as if each were its own `ToggleLike`. A gateway sends
+    a storm's taps this way: one command of many likers instead of a command,
+    an answer and a journal record per tap. The answer is this tap's, or the
+    first refusal among them."""
 
     liker: str
     client_msg_id: str | None = None
+    more: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -459,8 +466,9 @@ class StreamState:
                 return OK
             case Chat():
                 return self._chat(command, now)
-            case ToggleLike(liker, client_id):
-                return self._toggle_like(liker, client_id)
+            case ToggleLike(liker, client_id, more):
+                result = self._toggle_like(liker, client_id)
+                return self._toggle_likes(more, result) if more else result
             case PinProduct():
                 return self._pin(command)
             case UnpinProduct(product_id):
@@ -740,6 +748,26 @@ class StreamState:
                 self._liked_added[liker] = None
         self._counters_changed()
         return self._remember(liker, client_id, Result(ok=True, data={"liked": liked, "likes": self.likes}))
+
+    def _toggle_likes(self, likers: tuple[str, ...], result: Result) -> Result:
+        """`_toggle_like` for each of `likers` (taps without a client id), in
+        order; the first refusal, else `result`."""
+        liked_by, added, removed = self.liked_by, self._liked_added, self._liked_removed
+        for liker in likers:
+            if not liker:
+                if result.ok:
+                    result = Result.rejected("toggle_like needs a user or a session")
+                continue
+            if liker in liked_by:
+                del liked_by[liker]
+                if added.pop(liker, False) is False:
+                    removed[liker] = None
+            else:
+                liked_by[liker] = None
+                if removed.pop(liker, False) is False:
+                    added[liker] = None
+            self._counters_dirty = True
+        return result
 
     def _pin(self, p: PinProduct) -> Result:
         if not p.product_id:

@@ -88,7 +88,8 @@ def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, fl
                "--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--no-live",
                "--stream-id", sid, "--viewers", str(viewers), "--ramp", str(ramp), "--protocol", "v2",
                "--chat-rate", "50", "--chat-start", str(settle - 2), "--duration", str(settle + WINDOW_S + 4),
-               "--workers", "2", "--json", str(work / f"levels-{viewers}.json"), "--keep-streams"]
+               "--workers", "2", "--json", str(work / f"levels-{viewers}.json"), "--out-dir", str(work),
+               "--keep-streams"]
         tester = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(settle)
         first = actor_sample(cluster, sid)

@@ -6,6 +6,12 @@ commands from this gateway arrive in the order they were sent. A batch that
 fails because the actor is restarting is sent again with the same id; the
 actor applies each batch id at most once.
 
+Like taps that need no answer but an error (no client id) and follow one
+another in the queue travel as one `ToggleLike` of many likers (`more`):
+nothing is reordered, the stream applies each tap in order, and a storm of
+taps costs the gateway no future, answer or command per tap, and the actor
+and its journal one command per run instead of one per tap.
+
 Outbound, one long poll at a time fetches the stream's new events. Each is
 applied to the local `StreamView` and published to local watchers as the
 exact text the actor encoded: the actor delivers once per gateway, the
@@ -32,7 +38,7 @@ import ray
 import structlog
 
 from actors import handles
-from actors.stream_state import Command, Result, SyncViewers
+from actors.stream_state import Command, Result, SyncViewers, ToggleLike
 from actors.wire import decode, encode
 from gateway.hub import Delivery, Hub
 from gateway.metrics import GatewayMetrics
@@ -43,6 +49,7 @@ log = structlog.get_logger("gateway.relay")
 RECENT_EVENTS = 4096  # events kept here for clients resuming through this gateway
 POLL_TIMEOUT_S = 2.0  # well inside the actor's gateway lease
 MAX_BATCH = 512
+MAX_LIKE_RUN = 4096  # taps in one command, so one batch stays bounded
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0
@@ -64,7 +71,8 @@ class StreamRelay:
         self.stopped = asyncio.Event()  # the actor published stream_stopped
         self.recent: deque[tuple[int, str]] = deque(maxlen=RECENT_EVENTS)
         self._advanced = asyncio.Event()
-        self._outbox: list[tuple[Command, asyncio.Future[Result]]] = []
+        # (command, its future), or a run of like taps: (_LikeRun, None)
+        self._outbox: list[tuple[Command | _LikeRun, asyncio.Future[Result] | None]] = []
         self._kick = asyncio.Event()
         self._batch_ids = itertools.count(1)
         self._incarnation: str | None = None
@@ -83,9 +91,12 @@ class StreamRelay:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for _, fut in self._outbox:
-            if not fut.done():
-                fut.set_result(Result.rejected("the stream has ended"))
+        ended = Result.rejected("the stream has ended")
+        for item, fut in self._outbox:
+            if fut is None:
+                item.answer(ended)  # type: ignore[union-attr]
+            elif not fut.done():
+                fut.set_result(ended)
         self._outbox.clear()
 
     async def attend(self) -> None:
@@ -103,6 +114,22 @@ class StreamRelay:
         self._outbox.append((command, fut))
         self._kick.set()
         return fut
+
+    def toggle_like(self, liker: str, on_error: Callable[[Result], None]) -> None:
+        """Queue a like tap that needs no answer unless it is refused (`on_error`).
+        A tap right behind another such tap joins its run (see the module doc)."""
+        if self._closed:
+            on_error(Result.rejected("the stream has ended"))
+            return
+        outbox = self._outbox
+        if outbox:
+            run = outbox[-1][0]
+            if run.__class__ is _LikeRun and len(run.likers) < MAX_LIKE_RUN:  # type: ignore[union-attr]
+                run.likers.append(liker)  # type: ignore[union-attr]
+                run.on_error.append(on_error)  # type: ignore[union-attr]
+                return
+        outbox.append((_LikeRun([liker], [on_error]), None))
+        self._kick.set()
 
     # ------------------------------------------------------------ actor handle
 
@@ -260,12 +287,16 @@ class StreamRelay:
                 batch = self._outbox[:MAX_BATCH]
                 del self._outbox[:MAX_BATCH]
                 batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
+                commands = [c.command() if fut is None else c for c, fut in batch]  # type: ignore[union-attr]
                 kinds = self.metrics.traffic.commands
-                for command, _ in batch:
+                for command in commands:
                     kinds[type(command).__name__] += 1
-                results = await self._submit(batch_id, [c for c, _ in batch])
-                for (_, fut), r in zip(batch, results):
-                    if not fut.done():
+                results = await self._submit(batch_id, commands)  # type: ignore[arg-type]
+                for (item, fut), r in zip(batch, results):
+                    if fut is None:
+                        if not r.ok:
+                            item.answer(r)  # type: ignore[union-attr]
+                    elif not fut.done():
                         fut.set_result(r)
 
     async def _submit(self, batch_id: str, commands: list[Command]) -> list[Result]:
@@ -294,6 +325,24 @@ class StreamRelay:
                 return [Result.rejected("the stream is unavailable; try again")] * len(commands)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+class _LikeRun:
+    """Like taps queued back to back, each with whom to tell if it is refused."""
+
+    __slots__ = ("likers", "on_error")
+
+    def __init__(self, likers: list[str], on_error: list[Callable[[Result], None]]) -> None:
+        self.likers = likers
+        self.on_error = on_error
+
+    def command(self) -> ToggleLike:
+        return ToggleLike(self.likers[0], None, tuple(self.likers[1:]))
+
+    def answer(self, result: Result) -> None:
+        """A refusal reaches every tap of the run, as it would have one by one."""
+        for tell in self.on_error:
+            tell(result)
 
 
 def on_result(fut: asyncio.Future[Result], callback: Callable[[Result], None]) -> None:

@@ -45,6 +45,9 @@ from wrencos.clock import iso, now
 
 log = structlog.get_logger("gateway.ws")
 
+# Frames `handle_now` takes straight from the socket (see `dispatch_now`).
+_IMMEDIATE = frozenset({"toggle_like", "chat_message", "ping"})
+
 
 class WsSession:
     def __init__(self, conn: Connection, ctx: GatewayContext) -> None:
@@ -55,6 +58,9 @@ class WsSession:
         self._chats = RateBucket(st.ws_chat_rate_per_second, st.ws_chat_burst)
         self._likes = RateBucket(st.ws_like_rate_per_second, st.ws_like_burst)
         self._told_at: dict[str, float] = {}  # limit -> when the sender was last told it is over it
+        self._untimed = False  # the reader waits for the next frame without a timer
+        if conn.raw is not None:
+            conn.raw.inbound = self.handle_now
 
     # ------------------------------------------------------------ limits
 
@@ -83,29 +89,81 @@ class WsSession:
     async def handle_text(self, text: str) -> None:
         """Handle one inbound text frame. Never raises for anything the client
         sent: every refusal becomes an error frame and the connection stays usable."""
-        if not self.allow_frame():
-            return
         try:
-            frame = p.parse_frame(text)
-        except p.ProtocolError as e:
-            self.error(str(e), e.code, **e.extra)
-            return
+            if not self.allow_frame():
+                return
+            try:
+                frame = p.parse_frame(text)
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+                return
+            try:
+                await self.dispatch(frame)
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+        finally:
+            # What the reader (`gateway/app.py`) decides next, with no await in
+            # between: a registered connection that watches (or an admin) is read
+            # without a register or idle timer.
+            conn = self.conn
+            self._untimed = conn.is_admin or (conn.session_id is not None and conn.watching is not None)
+
+    def handle_now(self, text: str) -> bool:
+        """Handle a frame at once, from the socket's `data_received`, if that needs
+        no waiting: chat, like taps and pings of a connection that is watching a
+        stream (or an admin). True if handled (answered the same way as by
+        `handle_text`); False leaves the frame to `handle_text`, untouched: other
+        frames, broken ones, and connections whose reader keeps a register or idle
+        timer (only frames through `handle_text` restart it)."""
+        conn = self.conn
+        if not self._untimed or (conn.watching is None and not conn.is_admin):
+            return False
         try:
-            await self.dispatch(frame)
-        except p.ProtocolError as e:
-            self.error(str(e), e.code, **e.extra)
+            data = p.decode_frame(text)
+        except p.ProtocolError:
+            return False
+        if data["type"] not in _IMMEDIATE:
+            return False
+        try:
+            if not self.allow_frame():
+                return True
+            try:
+                self.dispatch_now(p.validate_frame(data))
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+        except Exception:  # as the reader does for a handler that fails: log, close
+            log.exception("ws_handler_failed", conn=conn.id)
+            conn.close()
+        return True
 
     def closed(self) -> None:
         """The socket is gone: leave the stream it watched."""
+        if self.conn.raw is not None:
+            self.conn.raw.inbound = None
         left = self.ctx.hub.remove(self.conn)
         self._tell_left(left)
 
     # ------------------------------------------------------------ dispatch
 
-    async def dispatch(self, frame: p.Frame) -> None:
+    def dispatch_now(self, frame: p.Frame) -> bool:
+        """Handle the frames that need no waiting; False for the others."""
         match frame:
+            case p.ToggleLike():
+                if self._allow(self._likes, "likes", frame.clientMsgId):
+                    self.toggle_like(frame)
+            case p.ChatMessage():
+                if self._allow(self._chats, "chat messages", frame.clientMsgId):
+                    self.chat(frame)
             case p.Ping():
                 self.send({"type": "pong"})
+            case _:
+                return False
+        return True
+
+    async def dispatch(self, frame: p.Frame) -> None:
+        if self.dispatch_now(frame):
+            return
+        match frame:
             case p.Register():
                 await self.register(frame)
             case p.RegisterAdmin():
@@ -119,12 +177,6 @@ class WsSession:
             case p.LeaveStream():
                 self.conn.follows_sole_stream = False
                 self._tell_left(self.ctx.hub.unwatch(self.conn))
-            case p.ChatMessage():
-                if self._allow(self._chats, "chat messages", frame.clientMsgId):
-                    self.chat(frame)
-            case p.ToggleLike():
-                if self._allow(self._likes, "likes", frame.clientMsgId):
-                    self.toggle_like(frame)
             case p.StartStream():
                 await self.start_stream(frame)
             case p.StopStream(streamId=stream_id):
@@ -260,7 +312,13 @@ class WsSession:
         if liker is None:
             raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
         stream_id = self.resolve_stream(frame.streamId)
-        self.command(stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId))
+        if frame.clientMsgId is not None:
+            self.command(stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId))
+            return
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        relay.toggle_like(liker, self._report)  # a tap without an id: only a refusal is answered
 
     def _acknowledger(self, stream_id: str, client_id: str | None) -> Callable[[Result], None] | None:
         """For a frame with a `clientMsgId`: once stored, an `ack` (or an error

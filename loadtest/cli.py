@@ -67,6 +67,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     w.add_argument("--ramp", type=float, default=500.0, help="new viewers per second, all streams (0: all at once)")
     w.add_argument("--duration", type=float, default=30.0, help="seconds of sending, from the start of the ramp")
     w.add_argument("--drain", type=float, default=3.0, help="seconds to keep receiving after the last send")
+    w.add_argument("--settle", type=float, default=10.0,
+                   help="with likes: at most this many seconds more after the drain, until no stream_update has "
+                        "arrived for 1 s, so like counts are compared once the stream has settled")
     w.add_argument("--chat-rate", type=float, default=5.0, help="chat messages per second per stream")
     w.add_argument("--chat-start", type=float, default=0.0,
                    help="second of the run at which chat and likes begin (e.g. after the ramp)")
@@ -125,7 +128,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return LoadConfig(
         gateways=[Gateway.parse(u) for u in (args.gateways or ["http://127.0.0.1:3000"])],
         streams=args.streams, viewers=args.viewers, stream_ids=args.stream_ids, ramp=args.ramp,
-        duration=args.duration, drain=args.drain, chat_rate=args.chat_rate, chat_start=args.chat_start, like_rate=args.like_rate,
+        duration=args.duration, drain=args.drain, settle=args.settle, chat_rate=args.chat_rate, chat_start=args.chat_start, like_rate=args.like_rate,
         message_bytes=min(args.message_bytes, 500), protocol=int(args.protocol.lstrip("v")), workers=args.workers,
         pin_every=args.pin_every, flash_sale_at=args.flash_sale_at, flash_sale_path=args.flash_sale_path,
         stop_at=args.stop_at, actions=args.actions, admin_email=args.admin_email,

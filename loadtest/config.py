@@ -62,6 +62,7 @@ class LoadConfig:
     ramp: float = 500.0
     duration: float = 30.0
     drain: float = 3.0
+    settle: float = 10.0  # with likes: after the drain, at most this long more for like counts to stop changing
     chat_rate: float = 5.0
     chat_start: float = 0.0
     like_rate: float = 0.0
@@ -97,7 +98,7 @@ class LoadConfig:
         return {
             "gateways": [g.http for g in self.gateways], "streams": len(self.stream_ids) or self.streams,
             "viewersPerStream": self.viewers, "streamIds": list(self.stream_ids), "ramp": self.ramp,
-            "duration": self.duration, "drain": self.drain, "chatRate": self.chat_rate,
+            "duration": self.duration, "drain": self.drain, "settle": self.settle, "chatRate": self.chat_rate,
             "likeRate": self.like_rate, "chatStart": self.chat_start, "messageBytes": self.message_bytes, "protocol": self.protocol,
             "workers": self.workers, "pinEvery": self.pin_every, "flashSaleAt": self.flash_sale_at,
             "stopAt": self.stop_at, "actions": [f"{n}@{t}" for n, t in self.actions], "runId": self.run_id,

@@ -139,9 +139,10 @@ def render(report: dict[str, Any]) -> str:
         for a in actions) + "</table>") if actions else "<p>none</p>"
     likes = report["summary"]["likes"]["streams"]
     likes_html = ("<table><tr><th>stream</th><th>toggles</th><th>expected likes</th><th>observed likes</th>"
-                  "<th>updates per viewer-second</th></tr>" + "".join(
+                  "<th>updates per viewer-second</th><th>settled after (s)</th></tr>" + "".join(
                       f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['toggles'])}</td><td>{_fmt(v['expectedLikes'])}</td>"
-                      f"<td>{_fmt(v['observedLikes'])}</td><td>{_fmt(v['updatesPerViewerSecond'])}</td></tr>"
+                      f"<td>{_fmt(v['observedLikes'])}</td><td>{_fmt(v['updatesPerViewerSecond'])}</td>"
+                      f"<td>{_fmt(v.get('settleSeconds'))}{'' if v.get('settled', True) else ' (not settled)'}</td></tr>"
                       for k, v in likes.items()) + "</table>")
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
     cfg_rows = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.items()]
@@ -161,6 +162,7 @@ def render(report: dict[str, Any]) -> str:
 <h2>How these are measured</h2><ul>
 <li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so clocks of other machines never enter.</li>
 <li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's snapshot, connection still open) when it was sent. Lost = expected − received by those viewers before the end of the drain.</li>
+<li>Likes: expected = the count when the viewers joined + each session's taps modulo 2; observed = the count in the newest <code>stream_update</code> any viewer got. With likes sent, the viewers keep receiving after the drain until no <code>stream_update</code> has arrived for 1 s (at most <code>settle</code> s more), so the last coalesced update is in; the two must then be equal, exactly.</li>
 <li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where there is none.</li>
 </ul>
 {('<h2>Notes</h2><ul>' + notes + '</ul>') if notes else ''}

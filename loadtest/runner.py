@@ -48,7 +48,7 @@ def build_plans(config: LoadConfig, stream_ids: list[str]) -> list[WorkerPlan]:
         share = {sid: sum(1 for v in specs[w] if v.stream_id == sid) / config.viewers for sid in stream_ids}
         plans.append(WorkerPlan(
             index=w, run_id=config.run_id, viewers=specs[w], ramp_rate=config.ramp / workers if config.ramp else 0.0,
-            duration=config.duration, drain=config.drain,
+            duration=config.duration, drain=config.drain, settle=config.settle,
             chat_rate={sid: config.chat_rate * f for sid, f in share.items() if f and config.chat_rate},
             like_rate={sid: config.like_rate * f for sid, f in share.items() if f and config.like_rate},
             chat_stop_at=stop_at, chat_start=config.chat_start, protocol=config.protocol, message_bytes=config.message_bytes,

@@ -124,6 +124,10 @@ class SecondRecorder:
         self.frames = self.bytes = self.events = self.deliveries = self.stream_updates = 0
         self.recv_unexpected = self.foreign_deliveries = 0
         self.latency: list[int] = []
+        # Receipts of whole batch frames: id(frame digest) -> (the digest, `worker.Batch`, whose
+        # `send_array` holds its send times; the receive time of each viewer that got it).
+        # Latency = receive - send, for every pair: what `latency` would hold, event by event.
+        self.batch_receipts: dict[int, tuple[Any, list[int]]] = {}
         self.recv_by_send: dict[int, int] = {}
 
     def second(self, now_ns: int) -> int:
@@ -181,6 +185,12 @@ class SecondRecorder:
         if self.latency:
             record_many_us(self._hist(self.hot_sec, "latency"), self.latency)
             self.latency = []
+        if self.batch_receipts:
+            hist = self._hist(self.hot_sec, "latency")
+            for batch, nows in self.batch_receipts.values():
+                sends = batch.send_array
+                record_many_us(hist, ((np.array(nows, dtype=np.int64)[:, None] - sends[None, :]) // 1000).ravel())
+            self.batch_receipts = {}
         if self.recv_by_send:
             self._bucket(self.hot_sec)["recvBySend"].update(self.recv_by_send)
             self.recv_by_send = {}
@@ -284,7 +294,9 @@ class Aggregate:
             mine = self.streams.setdefault(stream_id, {"toggles": 0, "likedSessions": 0, "updates": 0,
                                                        "lastLikes": None, "lastLikesSeq": -1,
                                                        "initialLikes": None, "viewerSeconds": 0.0,
-                                                       "lastViewerCount": None})
+                                                       "lastViewerCount": None, "settleSeconds": None,
+                                                       "settled": True})
+            merge_settle(mine, st)
             mine["toggles"] += st["toggles"]
             mine["likedSessions"] += st["likedSessions"]
             mine["updates"] += st["updates"]
@@ -410,6 +422,9 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
             "toggles": st["toggles"], "expectedLikes": initial + st["likedSessions"],
             "observedLikes": st["lastLikes"], "lastViewerCount": st.get("lastViewerCount"),
             "updatesPerViewerSecond": (st["updates"] / viewer_s) if viewer_s else None,
+            # Seconds waited after the drain for the count to stop changing (None: no wait), and
+            # whether it did within the bound (see loadtest/worker.py: the comparison stays exact).
+            "settleSeconds": st.get("settleSeconds"), "settled": st.get("settled", True),
         }
     return out
 
@@ -487,6 +502,7 @@ def merge_raw(raws: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 continue
             for key in ("toggles", "likedSessions", "updates", "viewerSeconds"):
                 mine[key] += st[key]
+            merge_settle(mine, st)
             if st["lastLikesSeq"] > mine["lastLikesSeq"]:
                 mine.update(lastLikesSeq=st["lastLikesSeq"], lastLikes=st["lastLikes"],
                             lastViewerCount=st.get("lastViewerCount"))
@@ -501,3 +517,10 @@ def merge_raw(raws: Iterable[dict[str, Any]]) -> dict[str, Any]:
                  "bySecond": {str(k): v for k, v in sorted(loss_by.items())}},
         "streams": streams,
     }
+
+
+def merge_settle(mine: dict[str, Any], other: dict[str, Any]) -> None:
+    """The slowest worker's settling time; settled only if every worker settled."""
+    waits = [w for w in (mine.get("settleSeconds"), other.get("settleSeconds")) if w is not None]
+    mine["settleSeconds"] = max(waits) if waits else None
+    mine["settled"] = bool(mine.get("settled", True)) and bool(other.get("settled", True))

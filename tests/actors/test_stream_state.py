@@ -137,6 +137,50 @@ class TestCoalescing:
         assert (again.body["likes"], again.body["likedByAdded"], again.body["likedByRemoved"]) == (1, [], [])
 
 
+class TestLikeRuns:
+    """`ToggleLike(..., more=...)`: a gateway's run of taps in one command, applied
+    exactly as the same taps one by one."""
+
+    TAPS = ["a", "b", "a", "c", "c", "c", "d", "a", "b", "e"]
+
+    def _one_by_one(self, state: StreamState, taps: list[str]) -> None:
+        apply(state, *[ToggleLike(t) for t in taps])
+
+    def _as_run(self, state: StreamState, taps: list[str]) -> list:
+        return apply(state, ToggleLike(taps[0], None, tuple(taps[1:])))
+
+    @pytest.mark.parametrize("cut", [1, 3, 10])
+    def test_a_run_ends_where_the_same_taps_one_by_one_end(self, cut: int) -> None:
+        single, run = new_state(), new_state()
+        apply(single, ToggleLike("a"), ToggleLike("z"))
+        apply(run, ToggleLike("a"), ToggleLike("z"))
+        single.take_events(clock=1.0), run.take_events(clock=1.0)
+        self._one_by_one(single, self.TAPS[:cut])
+        self._one_by_one(single, self.TAPS[cut:])
+        [r1] = self._as_run(run, self.TAPS[:cut])
+        if self.TAPS[cut:]:
+            self._as_run(run, self.TAPS[cut:])
+        assert r1.ok
+        assert list(run.liked_by) == list(single.liked_by) and run.likes == single.likes
+        assert [e.body for e in run.take_events(clock=2.0)] == [e.body for e in single.take_events(clock=2.0)]
+        ignore = ("epoch", "appliedBatches")
+        assert ({k: v for k, v in run.to_checkpoint().items() if k not in ignore}
+                == {k: v for k, v in single.to_checkpoint().items() if k not in ignore})
+
+    def test_the_answer_is_the_first_taps_unless_one_is_refused(self) -> None:
+        s = new_state()
+        [r] = self._as_run(s, ["a", "b"])
+        assert r.ok and r.data == {"liked": True, "likes": 1}
+        [refused] = apply(s, ToggleLike("c", None, ("", "d")))
+        assert not refused.ok and s.likes == 4  # the others still count, as they would one by one
+
+    def test_a_run_is_applied_once_per_batch(self) -> None:
+        s = new_state()
+        apply(s, ToggleLike("a", None, ("b",)), batch="gw1:1")
+        apply(s, ToggleLike("a", None, ("b",)), batch="gw1:1")
+        assert s.likes == 2
+
+
 class TestChat:
     def test_message_numbered_stored_and_recent(self) -> None:
         s = new_state(history_size=2)
@@ -324,3 +368,9 @@ class TestClientIds:
         back = StreamState.from_checkpoint(s.to_checkpoint(), [])
         [r] = apply(back, ToggleLike("u", "t1"))
         assert r.data == {"liked": True, "likes": 1} and back.likes == 1
+
+
+def test_the_actors_pending_limit_counts_each_tap_of_a_run() -> None:
+    from actors.stream_actor import _taps
+
+    assert _taps([ToggleLike("a", None, ("b", "c")), ToggleLike("d"), Join("x")]) == 5

@@ -217,3 +217,55 @@ def test_error_frame_of_a_protocol_error() -> None:
     decoded = orjson.loads(error_frame(str(info.value)))
     assert decoded["type"] == "error"
     assert decoded["message"] == "Invalid frame: every frame must be a JSON object with a 'type'"
+
+
+# ---------------------------------------------------------------- the operator scan's shortcut
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from gateway import protocol as protocol_module  # noqa: E402
+from gateway.guard import operator_message  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=30),
+                     st.sampled_from([STREAM, "s1", "", "$gt", "x" * 65]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["a", "$gt", "$ne", "b"]), inner, max_size=3)),
+    max_leaves=6)
+_keys = st.sampled_from(["userId", "sessionId", "streamId", "clientMsgId", "message", "username", "extra",
+                         "$where", "$gt", "productId", "name", "price", "seconds"])
+
+
+def _reference(data: dict[str, Any]) -> Any:
+    """What `validate_frame` did before the shortcut: validate, then always scan."""
+    kind = data["type"]
+    try:
+        frame = protocol_module._adapter.validate_python(data)
+    except protocol_module.ValidationError as e:
+        raise ProtocolError(f"Invalid {kind}: {protocol_module._describe(e)}") from e
+    refused = operator_message(data)
+    if refused is not None:
+        raise ProtocolError(refused.replace("Invalid request", f"Invalid {kind}", 1))
+    return frame
+
+
+@settings(max_examples=400, deadline=None)
+@given(kind=st.sampled_from(["toggle_like", "chat_message", "ping", "pin_product", "set_slow_mode"]),
+       fields=st.dictionaries(_keys, _values, max_size=5))
+def test_skipping_the_scan_for_flat_frames_answers_exactly_as_scanning(kind: str, fields: dict[str, Any]) -> None:
+    data = {**fields, "type": kind}
+    try:
+        expected: Any = _reference(data)
+    except ProtocolError as e:
+        expected = ("error", str(e), e.code)
+    try:
+        got: Any = protocol_module.validate_frame(data)
+    except ProtocolError as e:
+        got = ("error", str(e), e.code)
+    assert got == expected
+
+
+def test_an_operator_key_at_the_top_of_a_like_is_still_refused() -> None:
+    with pytest.raises(ProtocolError, match=r"\$where"):
+        parse_frame(orjson.dumps({"type": "toggle_like", "$where": "1", "streamId": STREAM}))
+    with pytest.raises(ProtocolError, match=r"extra\.\$gt"):
+        parse_frame(orjson.dumps({"type": "toggle_like", "extra": {"$gt": ""}}))
