@@ -112,6 +112,18 @@ def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, fl
         db.__exit__(None, None, None)
 
 
+def levels(run: int, work: Path, figures: dict[str, Any]) -> None:
+    """The `make bench` scenario: 100 then 10,000 viewers, the same chat rate."""
+    from bench.run import LOAD_TEST_LIMITS
+
+    small = run_levels(100, LOAD_TEST_LIMITS, work)
+    large = run_levels(10_000, LOAD_TEST_LIMITS, work)
+    figures["actor CPU/event, 100 viewers"].values.append(small["cpu_us_per_event"])
+    figures["actor CPU/event, 10,000 viewers"].values.append(large["cpu_us_per_event"])
+    figures["actor CPU/event ratio 10,000 : 100"].values.append(large["cpu_us_per_event"] / small["cpu_us_per_event"])
+    figures["deliveries per event (gateways served)"].values.append(large["gateways_served"])
+
+
 if __name__ == "__main__":  # python -m bench.levels [VIEWERS ...]
     from bench.run import LOAD_TEST_LIMITS
 

@@ -281,6 +281,12 @@ def many_streams(run: int, work: Path, figures: dict[str, Figure]) -> None:
         system.stop()
 
 
+def _levels(run: int, work: Path, figures: dict[str, Figure]) -> None:
+    from bench.levels import levels
+
+    levels(run, work, figures)
+
+
 SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[Figure]]] = {
     "v1-2000": (v1_2000, [
         Figure("v1 p99", "≤ 200 ms", "ms", "lower", 200),
@@ -306,6 +312,13 @@ SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[
                "lower", None),
         Figure("many lost", "0", "", "lower", 0),
         Figure("memory/actor", "measured", "MiB", "lower", None),
+    ]),
+    # Fan-out in levels (scale-out issue): the actor's cost per event must not grow with viewers.
+    "levels": (_levels, [
+        Figure("actor CPU/event, 100 viewers", "measured", "µs", "lower", None),
+        Figure("actor CPU/event, 10,000 viewers", "measured", "µs", "lower", None),
+        Figure("actor CPU/event ratio 10,000 : 100", "≤ 1.5 (does not grow)", "×", "lower", 1.5),
+        Figure("deliveries per event (gateways served)", "2 (one per gateway)", "", "equal", 2.0),
     ]),
 }
 
