@@ -10,7 +10,7 @@ sold out (`flash_sale_ended`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -21,6 +21,7 @@ from gateway.deps import Admin, Ctx, Page
 from gateway.errors import ApiError
 from gateway.money import MoneyError, MoneyIn, format_minor, to_minor
 from gateway.rest_commerce import sale_wire
+from gateway.rest_types import DateTimeIn, Integral, one_of
 from wrencos.clock import iso, now, now_iso
 
 router = APIRouter(prefix="/livestreams", tags=["flash sales"])
@@ -32,22 +33,21 @@ MAX_DURATION_S = 24 * 3600
 
 
 class FlashSaleIn(BaseModel):
-    """`endsAt` (ISO 8601, in the future, within 24 hours) or `durationSeconds`."""
+    """Exactly one of `endsAt` (RFC 3339 with an offset, in the future, within
+    24 hours) and `durationSeconds` (stated in the schema as `oneOf`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=one_of("endsAt", "durationSeconds"))
     productId: Annotated[str, Field(pattern=ID)]
     price: MoneyIn
-    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-    perCustomerLimit: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 1
-    endsAt: datetime | None = None
-    durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S)] | None = None
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000), Integral]
+    perCustomerLimit: Annotated[int, Field(strict=True, ge=1, le=1_000_000), Integral] = 1
+    endsAt: DateTimeIn | None = None
+    durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S), Integral] | None = None
 
     @model_validator(mode="after")
     def _one_end(self) -> "FlashSaleIn":
         if (self.endsAt is None) == (self.durationSeconds is None):
             raise ValueError("send either 'endsAt' or 'durationSeconds'")
-        if self.endsAt is not None and self.endsAt.tzinfo is None:
-            raise ValueError("'endsAt' needs a time zone (e.g. a trailing Z)")
         return self
 
 

@@ -27,7 +27,9 @@ async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) 
         assert p["image"] == "https://cdn.example.com/p.jpg"
         whole = await new_product(admin, price=5)  # a JSON integer is whole units
         assert whole["price"] == "5.00"
-        for bad in (19.99, 5.0, "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
+        whole = await new_product(admin, price=5.0)  # the same JSON Schema integer
+        assert whole["price"] == "5.00"
+        for bad in (19.99, 5.5, " 5", "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
             assert_error(await admin.post("/products", json={"name": "x", "price": bad, "stock": 1}), 422)
         for bad_stock in (-1, "5", 2.5, 10**9):
             assert_error(await admin.post("/products", json={"name": "x", "price": "1", "stock": bad_stock}), 422)

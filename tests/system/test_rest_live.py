@@ -132,6 +132,8 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "quantity": 31}), 409)
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",
                                           json={**sale_body, "durationSeconds": None, "endsAt": "2001-01-01T00:00:00Z"}), 422)
+            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",  # not a date-time with an offset
+                                          json={**sale_body, "durationSeconds": None, "endsAt": "2030-01-01T00:00:00"}), 422)
             r = await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body)
             assert r.status_code == 201, r.text
             sale = r.json()
