@@ -7,6 +7,12 @@ What the server decides (prices, totals, stock taken, owners, statuses of a
 new order or payment) is never read from a request body: unknown fields are
 ignored.
 
+Statuses: 422 when a request is invalid in itself, which is what the OpenAPI
+document states (types, bounds, patterns, "one of" rules); 409 when it is
+well-formed but conflicts with what is stored (stock, an order's total, a
+flash sale of another product or stream, an Idempotency-Key used for another
+request).
+
 Who sees what: products are public; orders and payments belong to the
 customer who placed them and to admins. Another customer's order or payment
 answers 404, as if it did not exist. Ordering and paying need an account.
@@ -295,7 +301,7 @@ def sale_refusal(sale: dict[str, Any], ctx: GatewayContext) -> str | None:
 
 def replayed(existing: dict[str, Any], digest: str, response: Response) -> OrderOut:
     if existing.get("requestHash") != digest:
-        raise ApiError(422, "This Idempotency-Key was used for a different order: use a new key")
+        raise ApiError(409, "This Idempotency-Key was used for a different order: use a new key")
     if existing["status"] == CREATING:
         raise ApiError(409, "An order with this Idempotency-Key is being created: retry shortly",
                        headers={"Retry-After": "1"})
@@ -345,9 +351,9 @@ async def create_order(body: OrderIn, user: User, ctx: Ctx, response: Response,
             if sale is None:
                 raise ApiError(404, f"Flash sale {item.saleId} does not exist")
             if sale["productId"] != item.productId:
-                raise ApiError(422, f"Flash sale {item.saleId} is for another product")
+                raise ApiError(409, f"Flash sale {item.saleId} is for another product")
             if body.streamId is not None and sale["streamId"] != body.streamId:
-                raise ApiError(422, f"Flash sale {item.saleId} belongs to another stream")
+                raise ApiError(409, f"Flash sale {item.saleId} belongs to another stream")
             why = sale_refusal(sale, ctx)
             if why:
                 raise ApiError(409, why[0].upper() + why[1:])
@@ -522,7 +528,7 @@ def order_payment_status(payment_status: str) -> str:
 async def replay_payment(ctx: GatewayContext, existing: dict[str, Any], order_id: str, method: str,
                          amount_minor: int, response: Response) -> PaymentOut:
     if existing["orderId"] != order_id or existing["method"] != method or existing["amountMinor"] != amount_minor:
-        raise ApiError(422, "This Idempotency-Key was used for a different payment: use a new key")
+        raise ApiError(409, "This Idempotency-Key was used for a different payment: use a new key")
     if existing["status"] in (PENDING, CONFIRMED):  # finish what a crashed first attempt may have left undone
         await ctx.orders.set_payment(order_id, order_payment_status(existing["status"]), existing["_id"])
     response.headers["Idempotent-Replayed"] = "true"
@@ -533,16 +539,18 @@ async def replay_payment(ctx: GatewayContext, existing: dict[str, Any], order_id
 async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx, response: Response,
                     idempotency_key: IdempotencyKey = None) -> PaymentOut:
     """Pay an order (its customer, or an admin on their behalf) through the
-    payment provider. The amount must equal the order's total (422). An order
+    payment provider. The amount must equal the order's total (409). An order
     has at most one live payment: paying again answers 409 (or, with the same
     `Idempotency-Key`, the first payment)."""
     order = visible(await ctx.orders.get(order_id), user, "Order", order_id)
+    # The body is in the shop currency (validated); an order placed in another one (before the shop changed
+    # its currency) conflicts with it.
     if body.currency is not None and body.currency != order["currency"]:
-        raise ApiError(422, f"This order is in {order['currency']}")
+        raise ApiError(409, f"This order is in {order['currency']}")
     try:
         amount_minor = to_minor(body.amount, order["currency"])
     except MoneyError as e:
-        raise ApiError(422, f"Invalid amount: {e}") from e
+        raise ApiError(409, f"This order is in {order['currency']}: {e}") from e
     idem = f"{user.user_id}:{idempotency_key}" if idempotency_key else None
     if idem is not None:
         existing = await ctx.payments.by_idempotency_key(idem)
@@ -557,7 +565,7 @@ async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx
         raise ApiError(409, f"This order has a {live['status']} payment already ({live['_id']})")
     if amount_minor != order["totalMinor"]:
         total = format_minor(order["totalMinor"], order["currency"])
-        raise ApiError(422, f"The amount must match the order total: {total} {order['currency']}")
+        raise ApiError(409, f"The amount must match the order total: {total} {order['currency']}")
     provider = ctx.payment_provider
     if body.method not in provider.methods:
         raise ApiError(422, f"Payment method {body.method} is not offered")

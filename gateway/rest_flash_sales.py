@@ -88,7 +88,9 @@ def sale_out(doc: dict[str, Any]) -> FlashSaleOut:
 async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Admin, ctx: Ctx) -> FlashSaleOut:
     """Start a flash sale on a product pinned in this live stream (admin).
     409 if the stream is not live, the product is not pinned, it already has a
-    running sale here, or the stock is below the sale quantity."""
+    running sale here, the stock is below the sale quantity, or `endsAt` is not
+    within the next 24 hours when the request arrives (the document states the
+    shape of a date-time; whether it is in the future depends on the clock)."""
     if await ctx.streams.get(stream_id) is None:
         raise ApiError(404, f"Stream {stream_id} does not exist")
     relay = ctx.directory.relay(stream_id)
@@ -103,13 +105,13 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
         raise ApiError(409, "This product has a running flash sale in this stream: end it first")
     try:
         price_minor = to_minor(body.price, product["currency"])
-    except MoneyError as e:
-        raise ApiError(422, f"Invalid price: {e}") from e
+    except MoneyError as e:  # valid in the shop currency, not in the one this product was priced in
+        raise ApiError(409, f"This product is priced in {product['currency']}: {e}") from e
     ends = body.endsAt.astimezone(timezone.utc) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
     if ends <= now():
-        raise ApiError(422, "'endsAt' must be in the future")
+        raise ApiError(409, "'endsAt' has passed: a sale ends in the future")
     if ends > now() + timedelta(seconds=MAX_DURATION_S):
-        raise ApiError(422, "A flash sale lasts at most 24 hours")
+        raise ApiError(409, "A flash sale lasts at most 24 hours: 'endsAt' is too far ahead")
     sale = await ctx.flash_sales.create(
         stream_id=stream_id, product_id=body.productId, product_name=product["name"], price_minor=price_minor,
         currency=product["currency"], quantity=body.quantity, per_customer_limit=body.perCustomerLimit,

@@ -297,10 +297,14 @@ async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
 async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
                       session_id: SessionHeader = None) -> LikeOut:
     """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
-    once per user when logged in, else per `X-Session-Id`. 409 unless live."""
+    once per user when logged in, else per `X-Session-Id`. 409 unless live.
+
+    A like is counted under an identity: a bearer token, or the app's
+    `X-Session-Id`. With neither, 401 (the session id is not a credential, so
+    it is a header parameter here, not a security scheme)."""
     key = viewer_key(claims, session_id)
     if key is None:
-        raise ApiError(400, "Log in or send an X-Session-Id header to like")
+        raise ApiError(401, "Log in, or send the app's session id in an X-Session-Id header, to like")
     relay = await _live_relay(ctx, stream_id)
     result = await relay.submit(ToggleLike(key))
     if not result.ok:

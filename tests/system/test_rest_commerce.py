@@ -102,7 +102,8 @@ async def test_idempotent_order_creation(gateway_url: str) -> None:
         assert {r.status_code for r in burst} <= {201, 409}
         ids = {r.json()["id"] for r in burst if r.status_code == 201}
         assert len(ids) == 1
-        assert_error(await api.post("/orders", json={**body, "note": "other"}, headers={"Idempotency-Key": key}), 422)
+        # The key is taken by another order: a conflict with what is stored, not an invalid request.
+        assert_error(await api.post("/orders", json={**body, "note": "other"}, headers={"Idempotency-Key": key}), 409)
         assert_error(await api.post("/orders", json=body, headers={"Idempotency-Key": "bad key!"}), 422)
         mine = (await api.get("/orders", params={"limit": 100})).json()
         assert len(mine) == 2
@@ -158,7 +159,8 @@ async def test_payments(gateway_url: str) -> None:
         o = await new_order()
         assert o["total"] == "19.90"
         url = f"/orders/{o['id']}/payments"
-        assert "19.90" in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 422)["message"]
+        # Well-formed, but not this order's total: a conflict with the stored order.
+        assert "19.90" in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 409)["message"]
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": 19.9}), 422)
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.90", "currency": "EUR"}), 422)
         assert_error(await api.post(url, json={"method": "bitcoin", "amount": "19.90"}), 422)
