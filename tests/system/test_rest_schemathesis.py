@@ -64,3 +64,4 @@ def test_openapi_fuzzing_finds_nothing(isolated_gateway: str, role: str, tmp_pat
         args += ["-H", f"Authorization: Bearer {token}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-15000:] + done.stderr[-3000:]
+    print(role, done.stdout[done.stdout.rfind("Test cases:"):].strip())  # shown with `pytest -rP`
