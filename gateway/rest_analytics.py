@@ -11,7 +11,6 @@ WebSocket), 0 with no viewers; a ratio, not money, so a JSON number.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,10 +20,9 @@ from gateway.deps import Admin, Ctx, Page
 from gateway.errors import ApiError
 from gateway.money import format_minor
 from gateway.rest_livestreams import present
+from gateway.rest_types import DayIn
 
 router = APIRouter(tags=["analytics"])
-
-DAY = r"^\d{4}-\d{2}-\d{2}$"
 
 
 class MinuteOut(BaseModel):
@@ -106,18 +104,12 @@ async def stream_analytics(stream_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24
 @router.get("/analytics/daily", response_model=list[DayOut])
 async def daily_analytics(
     admin: Admin, ctx: Ctx, page: Page, response: Response,
-    since: Annotated[str | None, Query(alias="from", pattern=DAY, description="first day, YYYY-MM-DD (UTC)")] = None,
-    until: Annotated[str | None, Query(alias="to", pattern=DAY, description="last day, YYYY-MM-DD (UTC)")] = None,
+    since: Annotated[DayIn | None, Query(alias="from", description="first day, YYYY-MM-DD (UTC)")] = None,
+    until: Annotated[DayIn | None, Query(alias="to", description="last day, YYYY-MM-DD (UTC)")] = None,
 ) -> list[DayOut]:
     """Every stream together, one row per day with activity (UTC), newest first.
     Paged: `?page=&limit=`; total in `X-Total-Count`. `peakViewers` is the most
     viewers watching at once (all streams); likes are those of streams started that day."""
-    for value in (since, until):
-        if value is not None:
-            try:
-                date.fromisoformat(value)
-            except ValueError as e:
-                raise ApiError(422, f"Invalid day {value!r}: use YYYY-MM-DD") from e
     currency = ctx.settings.shop_currency
     days: list[dict[str, Any]] = await ctx.analytics.days(currency, since, until)
     days.reverse()

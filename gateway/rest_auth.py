@@ -5,23 +5,24 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.auth import hash_password, verify_password
 from gateway.deps import Ctx, User
 from gateway.errors import ApiError
 from gateway.identity import client_ip, enforce
+from gateway.rest_types import NOT_BLANK_SCHEMA, EmailIn, NotBlank
 from persistence.users import EmailTaken
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Name = Annotated[str, Field(min_length=1, max_length=80, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
 
 
 class RegisterBody(BaseModel):
     model_config = ConfigDict(extra="ignore")  # a `role` in the body is ignored: customers only
-    email: EmailStr
+    email: EmailIn
     password: Password
     name: Name | None = None
 

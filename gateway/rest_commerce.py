@@ -7,6 +7,12 @@ What the server decides (prices, totals, stock taken, owners, statuses of a
 new order or payment) is never read from a request body: unknown fields are
 ignored.
 
+Statuses: 422 when a request is invalid in itself, which is what the OpenAPI
+document states (types, bounds, patterns, "one of" rules); 409 when it is
+well-formed but conflicts with what is stored (stock, an order's total, a
+flash sale of another product or stream, an Idempotency-Key used for another
+request).
+
 Who sees what: products are public; orders and payments belong to the
 customer who placed them and to admins. Another customer's order or payment
 answers 404, as if it did not exist. Ordering and paying need an account.
@@ -16,29 +22,45 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Annotated, Any, Literal
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator, Literal
 
 import structlog
 from bson import ObjectId
-from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, FastAPI, Header, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from actors.stream_state import FlashSaleChanged
+from gateway import money
 from gateway import order_rules as rules
 from gateway.auth import Claims
 from gateway.context import GatewayContext
 from gateway.deps import Admin, Ctx, Page, User
 from gateway.errors import ApiError
 from gateway.identity import enforce
-from gateway.money import MoneyError, MoneyIn, format_minor, to_minor
+from gateway.money import CurrencyIn, MoneyError, MoneyIn, format_minor, to_minor
 from gateway.payments import CASH_ON_DELIVERY
+from gateway.rest_types import HTTP_URL_SCHEMA, NOT_BLANK_SCHEMA, HttpUrl, Integral, NotBlank, not_both
 from persistence.orders import CREATING, DuplicateIdempotencyKey
 from persistence.payments import CANCELLED, CONFIRMED, FAILED, PENDING, PaymentExists
 from wrencos.clock import now_iso
 
 log = structlog.get_logger("gateway.commerce")
 
-products = APIRouter(prefix="/products", tags=["products"])
+
+@asynccontextmanager
+async def shop_currency(app: FastAPI) -> AsyncIterator[None]:
+    """Request amounts are in the shop currency: `MoneyIn` validates, and the
+    OpenAPI document shows, that currency's decimals. Runs inside the app's own
+    lifespan (FastAPI enters an included router's lifespan after the app's has
+    set `app.state.ctx`), before any request is served."""
+    ctx = getattr(app.state, "ctx", None)
+    if ctx is not None:
+        money.use_currency(ctx.settings.shop_currency)
+    yield
+
+
+products = APIRouter(prefix="/products", tags=["products"], lifespan=shop_currency)
 orders = APIRouter(prefix="/orders", tags=["orders"])
 payments = APIRouter(prefix="/payments", tags=["payments"])
 
@@ -52,10 +74,11 @@ IdempotencyKey = Annotated[
     Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
            description="A retried request with the same key (from the same account) has its first effect only"),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ImageUrl = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^https?://\S+$", max_length=2000)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Name = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
+Category = Annotated[str, Field(min_length=1, max_length=80, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
+ImageUrl = Annotated[str, Field(max_length=2000, json_schema_extra=HTTP_URL_SCHEMA), HttpUrl]
 MAX_STOCK = 10_000_000
+Stock = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK), Integral]
 
 
 # ---------------------------------------------------------------- products
@@ -66,7 +89,7 @@ class ProductIn(BaseModel):
     name: Name
     description: Annotated[str, StringConstraints(max_length=5000)] = ""
     price: MoneyIn
-    stock: Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)] = 0
+    stock: Stock = 0
     images: Annotated[list[ImageUrl], Field(max_length=10)] = []
     category: Category | None = None
 
@@ -76,14 +99,20 @@ class ProductUpdate(BaseModel):
     `stockDelta` adds to it atomically (negative to remove, refused with 409 if
     that would go below zero); send one or the other."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=not_both("stock", "stockDelta"))
     name: Name | None = None
     description: Annotated[str, StringConstraints(max_length=5000)] | None = None
     price: MoneyIn | None = None
-    stock: Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)] | None = None
-    stockDelta: Annotated[int, Field(strict=True, ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+    stock: Stock | None = None
+    stockDelta: Annotated[int, Field(strict=True, ge=-MAX_STOCK, le=MAX_STOCK), Integral] | None = None
     images: Annotated[list[ImageUrl], Field(max_length=10)] | None = None
     category: Category | None = None
+
+    @model_validator(mode="after")
+    def _level_or_change(self) -> "ProductUpdate":
+        if self.stock is not None and self.stockDelta is not None:
+            raise ValueError("send either 'stock' (a level) or 'stockDelta' (a change), not both")
+        return self
 
 
 class ProductOut(BaseModel):
@@ -149,8 +178,6 @@ async def get_product(product_id: ProductIdPath, ctx: Ctx) -> ProductOut:
 async def update_product(product_id: ProductIdPath, body: ProductUpdate, admin: Admin, ctx: Ctx) -> ProductOut:
     """Change a product (admin). Pinned copies in live streams keep the values
     they were pinned with until pinned again."""
-    if body.stock is not None and body.stockDelta is not None:
-        raise ApiError(422, "Send either 'stock' (a level) or 'stockDelta' (a change), not both")
     fields: dict[str, Any] = {}
     for key in ("name", "description", "images", "category", "stock"):
         value = getattr(body, key)
@@ -182,7 +209,7 @@ async def delete_product(product_id: ProductIdPath, admin: Admin, ctx: Ctx) -> R
 class OrderItemIn(BaseModel):
     model_config = ConfigDict(extra="ignore")  # a `price` here is ignored: the server prices
     productId: Id
-    quantity: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1000), Integral]
     saleId: Id | None = Field(None, description="buy at this flash sale's price (from `flash_sale_started`)")
 
 
@@ -274,7 +301,7 @@ def sale_refusal(sale: dict[str, Any], ctx: GatewayContext) -> str | None:
 
 def replayed(existing: dict[str, Any], digest: str, response: Response) -> OrderOut:
     if existing.get("requestHash") != digest:
-        raise ApiError(422, "This Idempotency-Key was used for a different order: use a new key")
+        raise ApiError(409, "This Idempotency-Key was used for a different order: use a new key")
     if existing["status"] == CREATING:
         raise ApiError(409, "An order with this Idempotency-Key is being created: retry shortly",
                        headers={"Retry-After": "1"})
@@ -324,9 +351,9 @@ async def create_order(body: OrderIn, user: User, ctx: Ctx, response: Response,
             if sale is None:
                 raise ApiError(404, f"Flash sale {item.saleId} does not exist")
             if sale["productId"] != item.productId:
-                raise ApiError(422, f"Flash sale {item.saleId} is for another product")
+                raise ApiError(409, f"Flash sale {item.saleId} is for another product")
             if body.streamId is not None and sale["streamId"] != body.streamId:
-                raise ApiError(422, f"Flash sale {item.saleId} belongs to another stream")
+                raise ApiError(409, f"Flash sale {item.saleId} belongs to another stream")
             why = sale_refusal(sale, ctx)
             if why:
                 raise ApiError(409, why[0].upper() + why[1:])
@@ -467,7 +494,7 @@ class PaymentIn(BaseModel):
     model_config = ConfigDict(extra="ignore")  # `status`, `userId` ... are ignored
     method: Literal["cash_on_delivery", "bank_transfer"]
     amount: MoneyIn = Field(description="must equal the order's total")
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
+    currency: CurrencyIn | None = None
 
 
 class PaymentOut(BaseModel):
@@ -501,7 +528,7 @@ def order_payment_status(payment_status: str) -> str:
 async def replay_payment(ctx: GatewayContext, existing: dict[str, Any], order_id: str, method: str,
                          amount_minor: int, response: Response) -> PaymentOut:
     if existing["orderId"] != order_id or existing["method"] != method or existing["amountMinor"] != amount_minor:
-        raise ApiError(422, "This Idempotency-Key was used for a different payment: use a new key")
+        raise ApiError(409, "This Idempotency-Key was used for a different payment: use a new key")
     if existing["status"] in (PENDING, CONFIRMED):  # finish what a crashed first attempt may have left undone
         await ctx.orders.set_payment(order_id, order_payment_status(existing["status"]), existing["_id"])
     response.headers["Idempotent-Replayed"] = "true"
@@ -512,16 +539,18 @@ async def replay_payment(ctx: GatewayContext, existing: dict[str, Any], order_id
 async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx, response: Response,
                     idempotency_key: IdempotencyKey = None) -> PaymentOut:
     """Pay an order (its customer, or an admin on their behalf) through the
-    payment provider. The amount must equal the order's total (422). An order
+    payment provider. The amount must equal the order's total (409). An order
     has at most one live payment: paying again answers 409 (or, with the same
     `Idempotency-Key`, the first payment)."""
     order = visible(await ctx.orders.get(order_id), user, "Order", order_id)
+    # The body is in the shop currency (validated); an order placed in another one (before the shop changed
+    # its currency) conflicts with it.
     if body.currency is not None and body.currency != order["currency"]:
-        raise ApiError(422, f"This order is in {order['currency']}")
+        raise ApiError(409, f"This order is in {order['currency']}")
     try:
         amount_minor = to_minor(body.amount, order["currency"])
     except MoneyError as e:
-        raise ApiError(422, f"Invalid amount: {e}") from e
+        raise ApiError(409, f"This order is in {order['currency']}: {e}") from e
     idem = f"{user.user_id}:{idempotency_key}" if idempotency_key else None
     if idem is not None:
         existing = await ctx.payments.by_idempotency_key(idem)
@@ -536,7 +565,7 @@ async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx
         raise ApiError(409, f"This order has a {live['status']} payment already ({live['_id']})")
     if amount_minor != order["totalMinor"]:
         total = format_minor(order["totalMinor"], order["currency"])
-        raise ApiError(422, f"The amount must match the order total: {total} {order['currency']}")
+        raise ApiError(409, f"The amount must match the order total: {total} {order['currency']}")
     provider = ctx.payment_provider
     if body.method not in provider.methods:
         raise ApiError(422, f"Payment method {body.method} is not offered")

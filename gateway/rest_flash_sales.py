@@ -10,7 +10,7 @@ sold out (`flash_sale_ended`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -21,6 +21,7 @@ from gateway.deps import Admin, Ctx, Page
 from gateway.errors import ApiError
 from gateway.money import MoneyError, MoneyIn, format_minor, to_minor
 from gateway.rest_commerce import sale_wire
+from gateway.rest_types import DateTimeIn, Integral, one_of
 from wrencos.clock import iso, now, now_iso
 
 router = APIRouter(prefix="/livestreams", tags=["flash sales"])
@@ -32,22 +33,21 @@ MAX_DURATION_S = 24 * 3600
 
 
 class FlashSaleIn(BaseModel):
-    """`endsAt` (ISO 8601, in the future, within 24 hours) or `durationSeconds`."""
+    """Exactly one of `endsAt` (RFC 3339 with an offset, in the future, within
+    24 hours) and `durationSeconds` (stated in the schema as `oneOf`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=one_of("endsAt", "durationSeconds"))
     productId: Annotated[str, Field(pattern=ID)]
     price: MoneyIn
-    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000)]
-    perCustomerLimit: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] = 1
-    endsAt: datetime | None = None
-    durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S)] | None = None
+    quantity: Annotated[int, Field(strict=True, ge=1, le=1_000_000), Integral]
+    perCustomerLimit: Annotated[int, Field(strict=True, ge=1, le=1_000_000), Integral] = 1
+    endsAt: DateTimeIn | None = None
+    durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S), Integral] | None = None
 
     @model_validator(mode="after")
     def _one_end(self) -> "FlashSaleIn":
         if (self.endsAt is None) == (self.durationSeconds is None):
             raise ValueError("send either 'endsAt' or 'durationSeconds'")
-        if self.endsAt is not None and self.endsAt.tzinfo is None:
-            raise ValueError("'endsAt' needs a time zone (e.g. a trailing Z)")
         return self
 
 
@@ -88,7 +88,9 @@ def sale_out(doc: dict[str, Any]) -> FlashSaleOut:
 async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Admin, ctx: Ctx) -> FlashSaleOut:
     """Start a flash sale on a product pinned in this live stream (admin).
     409 if the stream is not live, the product is not pinned, it already has a
-    running sale here, or the stock is below the sale quantity."""
+    running sale here, the stock is below the sale quantity, or `endsAt` is not
+    within the next 24 hours when the request arrives (the document states the
+    shape of a date-time; whether it is in the future depends on the clock)."""
     if await ctx.streams.get(stream_id) is None:
         raise ApiError(404, f"Stream {stream_id} does not exist")
     relay = ctx.directory.relay(stream_id)
@@ -103,13 +105,13 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
         raise ApiError(409, "This product has a running flash sale in this stream: end it first")
     try:
         price_minor = to_minor(body.price, product["currency"])
-    except MoneyError as e:
-        raise ApiError(422, f"Invalid price: {e}") from e
+    except MoneyError as e:  # valid in the shop currency, not in the one this product was priced in
+        raise ApiError(409, f"This product is priced in {product['currency']}: {e}") from e
     ends = body.endsAt.astimezone(timezone.utc) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
     if ends <= now():
-        raise ApiError(422, "'endsAt' must be in the future")
+        raise ApiError(409, "'endsAt' has passed: a sale ends in the future")
     if ends > now() + timedelta(seconds=MAX_DURATION_S):
-        raise ApiError(422, "A flash sale lasts at most 24 hours")
+        raise ApiError(409, "A flash sale lasts at most 24 hours: 'endsAt' is too far ahead")
     sale = await ctx.flash_sales.create(
         stream_id=stream_id, product_id=body.productId, product_name=product["name"], price_minor=price_minor,
         currency=product["currency"], quantity=body.quantity, per_customer_limit=body.perCustomerLimit,

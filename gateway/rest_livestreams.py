@@ -7,7 +7,6 @@ through this gateway's relay, while it is live; from the stored record after.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -24,12 +23,13 @@ from gateway.deps import Admin, Ctx, OptionalUser, Page
 from gateway.errors import ApiError
 from gateway.identity import SessionHeader, viewer_key
 from gateway.money import format_minor
+from gateway.rest_types import NOT_BLANK_SCHEMA, DateTimeIn, Integral, NotBlank
 from persistence.streams import ENDED, LIVE
 
 router = APIRouter(prefix="/livestreams", tags=["livestreams"])
 
 StreamIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="24 hex characters")]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
 
 
 class CreateStreamBody(BaseModel):
@@ -38,7 +38,7 @@ class CreateStreamBody(BaseModel):
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     streamUrl: Annotated[str, StringConstraints(max_length=2000)] = ""
     quality: Annotated[str, StringConstraints(max_length=20)] = "auto"
-    scheduledAt: datetime | None = None
+    scheduledAt: DateTimeIn | None = None
 
 
 class StreamOut(BaseModel):
@@ -205,7 +205,7 @@ class UpdateStreamBody(BaseModel):
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     streamUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
     quality: Annotated[str, StringConstraints(max_length=20)] | None = None
-    scheduledAt: datetime | None = None
+    scheduledAt: DateTimeIn | None = Field(None, description="RFC 3339 with an offset (a number is refused)")
 
 
 @router.put("/{stream_id}", response_model=StreamOut)
@@ -297,10 +297,14 @@ async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
 async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
                       session_id: SessionHeader = None) -> LikeOut:
     """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
-    once per user when logged in, else per `X-Session-Id`. 409 unless live."""
+    once per user when logged in, else per `X-Session-Id`. 409 unless live.
+
+    A like is counted under an identity: a bearer token, or the app's
+    `X-Session-Id`. With neither, 401 (the session id is not a credential, so
+    it is a header parameter here, not a security scheme)."""
     key = viewer_key(claims, session_id)
     if key is None:
-        raise ApiError(400, "Log in or send an X-Session-Id header to like")
+        raise ApiError(401, "Log in, or send the app's session id in an X-Session-Id header, to like")
     relay = await _live_relay(ctx, stream_id)
     result = await relay.submit(ToggleLike(key))
     if not result.ok:
@@ -312,7 +316,7 @@ async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
 class PinBody(BaseModel):
     model_config = ConfigDict(extra="ignore")  # name, price, image come from the catalogue
     productId: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
-    displayOrder: Annotated[int, Field(strict=True, ge=0, le=10_000)] | None = None
+    displayOrder: Annotated[int, Field(strict=True, ge=0, le=10_000), Integral] | None = None
 
 
 class PinnedOut(BaseModel):

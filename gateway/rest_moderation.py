@@ -21,12 +21,13 @@ from gateway.deps import Ctx, Moderator
 from gateway.errors import ApiError
 from gateway.protocol import MUTE_MAX_SECONDS
 from gateway.rest_livestreams import StreamIdPath, _live_relay
+from gateway.rest_types import NOT_BLANK_SCHEMA, Integral, NotBlank, any_of
 from wrencos.clock import iso, now, now_iso
 
 router = APIRouter(prefix="/livestreams", tags=["moderation"])
 
 ViewerKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:@-]{1,128}$")]
-MessageId = Annotated[int, Field(strict=True, ge=1, le=2**53)]
+MessageId = Annotated[int, Field(strict=True, ge=1, le=2**53), Integral]
 
 
 class DeleteBody(BaseModel):
@@ -35,13 +36,14 @@ class DeleteBody(BaseModel):
 
 
 class MuteBody(BaseModel):
-    """Who: `userId` or `sessionId`, or `messageId` (the sender of that recent message)."""
+    """Who: `userId` or `sessionId`, or `messageId` (the sender of that recent
+    message); at least one of them (stated in the schema as `anyOf`)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", json_schema_extra=any_of("userId", "sessionId", "messageId"))
     userId: ViewerKey | None = None
     sessionId: ViewerKey | None = None
     messageId: MessageId | None = None
-    durationSeconds: Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS)] = 600
+    durationSeconds: Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS), Integral] = 600
 
     @model_validator(mode="after")
     def _someone(self) -> "MuteBody":
@@ -51,7 +53,9 @@ class MuteBody(BaseModel):
 
 
 class UnmuteBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """Who: `userId` or `sessionId` (stated in the schema as `anyOf`)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra=any_of("userId", "sessionId"))
     userId: ViewerKey | None = None
     sessionId: ViewerKey | None = None
 
@@ -64,13 +68,14 @@ class UnmuteBody(BaseModel):
 
 class BlockedWordsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    words: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]],
+    words: Annotated[list[Annotated[str, Field(min_length=1, max_length=50, json_schema_extra=NOT_BLANK_SCHEMA),
+                                    NotBlank]],
                      Field(max_length=core.MAX_BLOCKED_WORDS)]
 
 
 class SlowModeBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    seconds: Annotated[int, Field(strict=True, ge=0, le=core.MAX_SLOW_MODE_SECONDS)]
+    seconds: Annotated[int, Field(strict=True, ge=0, le=core.MAX_SLOW_MODE_SECONDS), Integral]
 
 
 class MutedOut(BaseModel):

@@ -10,18 +10,22 @@ from pydantic import BaseModel, ValidationError
 
 from gateway import order_rules as rules
 from gateway import video_tokens
-from gateway.money import MoneyError, MoneyIn, format_minor, parse_amount, to_minor
+from gateway import money
+from gateway.money import CurrencyIn, MoneyError, MoneyIn, format_minor, parse_amount, to_minor
 from gateway.ratelimit import TokenBucket
 
 
 class TestMoney:
     @pytest.mark.parametrize("raw, minor", [("19.99", 1999), ("0.10", 10), ("5", 500), (5, 500), ("0", 0),
-                                            ("1234567.8", 123456780), (0, 0)])
+                                            ("1234567.8", 123456780), (0, 0), (5.0, 500), (1e3, 100000),
+                                            ("9999999999.99", 999999999999)])
     def test_amounts_become_exact_minor_units(self, raw: object, minor: int) -> None:
+        # 5.0 is the JSON Schema integer 5 (the document says "integer"): whole units, exactly.
         assert to_minor(parse_amount(raw), "USD") == minor
 
-    @pytest.mark.parametrize("raw", [19.99, 5.0, True, None, "-1", "+1", "1e3", "1,5", " ", "", "01", "1.2345",
-                                     "NaN", "Infinity", [], {}, 10**10, "99999999999"])
+    @pytest.mark.parametrize("raw", [19.99, 5.5, True, None, "-1", "+1", "1e3", "1,5", " ", "", "01", "1.2345",
+                                     "NaN", "Infinity", [], {}, 10**10, 1e10, "99999999999", " 5", "5 ", "5\n",
+                                     float("inf"), float("nan")])
     def test_floats_and_junk_are_refused(self, raw: object) -> None:
         with pytest.raises(MoneyError):
             parse_amount(raw)
@@ -44,11 +48,37 @@ class TestMoney:
             price: MoneyIn
 
         assert Body.model_validate({"price": "2.50"}).price == Decimal("2.50")
+        assert Body.model_validate({"price": 2.0}).price == Decimal(2)
         with pytest.raises(ValidationError, match="never a float"):
             Body.model_validate({"price": 2.5})
         with pytest.raises(ValidationError):
             Body.model_validate_json('{"price": 2.5}')
-        assert Body.model_json_schema()["properties"]["price"]["type"] == "string"
+        with pytest.raises(ValidationError, match="at most 2 decimals"):
+            Body.model_validate({"price": "2.505"})
+        string, integer = Body.model_json_schema()["properties"]["price"]["anyOf"]
+        assert string == {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
+                          "description": "exact decimal, at most 2 decimals (USD)"}
+        assert (integer["type"], integer["minimum"], integer["maximum"]) == ("integer", 0, 10**10 - 1)
+
+    def test_the_schema_follows_the_shop_currency(self) -> None:
+        class Body(BaseModel):
+            price: MoneyIn
+            currency: CurrencyIn
+
+        try:
+            money.use_currency("JPY")
+            schema = Body.model_json_schema()
+            assert schema["properties"]["price"]["anyOf"][0]["pattern"] == "^(0|[1-9][0-9]{0,9})$"
+            assert schema["properties"]["currency"]["enum"] == ["JPY"]
+            assert Body.model_validate({"price": "1200", "currency": "JPY"}).price == Decimal(1200)
+            with pytest.raises(ValidationError):
+                Body.model_validate({"price": "12.5", "currency": "JPY"})
+            with pytest.raises(ValidationError, match="sells in JPY"):
+                Body.model_validate({"price": "1200", "currency": "USD"})
+            money.use_currency("KWD")
+            assert Body.model_validate({"price": "1.234", "currency": "KWD"}).price == Decimal("1.234")
+        finally:
+            money.use_currency(money.DEFAULT_CURRENCY)
 
 
 class TestOrderTransitions:

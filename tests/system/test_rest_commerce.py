@@ -27,7 +27,9 @@ async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) 
         assert p["image"] == "https://cdn.example.com/p.jpg"
         whole = await new_product(admin, price=5)  # a JSON integer is whole units
         assert whole["price"] == "5.00"
-        for bad in (19.99, 5.0, "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
+        whole = await new_product(admin, price=5.0)  # the same JSON Schema integer
+        assert whole["price"] == "5.00"
+        for bad in (19.99, 5.5, " 5", "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
             assert_error(await admin.post("/products", json={"name": "x", "price": bad, "stock": 1}), 422)
         for bad_stock in (-1, "5", 2.5, 10**9):
             assert_error(await admin.post("/products", json={"name": "x", "price": "1", "stock": bad_stock}), 422)
@@ -100,7 +102,8 @@ async def test_idempotent_order_creation(gateway_url: str) -> None:
         assert {r.status_code for r in burst} <= {201, 409}
         ids = {r.json()["id"] for r in burst if r.status_code == 201}
         assert len(ids) == 1
-        assert_error(await api.post("/orders", json={**body, "note": "other"}, headers={"Idempotency-Key": key}), 422)
+        # The key is taken by another order: a conflict with what is stored, not an invalid request.
+        assert_error(await api.post("/orders", json={**body, "note": "other"}, headers={"Idempotency-Key": key}), 409)
         assert_error(await api.post("/orders", json=body, headers={"Idempotency-Key": "bad key!"}), 422)
         mine = (await api.get("/orders", params={"limit": 100})).json()
         assert len(mine) == 2
@@ -156,7 +159,8 @@ async def test_payments(gateway_url: str) -> None:
         o = await new_order()
         assert o["total"] == "19.90"
         url = f"/orders/{o['id']}/payments"
-        assert "19.90" in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 422)["message"]
+        # Well-formed, but not this order's total: a conflict with the stored order.
+        assert "19.90" in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 409)["message"]
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": 19.9}), 422)
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.90", "currency": "EUR"}), 422)
         assert_error(await api.post(url, json={"method": "bitcoin", "amount": "19.90"}), 422)

@@ -65,7 +65,7 @@ async def test_stream_editing_views_chat_likes_and_pins(gateway_url: str, ws_url
         # Likes: by session when anonymous, by user when logged in, a toggle; the WS viewer sees them.
         w = await viewer(ws_url, "w-1", sid)
         try:
-            assert_error(await anon.post(f"/livestreams/{sid}/like"), 400)
+            assert_error(await anon.post(f"/livestreams/{sid}/like"), 401)  # no identity to count the like under
             r = await anon.post(f"/livestreams/{sid}/like", headers={"X-Session-Id": "anon-7"})
             assert r.json() == {"liked": True, "likes": 1, "likedBy": "anon-7"}
             r = await cust.post(f"/livestreams/{sid}/like", headers={"X-Session-Id": "ignored-when-logged-in"})
@@ -131,7 +131,9 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "price": 19.99}), 422)
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "quantity": 31}), 409)
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",
-                                          json={**sale_body, "durationSeconds": None, "endsAt": "2001-01-01T00:00:00Z"}), 422)
+                                          json={**sale_body, "durationSeconds": None, "endsAt": "2001-01-01T00:00:00Z"}), 409)
+            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",  # not a date-time with an offset
+                                          json={**sale_body, "durationSeconds": None, "endsAt": "2030-01-01T00:00:00"}), 422)
             r = await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body)
             assert r.status_code == 201, r.text
             sale = r.json()

@@ -48,21 +48,15 @@ def tokens(url: str) -> dict[str, str | None]:
     return {"anonymous": None, "customer": customer, "admin": admin}
 
 
-KNOWN_GAPS = (
-    "open REST schema gaps (issue 8, part 3): the OpenAPI document does not yet say what the models "
-    "enforce beyond JSON Schema: whole-number floats (2.0) refused by strict ints, money ranges, "
-    "'one of userId/sessionId/messageId', 'streamId or channelName', 'log in or X-Session-Id', "
-    "and an integer accepted for a date-time (ST202/ST201)"
-)
-
-
-@pytest.mark.xfail(reason=KNOWN_GAPS, strict=False)
 @pytest.mark.parametrize("role", ["anonymous", "customer", "admin"])
 def test_openapi_fuzzing_finds_nothing(isolated_gateway: str, role: str, tmp_path: Path) -> None:
     token = tokens(isolated_gateway)[role]
     args = [
         sys.executable, "-m", "schemathesis.cli", "run", f"{isolated_gateway}/openapi.json",
-        "--max-examples", str(MAX_EXAMPLES), "--seed", "42", "--workers", "2", "--no-color",
+        # One worker: Schemathesis' workers are threads, and on CPython 3.11 concurrent `ast.parse` calls
+        # (Hypothesis describing its filters) can fail with "SystemError: AST constructor recursion depth
+        # mismatch" (python/cpython#106905), an error of the tool, not of the API.
+        "--max-examples", str(MAX_EXAMPLES), "--seed", "42", "--workers", "1", "--no-color",
         "--generation-database", "none", "--phases", "examples,coverage,fuzzing",
         "--request-timeout", "20", "--suppress-health-check", "all", "--max-time", "20",
     ]
@@ -70,3 +64,4 @@ def test_openapi_fuzzing_finds_nothing(isolated_gateway: str, role: str, tmp_pat
         args += ["-H", f"Authorization: Bearer {token}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-15000:] + done.stderr[-3000:]
+    print(role, done.stdout[done.stdout.rfind("Test cases:"):].strip())  # shown with `pytest -rP`
