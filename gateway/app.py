@@ -26,7 +26,7 @@ from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse, Response
 
 from gateway import (
-    errors, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_moderation, rest_users,
+    errors, money, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_moderation, rest_users,
     rest_video,
 )
 from gateway.auth import TokenService, hash_password
@@ -106,6 +106,7 @@ def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
 
 def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id: str | None = None) -> FastAPI:
     gateway_id = gateway_id or f"gw-{secrets.token_hex(4)}"
+    money.use_currency(settings.shop_currency)  # request amounts (and the OpenAPI document) are in it
     add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
                  settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None])
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Literal
+from typing import Annotated, Any, Literal
 
 import structlog
 from bson import ObjectId
-from fastapi import APIRouter, FastAPI, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from actors.stream_state import FlashSaleChanged
@@ -48,19 +47,7 @@ from wrencos.clock import now_iso
 log = structlog.get_logger("gateway.commerce")
 
 
-@asynccontextmanager
-async def shop_currency(app: FastAPI) -> AsyncIterator[None]:
-    """Request amounts are in the shop currency: `MoneyIn` validates, and the
-    OpenAPI document shows, that currency's decimals. Runs inside the app's own
-    lifespan (FastAPI enters an included router's lifespan after the app's has
-    set `app.state.ctx`), before any request is served."""
-    ctx = getattr(app.state, "ctx", None)
-    if ctx is not None:
-        money.use_currency(ctx.settings.shop_currency)
-    yield
-
-
-products = APIRouter(prefix="/products", tags=["products"], lifespan=shop_currency)
+products = APIRouter(prefix="/products", tags=["products"])
 orders = APIRouter(prefix="/orders", tags=["orders"])
 payments = APIRouter(prefix="/payments", tags=["payments"])
 
