@@ -14,7 +14,8 @@ the resources each node offers (`ray start --resources`, `ray_cluster.yaml`):
 
 * every stream actor (spares included) takes one unit of `stream`: a node
   offering `{"stream": 100}` holds up to 100 live streams;
-* the registry takes the one unit of `registry` (the head node offers it);
+* the registry runs where `registry` is offered (the head node; a hundredth
+  of a unit per registry, one per Ray namespace);
 * every gateway process holds one unit of `gateway` on its own node for as
   long as it lives (`reserve_gateway_seat`), so a gateway only runs where the
   node says gateways belong, and no node runs more than it offers.
@@ -40,6 +41,9 @@ REGISTRY_NAME = "registry"
 STREAM_RESOURCE = "stream"
 REGISTRY_RESOURCE = "registry"
 GATEWAY_RESOURCE = "gateway"
+# The registry asks for a sliver of `registry`: the resource says *where* registries run (the head,
+# which offers 1), and one registry per Ray namespace (tests run several) all fit there.
+REGISTRY_SHARE = 0.01
 # What `wrencos run` and the tests give a single-node cluster: room for everything.
 SINGLE_NODE_RESOURCES: dict[str, float] = {STREAM_RESOURCE: 10_000, REGISTRY_RESOURCE: 1, GATEWAY_RESOURCE: 64}
 
@@ -113,7 +117,8 @@ def find_stream_actor(stream_id: str, timeout: float = 10.0) -> ActorHandle | No
 
 def ensure_registry(config: ActorConfig) -> ActorHandle:
     """The cluster's registry, created if it does not exist."""
-    return _RemoteRegistry.options(name=REGISTRY_NAME, resources={REGISTRY_RESOURCE: 1}, **_COMMON).remote(config)
+    return _RemoteRegistry.options(name=REGISTRY_NAME, resources={REGISTRY_RESOURCE: REGISTRY_SHARE},
+                                   **_COMMON).remote(config)
 
 
 def find_registry() -> ActorHandle | None:

@@ -16,12 +16,13 @@ chat history afresh.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import secrets
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import structlog
-from fastapi import Depends, FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse, Response
 
@@ -108,7 +109,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     gateway_id = gateway_id or f"gw-{secrets.token_hex(4)}"
     money.use_currency(settings.shop_currency)  # request amounts (and the OpenAPI document) are in it
     add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
-                 settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None])
+                 settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None,
+                 settings.metrics_token.get_secret_value() if settings.metrics_token else None])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -166,6 +168,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     app.include_router(rest_users.router, **documented)
     app.state.draining = False
     metrics = GatewayMetrics()
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     addresses = AddressCounter(settings.max_connections_per_ip)
     allowed_origins = settings.origin_allow_list()
 
@@ -185,10 +188,15 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], response_class=Response,
-             responses={200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
-    async def prometheus_metrics() -> Response:
+             responses={**errors.ERROR_RESPONSES,
+                        200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
+    async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics of this gateway: connections, live streams, events in and out,
-        fan-out latency, actor call latency and errors (see README, "Operating it")."""
+        fan-out latency, actor call latency and errors (see README, "What to watch"). With
+        `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
+        if metrics_token is not None and not hmac.compare_digest(
+                request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()):
+            raise errors.ApiError(401, "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     async def drain() -> None:

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     drain_notice_seconds: float = Field(0.0, ge=0, alias="DRAIN_NOTICE_SECONDS")
     drain_seconds: float = Field(5.0, ge=0, alias="DRAIN_SECONDS")
 
+    # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' `authorization`).
+    metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN")
     # A gateway with no viewer (and no admin) of a stream for this long stops following it.
     relay_idle_seconds: float = Field(10.0, gt=0, alias="RELAY_IDLE_SECONDS")
 

@@ -77,8 +77,14 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
 ) -> None:
     draining, drain_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir,
                                         db_name=embedded_db.db_name,
-                                        env_overrides={"DRAIN_NOTICE_SECONDS": "1.5", "DRAIN_SECONDS": "1"})
+                                        env_overrides={"DRAIN_NOTICE_SECONDS": "1.5", "DRAIN_SECONDS": "1",
+                                                       "METRICS_TOKEN": "scrape-" + "s" * 24})
     try:
+        # With METRICS_TOKEN set, /metrics is for Prometheus only.
+        assert httpx.get(f"{drain_url}/metrics").status_code == 401
+        assert httpx.get(f"{drain_url}/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        ok = httpx.get(f"{drain_url}/metrics", headers={"Authorization": "Bearer scrape-" + "s" * 24})
+        assert ok.status_code == 200 and "wrencos_connections" in ok.text
         sid = await start_live(gateway_url, "drain")
         async with WsClient(ws(gateway_url)) as talker:
             await talker.send({"type": "register", "sessionId": "d-talker", "streamId": sid, "protocol": 2})
