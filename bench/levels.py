@@ -16,43 +16,32 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.run import ADMIN_EMAIL, ADMIN_PASSWORD, LOAD_TEST_LIMITS, wait_ready
 from persistence.embedded import EmbeddedMongo, free_port
 from wrencos.local_cluster import LocalCluster
 
-ADMIN_EMAIL = "bench@example.com"
-ADMIN_PASSWORD = "bench-password-42"
 JWT_SECRET = "bench-secret-" + "x" * 40
 GATEWAYS = 2
 WINDOW_S = 10.0
 
 
-def start_gateway(cluster: LocalCluster, uri: str, limits: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_gateway(cluster: LocalCluster, uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
     env.update({"MONGODB_URI": uri, "JWT_SECRET": JWT_SECRET, "ADMIN_EMAIL": ADMIN_EMAIL,
                 "ADMIN_PASSWORD": ADMIN_PASSWORD, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
-                "LOG_FORMAT": "json", **limits})
+                "LOG_FORMAT": "json", **LOAD_TEST_LIMITS})
     proc = subprocess.Popen([sys.executable, "-m", "wrencos", "gateway", "--address", cluster.address], env=env,
                             stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    raise RuntimeError(f"gateway did not start; see {log}")
+    wait_ready(url, proc, log)
+    return proc, url
 
 
 def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
@@ -64,7 +53,7 @@ def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
     return dict(json.loads(out))  # driver() raises if the actor cannot be asked
 
 
-def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, float]:
+def run_levels(viewers: int, work: Path) -> dict[str, float]:
     """Actor CPU per event with `viewers` opted-in viewers over two gateways."""
     cluster = LocalCluster()
     db = EmbeddedMongo(Path(tempfile.mkdtemp(prefix="wrencos-levels-db-")))
@@ -74,7 +63,7 @@ def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, fl
         cluster.start_head({"registry": 1, "stream": 10, "gateway": GATEWAYS}, num_cpus=2)
         urls = []
         for i in range(GATEWAYS):
-            proc, url = start_gateway(cluster, db.uri, limits, work / f"levels-{viewers}-gw{i}.log")
+            proc, url = start_gateway(cluster, db.uri, work / f"levels-{viewers}-gw{i}.log")
             gateways.append(proc)
             urls.append(url)
         token = httpx.post(f"{urls[0]}/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
@@ -114,10 +103,8 @@ def run_levels(viewers: int, limits: dict[str, str], work: Path) -> dict[str, fl
 
 def levels(run: int, work: Path, figures: dict[str, Any]) -> None:
     """The `make bench` scenario: 100 then 10,000 viewers, the same chat rate."""
-    from bench.run import LOAD_TEST_LIMITS
-
-    small = run_levels(100, LOAD_TEST_LIMITS, work)
-    large = run_levels(10_000, LOAD_TEST_LIMITS, work)
+    small = run_levels(100, work)
+    large = run_levels(10_000, work)
     figures["actor CPU/event, 100 viewers"].values.append(small["cpu_us_per_event"])
     figures["actor CPU/event, 10,000 viewers"].values.append(large["cpu_us_per_event"])
     figures["actor CPU/event ratio 10,000 : 100"].values.append(large["cpu_us_per_event"] / small["cpu_us_per_event"])
@@ -125,8 +112,6 @@ def levels(run: int, work: Path, figures: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":  # python -m bench.levels [VIEWERS ...]
-    from bench.run import LOAD_TEST_LIMITS
-
     work = Path(tempfile.mkdtemp(prefix="wrencos-levels-"))
     for n in [int(a) for a in sys.argv[1:]] or [100, 10_000]:
-        print(n, run_levels(n, LOAD_TEST_LIMITS, work), flush=True)
+        print(n, run_levels(n, work), flush=True)

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,8 @@ import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
+
+from persistence.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -64,10 +65,19 @@ LOAD_TEST_LIMITS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
+    """Until the gateway at `url` answers /ready with 200; raises if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not start; see {log}")
 
 
 class System:
@@ -84,17 +94,7 @@ class System:
         self.log = open(Path(self.data) / "system.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "wrencos", "run"], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.3)
-        raise RuntimeError(f"the system did not start; see {self.data}/system.log")
+        wait_ready(self.url, self.proc, Path(self.data) / "system.log")
 
     def gateway_rss(self) -> int:
         return int(psutil.Process(self.proc.pid).memory_info().rss)

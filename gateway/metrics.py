@@ -65,7 +65,7 @@ class GatewayMetrics:
         try:
             yield
         except BaseException as e:
-            self.actor_call_errors.labels(method, type(e).__name__).inc()
+            self.error(method, e)
             raise
         finally:
             self.actor_call_seconds.labels(method).observe(time.perf_counter() - start)

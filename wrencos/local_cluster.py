@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from persistence.embedded import free_port
+
 
 def _ray_bin() -> str:
     return str(Path(sys.executable).with_name("ray"))
@@ -61,7 +63,7 @@ class LocalCluster:
     def __init__(self, node_timeout_s: float = 3.0, env: dict[str, str] | None = None) -> None:
         # Short paths: Ray puts Unix sockets under the temp dir (107 characters at most).
         self.root = Path(tempfile.mkdtemp(prefix="wrc-", dir="/tmp"))
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: dict[str, RayNode] = {}
         period_ms = max(200, int(node_timeout_s * 1000 / 3))
@@ -153,11 +155,3 @@ def _descendants(pid: int) -> list[int]:
             out.append(child)
             todo.append(child)
     return out
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

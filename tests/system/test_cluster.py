@@ -46,13 +46,16 @@ class Cluster:
         return start_gateway(self.ray.address, self.db_uri, NAMESPACE, self.log_dir, db_name="cluster_test",
                              env_overrides={"WRENCOS_RAY_TEMP_DIR": str(self.ray.nodes[node].temp_dir)})
 
-    def status(self) -> dict[str, Any]:
-        """`wrencos status --json`: what an operator sees."""
-        r = subprocess.run([sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, "--json"],
+    def run_status(self, *flags: str) -> str:
+        """What `wrencos status` prints: what an operator sees."""
+        r = subprocess.run([sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, *flags],
                            env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE}, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0, r.stderr
-        return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+        return r.stdout
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.run_status("--json").strip().splitlines()[-1]))
 
     def actor_nodes(self, stream_ids: list[str]) -> dict[str, str]:
         """Stream id -> the name of the node its actor runs on now."""
@@ -126,9 +129,7 @@ async def test_actors_and_gateways_land_where_the_resources_say(cluster: Cluster
         "print(json.dumps([ray.get(handles.get_actor(n).info.remote())['nodeId'] for n in handles.spare_names()]))",
         namespace=NAMESPACE))
     assert spares and set(spares) <= {cluster.node_ids["stream-1"], cluster.node_ids["stream-2"]}
-    text = subprocess.run([sys.executable, "-m", "wrencos", "status", "--address", cluster.ray.address],
-                          env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE}, capture_output=True, text=True,
-                          timeout=120).stdout
+    text = cluster.run_status()
     assert "Gateways (3)" in text and all(sid in text for sid in ids) and "registry=1" in text
     nodes = {n["name"]: n for n in status["nodes"]}
     assert nodes["stream-1"]["resources"] == {"stream": 20} and nodes["gw-a"]["resources"] == {"gateway": 2}
