@@ -52,6 +52,10 @@ class Hub:
         self._sessions: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._pending: dict[str, list[str]] = {}  # stream -> events waiting for the next batch
         self._pending_single: dict[str, list[Delivery]] = {}  # stream -> events waiting for the next write
+        # stream -> connection -> how many of the waiting events it already has (in the
+        # snapshot it got on joining): it gets only the ones after, at the same tick.
+        self._joined_batch: dict[str, dict[Connection, int]] = {}
+        self._joined_single: dict[str, dict[Connection, int]] = {}
         self._flush_timer: asyncio.TimerHandle | None = None
         self._write_timer: asyncio.TimerHandle | None = None
         self.frames_out = 0  # frames written or queued, for metrics
@@ -76,14 +80,17 @@ class Hub:
 
     def watch(self, conn: Connection, stream_id: str) -> bool:
         """Make `conn` watch `stream_id` (and nothing else), from the next event
-        on: events already waiting for a write or a batch are sent to the other
-        watchers first, since the caller has just given `conn` the state that
-        includes them. True if its session is new to the stream: the caller
-        must then tell the stream (Join)."""
-        self.flush(stream_id)
-        self.write_pending(stream_id)
+        on. The caller has just given `conn` the state that includes every
+        event already waiting here for a write or a batch, so `conn` gets only
+        the events published after this call; the others get their tick as
+        usual (a newcomer does not make the stream's watchers a frame of their
+        own). True if its session is new to the stream: the caller must then
+        tell the stream (Join)."""
         if conn.watching == stream_id:
-            self._group(conn, stream_id).add(conn)  # its protocol may have changed
+            # Its protocol may have changed: what waits goes out under the old one first.
+            self.flush(stream_id)
+            self.write_pending(stream_id)
+            self._group(conn, stream_id).add(conn)
             other = (self._single if conn.protocol >= 2 else self._batched).get(stream_id)
             if other is not None:
                 other.discard(conn)
@@ -91,6 +98,10 @@ class Hub:
         self.unwatch(conn)
         conn.watching = stream_id
         self._group(conn, stream_id).add(conn)
+        waiting, joined = ((self._pending, self._joined_batch) if conn.protocol >= 2
+                           else (self._pending_single, self._joined_single))
+        if waiting.get(stream_id):
+            joined.setdefault(stream_id, {})[conn] = len(waiting[stream_id])
         if conn.session_id is None or conn.is_admin:
             return False
         conn.counted_session = conn.session_id
@@ -104,6 +115,10 @@ class Hub:
         stream_id, conn.watching = conn.watching, None
         if stream_id is None:
             return None
+        for joined in (self._joined_batch, self._joined_single):
+            skips = joined.get(stream_id)
+            if skips is not None:
+                skips.pop(conn, None)
         for groups in (self._single, self._batched):
             members = groups.get(stream_id)
             if members is not None:
@@ -168,40 +183,48 @@ class Hub:
         """Write the stream's waiting events to old apps now: each its own
         frame, all of them in one write per socket. Returns the frames written."""
         events = self._pending_single.pop(stream_id, None)
+        joined = self._joined_single.pop(stream_id, None)
         if not events:
             return 0
         singles = self._single.get(stream_id, set()) | {a for a in self.admins if a.protocol < 2}
+        sent = self._write_events(singles.difference(joined) if joined else singles, events)
+        for skip, conns in _by_skip(joined, singles, len(events)).items():
+            sent += self._write_events(conns, events[skip:])
+        self.frames_out += sent
+        self._fanned_out(self._since_single.pop(stream_id, None))
+        return sent
+
+    @staticmethod
+    def _write_events(singles: Iterable[Connection], events: list[Delivery]) -> int:
+        """Write `events` to each old app, each its own frame, in one write per socket."""
         if all(isinstance(e, str) for e in events):  # the common case: the same bytes for everyone
             texts = [e for e in events if isinstance(e, str)]
             frames = b"".join(text_frame(t) for t in texts)
-            sent = sum(len(texts) for conn in singles if conn.send_many(texts, frames))
-        else:
-            # Runs of shared events framed once; personal ones made per connection.
-            segments: list[tuple[list[str], bytes] | Personal] = []
-            for e in events:
-                if isinstance(e, str):
-                    if segments and isinstance(segments[-1], tuple):
-                        segments[-1][0].append(e)
-                    else:
-                        segments.append(([e], b""))
+            return sum(len(texts) for conn in singles if conn.send_many(texts, frames))
+        # Runs of shared events framed once; personal ones made per connection.
+        segments: list[tuple[list[str], bytes] | Personal] = []
+        for e in events:
+            if isinstance(e, str):
+                if segments and isinstance(segments[-1], tuple):
+                    segments[-1][0].append(e)
                 else:
-                    segments.append(e[1])
-            segments = [(s[0], b"".join(text_frame(t) for t in s[0])) if isinstance(s, tuple) else s for s in segments]
-            sent = 0
-            for conn in singles:
-                texts, parts = [], []
-                for s in segments:
-                    if isinstance(s, tuple):
-                        texts += s[0]
-                        parts.append(s[1])
-                    else:
-                        text = s(conn.viewer_key)
-                        texts.append(text)
-                        parts.append(text_frame(text))
-                if conn.send_many(texts, b"".join(parts)):
-                    sent += len(texts)
-        self.frames_out += sent
-        self._fanned_out(self._since_single.pop(stream_id, None))
+                    segments.append(([e], b""))
+            else:
+                segments.append(e[1])
+        segments = [(s[0], b"".join(text_frame(t) for t in s[0])) if isinstance(s, tuple) else s for s in segments]
+        sent = 0
+        for conn in singles:
+            texts, parts = [], []
+            for s in segments:
+                if isinstance(s, tuple):
+                    texts += s[0]
+                    parts.append(s[1])
+                else:
+                    text = s(conn.viewer_key)
+                    texts.append(text)
+                    parts.append(text_frame(text))
+            if conn.send_many(texts, b"".join(parts)):
+                sent += len(texts)
         return sent
 
     def write_all(self) -> None:
@@ -213,12 +236,16 @@ class Hub:
         """Send the stream's waiting events now, as one batch frame to every
         opted-in watcher (and opted-in admin). Returns the frames written."""
         texts = self._pending.pop(stream_id, None)
+        joined = self._joined_batch.pop(stream_id, None)
         if not texts:
             return 0
         targets = self._batched.get(stream_id, set()) | {a for a in self.admins if a.protocol >= 2}
-        text = batch_frame(stream_id, texts)
-        frame = text_frame(text)
-        sent = sum(1 for conn in targets if conn.send_shared(text, frame))
+        sent = 0
+        for skip, conns in [(0, targets.difference(joined) if joined else targets),
+                            *_by_skip(joined, targets, len(texts)).items()]:
+            text = batch_frame(stream_id, texts[skip:])
+            frame = text_frame(text)
+            sent += sum(1 for conn in conns if conn.send_shared(text, frame))
         self.frames_out += sent
         self._fanned_out(self._since_batch.pop(stream_id, None))
         return sent
@@ -238,6 +265,16 @@ class Hub:
         sent = sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
         self.frames_out += sent
         return sent
+
+
+def _by_skip(joined: dict[Connection, int] | None, targets: set[Connection], waiting: int) -> dict[int, list[Connection]]:
+    """The newcomers among `targets` that still lack some of the `waiting`
+    events, by how many they already have (a few groups per tick, each framed once)."""
+    groups: dict[int, list[Connection]] = {}
+    for conn, skip in (joined or {}).items():
+        if skip < waiting and conn in targets:
+            groups.setdefault(skip, []).append(conn)
+    return groups
 
 
 def batch_frame(stream_id: str, texts: list[str]) -> str:

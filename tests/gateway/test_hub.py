@@ -305,9 +305,59 @@ class TestBatchesForOptedInApps:
         hub.publish(A, ['{"seq":5}'])
         late = joined(hub, "b")
         late.protocol = 2
-        hub.watch(late, A)  # its snapshot already holds seq 5: the waiting batch goes out first
-        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 5}]]
-        assert drain(late) == []
+        hub.watch(late, A)  # its snapshot already holds seq 5
+        assert drain(first) == [] and drain(late) == []  # a newcomer does not make anyone a frame early
         hub.publish(A, ['{"seq":6}'])
-        hub.flush_all()
+        assert hub.flush(A) == 2
+        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 5}, {"seq": 6}]]
         assert [json.loads(f)["events"] for f in drain(late)] == [[{"seq": 6}]]
+
+    async def test_newcomers_of_one_tick_share_the_frames_they_need(self) -> None:
+        hub = Hub(batch_interval=10)
+        first = joined(hub, "a")
+        first.protocol = 2
+        hub.watch(first, A)
+        hub.publish(A, ['{"seq":1}'])
+        early = [joined(hub, f"e{i}") for i in range(3)]
+        for c in early:
+            c.protocol = 2
+            hub.watch(c, A)
+        hub.publish(A, ['{"seq":2}'])
+        last = joined(hub, "z")
+        last.protocol = 2
+        hub.watch(last, A)  # has everything waiting: nothing for it at this tick
+        assert hub.flush(A) == 4
+        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 1}, {"seq": 2}]]
+        frames = [drain(c) for c in early]
+        assert all(f == frames[0] for f in frames) and [json.loads(f)["events"] for f in frames[0]] == [[{"seq": 2}]]
+        assert drain(last) == []
+        hub.publish(A, ['{"seq":3}'])
+        hub.flush(A)
+        assert [json.loads(f)["events"] for f in drain(last)] == [[{"seq": 3}]]  # from then on, like everyone
+
+    async def test_a_newcomer_that_leaves_before_the_tick_gets_nothing(self) -> None:
+        hub = Hub(batch_interval=10)
+        first = joined(hub, "a")
+        first.protocol = 2
+        hub.watch(first, A)
+        hub.publish(A, ['{"seq":1}'])
+        gone = joined(hub, "g")
+        gone.protocol = 2
+        hub.watch(gone, A)
+        hub.publish(A, ['{"seq":2}'])
+        hub.unwatch(gone)
+        assert hub.flush(A) == 1
+        assert drain(gone) == []
+
+    async def test_an_old_app_newcomer_gets_only_the_events_after_its_snapshot(self) -> None:
+        hub = Hub(write_interval=10)
+        first = joined(hub, "a")
+        hub.watch(first, A)
+        hub.publish(A, ["e1", "e2"])
+        late = joined(hub, "b")
+        hub.watch(late, A)
+        assert drain(first) == [] and drain(late) == []
+        hub.publish(A, ["e3"])
+        assert hub.write_pending(A) == 4
+        assert drain(first) == ["e1", "e2", "e3"]
+        assert drain(late) == ["e3"]
