@@ -66,6 +66,7 @@ from persistence.database import connect
 from persistence.journal import JournalStore, StaleWriter
 from persistence.slots import SlotStore
 from wrencos.clock import now_iso
+from wrencos.gc_policy import freeze_startup
 
 log = structlog.get_logger("actors.stream")
 
@@ -111,6 +112,7 @@ class StreamActor:
         from wrencos.logs import configure
 
         configure(config.log_level, "json")
+        freeze_startup()  # Ray's and the driver's modules out of the collector's reach: shorter pauses
         self.stream_id = stream_id or "spare"
         self.incarnation = secrets.token_hex(4)
         self._meta = meta or {}

@@ -35,6 +35,7 @@ from gateway.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connecti
 from gateway.context import GatewayContext
 from gateway.hub import Hub
 from gateway.live_directory import LiveDirectory
+from wrencos.gc_policy import freeze_startup
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics
 from gateway.guard import reject_operators
 from gateway.protocol import error_frame
@@ -139,8 +140,11 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             await asyncio.wait_for(directory.synced.wait(), 30)
         except TimeoutError:
             log.warning("registry_not_synced", hint="is the StreamRegistry actor running?")
-        log.info("gateway_ready", gateway_id=gateway_id, version=__version__)
+        metrics.gc_pauses.install()
+        frozen = freeze_startup() if settings.gc_freeze else 0
+        log.info("gateway_ready", gateway_id=gateway_id, version=__version__, gc_frozen_objects=frozen)
         yield
+        metrics.gc_pauses.uninstall()
         app.state.draining = True  # new sockets are refused from here on
         for conn in list(hub.connections):
             conn.close(CLOSE_GOING_AWAY, "server shutting down")

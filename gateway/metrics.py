@@ -20,6 +20,8 @@ from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogr
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from wrencos.gc_policy import GcPauses
+
 if TYPE_CHECKING:
     from gateway.hub import Hub
     from gateway.live_directory import LiveDirectory
@@ -53,6 +55,7 @@ class GatewayMetrics:
         self.actor_call_errors = PromCounter(
             "wrencos_actor_call_errors_total", "Ray actor calls that failed, by method and error (retried or not)",
             ["method", "error"], registry=self.registry)
+        self.gc_pauses = GcPauses(self.registry)
 
     def bind(self, hub: Hub, directory: LiveDirectory, is_draining: Any) -> None:
         """Read gauges and hot-path counters from these at scrape time."""

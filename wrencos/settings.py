@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN")
     # A gateway with no viewer (and no admin) of a stream for this long stops following it.
     relay_idle_seconds: float = Field(10.0, gt=0, alias="RELAY_IDLE_SECONDS")
+    # Freeze what startup made out of the garbage collector's reach and collect young objects less
+    # often (wrencos/gc_policy.py): shorter event-loop pauses under load. Off only to compare.
+    gc_freeze: bool = Field(True, alias="GATEWAY_GC_FREEZE")
 
     def origin_allow_list(self) -> frozenset[str]:
         """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""

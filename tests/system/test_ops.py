@@ -70,6 +70,7 @@ async def test_health_readiness_and_metrics(gateway_url: str) -> None:
     assert grew("wrencos_frames_sent_total") >= 2
     assert grew("wrencos_fanout_seconds_count") >= 1
     assert grew("wrencos_actor_call_seconds_count", (("method", "submit"),)) >= 1
+    assert ("wrencos_gc_pause_seconds_count", (("generation", "2"),)) in m  # collector pauses, by generation
 
 
 async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
