@@ -29,6 +29,14 @@ def joined(hub: Hub, session: str | None = None, *, admin: bool = False, queue_s
     return c
 
 
+def opted_in(hub: Hub, session: str) -> Connection:
+    """A protocol-2 connection, joined and watching stream A."""
+    c = joined(hub, session)
+    c.protocol = 2
+    hub.watch(c, A)
+    return c
+
+
 def publish_now(hub: Hub, stream_id: str, texts: object) -> int:
     """Publish, then run the write tick at once: the frames written to old apps."""
     hub.publish(stream_id, texts)  # type: ignore[arg-type]
@@ -299,13 +307,9 @@ class TestBatchesForOptedInApps:
 
     async def test_a_newcomer_does_not_get_events_from_before_it_joined(self) -> None:
         hub = Hub(batch_interval=10)
-        first = joined(hub, "a")
-        first.protocol = 2
-        hub.watch(first, A)
+        first = opted_in(hub, "a")
         hub.publish(A, ['{"seq":5}'])
-        late = joined(hub, "b")
-        late.protocol = 2
-        hub.watch(late, A)  # its snapshot already holds seq 5
+        late = opted_in(hub, "b")  # its snapshot already holds seq 5
         assert drain(first) == [] and drain(late) == []  # a newcomer does not make anyone a frame early
         hub.publish(A, ['{"seq":6}'])
         assert hub.flush(A) == 2
@@ -314,18 +318,11 @@ class TestBatchesForOptedInApps:
 
     async def test_newcomers_of_one_tick_share_the_frames_they_need(self) -> None:
         hub = Hub(batch_interval=10)
-        first = joined(hub, "a")
-        first.protocol = 2
-        hub.watch(first, A)
+        first = opted_in(hub, "a")
         hub.publish(A, ['{"seq":1}'])
-        early = [joined(hub, f"e{i}") for i in range(3)]
-        for c in early:
-            c.protocol = 2
-            hub.watch(c, A)
+        early = [opted_in(hub, f"e{i}") for i in range(3)]
         hub.publish(A, ['{"seq":2}'])
-        last = joined(hub, "z")
-        last.protocol = 2
-        hub.watch(last, A)  # has everything waiting: nothing for it at this tick
+        last = opted_in(hub, "z")  # has everything waiting: nothing for it at this tick
         assert hub.flush(A) == 4
         assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 1}, {"seq": 2}]]
         frames = [drain(c) for c in early]
@@ -337,13 +334,9 @@ class TestBatchesForOptedInApps:
 
     async def test_a_newcomer_that_leaves_before_the_tick_gets_nothing(self) -> None:
         hub = Hub(batch_interval=10)
-        first = joined(hub, "a")
-        first.protocol = 2
-        hub.watch(first, A)
+        first = opted_in(hub, "a")
         hub.publish(A, ['{"seq":1}'])
-        gone = joined(hub, "g")
-        gone.protocol = 2
-        hub.watch(gone, A)
+        gone = opted_in(hub, "g")
         hub.publish(A, ['{"seq":2}'])
         hub.unwatch(gone)
         assert hub.flush(A) == 1
