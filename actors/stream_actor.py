@@ -13,7 +13,8 @@ Guarantees:
   published and its commands answered: an answer means the effect is durable,
   an event seen by a gateway is durable.
 * **Checkpoint plus journal.** A full checkpoint is written at most every
-  `snapshot_interval` (versioned: only a newer one lands). The state is the
+  `snapshot_interval` (versioned: only a newer one lands), while the commits
+  after it go on (one write at a time; stopping and `flush` wait for it). The state is the
   last checkpoint plus the journal entries after it, replayed through the pure
   core; chat messages and viewer records are derived from the same entries and
   stored idempotently, so a crash between two writes loses nothing.
@@ -73,6 +74,7 @@ log = structlog.get_logger("actors.stream")
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
 LEASE_CHECK_S = 1.0
+SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is logged
 
 
 class Fenced(Exception):
@@ -127,6 +129,7 @@ class StreamActor:
         self._version = 0  # last journal version stored
         self._snapshot_version = 0
         self._last_snapshot = 0.0
+        self._saving: asyncio.Task[bool] | None = None  # the checkpoint being written, if any
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
         self._pending_commands = 0
@@ -231,7 +234,7 @@ class StreamActor:
         await self._ready_state()
         async with self._commit_lock:
             await self._commit_once()
-            await self._snapshot(force=True)
+            await self._snapshot()
 
     async def stop(self) -> dict[str, Any]:
         """End the stream: apply what is pending, publish `stream_stopped`, store
@@ -242,7 +245,7 @@ class StreamActor:
                 await self._commit_once()
                 state.stop()
                 await self._commit_once(force=True)
-                await self._snapshot(force=True)
+                await self._snapshot()
                 self._stopped = True
                 self._wake_pollers()
                 log.info("stream_stopped", stream_id=self.stream_id, **_loggable(state.stats()))
@@ -320,7 +323,7 @@ class StreamActor:
         if last_seq:
             log.warning("stream_state_lost_new_epoch", stream_id=self.stream_id, epoch=self._state.epoch)
         self._log = EventLog(cfg.event_log_size, last_seq=last_seq)
-        await self._snapshot(force=True)
+        await self._snapshot()
 
     async def _recover(self, doc: dict[str, Any]) -> None:
         """Checkpoint, then the journal after it, replayed through the core."""
@@ -394,7 +397,7 @@ class StreamActor:
                     break
                 try:
                     await self._commit_once()
-                    await self._snapshot()
+                    self._snapshot_soon()
                 except Fenced:
                     break
                 except Exception:
@@ -453,26 +456,68 @@ class StreamActor:
             epoch, at = self._state.epoch, now_iso()
             await self._retry("mark_deleted", lambda: self._chat.mark_deleted(self.stream_id, epoch, deleted, at))
 
-    async def _snapshot(self, force: bool = False) -> None:
-        """A full checkpoint when one is due (or forced), then prune the journal."""
+    def _snapshot_soon(self) -> None:
+        """Start a due checkpoint without holding up the commits after it.
+        Caller holds the commit lock: the document is built now, consistent
+        with the journal version just stored; it is written while later
+        commits go on (at 10,000 viewers the write took 0.1-0.3 s, and every
+        event of that time waited for it). One at a time."""
         assert self._state is not None
-        due = time.monotonic() - self._last_snapshot >= self._config.snapshot_interval
-        if not force and (not due or self._version == self._snapshot_version):
+        if self._saving is not None and not self._saving.done():
             return
-        version = self._version
-        doc = {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
-        stored = await self._retry("save_checkpoint", lambda: self._checkpoints.save(self.stream_id, version, doc))
+        due = time.monotonic() - self._last_snapshot >= self._config.snapshot_interval
+        if not due or self._version == self._snapshot_version:
+            return
+        version, doc = self._version, self._checkpoint_doc()
+        self._last_snapshot = time.monotonic()
+        self._saving = asyncio.get_running_loop().create_task(self._save_checkpoint(version, doc, background=True))
+
+    async def _snapshot(self) -> None:
+        """A full checkpoint now (after any being written), then prune the journal.
+        Caller holds the commit lock. Raises `Fenced` if a newer instance took over."""
+        assert self._state is not None
+        if self._saving is not None:
+            await self._saving
+        version, doc = self._version, self._checkpoint_doc()
+        self._last_snapshot = time.monotonic()
+        if not await self._save_checkpoint(version, doc, background=False):
+            raise Fenced(self.stream_id)
+
+    def _checkpoint_doc(self) -> dict[str, Any]:
+        assert self._state is not None
+        return {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
+
+    async def _save_checkpoint(self, version: int, doc: dict[str, Any], background: bool) -> bool:
+        """Store a checkpoint (retrying while the database fails); False, and
+        fenced, if a newer instance of this actor has written a newer one."""
+        started = time.perf_counter()
+        try:
+            stored = await self._retry("save_checkpoint", lambda: self._checkpoints.save(self.stream_id, version, doc))
+        except StaleWriter:
+            if not background:
+                raise
+            stored = False
+        except Exception:
+            if not background:
+                raise
+            log.exception("checkpoint_failed", stream_id=self.stream_id, version=version)
+            return False
+        took = time.perf_counter() - started
+        if took > SLOW_CHECKPOINT_S:
+            log.info("checkpoint_slow", stream_id=self.stream_id, version=version, ms=round(1000 * took),
+                     background=background)
         if not stored:
             self._fence([])
-            raise Fenced(self.stream_id)
-        self._snapshot_version = version
-        self._last_snapshot = time.monotonic()
+            self._wake.set()  # the commit loop sees the fence and stops
+            return False
+        self._snapshot_version = max(self._snapshot_version, version)
         keep_from = version - 4096  # enough entries to refill the event log after a restart
         if keep_from > 0 and version % 64 == 0:
             try:
                 await self._journal.prune(self.stream_id, keep_from)
             except Exception as e:
                 log.warning("journal_prune_failed", stream_id=self.stream_id, error=repr(e))
+        return True
 
     async def _record_sample(self) -> None:
         """Best effort, for analytics: the most viewers seen in each minute."""

@@ -28,6 +28,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
 from collections import OrderedDict, deque
@@ -397,7 +398,7 @@ class StreamState:
             "likes": self.likes,
             "likedBy": list(self.liked_by),
             "pinnedProducts": self.pinned_list(),
-            "flashSales": self.flash_sale_list(),
+            "flashSales": copy.deepcopy(self.flash_sale_list()),
             "slowModeSeconds": self.slow_mode,
         }
 
@@ -862,15 +863,16 @@ class StreamState:
     # ------------------------------------------------------------ checkpoints
 
     def to_checkpoint(self) -> dict[str, Any]:
-        """Everything needed to come back exactly, except chat (stored on its own)."""
+        """Everything needed to come back exactly, except chat (stored on its own).
+        Shares nothing the state changes later, so it can be stored while commands go on."""
         return {
             "meta": self.meta.to_doc(),
             "epoch": self.epoch,
             "seq": self.seq,
             "viewers": {s: sorted(g) for s, g in self.viewers.items()},
             "likedBy": list(self.liked_by),
-            "pinned": self.pinned_list(),
-            "flashSales": self.flash_sale_list(),
+            "pinned": copy.deepcopy(self.pinned_list()),
+            "flashSales": copy.deepcopy(self.flash_sale_list()),
             "chatCount": self.chat_count,
             "peakViewers": self.peak_viewers,
             "totalJoins": self.total_joins,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timezone
 
 import pytest
@@ -324,6 +325,15 @@ class TestFlashSales:
         later = NOW.replace(microsecond=600_000)
         [ended] = s.take_events(2.0, later)
         assert ended.type == "flash_sale_ended" and ended.body["reason"] == "time"
+
+    def test_a_checkpoint_document_does_not_change_with_later_commands(self) -> None:
+        # The actor stores a checkpoint while the next commits are applied.
+        s = self.pinned_state()
+        apply(s, StartFlashSale(sale()))
+        doc = s.to_checkpoint()
+        frozen = copy.deepcopy(doc)
+        apply(s, FlashSaleChanged(sale(remaining=3, version=2)), PinProduct("p1", "Shoe v2", 12), ToggleLike("x"))
+        assert doc == frozen
 
     def test_survives_checkpoint_and_ends_with_the_stream(self) -> None:
         s = self.pinned_state()
