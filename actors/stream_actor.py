@@ -14,7 +14,9 @@ Guarantees:
   an event seen by a gateway is durable.
 * **Checkpoint plus journal.** A full checkpoint is written at most every
   `snapshot_interval` (versioned: only a newer one lands), while the commits
-  after it go on (one write at a time; stopping and `flush` wait for it). The state is the
+  after it go on (one write at a time; stopping and `flush` wait for it). A
+  big stream's checkpoints are spaced out so their writes take at most 1/40
+  of the time, and never more than `CHECKPOINT_MAX_GAP_S` apart. The state is the
   last checkpoint plus the journal entries after it, replayed through the pure
   core; chat messages and viewer records are derived from the same entries and
   stored idempotently, so a crash between two writes loses nothing.
@@ -75,6 +77,11 @@ RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
 LEASE_CHECK_S = 1.0
 SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is logged
+# Checkpoints are spaced so their writes take at most 1/CHECKPOINT_SPACING of the time (a write
+# holds up the journal appends the database serves next), but never further apart than
+# CHECKPOINT_MAX_GAP_S (what a restart replays from the journal).
+CHECKPOINT_SPACING = 40
+CHECKPOINT_MAX_GAP_S = 20.0
 
 
 class Fenced(Exception):
@@ -130,6 +137,7 @@ class StreamActor:
         self._snapshot_version = 0
         self._last_snapshot = 0.0
         self._saving: asyncio.Task[bool] | None = None  # the checkpoint being written, if any
+        self._snapshot_gap = config.snapshot_interval  # seconds between checkpoints (grows with their cost)
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
         self._pending_commands = 0
@@ -465,7 +473,7 @@ class StreamActor:
         assert self._state is not None
         if self._saving is not None and not self._saving.done():
             return
-        due = time.monotonic() - self._last_snapshot >= self._config.snapshot_interval
+        due = time.monotonic() - self._last_snapshot >= self._snapshot_gap
         if not due or self._version == self._snapshot_version:
             return
         version, doc = self._version, self._checkpoint_doc()
@@ -503,9 +511,10 @@ class StreamActor:
             log.exception("checkpoint_failed", stream_id=self.stream_id, version=version)
             return False
         took = time.perf_counter() - started
+        self._snapshot_gap = min(CHECKPOINT_MAX_GAP_S, max(self._config.snapshot_interval, CHECKPOINT_SPACING * took))
         if took > SLOW_CHECKPOINT_S:
             log.info("checkpoint_slow", stream_id=self.stream_id, version=version, ms=round(1000 * took),
-                     background=background)
+                     background=background, next_in_s=round(self._snapshot_gap, 1))
         if not stored:
             self._fence([])
             self._wake.set()  # the commit loop sees the fence and stops
