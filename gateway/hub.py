@@ -187,9 +187,7 @@ class Hub:
         if not events:
             return 0
         singles = self._single.get(stream_id, set()) | {a for a in self.admins if a.protocol < 2}
-        sent = self._write_events(singles.difference(joined) if joined else singles, events)
-        for skip, conns in _by_skip(joined, singles, len(events)).items():
-            sent += self._write_events(conns, events[skip:])
+        sent = sum(self._write_events(conns, events[skip:]) for skip, conns in _by_skip(singles, joined, len(events)))
         self.frames_out += sent
         self._fanned_out(self._since_single.pop(stream_id, None))
         return sent
@@ -241,8 +239,7 @@ class Hub:
             return 0
         targets = self._batched.get(stream_id, set()) | {a for a in self.admins if a.protocol >= 2}
         sent = 0
-        for skip, conns in [(0, targets.difference(joined) if joined else targets),
-                            *_by_skip(joined, targets, len(texts)).items()]:
+        for skip, conns in _by_skip(targets, joined, len(texts)):
             text = batch_frame(stream_id, texts[skip:])
             frame = text_frame(text)
             sent += sum(1 for conn in conns if conn.send_shared(text, frame))
@@ -267,14 +264,19 @@ class Hub:
         return sent
 
 
-def _by_skip(joined: dict[Connection, int] | None, targets: set[Connection], waiting: int) -> dict[int, list[Connection]]:
-    """The newcomers among `targets` that still lack some of the `waiting`
-    events, by how many they already have (a few groups per tick, each framed once)."""
+def _by_skip(targets: set[Connection], joined: dict[Connection, int] | None,
+             waiting: int) -> list[tuple[int, Iterable[Connection]]]:
+    """`targets` grouped by how many of the `waiting` events each already has:
+    0 for all but the newcomers of this tick (`joined`), whose snapshot held
+    some; newcomers that have them all are left out. A few groups per tick,
+    each framed once."""
+    if not joined:
+        return [(0, targets)]
     groups: dict[int, list[Connection]] = {}
-    for conn, skip in (joined or {}).items():
+    for conn, skip in joined.items():
         if skip < waiting and conn in targets:
             groups.setdefault(skip, []).append(conn)
-    return groups
+    return [(0, targets.difference(joined)), *groups.items()]
 
 
 def batch_frame(stream_id: str, texts: list[str]) -> str:
