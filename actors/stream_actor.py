@@ -121,7 +121,7 @@ class StreamActor:
         from wrencos.logs import configure
 
         configure(config.log_level, "json")
-        freeze_startup()  # Ray's and the driver's modules out of the collector's reach: shorter pauses
+        freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
         self.stream_id = stream_id or "spare"
         self.incarnation = secrets.token_hex(4)
         self._meta = meta or {}

@@ -28,6 +28,13 @@ def test_freeze_startup_puts_what_is_alive_out_of_reach_and_sets_the_thresholds(
     assert kept[0]["alive"] == 0
 
 
+def test_freeze_without_collecting_still_freezes_and_sets_the_thresholds(restore_gc: None) -> None:
+    kept = [{"alive": i} for i in range(1000)]
+    assert freeze_startup(collect=False) >= 1000
+    assert gc.get_threshold() == GC_THRESHOLDS
+    assert kept[-1]["alive"] == 999
+
+
 def test_frozen_objects_are_still_freed_by_reference_counting(restore_gc: None) -> None:
     import weakref
 
