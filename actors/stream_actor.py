@@ -476,8 +476,7 @@ class StreamActor:
         due = time.monotonic() - self._last_snapshot >= self._snapshot_gap
         if not due or self._version == self._snapshot_version:
             return
-        version, doc = self._version, self._checkpoint_doc()
-        self._last_snapshot = time.monotonic()
+        version, doc = self._take_checkpoint()
         self._saving = asyncio.get_running_loop().create_task(self._save_checkpoint(version, doc, background=True))
 
     async def _snapshot(self) -> None:
@@ -486,14 +485,16 @@ class StreamActor:
         assert self._state is not None
         if self._saving is not None:
             await self._saving
-        version, doc = self._version, self._checkpoint_doc()
-        self._last_snapshot = time.monotonic()
+        version, doc = self._take_checkpoint()
         if not await self._save_checkpoint(version, doc, background=False):
             raise Fenced(self.stream_id)
 
-    def _checkpoint_doc(self) -> dict[str, Any]:
+    def _take_checkpoint(self) -> tuple[int, dict[str, Any]]:
+        """The state as of the last stored journal version, as a checkpoint
+        document (its version with it); the next one is due a gap from now."""
         assert self._state is not None
-        return {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
+        self._last_snapshot = time.monotonic()
+        return self._version, {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
 
     async def _save_checkpoint(self, version: int, doc: dict[str, Any], background: bool) -> bool:
         """Store a checkpoint (retrying while the database fails); False, and
