@@ -23,90 +23,20 @@ import secrets
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 from typing import Any, Awaitable, Callable
 
 import structlog
 
 from actors.config import ActorConfig
+from core.live_set import LiveSet, RegistryAnswer, stream_meta
+from core.spare_plan import SparePlan
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
 
 log = structlog.get_logger("actors.registry")
-
-
-@dataclass
-class RegistryAnswer:
-    """`ok`, or an error with a `code` the gateway maps to an HTTP status."""
-
-    ok: bool
-    data: dict[str, Any] | None = None
-    code: str | None = None  # "not_found" | "conflict" | "unavailable"
-    message: str | None = None
-
-
-@dataclass
-class LiveSet:
-    incarnation: str
-    version: int
-    live: dict[str, dict[str, Any]] = field(default_factory=dict)  # stream id -> announcement
-
-
-def stream_meta(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "streamId": record["_id"],
-        "title": record.get("title", ""),
-        "description": record.get("description", ""),
-        "startTime": record.get("startTime") or "",
-        "streamUrl": record.get("streamUrl", ""),
-        "quality": record.get("quality", "auto"),
-    }
-
-
-class SparePlan:
-    """How many spare stream actors to keep started: pure arithmetic, no Ray.
-
-    A spare is a process started ahead (about 47 MB, 0.5 to 1.5 s of a core to
-    start), so going live adopts one in tens of milliseconds instead of waiting
-    for a process. The pool holds `minimum` when streams go live rarely, and
-    grows toward what the recent rate needs: the starts that can arrive while
-    replacements start (`rate × 2 × start time`, both measured), up to
-    `maximum`. With no go-live for `idle_s`, it is back to `minimum`.
-    """
-
-    WINDOW_S = 10.0  # the go-live rate is taken over this much of the recent past
-
-    def __init__(self, minimum: int, maximum: int, idle_s: float = 60.0, start_s: float = 1.0) -> None:
-        self.minimum = max(0, minimum)
-        self.maximum = max(self.minimum, maximum)
-        self.idle_s = idle_s
-        self.start_s = start_s  # how long a spare takes to start (moving average of measurements)
-        self._starts: deque[float] = deque()
-        self.last_start: float | None = None
-
-    def went_live(self, now: float) -> None:
-        """A stream went live (and took, or waits for, a spare)."""
-        self._starts.append(now)
-        self.last_start = now
-        self._forget(now)
-
-    def spare_started(self, seconds: float) -> None:
-        """A spare took `seconds` from creation to answering."""
-        self.start_s = 0.7 * self.start_s + 0.3 * seconds
-
-    def target(self, now: float) -> int:
-        """How many spares to hold (ready or starting) now."""
-        if self.last_start is None or now - self.last_start >= self.idle_s:
-            return self.minimum
-        self._forget(now)
-        rate = len(self._starts) / self.WINDOW_S
-        return max(self.minimum, min(self.maximum, math.ceil(rate * 2 * self.start_s)))
-
-    def _forget(self, now: float) -> None:
-        while self._starts and self._starts[0] <= now - self.WINDOW_S:
-            self._starts.popleft()
 
 
 class SparePool:
@@ -235,7 +165,7 @@ def _kill_spare(spare: Any) -> None:
 
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
-        from wrencos.logs import configure
+        from runtime.logs import configure
 
         configure(config.log_level, "json")
         self._config = config

@@ -48,10 +48,11 @@ from typing import Any
 
 import structlog
 
-from actors.command_codec import commit_from_entry, commit_to_entry
+from core.command_codec import commit_from_entry, commit_to_entry
 from actors.config import ActorConfig
-from actors.event_log import EventLog
-from actors.stream_state import (
+from core.event_log import EventLog
+from core.poll import PollResult
+from core.stream_state import (
     ChatRecord,
     Command,
     CommitInput,
@@ -61,15 +62,15 @@ from actors.stream_state import (
     ToggleLike,
     apply_commit,
 )
-from actors.wire import encode_event
+from core.wire import encode_event
 from persistence.audience import AudienceStore
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
 from persistence.database import connect
 from persistence.journal import JournalStore, StaleWriter
 from persistence.slots import SlotStore
-from wrencos.clock import now_iso
-from wrencos.gc_policy import freeze_startup
+from runtime.clock import now_iso
+from runtime.gc_policy import freeze_startup
 
 log = structlog.get_logger("actors.stream")
 
@@ -88,24 +89,6 @@ class Fenced(Exception):
     """A newer instance of this actor took over."""
 
 
-@dataclass
-class PollResult:
-    """What a gateway gets from `poll`.
-
-    `events` are (seq, text) pairs after the gateway's position. If `snapshot`
-    is set, the gateway's position could not be served (new epoch, or older
-    than the log): it must replace its view with the snapshot, whose position
-    is `snapshot["seq"]`, and go on from there.
-    """
-
-    incarnation: str
-    epoch: str
-    events: list[tuple[int, str]] = field(default_factory=list)
-    snapshot: dict[str, Any] | None = None
-    stopped: bool = False
-    healthy: bool = True
-
-
 @dataclass(slots=True)
 class _Pending:
     gateway_id: str
@@ -118,7 +101,7 @@ class StreamActor:
     def __init__(self, stream_id: str | None, meta: dict[str, Any] | None, config: ActorConfig) -> None:
         """`stream_id` None makes a spare: started ahead of time, it serves the
         stream it is given by `adopt` (or, after a restart, the one it had adopted)."""
-        from wrencos.logs import configure
+        from runtime.logs import configure
 
         configure(config.log_level, "json")
         freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses

@@ -26,21 +26,27 @@ from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse, Response
 
-from gateway import (
-    errors, money, rest_analytics, rest_auth, rest_commerce, rest_flash_sales, rest_livestreams, rest_moderation, rest_users,
-    rest_video,
-)
-from gateway.auth import TokenService, hash_password
-from gateway.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
+from core import money
+from gateway import errors
+from gateway.rest import analytics as rest_analytics
+from gateway.rest import auth as rest_auth
+from gateway.rest import commerce as rest_commerce
+from gateway.rest import flash_sales as rest_flash_sales
+from gateway.rest import livestreams as rest_livestreams
+from gateway.rest import moderation as rest_moderation
+from gateway.rest import users as rest_users
+from gateway.rest import video as rest_video
+from gateway.security.credentials import TokenService, hash_password
+from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from gateway.context import GatewayContext
-from gateway.hub import Hub
-from gateway.live_directory import LiveDirectory
-from wrencos.gc_policy import freeze_startup
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics
-from gateway.guard import reject_operators
-from gateway.protocol import error_frame
-from gateway.ratelimit import TokenBucket
-from gateway.ws_session import WsSession
+from gateway.streams.hub import Hub
+from gateway.streams.live_directory import LiveDirectory
+from runtime.gc_policy import freeze_startup
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
+from gateway.security.guard import reject_operators
+from gateway.realtime.protocol import error_frame
+from gateway.security.ratelimit import TokenBucket
+from gateway.realtime.ws_session import WsSession
 from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
@@ -52,9 +58,9 @@ from persistence.views import ViewStore
 from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.streams import StreamStore
 from persistence.users import UserStore
-from wrencos import __version__
-from wrencos.logs import add_secrets, uri_password
-from wrencos.settings import Settings
+from runtime import __version__
+from runtime.logs import add_secrets, uri_password
+from runtime.settings import Settings
 
 log = structlog.get_logger("gateway.app")
 
@@ -125,7 +131,16 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         hub.on_fanout = metrics.fanout_seconds.observe
         directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics,
                                   settings.relay_idle_seconds)
-        metrics.bind(hub, directory, lambda: app.state.draining)
+        def gauges() -> LiveGauges:
+            v2 = sum(1 for c in hub.connections if c.protocol >= 2)
+            return LiveGauges(
+                connections_v1=len(hub.connections) - v2, connections_v2=v2,
+                watchers=sum(1 for c in hub.connections if c.watching is not None),
+                live_streams=len(directory.live),
+                relays_active=sum(1 for r in directory.relays.values() if r.active),
+                draining=bool(app.state.draining), frames_sent=hub.frames_out)
+
+        metrics.bind(gauges)
         app.state.ctx = GatewayContext(
             settings=settings, gateway_id=gateway_id, metrics=metrics, node_id=_ray_node_id(),
             tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds, settings.previous_jwt_secrets()),

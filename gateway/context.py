@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.auth import TokenService
-from gateway.hub import Hub
-from gateway.live_directory import LiveDirectory
+from gateway.security.credentials import TokenService
+from gateway.streams.hub import Hub
+from gateway.streams.live_directory import LiveDirectory
 from gateway.metrics import GatewayMetrics
-from gateway.payments import OfflineProvider, PaymentProvider
-from gateway.ratelimit import TokenBucket
+from gateway.services.payments import OfflineProvider, PaymentProvider
+from gateway.security.ratelimit import TokenBucket
 from persistence.analytics import AnalyticsStore
 from persistence.chat_pages import ChatPages
 from persistence.flash_sales import FlashSaleStore
@@ -20,7 +20,7 @@ from persistence.views import ViewStore
 from persistence.chat import ChatStore
 from persistence.streams import StreamStore
 from persistence.users import UserStore
-from wrencos.settings import Settings
+from runtime.settings import Settings
 
 
 @dataclass

@@ -14,17 +14,27 @@ from __future__ import annotations
 import time
 from collections import Counter
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from wrencos.gc_policy import GcPauses
+from runtime.gc_policy import GcPauses
 
-if TYPE_CHECKING:
-    from gateway.hub import Hub
-    from gateway.live_directory import LiveDirectory
+
+@dataclass(frozen=True)
+class LiveGauges:
+    """What the gateway is doing now, read once per scrape (see `GatewayMetrics.bind`)."""
+
+    connections_v1: int  # open WebSockets of old apps (one event per frame)
+    connections_v2: int  # open WebSockets of opted-in apps (batch frames)
+    watchers: int  # connections watching a stream
+    live_streams: int  # live streams in the cluster, as this gateway knows it
+    relays_active: int  # live streams this gateway receives events of
+    draining: bool
+    frames_sent: int  # frames written to viewers since start
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Fan-out is tens of milliseconds when healthy (the write and batch ticks are 40 and 100 ms).
@@ -57,9 +67,9 @@ class GatewayMetrics:
             ["method", "error"], registry=self.registry)
         self.gc_pauses = GcPauses(self.registry)
 
-    def bind(self, hub: Hub, directory: LiveDirectory, is_draining: Any) -> None:
-        """Read gauges and hot-path counters from these at scrape time."""
-        self.registry.register(_LiveCollector(hub, directory, self.traffic, is_draining))
+    def bind(self, read: Callable[[], LiveGauges]) -> None:
+        """Call `read` at each scrape for the gauges (nothing is counted on the hot path for them)."""
+        self.registry.register(_LiveCollector(read, self.traffic))
 
     @contextmanager
     def actor_call(self, method: str) -> Iterator[None]:
@@ -81,30 +91,29 @@ class GatewayMetrics:
 
 
 class _LiveCollector(Collector):
-    def __init__(self, hub: Hub, directory: LiveDirectory, traffic: TrafficCounts, is_draining: Any) -> None:
-        self.hub, self.directory, self.traffic, self.is_draining = hub, directory, traffic, is_draining
+    def __init__(self, read: Callable[[], LiveGauges], traffic: TrafficCounts) -> None:
+        self.read, self.traffic = read, traffic
 
     def collect(self) -> Iterator[Any]:
-        hub, directory = self.hub, self.directory
+        now = self.read()
         conns = GaugeMetricFamily("wrencos_connections", "Open WebSocket connections on this gateway, by protocol",
                                   labels=["protocol"])
-        by_protocol = Counter("2" if c.protocol >= 2 else "1" for c in hub.connections)
-        for protocol in ("1", "2"):
-            conns.add_metric([protocol], by_protocol.get(protocol, 0))
+        conns.add_metric(["1"], now.connections_v1)
+        conns.add_metric(["2"], now.connections_v2)
         yield conns
         yield GaugeMetricFamily("wrencos_watchers", "Connections watching a stream on this gateway",
-                                value=sum(1 for c in hub.connections if c.watching is not None))
+                                value=now.watchers)
         yield GaugeMetricFamily("wrencos_live_streams", "Live streams in the cluster, as this gateway knows it",
-                                value=len(directory.live))
+                                value=now.live_streams)
         yield GaugeMetricFamily("wrencos_relays_active",
                                 "Live streams this gateway receives events of (it has viewers or admins of them)",
-                                value=sum(1 for r in directory.relays.values() if r.active))
+                                value=now.relays_active)
         yield GaugeMetricFamily("wrencos_draining", "1 while this gateway drains (no new connections)",
-                                value=1 if self.is_draining() else 0)
+                                value=1 if now.draining else 0)
         yield CounterMetricFamily("wrencos_stream_events_received", "Stream events received from stream actors",
                                   value=self.traffic.events_received)
         yield CounterMetricFamily("wrencos_frames_sent", "WebSocket frames written to viewers (each event or batch)",
-                                  value=hub.frames_out)
+                                  value=now.frames_sent)
         commands = CounterMetricFamily("wrencos_commands_sent", "Commands sent to stream actors, by kind",
                                        labels=["command"])
         for kind, n in sorted(self.traffic.commands.items()):

@@ -42,7 +42,7 @@ import orjson
 
 from loadtest import messages, wsclient
 from loadtest.stats import SecondRecorder, error_kind
-from wrencos.gc_policy import freeze_startup
+from runtime.gc_policy import freeze_startup
 
 SNAPSHOT_TYPES = frozenset({"stream_started", "pinned_products_updated", "chat_history", "stream_update"})
 

@@ -23,7 +23,7 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 
 CREATING = "creating"
 

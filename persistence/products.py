@@ -19,7 +19,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 
 
 def new_id() -> str:

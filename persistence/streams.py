@@ -1,6 +1,6 @@
 """Stream records: what a stream is and where it is in its life.
 
-Times are ISO 8601 strings (see `wrencos.clock`).
+Times are ISO 8601 strings (see `runtime.clock`).
 
 A record goes `scheduled` -> `live` -> `ended`, each step a conditional update
 so two callers racing cannot both move it. While a stream is live its numbers
@@ -16,7 +16,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 
 SCHEDULED, LIVE, ENDED = "scheduled", "live", "ended"
 

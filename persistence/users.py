@@ -9,7 +9,7 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 
 ROLES = ("admin", "moderator", "customer")
 

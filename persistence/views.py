@@ -10,7 +10,7 @@ from __future__ import annotations
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
-from wrencos.clock import now_iso
+from runtime.clock import now_iso
 
 
 class ViewStore:

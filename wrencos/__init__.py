@@ -1,3 +1,8 @@
-"""WrenCOS Live: settings, logging and the command line that starts the system."""
+"""WrenCOS Live's command line: `wrencos run`, `wrencos gateway`, `wrencos status`, `wrencos loadtest`.
 
-__version__ = "0.1.0"
+The top layer: it starts and inspects the system and may import every other package.
+"""
+
+from runtime import __version__
+
+__all__ = ["__version__"]

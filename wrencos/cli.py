@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 
-from wrencos.settings import Settings
+from runtime.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

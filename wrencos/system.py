@@ -27,10 +27,10 @@ import uvloop
 from actors import handles
 from actors.config import ActorConfig
 from gateway.app import create_app, database_config
-from gateway.fanout_protocol import FanoutWebSocketProtocol
+from gateway.transport.fanout_protocol import FanoutWebSocketProtocol
 from persistence.embedded import EmbeddedMongo
-from wrencos.logs import configure
-from wrencos.settings import ConfigError, Settings
+from runtime.logs import configure
+from runtime.settings import ConfigError, Settings
 
 log = structlog.get_logger("wrencos.system")
 

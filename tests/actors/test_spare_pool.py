@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from actors import registry_actor
-from actors.registry_actor import SparePlan, SparePool
+from actors.registry_actor import SparePool
+from core.spare_plan import SparePlan
 
 
 class TestSparePlan:

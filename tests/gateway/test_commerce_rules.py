@@ -8,11 +8,11 @@ import pytest
 from agora_token_builder.AccessToken import AccessToken
 from pydantic import BaseModel, ValidationError
 
-from gateway import order_rules as rules
-from gateway import video_tokens
-from gateway import money
-from gateway.money import CurrencyIn, MoneyError, MoneyIn, format_minor, parse_amount, to_minor
-from gateway.ratelimit import TokenBucket
+from core import order_rules as rules
+from gateway.services import video_tokens
+from core import money
+from core.money import CurrencyIn, MoneyError, MoneyIn, format_minor, parse_amount, to_minor
+from gateway.security.ratelimit import TokenBucket
 
 
 class TestMoney:

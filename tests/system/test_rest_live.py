@@ -21,7 +21,7 @@ from agora_token_builder.AccessToken import AccessToken, unPackContent
 from persistence.database import DatabaseConfig, connect
 from persistence.embedded import EmbeddedMongo
 from persistence.users import UserStore
-from gateway.auth import hash_password
+from gateway.security.credentials import hash_password
 from tests.support.clients import Api, WsClient, login
 from tests.support.processes import AGORA_APP_CERTIFICATE, AGORA_APP_ID, start_gateway
 from tests.system.rest_support import (admin_token, assert_error, new_customer, new_product, new_stream,

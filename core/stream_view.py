@@ -1,0 +1,145 @@
+"""This gateway's copy of one live stream, for answering without asking the actor.
+
+Built from the actor's snapshot and kept current by the stream's events, in
+sequence order. New viewers get their `stream_started` snapshot, pinned
+products and `chat_history` from here, so a burst of joins costs the actor
+nothing but the (batched) Join commands. Pure: no I/O.
+
+Likes: the view keeps the set of likers (the snapshot's list, then the
+`likedByAdded`/`likedByRemoved` of each `stream_update`). An old app reads
+`likedBy` only to show whether *it* likes, so it is told exactly that:
+`likedBy` is `[its key]` or `[]` (`personal_update`, `join_frames`). The
+whole list would be the same for everyone, and with thousands of likers it
+would cost more than everything else the stream sends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from core.wire import encode
+
+
+class StreamView:
+    def __init__(self, stream_id: str, history_size: int = 50) -> None:
+        self.stream_id = stream_id
+        self.seq = 0
+        self.epoch: str | None = None
+        self.stream_data: dict[str, Any] = {}
+        self.liked: dict[str, None] = {}  # an ordered set of likers
+        self.chat: deque[dict[str, Any]] = deque(maxlen=history_size)
+        self.chat_count = 0
+        self.peak_viewers = 0
+        self._frames: tuple[int, list[str]] | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.epoch is not None
+
+    def reset(self, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+        """Replace everything with a snapshot. Returns the chat messages of the
+        snapshot that are newer than what this view had seen (same epoch only),
+        so the caller can deliver what it missed."""
+        missed = [m for m in snapshot["chat"] if snapshot["epoch"] == self.epoch and m["seq"] > self.seq]
+        self.seq = int(snapshot["seq"])
+        self.epoch = str(snapshot["epoch"])
+        self.stream_data = dict(snapshot["streamData"])
+        self.liked = dict.fromkeys(self.stream_data.pop("likedBy", []))
+        self.chat.clear()
+        self.chat.extend(snapshot["chat"])
+        self.chat_count = int(snapshot.get("chatCount", len(self.chat)))
+        self.peak_viewers = int(snapshot.get("peakViewers", 0))
+        self._frames = None
+        return missed
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Apply one event (decoded). Events must come in sequence order."""
+        seq = int(event["seq"])
+        if seq <= self.seq:
+            return
+        self.seq = seq
+        kind = event["type"]
+        if kind == "chat_message":
+            self.chat.append({k: event[k] for k in ("id", "seq", "username", "message", "isAdmin", "timestamp")})
+            self.chat_count += 1
+        elif kind == "chat_message_deleted":
+            gone = event.get("messageId")
+            kept = [m for m in self.chat if m.get("seq") != gone]
+            if len(kept) != len(self.chat):
+                self.chat.clear()
+                self.chat.extend(kept)
+        elif kind == "moderation_updated":
+            self.stream_data["slowModeSeconds"] = event.get("slowModeSeconds", 0)
+        elif kind == "stream_update":
+            for k in ("viewerCount", "likes", "quality"):
+                if k in event:
+                    self.stream_data[k] = event[k]
+            for key in event.get("likedByRemoved", ()):
+                self.liked.pop(key, None)
+            for key in event.get("likedByAdded", ()):
+                self.liked[key] = None
+            self.peak_viewers = max(self.peak_viewers, int(event.get("viewerCount", 0)))
+        elif kind == "pinned_products_updated":
+            self.stream_data["pinnedProducts"] = event["pinnedProducts"]
+        elif kind in ("flash_sale_started", "flash_sale_updated"):
+            sales = {s["saleId"]: s for s in self.stream_data.get("flashSales", [])}
+            sales[event["flashSale"]["saleId"]] = event["flashSale"]
+            self.stream_data["flashSales"] = sorted(sales.values(), key=lambda s: (s["endsAt"], s["saleId"]))
+        elif kind == "flash_sale_ended":
+            gone = event["flashSale"]["saleId"]
+            self.stream_data["flashSales"] = [s for s in self.stream_data.get("flashSales", []) if s["saleId"] != gone]
+        self._frames = None
+
+    def envelope(self) -> dict[str, Any]:
+        return {"streamId": self.stream_id, "seq": self.seq, "epoch": self.epoch}
+
+    def join_frames(self, viewer: str | None = None) -> list[str]:
+        """What a viewer gets on joining: `stream_started` with the current
+        state (with `likedBy` and `liked` saying whether `viewer` likes), the
+        pinned products, then `chat_history` (oldest first). The last two are
+        encoded once per change of the view, whoever asks."""
+        if self._frames is None or self._frames[0] != self.seq:
+            env = self.envelope()
+            frames = [encode({"type": "pinned_products_updated",
+                              "pinnedProducts": self.stream_data.get("pinnedProducts", []), **env}),
+                      encode({"type": "chat_history", "messages": list(self.chat), **env})]
+            self._frames = (self.seq, frames)
+        likes = viewer is not None and viewer in self.liked
+        started = encode({"type": "stream_started",
+                          "streamData": {**self.stream_data, "likedBy": [viewer] if likes else [], "liked": likes},
+                          **self.envelope()})
+        return [started, *self._frames[1]]
+
+    def personal_update(self, event: dict[str, Any], viewer: str | None) -> str:
+        """A `stream_update` as an old app reads it: the counts, and `likedBy`
+        holding the viewer's own key if (and only if) it likes now."""
+        likes = viewer is not None and viewer in self.liked
+        return encode({"type": "stream_update", "viewerCount": event.get("viewerCount", 0),
+                       "likes": event.get("likes", 0), "likedBy": [viewer] if likes else [],
+                       "streamId": self.stream_id, "seq": event["seq"], "epoch": event.get("epoch", self.epoch)})
+
+    def update_event(self) -> dict[str, Any]:
+        """A `stream_update` with the current counters (after a resync)."""
+        d = self.stream_data
+        return {"type": "stream_update", "viewerCount": d.get("viewerCount", 0), "likes": d.get("likes", 0),
+                "likedByAdded": [], "likedByRemoved": [], **self.envelope()}
+
+    def chat_frame(self, message: dict[str, Any]) -> str:
+        return encode({"type": "chat_message", **message, "streamId": self.stream_id, "epoch": self.epoch})
+
+    def public(self) -> dict[str, Any]:
+        """The live numbers, for REST answers."""
+        d = self.stream_data
+        return {
+            "viewerCount": d.get("viewerCount", 0),
+            "likes": d.get("likes", 0),
+            "likedBy": list(self.liked),
+            "pinnedProducts": d.get("pinnedProducts", []),
+            "flashSales": d.get("flashSales", []),
+            "chatCount": self.chat_count,
+            "peakViewers": self.peak_viewers,
+            "slowModeSeconds": d.get("slowModeSeconds", 0),
+            "seq": self.seq,
+            "epoch": self.epoch,
+        }

@@ -1,0 +1,1 @@
+"""The apps' WebSocket protocol: inbound frames and one session per connection."""

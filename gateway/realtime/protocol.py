@@ -1,0 +1,238 @@
+"""The WebSocket protocol's inbound frames: schemas, parsing and error texts.
+
+`parse_frame` turns one text frame into a typed frame or a `ProtocolError`
+whose message is fit to send back as `{"type":"error","message":...}`. Fields
+the apps send that we do not use are ignored; fields we use are type-checked,
+so an object (`{"$gt": ""}`) can never stand where a string belongs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
+
+from gateway.security.guard import operator_message
+
+StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
+SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ShortText = Annotated[str, StringConstraints(max_length=200)]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Resume(_Frame):
+    """Where a client's view of a stream ends: go on from the event after `seq`."""
+
+    seq: Annotated[int, Field(ge=0)]
+    epoch: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+ProtocolVersion = Literal[1, 2]
+
+
+class Register(_Frame):
+    type: Literal["register"]
+    sessionId: SessionId
+    token: str | None = None
+    streamId: StreamId | None = None
+    protocol: ProtocolVersion | None = None  # 2: batch frames, acknowledgements, resumption
+    resume: Resume | None = None
+
+
+class RegisterAdmin(_Frame):
+    type: Literal["register_admin"]
+    userId: str | None = None
+    token: str | None = None
+
+
+class JoinStream(_Frame):
+    type: Literal["join_stream"]
+    streamId: StreamId
+    protocol: ProtocolVersion | None = None
+    resume: Resume | None = None
+
+
+class LeaveStream(_Frame):
+    type: Literal["leave_stream"]
+    streamId: StreamId | None = None
+
+
+class StartStream(_Frame):
+    type: Literal["start_stream"]
+    streamId: StreamId | None = None
+    title: ShortText | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    streamUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    quality: ShortText | None = None
+
+
+class StopStream(_Frame):
+    type: Literal["stop_stream"]
+    streamId: StreamId | None = None
+
+
+class ChatMessage(_Frame):
+    type: Literal["chat_message"]
+    message: str
+    username: str | None = None
+    isAdmin: Any = None  # accepted and ignored: the server decides
+    timestamp: Any = None  # accepted and ignored: the server stamps
+    streamId: StreamId | None = None
+    clientMsgId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+
+
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class ToggleLike(_Frame):
+    type: Literal["toggle_like"]
+    userId: str | None = None
+    sessionId: str | None = None
+    streamId: StreamId | None = None
+    clientMsgId: ClientMsgId | None = None
+
+
+class PinProduct(_Frame):
+    type: Literal["pin_product"]
+    productId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    name: ShortText
+    price: float | int | str
+    image: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    displayOrder: int | None = None
+    streamId: StreamId | None = None
+
+
+class UnpinProduct(_Frame):
+    type: Literal["unpin_product"]
+    productId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    streamId: StreamId | None = None
+
+
+class Ping(_Frame):
+    type: Literal["ping"]
+
+
+# Moderation (admins, and connections registered with a moderator's token).
+MessageId = Annotated[int, Field(strict=True, ge=1, le=2**53)]
+ViewerKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+MUTE_MAX_SECONDS = 30 * 24 * 3600
+
+
+class DeleteMessage(_Frame):
+    type: Literal["delete_message"]
+    messageId: MessageId
+    streamId: StreamId | None = None
+
+
+class MuteUser(_Frame):
+    """Mute `userId` or `sessionId`, or the sender of `messageId`, for `durationSeconds`."""
+
+    type: Literal["mute_user"]
+    userId: ViewerKey | None = None
+    sessionId: ViewerKey | None = None
+    messageId: MessageId | None = None
+    durationSeconds: Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS)] = 600
+    streamId: StreamId | None = None
+
+
+class UnmuteUser(_Frame):
+    type: Literal["unmute_user"]
+    userId: ViewerKey | None = None
+    sessionId: ViewerKey | None = None
+    streamId: StreamId | None = None
+
+
+class SetBlockedWords(_Frame):
+    type: Literal["set_blocked_words"]
+    words: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]],
+                     Field(max_length=500)]
+    streamId: StreamId | None = None
+
+
+class SetSlowMode(_Frame):
+    type: Literal["set_slow_mode"]
+    seconds: Annotated[int, Field(strict=True, ge=0, le=3600)]
+    streamId: StreamId | None = None
+
+
+Frame = Union[
+    Register, RegisterAdmin, JoinStream, LeaveStream, StartStream, StopStream,
+    ChatMessage, ToggleLike, PinProduct, UnpinProduct, Ping,
+    DeleteMessage, MuteUser, UnmuteUser, SetBlockedWords, SetSlowMode,
+]
+FRAME_TYPES = {m.model_fields["type"].annotation.__args__[0]: m for m in Frame.__args__}  # type: ignore[attr-defined]
+_adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])
+
+
+class ProtocolError(Exception):
+    """A frame we cannot act on. `str(e)` is the message for the sender;
+    `code` a stable name for it (`invalid_frame`, `unknown_type`, `forbidden`...)."""
+
+    def __init__(self, message: str, code: str = "invalid_frame", **extra: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extra = extra
+
+
+def parse_frame(raw: str | bytes) -> Frame:
+    return validate_frame(decode_frame(raw))
+
+
+def decode_frame(raw: str | bytes) -> dict[str, Any]:
+    """The frame as a JSON object with a known `type` (not yet validated)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError("Invalid JSON: every frame must be one JSON object") from e
+    if not isinstance(data, dict):
+        raise ProtocolError("Invalid frame: every frame must be a JSON object with a 'type'")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise ProtocolError("Invalid frame: missing 'type'")
+    if kind not in FRAME_TYPES:
+        shown = kind if len(kind) <= 40 else kind[:40] + "..."
+        raise ProtocolError(f"Unknown message type: {shown}", "unknown_type")
+    return data
+
+
+def validate_frame(data: dict[str, Any]) -> Frame:
+    """A decoded frame (`decode_frame`) checked against its schema."""
+    kind = data["type"]
+    try:
+        frame = _adapter.validate_python(data)
+    except ValidationError as e:
+        raise ProtocolError(f"Invalid {kind}: {_describe(e)}") from e
+    # Typed fields cannot hold an object; this catches operators anywhere else
+    # (ignored or free-form fields), so nothing that looks like a query gets in.
+    # A flat frame (no `$` key, no nested value: every like and most chat) has
+    # nowhere to hide one, and skips the scan.
+    if not _flat(data):
+        refused = operator_message(data)
+        if refused is not None:
+            raise ProtocolError(refused.replace("Invalid request", f"Invalid {kind}", 1))
+    return frame
+
+
+def _flat(data: dict[str, Any]) -> bool:
+    """No key starts with `$` and no value is an object or a list: the operator
+    scan (`guard.find_operator`) of such a frame finds nothing, by construction."""
+    for key, value in data.items():
+        if isinstance(value, (dict, list)) or not isinstance(key, str) or key[:1] == "$":
+            return False
+    return True
+
+
+def _describe(e: ValidationError) -> str:
+    parts = []
+    for err in e.errors()[:3]:
+        where = ".".join(str(p) for p in err["loc"][1:]) or "frame"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def error_frame(message: str, **extra: Any) -> str:
+    return orjson.dumps({"type": "error", "message": message, **extra}).decode()

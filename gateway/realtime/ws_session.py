@@ -1,0 +1,439 @@
+"""The apps' WebSocket protocol, one connection at a time.
+
+`WsSession.handle_text` takes one inbound frame and does what the contract
+says (`../shared/spec/client-contract.md`). Frames from one connection are
+handled in the order they arrive; commands for a stream are queued to its
+relay in that order and answered (errors only, for the old protocol) when the
+stream has stored them, without holding up the next frame.
+
+Stream resolution for a stream-scoped frame: its `streamId` if given (must
+be live), else the stream the connection watches, else the only live stream
+(what old apps expect), else an error that says to send `streamId`.
+
+Abuse limits, per connection (token buckets, `WS_*` settings): any frame,
+chat messages and like toggles each have a rate and a burst. A frame over its
+limit is dropped and answered `{"type":"error","code":"rate_limited",
+"retryAfter":N,...}` (at most one such answer a second per limit, so a flood
+cannot turn into a flood of errors); the connection stays open. Slow mode is
+per stream and lives in the stream core, so it holds across gateways.
+
+Moderation frames (`delete_message`, `mute_user`, `unmute_user`,
+`set_blocked_words`, `set_slow_mode`) are for admins and for connections that
+registered with a moderator's token; they become stream commands, so they
+take effect on every gateway and reach viewers as events.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any, Callable
+
+import structlog
+
+from core import stream_state as core
+from core.stream_state import Chat, Join, Leave, PinProduct, Result, ToggleLike, UnpinProduct
+from core.wire import encode
+from gateway.realtime import protocol as p
+from gateway.security.credentials import InvalidToken
+from gateway.transport.connection import Connection
+from gateway.context import GatewayContext
+from gateway.streams.hub import batch_frame
+from gateway.security.ratelimit import RateBucket
+from gateway.streams.stream_relay import on_result
+from runtime.clock import iso, now
+
+log = structlog.get_logger("gateway.ws")
+
+# Frames `handle_now` takes straight from the socket (see `dispatch_now`).
+_IMMEDIATE = frozenset({"toggle_like", "chat_message", "ping"})
+
+
+class WsSession:
+    def __init__(self, conn: Connection, ctx: GatewayContext) -> None:
+        self.conn = conn
+        self.ctx = ctx
+        st = ctx.settings
+        self._frames = RateBucket(st.ws_frame_rate_per_second, st.ws_frame_burst)
+        self._chats = RateBucket(st.ws_chat_rate_per_second, st.ws_chat_burst)
+        self._likes = RateBucket(st.ws_like_rate_per_second, st.ws_like_burst)
+        self._told_at: dict[str, float] = {}  # limit -> when the sender was last told it is over it
+        self._untimed = False  # the reader waits for the next frame without a timer
+        if conn.raw is not None:
+            conn.raw.inbound = self.handle_now
+
+    # ------------------------------------------------------------ limits
+
+    def allow_frame(self) -> bool:
+        """Take a token for any inbound frame; False (after telling the client, at
+        most once a second) when the connection sends faster than allowed."""
+        return self._allow(self._frames, "messages")
+
+    def _allow(self, bucket: RateBucket, what: str, client_id: str | None = None) -> bool:
+        """Take a token; when there is none, say so: always for a frame with a
+        `clientMsgId` (its sender waits for an answer), else at most once a second."""
+        wait = bucket.take()
+        if wait <= 0:
+            return True
+        at = time.monotonic()
+        if client_id is not None or at - self._told_at.get(what, -10.0) >= 1.0:
+            self._told_at[what] = at
+            seconds = max(1, int(wait + 0.999))
+            extra = {"clientMsgId": client_id} if client_id is not None else {}
+            self.conn.send(p.error_frame(f"Too many {what}: slow down, retry in {seconds} s",
+                                         code="rate_limited", retryAfter=seconds, **extra))
+        return False
+
+    # ------------------------------------------------------------ entry points
+
+    async def handle_text(self, text: str) -> None:
+        """Handle one inbound text frame. Never raises for anything the client
+        sent: every refusal becomes an error frame and the connection stays usable."""
+        try:
+            if not self.allow_frame():
+                return
+            try:
+                frame = p.parse_frame(text)
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+                return
+            try:
+                await self.dispatch(frame)
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+        finally:
+            # What the reader (`gateway/app.py`) decides next, with no await in
+            # between: a registered connection that watches (or an admin) is read
+            # without a register or idle timer.
+            conn = self.conn
+            self._untimed = conn.is_admin or (conn.session_id is not None and conn.watching is not None)
+
+    def handle_now(self, text: str) -> bool:
+        """Handle a frame at once, from the socket's `data_received`, if that needs
+        no waiting: chat, like taps and pings of a connection that is watching a
+        stream (or an admin). True if handled (answered the same way as by
+        `handle_text`); False leaves the frame to `handle_text`, untouched: other
+        frames, broken ones, and connections whose reader keeps a register or idle
+        timer (only frames through `handle_text` restart it)."""
+        conn = self.conn
+        if not self._untimed or (conn.watching is None and not conn.is_admin):
+            return False
+        try:
+            data = p.decode_frame(text)
+        except p.ProtocolError:
+            return False
+        if data["type"] not in _IMMEDIATE:
+            return False
+        try:
+            if not self.allow_frame():
+                return True
+            try:
+                self.dispatch_now(p.validate_frame(data))
+            except p.ProtocolError as e:
+                self.error(str(e), e.code, **e.extra)
+        except Exception:  # as the reader does for a handler that fails: log, close
+            log.exception("ws_handler_failed", conn=conn.id)
+            conn.close()
+        return True
+
+    def closed(self) -> None:
+        """The socket is gone: leave the stream it watched."""
+        if self.conn.raw is not None:
+            self.conn.raw.inbound = None
+        left = self.ctx.hub.remove(self.conn)
+        self._tell_left(left)
+
+    # ------------------------------------------------------------ dispatch
+
+    def dispatch_now(self, frame: p.Frame) -> bool:
+        """Handle the frames that need no waiting; False for the others."""
+        match frame:
+            case p.ToggleLike():
+                if self._allow(self._likes, "likes", frame.clientMsgId):
+                    self.toggle_like(frame)
+            case p.ChatMessage():
+                if self._allow(self._chats, "chat messages", frame.clientMsgId):
+                    self.chat(frame)
+            case p.Ping():
+                self.send({"type": "pong"})
+            case _:
+                return False
+        return True
+
+    async def dispatch(self, frame: p.Frame) -> None:
+        if self.dispatch_now(frame):
+            return
+        match frame:
+            case p.Register():
+                await self.register(frame)
+            case p.RegisterAdmin():
+                await self.register_admin(frame)
+            case p.JoinStream(streamId=stream_id):
+                self.require_registered()
+                if frame.protocol is not None:
+                    self.conn.protocol = frame.protocol
+                self.conn.follows_sole_stream = False
+                await self.watch_and_catch_up(self.live_stream(stream_id), frame.resume)
+            case p.LeaveStream():
+                self.conn.follows_sole_stream = False
+                self._tell_left(self.ctx.hub.unwatch(self.conn))
+            case p.StartStream():
+                await self.start_stream(frame)
+            case p.StopStream(streamId=stream_id):
+                self.require_admin("stop_stream")
+                target = self.resolve_stream(stream_id)
+                answer = await self.ctx.directory.stop_stream(target)
+                if not answer.ok:
+                    self.error(answer.message or "could not stop the stream")
+            case p.PinProduct():
+                self.require_admin("pin_product")
+                self.command(self.resolve_stream(frame.streamId), PinProduct(
+                    product_id=frame.productId, name=frame.name, price=frame.price,
+                    image=frame.image, display_order=frame.displayOrder))
+            case p.UnpinProduct():
+                self.require_admin("unpin_product")
+                self.command(self.resolve_stream(frame.streamId), UnpinProduct(frame.productId))
+            case p.DeleteMessage():
+                self.require_moderator("delete_message")
+                self.command(self.resolve_stream(frame.streamId), core.DeleteMessage(frame.messageId))
+            case p.MuteUser():
+                self.require_moderator("mute_user")
+                target = frame.userId or frame.sessionId
+                if target is None and frame.messageId is None:
+                    raise p.ProtocolError("mute_user needs userId, sessionId or messageId")
+                until = iso(now() + timedelta(seconds=frame.durationSeconds))
+                self.command(self.resolve_stream(frame.streamId),
+                             core.Mute(until=until, target=target, message_seq=None if target else frame.messageId))
+            case p.UnmuteUser():
+                self.require_moderator("unmute_user")
+                target = frame.userId or frame.sessionId
+                if target is None:
+                    raise p.ProtocolError("unmute_user needs userId or sessionId")
+                self.command(self.resolve_stream(frame.streamId), core.Unmute(target))
+            case p.SetBlockedWords():
+                self.require_moderator("set_blocked_words")
+                self.command(self.resolve_stream(frame.streamId), core.SetBlockedWords(tuple(frame.words)))
+            case p.SetSlowMode():
+                self.require_moderator("set_slow_mode")
+                self.command(self.resolve_stream(frame.streamId), core.SetSlowMode(frame.seconds))
+
+    # ------------------------------------------------------------ handlers
+
+    async def register(self, frame: p.Register) -> None:
+        conn, ctx = self.conn, self.ctx
+        auth_error: str | None = None
+        if frame.token:
+            try:
+                conn.claims = ctx.tokens.verify(frame.token)
+            except InvalidToken as e:
+                auth_error = f"Authentication failed: {e}; continuing as a guest"
+        if conn.session_id is not None and conn.session_id != frame.sessionId:
+            self._tell_left(ctx.hub.unwatch(conn))
+        conn.session_id = frame.sessionId
+        if frame.protocol is not None:
+            conn.protocol = frame.protocol
+        self.send({"type": "registered", "sessionId": frame.sessionId, "status": "connected",
+                   "authenticated": conn.claims is not None, "protocol": conn.protocol})
+        if auth_error:
+            self.error(auth_error)
+        await ctx.directory.synced.wait()
+        if frame.streamId is not None:
+            conn.follows_sole_stream = False
+            if frame.streamId not in ctx.directory.live:
+                if frame.resume is not None:
+                    self.send({"type": "resume_failed", "streamId": frame.streamId, "reason": "the stream is not live"})
+                self.error(f"Stream {frame.streamId} is not live")
+                self.send({"type": "chat_history", "messages": [], "streamId": frame.streamId})
+                return
+            target: str | None = frame.streamId
+        else:
+            conn.follows_sole_stream = True
+            target = conn.watching or ctx.directory.sole_live()
+        if target is None:
+            self.send({"type": "chat_history", "messages": []})
+            return
+        await self.watch_and_catch_up(target, frame.resume)
+
+    async def register_admin(self, frame: p.RegisterAdmin) -> None:
+        if not frame.token:
+            self.error("Token required")
+            return
+        try:
+            claims = self.ctx.tokens.verify(frame.token)
+        except InvalidToken:
+            self.error("Authentication failed")
+            return
+        if not claims.is_admin:
+            self.error("Authentication failed: not an admin")
+            return
+        self.conn.claims = claims
+        self.conn.is_admin = True
+        self.ctx.hub.make_admin(self.conn)
+        self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
+        await self.ctx.directory.synced.wait()
+        for stream_id, relay in list(self.ctx.directory.relays.items()):
+            await relay.attend()
+            for text in relay.view.join_frames(self.conn.viewer_key):
+                self.conn.send(text)
+
+    async def start_stream(self, frame: p.StartStream) -> None:
+        self.require_admin("start_stream")
+        ctx = self.ctx
+        stream_id = frame.streamId
+        if stream_id is None:
+            if not frame.title:
+                raise p.ProtocolError("start_stream needs a streamId, or a title for a new stream")
+            assert self.conn.claims is not None
+            record = await ctx.streams.create(
+                title=frame.title, description=frame.description or "", stream_url=frame.streamUrl or "",
+                quality=frame.quality or "auto", host_id=self.conn.claims.user_id,
+            )
+            stream_id = record["_id"]
+        answer = await ctx.directory.start_stream(stream_id)
+        if not answer.ok:
+            self.error(answer.message or "could not start the stream")
+
+    def chat(self, frame: p.ChatMessage) -> None:
+        conn = self.conn
+        if conn.session_id is None and not conn.is_admin:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+        stream_id = self.resolve_stream(frame.streamId)
+        username = frame.username if isinstance(frame.username, str) else None
+        if conn.is_admin and not username:
+            username = conn.claims.name if conn.claims else "Admin"
+        moderator = conn.claims is not None and conn.claims.can_moderate
+        chat = Chat(username=username or "", message=frame.message, is_admin=conn.is_admin,
+                    session_id=conn.session_id, user_id=conn.user_id, client_msg_id=frame.clientMsgId,
+                    moderator=moderator)
+        self.command(stream_id, chat, self._acknowledger(stream_id, frame.clientMsgId))
+
+    def toggle_like(self, frame: p.ToggleLike) -> None:
+        liker = self.conn.viewer_key
+        if liker is None:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+        stream_id = self.resolve_stream(frame.streamId)
+        if frame.clientMsgId is not None:
+            self.command(stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId))
+            return
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        relay.toggle_like(liker, self._report)  # a tap without an id: only a refusal is answered
+
+    def _acknowledger(self, stream_id: str, client_id: str | None) -> Callable[[Result], None] | None:
+        """For a frame with a `clientMsgId`: once stored, an `ack` (or an error
+        carrying the id). Without one, only errors are reported."""
+        if client_id is None:
+            return None
+
+        def acknowledge(result: Result) -> None:
+            if result.ok:
+                self.send({"type": "ack", "clientMsgId": client_id, "seq": result.seq, "streamId": stream_id,
+                           **(result.data or {})})
+            else:
+                self.conn.send(p.error_frame(result.error or "rejected", clientMsgId=client_id, **(result.data or {})))
+
+        return acknowledge
+
+    # ------------------------------------------------------------ helpers
+
+    def command(self, stream_id: str, command: object, answer: Callable[[Result], None] | None = None) -> None:
+        """Queue a command for the stream; `answer` (default: report errors) runs once it is stored."""
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        fut = relay.submit(command)  # type: ignore[arg-type]
+        on_result(fut, answer or self._report)
+
+    def _report(self, result: Result) -> None:
+        if not result.ok:
+            extra: dict[str, Any] = dict(result.data or {})
+            self.error(result.error or "rejected", extra.pop("code", None) or "rejected", **extra)
+
+    def watch(self, stream_id: str) -> None:
+        if self.ctx.hub.watch(self.conn, stream_id):
+            relay = self.ctx.directory.relay(stream_id)
+            if relay is not None:
+                relay.submit(Join(self.conn.session_id or ""))
+
+    async def watch_and_catch_up(self, stream_id: str, resume: p.Resume | None = None) -> None:
+        """Watch the stream and send where it is: the events missed since `resume`
+        if they can all be had (`resumed`), else its current state (after
+        `resume_failed` when a resume was asked). Then its events from there on."""
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is None:
+            return
+        await relay.attend()
+        if resume is not None:
+            missed = await relay.events_after(resume.seq, resume.epoch)
+            if missed is not None:
+                # No await from here to `watch`: the next event is the one after these.
+                self.send({"type": "resumed", "streamId": stream_id, "fromSeq": resume.seq,
+                           "toSeq": relay.view.seq, "epoch": relay.view.epoch})
+                if missed:
+                    self.send_events(stream_id, [text for _, text in missed])
+                self.watch(stream_id)
+                return
+            reason = ("the stream's history was lost (new epoch)" if resume.epoch != relay.view.epoch
+                      else "the gap is older than the history kept")
+            self.send({"type": "resume_failed", "streamId": stream_id, "reason": reason,
+                       "seq": relay.view.seq, "epoch": relay.view.epoch})
+        # No await between reading the view and subscribing: the next event
+        # this connection gets is the first one after this snapshot.
+        for text in relay.view.join_frames(self.conn.viewer_key):
+            self.conn.send(text)
+        self.watch(stream_id)
+
+    def send_events(self, stream_id: str, texts: list[str]) -> None:
+        if self.conn.protocol >= 2:
+            self.conn.send(batch_frame(stream_id, texts))
+        else:
+            for text in texts:
+                self.conn.send(text)
+
+    def _tell_left(self, left: tuple[str, str] | None) -> None:
+        if left is None:
+            return
+        stream_id, session_id = left
+        relay = self.ctx.directory.relay(stream_id)
+        if relay is not None:
+            relay.submit(Leave(session_id))
+
+    def live_stream(self, stream_id: str) -> str:
+        if stream_id not in self.ctx.directory.live:
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        return stream_id
+
+    def resolve_stream(self, stream_id: str | None) -> str:
+        if stream_id is not None:
+            return self.live_stream(stream_id)
+        if self.conn.watching is not None:
+            return self.conn.watching
+        sole = self.ctx.directory.sole_live()
+        if sole is not None:
+            return sole
+        if not self.ctx.directory.live:
+            raise p.ProtocolError("No stream is live")
+        raise p.ProtocolError("Several streams are live: say which one with 'streamId'")
+
+    def require_admin(self, what: str) -> None:
+        if not self.conn.is_admin:
+            raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first", "forbidden")
+
+    def require_moderator(self, what: str) -> None:
+        claims = self.conn.claims
+        if not (self.conn.is_admin or (claims is not None and claims.can_moderate)):
+            raise p.ProtocolError(f"{what} is for moderators: register with a moderator's or an admin's token first",
+                                  "forbidden")
+
+    def require_registered(self) -> None:
+        if self.conn.session_id is None and not self.conn.is_admin:
+            raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
+
+    def send(self, message: dict[str, object]) -> None:
+        self.conn.send(encode(message))
+
+    def error(self, message: str, code: str | None = None, **extra: Any) -> None:
+        if code is not None:
+            extra["code"] = code
+        self.conn.send(p.error_frame(message, **extra))

@@ -1,0 +1,86 @@
+"""`/auth`: register, log in, who am I."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from gateway.security.credentials import hash_password, verify_password
+from gateway.rest.deps import Ctx, User
+from gateway.errors import ApiError
+from gateway.security.identity import client_ip, enforce
+from gateway.rest.types import NOT_BLANK_SCHEMA, EmailIn, NotBlank
+from persistence.users import EmailTaken
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Name = Annotated[str, Field(min_length=1, max_length=80, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
+
+
+class RegisterBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # a `role` in the body is ignored: customers only
+    email: EmailIn
+    password: Password
+    name: Name | None = None
+
+
+class LoginBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    email: Annotated[str, StringConstraints(min_length=3, max_length=254)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: str
+    createdAt: str
+
+
+class AuthOut(BaseModel):
+    token: str
+    user: UserOut
+
+
+class MeOut(BaseModel):
+    user: UserOut
+
+
+def _user_out(public: dict[str, Any]) -> UserOut:
+    return UserOut(**{k: public[k] for k in ("id", "email", "name", "role", "createdAt")})
+
+
+@router.post("/register", status_code=201, response_model=AuthOut)
+async def register(body: RegisterBody, ctx: Ctx) -> AuthOut:
+    """Create a customer account and log it in."""
+    name = body.name or body.email.split("@", 1)[0]
+    try:
+        user = await ctx.users.create(body.email, hash_password(body.password), name, role="customer")
+    except EmailTaken as e:
+        raise ApiError(409, "An account with this email exists: log in instead") from e
+    token = ctx.tokens.issue(user.id, user.role, user.email, user.name)
+    return AuthOut(token=token, user=_user_out(user.public()))
+
+
+@router.post("/login", response_model=AuthOut)
+async def login(body: LoginBody, ctx: Ctx, request: Request) -> AuthOut:
+    """Log in. At most `LOGIN_RATE_PER_MINUTE` attempts a minute per client
+    address and email (429 with `Retry-After` beyond)."""
+    enforce(ctx.login_limit, f"{client_ip(request)}|{body.email.strip().lower()}", "login attempts")
+    user = await ctx.users.by_email(body.email)
+    if user is None or not verify_password(body.password, user.password_hash):
+        raise ApiError(401, "Wrong email or password")
+    token = ctx.tokens.issue(user.id, user.role, user.email, user.name)
+    return AuthOut(token=token, user=_user_out(user.public()))
+
+
+@router.get("/me", response_model=MeOut)
+async def me(claims: User, ctx: Ctx) -> MeOut:
+    user = await ctx.users.by_id(claims.user_id)
+    if user is None:
+        raise ApiError(401, "This account no longer exists: log in again")
+    return MeOut(user=_user_out(user.public()))

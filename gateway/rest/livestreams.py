@@ -1,0 +1,362 @@
+"""`/livestreams`: the stream lifecycle over REST.
+
+Live numbers (viewers, likes, pinned products) come from the stream's actor,
+through this gateway's relay, while it is live; from the stored record after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ray.exceptions import RayActorError
+
+from actors import handles
+from core.live_set import RegistryAnswer
+from core.stream_state import PinProduct, ToggleLike, UnpinProduct
+from runtime.clock import iso
+from gateway.context import GatewayContext
+from gateway.rest.deps import Admin, Ctx, OptionalUser, Page
+from gateway.errors import ApiError
+from gateway.security.identity import SessionHeader, viewer_key
+from core.money import format_minor
+from gateway.rest.types import NOT_BLANK_SCHEMA, DateTimeIn, Integral, NotBlank
+from persistence.streams import ENDED, LIVE
+
+router = APIRouter(prefix="/livestreams", tags=["livestreams"])
+
+StreamIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="24 hex characters")]
+Title = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
+
+
+class CreateStreamBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    title: Title
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    streamUrl: Annotated[str, StringConstraints(max_length=2000)] = ""
+    quality: Annotated[str, StringConstraints(max_length=20)] = "auto"
+    scheduledAt: DateTimeIn | None = None
+
+
+class StreamOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    streamUrl: str
+    quality: str
+    status: str
+    isLive: bool
+    hostId: str | None
+    createdAt: str | None
+    scheduledAt: str | None
+    startTime: str | None
+    endTime: str | None
+    viewerCount: int
+    peakViewers: int
+    likes: int
+    likedBy: list[str]
+    chatCount: int
+    pinnedProducts: list[dict[str, Any]]
+    seq: int | None = None
+    epoch: str | None = None
+
+
+def _time(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] | None:
+    relay = ctx.directory.relay(stream_id)
+    if relay is not None and relay.ready.is_set():  # current: this gateway follows the stream
+        return relay.view.public()
+    actor = await asyncio.to_thread(handles.find_stream_actor, stream_id)
+    if actor is None:
+        return None
+    try:
+        snap = await actor.snapshot.remote()
+    except RayActorError:
+        return None  # stopped (its actor killed) since the record was read: show the record
+    d = snap["streamData"]
+    return {
+        "viewerCount": d["viewerCount"], "likes": d["likes"], "likedBy": d["likedBy"],
+        "pinnedProducts": d["pinnedProducts"], "chatCount": snap["chatCount"],
+        "peakViewers": snap["peakViewers"], "seq": snap["seq"], "epoch": snap["epoch"],
+    }
+
+
+async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:
+    live = record["status"] == LIVE
+    numbers: dict[str, Any] = {}
+    if live:
+        numbers = await _live_numbers(ctx, record["_id"]) or {}
+    def pick(key: str, default: Any) -> Any:
+        return numbers.get(key, record.get(key, default))
+    return StreamOut(
+        id=record["_id"],
+        title=record.get("title", ""),
+        description=record.get("description", ""),
+        streamUrl=record.get("streamUrl", ""),
+        quality=record.get("quality", "auto"),
+        status=record["status"],
+        isLive=live,
+        hostId=record.get("hostId"),
+        createdAt=_time(record.get("createdAt")),
+        scheduledAt=_time(record.get("scheduledAt")),
+        startTime=_time(record.get("startTime")),
+        endTime=_time(record.get("endTime")),
+        viewerCount=pick("viewerCount", 0),
+        peakViewers=max(pick("peakViewers", 0), pick("viewerCount", 0)),
+        likes=pick("likes", 0),
+        likedBy=numbers.get("likedBy", []),
+        chatCount=pick("chatCount", 0),
+        pinnedProducts=pick("pinnedProducts", []),
+        seq=numbers.get("seq"),
+        epoch=numbers.get("epoch"),
+    )
+
+
+def _raise_for(answer: RegistryAnswer) -> None:
+    if not answer.ok:
+        status = {"not_found": 404, "conflict": 409}.get(answer.code or "", 503)
+        raise ApiError(status, answer.message or "the stream registry could not do this")
+
+
+async def _list(ctx: GatewayContext, status: str | None, page: Page, response: Response) -> list[StreamOut]:
+    records = await ctx.streams.list(status, skip=page.skip, limit=page.limit)
+    response.headers["X-Total-Count"] = str(await ctx.streams.count(status))
+    return list(await asyncio.gather(*(present(ctx, r) for r in records)))
+
+
+@router.post("", status_code=201, response_model=StreamOut)
+async def create_stream(body: CreateStreamBody, admin: Admin, ctx: Ctx) -> StreamOut:
+    record = await ctx.streams.create(
+        title=body.title, description=body.description, stream_url=body.streamUrl,
+        quality=body.quality, host_id=admin.user_id,
+        scheduled_at=iso(body.scheduledAt) if body.scheduledAt else None,
+    )
+    return await present(ctx, record)
+
+
+@router.get("", response_model=list[StreamOut])
+async def list_streams(ctx: Ctx, page: Page, response: Response) -> list[StreamOut]:
+    """All streams, newest first. Paged: `?page=&limit=`; total in `X-Total-Count`."""
+    return await _list(ctx, None, page, response)
+
+
+@router.get("/active", response_model=list[StreamOut])
+async def list_active(ctx: Ctx, page: Page, response: Response) -> list[StreamOut]:
+    """Live streams, with their live numbers."""
+    return await _list(ctx, LIVE, page, response)
+
+
+@router.get("/past", response_model=list[StreamOut])
+async def list_past(ctx: Ctx, page: Page, response: Response) -> list[StreamOut]:
+    """Ended streams, most recently ended first, with their final numbers."""
+    return await _list(ctx, ENDED, page, response)
+
+
+@router.api_route("/active", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+@router.api_route("/past", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+async def _read_only_lists() -> None:
+    """`/livestreams/active` and `/past` are lists, not stream ids: any other method is a 405."""
+    raise ApiError(405, "Method Not Allowed: this list is read-only", headers={"Allow": "GET"})
+
+
+@router.get("/{stream_id}", response_model=StreamOut)
+async def get_stream(stream_id: StreamIdPath, ctx: Ctx) -> StreamOut:
+    record = await ctx.streams.get(stream_id)
+    if record is None:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    return await present(ctx, record)
+
+
+@router.post("/{stream_id}/start", response_model=StreamOut)
+async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
+    """Go live: every connected client gets `stream_started`. Starting a live stream is a no-op."""
+    _raise_for(await ctx.directory.start_stream(stream_id))
+    return await _present_or_404(ctx, stream_id)
+
+
+@router.post("/{stream_id}/stop", response_model=StreamOut)
+async def stop_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
+    """End the stream: its final state is stored, its actor ends, every client gets `stream_stopped`."""
+    _raise_for(await ctx.directory.stop_stream(stream_id))
+    return await _present_or_404(ctx, stream_id)
+
+
+async def _present_or_404(ctx: GatewayContext, stream_id: str) -> StreamOut:
+    record = await ctx.streams.get(stream_id)
+    if record is None:  # deleted by someone else in the meantime (possible once it ended)
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    return await present(ctx, record)
+
+
+# ---------------------------------------------------------------- editing
+
+
+class UpdateStreamBody(BaseModel):
+    """Every field optional: only those sent change."""
+
+    model_config = ConfigDict(extra="ignore")  # status, hostId, numbers ... are the server's
+    title: Title | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    streamUrl: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    quality: Annotated[str, StringConstraints(max_length=20)] | None = None
+    scheduledAt: DateTimeIn | None = Field(None, description="RFC 3339 with an offset (a number is refused)")
+
+
+@router.put("/{stream_id}", response_model=StreamOut)
+async def update_stream(stream_id: StreamIdPath, body: UpdateStreamBody, admin: Admin, ctx: Ctx) -> StreamOut:
+    """Change a scheduled or ended stream (admin). A live stream answers 409:
+    its actor shows the title, description, URL and quality it went live with
+    to every viewer, and changing the record under it would make REST and the
+    WebSocket disagree. Stop it (or change it before it starts)."""
+    fields = body.model_dump(exclude_none=True)
+    if "scheduledAt" in fields:
+        fields["scheduledAt"] = iso(fields["scheduledAt"])
+    record, found = await ctx.streams.update_unless_live(stream_id, fields)
+    if not found:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    if record is None:
+        raise ApiError(409, "This stream is live: its details are fixed until it stops")
+    return await present(ctx, record)
+
+
+@router.delete("/{stream_id}", status_code=204)
+async def delete_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> Response:
+    """Delete a stream record (admin); 409 while it is live. Its chat, views and
+    orders stay stored (orders keep their `streamId`)."""
+    deleted, found = await ctx.streams.delete_unless_live(stream_id)
+    if not found:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    if not deleted:
+        raise ApiError(409, "This stream is live: stop it before deleting it")
+    return Response(status_code=204)
+
+
+# ---------------------------------------------------------------- viewers
+
+
+class ViewOut(BaseModel):
+    streamId: str
+    views: int
+
+
+@router.post("/{stream_id}/view", status_code=201, response_model=ViewOut)
+async def record_view(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
+                      session_id: SessionHeader = None) -> ViewOut:
+    """Count a view (an app opening the stream); anyone, anonymous included."""
+    if await ctx.streams.get(stream_id) is None:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    await ctx.views.record(stream_id, viewer_key(claims, session_id),
+                           claims.user_id if claims else None, session_id)
+    return ViewOut(streamId=stream_id, views=await ctx.views.count(stream_id))
+
+
+class ChatMessageOut(BaseModel):
+    id: int
+    seq: int
+    username: str
+    message: str
+    isAdmin: bool
+    timestamp: str
+
+
+@router.get("/{stream_id}/chat", response_model=list[ChatMessageOut])
+async def chat_history(stream_id: StreamIdPath, ctx: Ctx, page: Page, response: Response) -> list[ChatMessageOut]:
+    """The stream's stored chat, newest first (page 1 is the latest). Paged:
+    `?page=&limit=`; total in `X-Total-Count`."""
+    if await ctx.streams.get(stream_id) is None:
+        raise ApiError(404, f"Stream {stream_id} does not exist")
+    docs = await ctx.chat_pages.page(stream_id, skip=page.skip, limit=page.limit)
+    response.headers["X-Total-Count"] = str(await ctx.chat_pages.count(stream_id))
+    return [ChatMessageOut(id=int(d["seq"]), seq=int(d["seq"]), username=str(d.get("username", "")),
+                           message=str(d.get("message", "")), isAdmin=bool(d.get("isAdmin", False)),
+                           timestamp=str(d.get("timestamp", ""))) for d in docs]
+
+
+class LikeOut(BaseModel):
+    liked: bool
+    likes: int
+    likedBy: str = Field(description="the key the like is counted under: your user id, else your X-Session-Id")
+
+
+async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
+    relay = ctx.directory.relay(stream_id)
+    if relay is None:
+        if await ctx.streams.get(stream_id) is None:
+            raise ApiError(404, f"Stream {stream_id} does not exist")
+        raise ApiError(409, "This stream is not live")
+    return relay
+
+
+@router.post("/{stream_id}/like", response_model=LikeOut)
+async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
+                      session_id: SessionHeader = None) -> LikeOut:
+    """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
+    once per user when logged in, else per `X-Session-Id`. 409 unless live.
+
+    A like is counted under an identity: a bearer token, or the app's
+    `X-Session-Id`. With neither, 401 (the session id is not a credential, so
+    it is a header parameter here, not a security scheme)."""
+    key = viewer_key(claims, session_id)
+    if key is None:
+        raise ApiError(401, "Log in, or send the app's session id in an X-Session-Id header, to like")
+    relay = await _live_relay(ctx, stream_id)
+    result = await relay.submit(ToggleLike(key))
+    if not result.ok:
+        raise ApiError(409, result.error or "The stream could not take the like")
+    data = result.data or {}
+    return LikeOut(liked=bool(data.get("liked", True)), likes=int(data.get("likes", 0)), likedBy=key)
+
+
+class PinBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # name, price, image come from the catalogue
+    productId: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
+    displayOrder: Annotated[int, Field(strict=True, ge=0, le=10_000), Integral] | None = None
+
+
+class PinnedOut(BaseModel):
+    productId: str
+    name: str
+    price: str
+    currency: str
+    image: str | None
+    displayOrder: int | None
+
+
+@router.post("/{stream_id}/pin", response_model=PinnedOut)
+async def pin_product(stream_id: StreamIdPath, body: PinBody, admin: Admin, ctx: Ctx) -> PinnedOut:
+    """Pin a catalogue product over the video (admin). Name, price and image
+    come from the catalogue; viewers get `pinned_products_updated`. Pinning a
+    pinned product again refreshes it (and moves it with `displayOrder`)."""
+    relay = await _live_relay(ctx, stream_id)
+    product = await ctx.products.get(body.productId)
+    if product is None:
+        raise ApiError(404, f"Product {body.productId} does not exist")
+    images = product.get("images") or []
+    price = format_minor(int(product["priceMinor"]), product["currency"])
+    image = images[0] if images else None
+    result = await relay.submit(PinProduct(product_id=product["_id"], name=product["name"], price=price,
+                                           image=image, display_order=body.displayOrder))
+    if not result.ok:
+        raise ApiError(409, result.error or "The stream could not pin the product")
+    return PinnedOut(productId=product["_id"], name=product["name"], price=price, currency=product["currency"],
+                     image=image, displayOrder=body.displayOrder)
+
+
+@router.delete("/{stream_id}/pin/{product_id}", status_code=204)
+async def unpin_product(
+    stream_id: StreamIdPath,
+    product_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")],
+    admin: Admin, ctx: Ctx,
+) -> Response:
+    """Take a pinned product down (admin); 404 if it is not pinned."""
+    relay = await _live_relay(ctx, stream_id)
+    result = await relay.submit(UnpinProduct(product_id))
+    if not result.ok:
+        raise ApiError(404, result.error or f"Product {product_id} is not pinned")
+    return Response(status_code=204)

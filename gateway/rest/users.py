@@ -1,0 +1,37 @@
+"""`/users`: account administration (admins only): who is a moderator.
+
+A role change takes effect with the account's next token (`/auth/login`):
+tokens carry the role they were issued with and expire (`JWT_TTL_SECONDS`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict
+
+from gateway.rest.deps import Admin, Ctx
+from gateway.errors import ApiError
+from gateway.rest.auth import UserOut, _user_out
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+UserIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="24 hex characters")]
+
+
+class RoleBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["customer", "moderator", "admin"]
+
+
+@router.patch("/{user_id}/role", response_model=UserOut)
+async def set_role(user_id: UserIdPath, body: RoleBody, admin: Admin, ctx: Ctx) -> UserOut:
+    """Make an account a moderator (or a customer, or an admin). Admins only.
+    An admin cannot change their own role (so there is always one left who can)."""
+    if user_id == admin.user_id:
+        raise ApiError(409, "You cannot change your own role: ask another admin")
+    user = await ctx.users.set_role(user_id, body.role)
+    if user is None:
+        raise ApiError(404, f"User {user_id} does not exist")
+    return _user_out(user.public())

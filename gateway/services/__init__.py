@@ -1,0 +1,1 @@
+"""The gateway's rules that both the WebSocket and REST use (one implementation each), and outside providers."""

@@ -1,0 +1,350 @@
+"""`StreamRelay`: carries one live stream between this gateway and its actor.
+
+Inbound, commands from local connections are queued and sent as one batch
+per round trip: at most one batch is in flight per stream, so a stream's
+commands from this gateway arrive in the order they were sent. A batch that
+fails because the actor is restarting is sent again with the same id; the
+actor applies each batch id at most once.
+
+Like taps that need no answer but an error (no client id) and follow one
+another in the queue travel as one `ToggleLike` of many likers (`more`):
+nothing is reordered, the stream applies each tap in order, and a storm of
+taps costs the gateway no future, answer or command per tap, and the actor
+and its journal one command per run instead of one per tap.
+
+Outbound, one long poll at a time fetches the stream's new events. Each is
+applied to the local `StreamView` and published to local watchers as the
+exact text the actor encoded: the actor delivers once per gateway, the
+gateway fans out. Only while this gateway has an audience for the stream (a
+watcher, or an admin, who sees every stream): a relay with nobody to deliver
+to for `idle_after` seconds stops polling (`active` turns False) and its view is no
+longer current; the next viewer wakes it (`attend`) and waits for it to catch
+up from the actor. So a stream's actor serves only the gateways that have
+its viewers, however many gateways the cluster runs.
+
+When the actor restarted (a new incarnation), the relay tells it the viewer
+sessions it holds (`SyncViewers`), and if the actor's log no longer covers the
+relay's position it takes a fresh snapshot and delivers the chat it missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from typing import Any, Callable
+
+import ray
+import structlog
+
+from actors import handles
+from core.stream_state import Command, Result, SyncViewers, ToggleLike
+from core.wire import decode, encode
+from gateway.streams.hub import Delivery, Hub
+from gateway.metrics import GatewayMetrics
+from core.stream_view import StreamView
+
+log = structlog.get_logger("gateway.relay")
+
+RECENT_EVENTS = 4096  # events kept here for clients resuming through this gateway
+POLL_TIMEOUT_S = 2.0  # well inside the actor's gateway lease
+MAX_BATCH = 512
+MAX_LIKE_RUN = 4096  # taps in one command, so one batch stays bounded
+RETRY_MIN_S = 0.05
+RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
+SUBMIT_PATIENCE_S = 30.0
+IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
+
+
+class StreamRelay:
+    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50,
+                 metrics: GatewayMetrics | None = None, idle_after: float = IDLE_AFTER_S) -> None:
+        self.stream_id = stream_id
+        self.idle_after = idle_after
+        self.gateway_id = gateway_id
+        self.hub = hub
+        self.metrics = metrics or GatewayMetrics()
+        self.view = StreamView(stream_id, history_size)
+        self.ready = asyncio.Event()  # the view is current (set while active, once caught up)
+        self.active = True  # polling the actor; False while nobody here watches the stream
+        self._wanted = asyncio.Event()
+        self.stopped = asyncio.Event()  # the actor published stream_stopped
+        self.recent: deque[tuple[int, str]] = deque(maxlen=RECENT_EVENTS)
+        self._advanced = asyncio.Event()
+        # (command, its future), or a run of like taps: (_LikeRun, None)
+        self._outbox: list[tuple[Command | _LikeRun, asyncio.Future[Result] | None]] = []
+        self._kick = asyncio.Event()
+        self._batch_ids = itertools.count(1)
+        self._incarnation: str | None = None
+        self._actor: Any = None
+        self._closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._poll_forever(), name=f"poll:{self.stream_id}"),
+            asyncio.create_task(self._send_forever(), name=f"send:{self.stream_id}"),
+        ]
+
+    async def close(self) -> None:
+        self._closed = True
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        ended = Result.rejected("the stream has ended")
+        for item, fut in self._outbox:
+            if fut is None:
+                item.answer(ended)  # type: ignore[union-attr]
+            elif not fut.done():
+                fut.set_result(ended)
+        self._outbox.clear()
+
+    async def attend(self) -> None:
+        """Wait until the view is current: wakes an idle relay (someone here
+        is about to watch) and waits for its catch-up."""
+        self._wanted.set()
+        await self.ready.wait()
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        """Queue a command for the stream. The future resolves once it is stored."""
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            fut.set_result(Result.rejected("the stream has ended"))
+            return fut
+        self._outbox.append((command, fut))
+        self._kick.set()
+        return fut
+
+    def toggle_like(self, liker: str, on_error: Callable[[Result], None]) -> None:
+        """Queue a like tap that needs no answer unless it is refused (`on_error`).
+        A tap right behind another such tap joins its run (see the module doc)."""
+        if self._closed:
+            on_error(Result.rejected("the stream has ended"))
+            return
+        outbox = self._outbox
+        if outbox:
+            run = outbox[-1][0]
+            if run.__class__ is _LikeRun and len(run.likers) < MAX_LIKE_RUN:  # type: ignore[union-attr]
+                run.likers.append(liker)  # type: ignore[union-attr]
+                run.on_error.append(on_error)  # type: ignore[union-attr]
+                return
+        outbox.append((_LikeRun([liker], [on_error]), None))
+        self._kick.set()
+
+    # ------------------------------------------------------------ actor handle
+
+    async def _handle(self) -> Any:
+        if self._actor is None:
+            self._actor = await asyncio.to_thread(handles.find_stream_actor, self.stream_id)
+        return self._actor
+
+    # ------------------------------------------------------------ outbound
+
+    async def _idle_if_unwatched(self) -> bool:
+        """Stop polling after `IDLE_AFTER_S` without an audience; return once
+        one comes. True if it was idle (the view must catch up at once)."""
+        if self.hub.has_audience(self.stream_id) or self._wanted.is_set():
+            self._unwatched_since = None
+            self._wanted.clear()
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._unwatched_since is None:
+            self._unwatched_since = now
+        if now - self._unwatched_since < self.idle_after:
+            return False
+        self.active = False
+        self.ready.clear()
+        log.info("relay_idle", stream_id=self.stream_id)
+        await self._wanted.wait()
+        self._wanted.clear()
+        self._unwatched_since = None
+        self.active = True
+        log.info("relay_active", stream_id=self.stream_id)
+        return True
+
+    async def _poll_forever(self) -> None:
+        delay = RETRY_MIN_S
+        self._unwatched_since: float | None = None
+        while not self._closed:
+            woke = await self._idle_if_unwatched()
+            actor = await self._handle()
+            if actor is None:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            try:
+                # Just woken: whatever there is now, without waiting for new events.
+                timeout = 0.0 if woke or not self.ready.is_set() else POLL_TIMEOUT_S
+                result = await actor.poll.remote(self.gateway_id, self.view.seq, self.view.epoch, timeout)
+            except ray.exceptions.ActorDiedError as e:
+                self.metrics.error("poll", e)
+                self._actor = None  # ended for good, or replaced: look it up again
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.RayTaskError) as e:
+                self.metrics.error("poll", e)
+                log.info("poll_retry", stream_id=self.stream_id, error=type(e).__name__, next_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_MIN_S
+            self._receive(result)
+            if result.stopped:
+                self.stopped.set()
+                return
+
+    def _receive(self, result: Any) -> None:
+        restarted = self._incarnation is not None and result.incarnation != self._incarnation
+        self._incarnation = result.incarnation
+        if restarted:
+            log.info("stream_actor_restarted", stream_id=self.stream_id, incarnation=result.incarnation)
+            self.submit(SyncViewers(tuple(self.hub.sessions(self.stream_id))))
+        deliveries: list[Delivery] = []
+        if result.snapshot is not None:
+            had_view = self.view.loaded
+            self.recent.clear()  # positions before the snapshot can no longer be served from here
+            missed = self.view.reset(result.snapshot)
+            if had_view:
+                deliveries += [self.view.chat_frame(m) for m in missed]
+                deliveries.append(self._update_delivery(self.view.update_event(), None))
+        for seq, text in result.events:
+            event = decode(text)
+            self.view.apply(event)
+            self.recent.append((seq, text))
+            if event["type"] == "stream_update":
+                deliveries.append(self._update_delivery(event, text))
+            elif event["type"] != "stream_stopped":  # announced to everyone by the directory
+                deliveries.append(text)
+        self.metrics.traffic.events_received += len(result.events)
+        if deliveries:
+            self.hub.publish(self.stream_id, deliveries)
+        if self.view.loaded:
+            self.ready.set()
+        advanced, self._advanced = self._advanced, asyncio.Event()
+        advanced.set()
+
+    def _update_delivery(self, event: dict[str, Any], text: str | None) -> Delivery:
+        """A stream_update: as the actor encoded it for opted-in apps; for each
+        old app, counts plus whether it likes itself (`StreamView.personal_update`)."""
+        view = self.view
+        return (text or encode(event), lambda viewer: view.personal_update(event, viewer))
+
+    # ------------------------------------------------------------ resumption
+
+    def local_events_after(self, seq: int) -> list[tuple[int, str]] | None:
+        """The events after `seq` up to the view's position, if all are held here."""
+        if seq == self.view.seq:
+            return []
+        if not self.recent or not (self.recent[0][0] - 1 <= seq < self.view.seq):
+            return None
+        return [(s, t) for s, t in self.recent if s > seq]
+
+    async def events_after(self, seq: int, epoch: str) -> list[tuple[int, str]] | None:
+        """The events after `seq` of `epoch` up to the view's position, from
+        here or else from the actor; None if they can no longer all be had.
+        Waits briefly for this gateway to catch up if the client is ahead of it."""
+        deadline = asyncio.get_running_loop().time() + 3.0
+        while self.view.seq < seq and asyncio.get_running_loop().time() < deadline:
+            advanced = self._advanced
+            try:
+                await asyncio.wait_for(advanced.wait(), 0.5)
+            except TimeoutError:
+                pass
+        if epoch != self.view.epoch or seq > self.view.seq:
+            return None
+        local = self.local_events_after(seq)
+        if local is not None:
+            return local
+        actor = await self._handle()
+        if actor is None:
+            return None
+        try:
+            with self.metrics.actor_call("events_since"):
+                fetched: list[tuple[int, str]] | None = await actor.events_since.remote(seq, epoch)
+        except ray.exceptions.RayError:
+            return None
+        if fetched is None:
+            return None
+        # The actor may be ahead of this gateway or behind it by now: keep up to the view's
+        # position, then whatever arrived here meanwhile.
+        merged = {s: t for s, t in fetched if s <= self.view.seq}
+        for s, t in self.recent:
+            if s > seq:
+                merged[s] = t
+        events = [(s, merged[s]) for s in sorted(merged)]
+        if [s for s, _ in events] != list(range(seq + 1, self.view.seq + 1)):
+            return None
+        return events
+
+    # ------------------------------------------------------------ inbound
+
+    async def _send_forever(self) -> None:
+        while not self._closed:
+            await self._kick.wait()
+            self._kick.clear()
+            while self._outbox and not self._closed:
+                batch = self._outbox[:MAX_BATCH]
+                del self._outbox[:MAX_BATCH]
+                batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
+                commands = [c.command() if fut is None else c for c, fut in batch]  # type: ignore[union-attr]
+                kinds = self.metrics.traffic.commands
+                for command in commands:
+                    kinds[type(command).__name__] += 1
+                results = await self._submit(batch_id, commands)  # type: ignore[arg-type]
+                for (item, fut), r in zip(batch, results):
+                    if fut is None:
+                        if not r.ok:
+                            item.answer(r)  # type: ignore[union-attr]
+                    elif not fut.done():
+                        fut.set_result(r)
+
+    async def _submit(self, batch_id: str, commands: list[Command]) -> list[Result]:
+        delay = RETRY_MIN_S
+        deadline = asyncio.get_running_loop().time() + SUBMIT_PATIENCE_S
+        while True:
+            actor = await self._handle()
+            try:
+                if actor is None:
+                    raise LookupError("no actor")
+                with self.metrics.actor_call("submit"):
+                    results: list[Result] = await actor.submit.remote(self.gateway_id, batch_id, commands)
+                if len(results) == len(commands):
+                    return results
+                return [Result(ok=True)] * len(commands)
+            except ray.exceptions.ActorDiedError:
+                self._actor = None
+                if self.stopped.is_set() or self._closed:
+                    return [Result.rejected("the stream has ended")] * len(commands)
+            except (LookupError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
+                log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error=type(e).__name__)
+            except ray.exceptions.RayTaskError as e:
+                log.error("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=str(e))
+                return [Result.rejected("the stream could not take this; try again")] * len(commands)
+            if asyncio.get_running_loop().time() > deadline:
+                return [Result.rejected("the stream is unavailable; try again")] * len(commands)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+class _LikeRun:
+    """Like taps queued back to back, each with whom to tell if it is refused."""
+
+    __slots__ = ("likers", "on_error")
+
+    def __init__(self, likers: list[str], on_error: list[Callable[[Result], None]]) -> None:
+        self.likers = likers
+        self.on_error = on_error
+
+    def command(self) -> ToggleLike:
+        return ToggleLike(self.likers[0], None, tuple(self.likers[1:]))
+
+    def answer(self, result: Result) -> None:
+        """A refusal reaches every tap of the run, as it would have one by one."""
+        for tell in self.on_error:
+            tell(result)
+
+
+def on_result(fut: asyncio.Future[Result], callback: Callable[[Result], None]) -> None:
+    """Run `callback` with the result once the command is stored."""
+    fut.add_done_callback(lambda f: callback(f.result()) if not f.cancelled() else None)

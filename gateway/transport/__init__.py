@@ -1,0 +1,1 @@
+"""WebSocket transport: one connection, the server protocol underneath, frames written once for many."""

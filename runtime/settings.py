@@ -1,0 +1,115 @@
+"""Every setting, from the environment (or a `.env` file), in one place.
+
+`Settings()` reads them; `README.md` ("Configuration") lists them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    host: str = Field("0.0.0.0", alias="HOST")
+    port: int = Field(3000, alias="PORT")
+    data_dir: Path = Field(Path("./data"), alias="WRENCOS_DATA_DIR")
+    mongodb_uri: str | None = Field(None, alias="MONGODB_URI")
+    mongodb_db: str = Field("wrencos", alias="MONGODB_DB")
+    mongodb_write_concern: str = Field("majority", alias="MONGODB_WRITE_CONCERN")
+    db_port: int | None = Field(None, alias="WRENCOS_DB_PORT")
+    ray_address: str | None = Field(None, alias="RAY_ADDRESS")
+    ray_namespace: str = Field("wrencos", alias="WRENCOS_NAMESPACE")
+    # Several Ray nodes on one host (tests, demos) each have their own temp dir; a gateway
+    # attaches to the node whose temp dir this names. Unset on a real cluster (one node per host).
+    ray_temp_dir: str | None = Field(None, alias="WRENCOS_RAY_TEMP_DIR")
+    jwt_secret: str | None = Field(None, alias="JWT_SECRET")
+    jwt_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, alias="JWT_TTL_SECONDS")  # every token expires
+    jwt_previous_secrets: str = Field("", alias="JWT_PREVIOUS_SECRETS")  # comma-separated, verification only
+    admin_email: str | None = Field(None, alias="ADMIN_EMAIL")
+    admin_password: str | None = Field(None, alias="ADMIN_PASSWORD")
+    log_format: str = Field("auto", alias="LOG_FORMAT")  # auto | json | console
+    log_level: str = Field("info", alias="LOG_LEVEL")
+    chat_history_size: int = Field(50, alias="CHAT_HISTORY_SIZE")
+    update_interval_ms: int = Field(250, alias="UPDATE_INTERVAL_MS")
+    commit_interval_ms: int = Field(20, alias="COMMIT_INTERVAL_MS")
+    max_frame_bytes: int = Field(64 * 1024, alias="MAX_FRAME_BYTES")
+    send_queue_frames: int = Field(1024, alias="SEND_QUEUE_FRAMES")
+    agora_app_id: str | None = Field(None, alias="AGORA_APP_ID")
+    agora_app_certificate: SecretStr | None = Field(None, alias="AGORA_APP_CERTIFICATE")  # never shown
+    agora_token_ttl_seconds: int = Field(3600, alias="AGORA_TOKEN_TTL_SECONDS")
+    shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
+    login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
+    order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
+    # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
+    ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
+    ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")
+    ws_like_rate_per_second: float = Field(20.0, alias="WS_LIKE_RATE_PER_SECOND")
+    ws_like_burst: int = Field(40, alias="WS_LIKE_BURST")
+    ws_frame_rate_per_second: float = Field(100.0, alias="WS_FRAME_RATE_PER_SECOND")  # any frame
+    ws_frame_burst: int = Field(200, alias="WS_FRAME_BURST")
+    ws_register_timeout_seconds: float = Field(30.0, alias="WS_REGISTER_TIMEOUT_SECONDS")
+    ws_idle_timeout_seconds: float = Field(300.0, alias="WS_IDLE_TIMEOUT_SECONDS")
+    ws_ping_interval_seconds: float = Field(20.0, alias="WS_PING_INTERVAL_SECONDS")
+    ws_ping_timeout_seconds: float = Field(20.0, alias="WS_PING_TIMEOUT_SECONDS")
+    allowed_origins: str = Field("", alias="ALLOWED_ORIGINS")  # comma-separated; empty = any
+    # Mobile carriers put many customers behind one address (carrier-grade NAT): keep this generous.
+    max_connections_per_ip: int = Field(500, alias="MAX_CONNECTIONS_PER_IP")
+
+    # Draining a gateway (SIGTERM): /ready turns 503 at once, then after DRAIN_NOTICE_SECONDS (let the
+    # load balancer notice) its connections are closed with 1012 in waves over DRAIN_SECONDS, so their
+    # apps reconnect elsewhere without all arriving at once. A second SIGTERM stops at once.
+    drain_notice_seconds: float = Field(0.0, ge=0, alias="DRAIN_NOTICE_SECONDS")
+    drain_seconds: float = Field(5.0, ge=0, alias="DRAIN_SECONDS")
+
+    # When set, GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>` (Prometheus' `authorization`).
+    metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN")
+    # A gateway with no viewer (and no admin) of a stream for this long stops following it.
+    relay_idle_seconds: float = Field(10.0, gt=0, alias="RELAY_IDLE_SECONDS")
+    # Freeze what startup made out of the garbage collector's reach and collect young objects less
+    # often (runtime/gc_policy.py): shorter event-loop pauses under load. Off only to compare.
+    gc_freeze: bool = Field(True, alias="GATEWAY_GC_FREEZE")
+
+    def origin_allow_list(self) -> frozenset[str]:
+        """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""
+        return frozenset(o.strip().rstrip("/").lower() for o in self.allowed_origins.split(",") if o.strip())
+
+    def previous_jwt_secrets(self) -> tuple[str, ...]:
+        """`JWT_PREVIOUS_SECRETS`: still accepted for verification during a rotation.
+        Each must be as long as a current secret must be."""
+        olds = tuple(s.strip() for s in self.jwt_previous_secrets.split(",") if s.strip())
+        for old in olds:
+            if len(old.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(f"every secret in JWT_PREVIOUS_SECRETS must be at least {MIN_SECRET_BYTES} bytes")
+        return olds
+
+    def resolved_jwt_secret(self) -> str:
+        """`JWT_SECRET`, or, with the embedded database, a strong secret made
+        once and kept in the data directory (mode 0600)."""
+        if self.jwt_secret:
+            if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes; "
+                    "make one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+            return self.jwt_secret
+        if self.mongodb_uri:
+            raise ConfigError("JWT_SECRET must be set when MONGODB_URI is set (every gateway needs the same one)")
+        path = self.data_dir / "jwt_secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(secret)
+        return secret

@@ -1,0 +1,154 @@
+"""`WsSession.handle_now`: the frames a watching connection sends most (likes,
+chat, pings) are handled straight from the socket, with the same answers as
+through the reader; everything else, and every connection that the reader
+still times, is left to `handle_text`."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from core.stream_state import Chat, Command, Result, ToggleLike
+from gateway.transport.connection import Connection
+from gateway.realtime.ws_session import WsSession
+from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse
+
+STREAM = "0123456789abcdef01234567"
+
+
+class FakeRelay:
+    def __init__(self) -> None:
+        self.commands: list[Command] = []
+        self.taps: list[str] = []
+
+    def submit(self, command: Command) -> asyncio.Future[Result]:
+        self.commands.append(command)
+        fut: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        fut.set_result(Result(ok=True, seq=7))
+        return fut
+
+    def toggle_like(self, liker: str, on_error: Any) -> None:
+        self.taps.append(liker)
+
+
+class FakeDirectory:
+    def __init__(self, relay: FakeRelay) -> None:
+        self._relay = relay
+        self.live = {STREAM: {}}
+
+    def relay(self, stream_id: str) -> FakeRelay | None:
+        return self._relay if stream_id in self.live else None
+
+    def sole_live(self) -> str | None:
+        return STREAM
+
+
+def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSession, FakeRaw, FakeRelay]:
+    raw = FakeRaw()
+    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
+    relay = FakeRelay()
+    settings = SimpleNamespace(ws_frame_rate_per_second=frame_rate, ws_frame_burst=int(frame_rate * 2),
+                               ws_chat_rate_per_second=5.0, ws_chat_burst=10,
+                               ws_like_rate_per_second=like_rate, ws_like_burst=int(like_rate * 2))
+    ctx = SimpleNamespace(settings=settings, directory=FakeDirectory(relay), hub=SimpleNamespace())
+    return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]
+
+
+async def watching(s: WsSession) -> None:
+    """As after `register`: the reader's next wait has no timer."""
+    s.conn.session_id = "sess-1"
+    s.conn.watching = STREAM
+    await s.handle_text('{"type":"ping"}')
+
+
+def sent(raw: FakeRaw) -> list[dict[str, Any]]:
+    return [orjson.loads(parse(b).data) for b in raw.transport.written]
+
+
+def text(**frame: Any) -> str:
+    return orjson.dumps(frame).decode()
+
+
+async def test_the_socket_hands_its_messages_to_the_session() -> None:
+    s, raw, _ = session()
+    assert raw.inbound == s.handle_now  # type: ignore[attr-defined]
+
+
+async def test_nothing_is_taken_before_the_reader_stops_timing_the_connection() -> None:
+    s, raw, relay = session()
+    s.conn.session_id, s.conn.watching = "sess-1", STREAM  # set, but the reader still waits with a timer
+    assert not s.handle_now(text(type="toggle_like"))
+    await watching(s)
+    assert s.handle_now(text(type="toggle_like"))
+    assert relay.taps == ["sess-1"]
+
+
+async def test_likes_chat_and_pings_are_handled_at_once() -> None:
+    s, raw, relay = session()
+    await watching(s)
+    raw.transport.written.clear()
+    assert s.handle_now(text(type="toggle_like", streamId=STREAM))
+    assert s.handle_now(text(type="toggle_like", clientMsgId="t1"))
+    assert s.handle_now(text(type="chat_message", message="hi", username="ann", clientMsgId="c1"))
+    assert s.handle_now(text(type="ping"))
+    assert relay.taps == ["sess-1"]
+    assert relay.commands == [ToggleLike("sess-1", "t1"),
+                              Chat(username="ann", message="hi", is_admin=False, session_id="sess-1",
+                                   client_msg_id="c1")]
+    await asyncio.sleep(0)
+    assert [m["type"] for m in sent(raw)] == ["pong", "ack", "ack"]
+
+
+@pytest.mark.parametrize("frame", [
+    text(type="register", sessionId="s2"), text(type="join_stream", streamId=STREAM), text(type="leave_stream"),
+    text(type="pin_product", productId="p", name="n", price=1), "not json", "[1]", text(type="nope"), text(a=1),
+])
+async def test_other_frames_are_left_to_the_reader_without_taking_a_token(frame: str) -> None:
+    s, raw, relay = session(frame_rate=1.0)  # a burst of 2 frames
+    await watching(s)  # takes one
+    assert not s.handle_now(frame)
+    assert s.handle_now(text(type="ping"))  # the last token was still there
+    assert relay.taps == [] and relay.commands == []
+
+
+@pytest.mark.parametrize("frame", [
+    text(type="toggle_like", streamId="not-a-stream"),
+    text(type="toggle_like", sessionId={"$ne": ""}),
+    text(type="toggle_like", **{"$where": "1"}),
+    text(type="toggle_like", clientMsgId=""),
+    text(type="toggle_like", streamId="ffffffffffffffffffffffff"),
+    text(type="chat_message"),
+    text(type="chat_message", message=5),
+])
+async def test_refusals_are_the_readers_refusals(frame: str) -> None:
+    now, now_raw, now_relay = session()
+    later, later_raw, later_relay = session()
+    await watching(now)
+    await watching(later)
+    now_raw.transport.written.clear()
+    later_raw.transport.written.clear()
+    assert now.handle_now(frame)
+    await later.handle_text(frame)
+    assert sent(now_raw) == sent(later_raw) and sent(now_raw)[0]["type"] == "error"
+    assert (now_relay.taps, now_relay.commands) == (later_relay.taps, later_relay.commands) == ([], [])
+
+
+async def test_limits_hold_on_the_immediate_path() -> None:
+    s, raw, relay = session(like_rate=1.0)  # a burst of 2 likes
+    await watching(s)
+    raw.transport.written.clear()
+    for _ in range(5):
+        assert s.handle_now(text(type="toggle_like"))
+    assert relay.taps == ["sess-1"] * 2
+    assert [m.get("code") for m in sent(raw)] == ["rate_limited"]
+
+
+async def test_a_connection_that_stops_watching_goes_back_to_the_reader() -> None:
+    s, raw, relay = session()
+    await watching(s)
+    s.conn.watching = None
+    assert not s.handle_now(text(type="toggle_like"))
