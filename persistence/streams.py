@@ -89,7 +89,9 @@ class StreamStore:
         """live -> ended, with the stream's final numbers. None if it was not live.
         Nobody watches an ended stream: its `viewerCount` is 0, and the viewers
         it had at the end are kept as `viewersAtEnd`."""
-        fields = {k: final[k] for k in ("peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final}
+        fields = {
+            k: final[k] for k in ("peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final
+        }
         fields["viewersAtEnd"] = final.get("viewerCount", 0)
         return await self._streams.find_one_and_update(
             {"_id": stream_id, "status": LIVE},
@@ -103,7 +105,8 @@ class StreamStore:
         if not is_stream_id(stream_id):
             return None, False
         doc = await self._streams.find_one_and_update(
-            {"_id": stream_id, "status": {"$ne": LIVE}}, {"$set": fields}, return_document=ReturnDocument.AFTER)
+            {"_id": stream_id, "status": {"$ne": LIVE}}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )
         if doc is not None:
             return doc, True
         return None, await self._streams.count_documents({"_id": stream_id}) > 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Iterable
-from urllib.parse import urlsplit, unquote
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import structlog
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -29,7 +29,7 @@ class ExternalMongo:
         self.uri = uri
         self.db_name = db_name
 
-    def start(self) -> "ExternalMongo":
+    def start(self) -> ExternalMongo:
         raise NotImplementedError("an external MongoDB is not started by the tests")
 
     def stop(self) -> None:
@@ -69,8 +69,15 @@ def ray_cluster(namespace: str) -> Iterator[str]:
 
     from actors.handles import SINGLE_NODE_RESOURCES
 
-    ray.init(address="local", namespace=namespace, include_dashboard=False, num_cpus=2, resources=SINGLE_NODE_RESOURCES,
-             configure_logging=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        namespace=namespace,
+        include_dashboard=False,
+        num_cpus=2,
+        resources=SINGLE_NODE_RESOURCES,
+        configure_logging=False,
+        log_to_driver=False,
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

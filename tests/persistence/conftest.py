@@ -3,7 +3,7 @@ database server, with the indexes the stores rely on."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest

@@ -5,6 +5,7 @@ live payment per order, and the analytics aggregations."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
@@ -15,6 +16,24 @@ from persistence.orders import DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, PENDING, PaymentExists, PaymentStore
 from persistence.products import ProductStore
 
+FUTURE, PAST = "2999-01-01T00:00:00.000Z", "2000-01-01T00:00:00.000Z"
+
+
+async def new_sale(
+    sales: FlashSaleStore, product_id: str, *, quantity: int, limit: int, ends_at: str
+) -> dict[str, Any]:
+    """A sale in stream "s" of `product_id` at 1.00 USD."""
+    return await sales.create(
+        stream_id="s",
+        product_id=product_id,
+        product_name=product_id.upper(),
+        price_minor=100,
+        currency="USD",
+        quantity=quantity,
+        per_customer_limit=limit,
+        ends_at=ends_at,
+        created_by="a",
+    )
 
 
 async def test_stock_is_taken_atomically(db: AsyncDatabase) -> None:
@@ -33,8 +52,7 @@ async def test_stock_is_taken_atomically(db: AsyncDatabase) -> None:
 
 async def test_flash_sale_cap_and_per_customer_limit_under_concurrency(db: AsyncDatabase) -> None:
     sales = FlashSaleStore(db)
-    sale = await sales.create(stream_id="s", product_id="p", product_name="P", price_minor=100, currency="USD",
-                              quantity=6, per_customer_limit=2, ends_at="2999-01-01T00:00:00.000Z", created_by="a")
+    sale = await new_sale(sales, "p", quantity=6, limit=2, ends_at=FUTURE)
     claims = await asyncio.gather(*(sales.claim(sale["_id"], "alice", 1, 2) for _ in range(7)))
     assert sum(claims) == 2 and await sales.claimed(sale["_id"], "alice") == 2
     assert not await sales.claim(sale["_id"], "bob", 3, 2)
@@ -46,11 +64,9 @@ async def test_flash_sale_cap_and_per_customer_limit_under_concurrency(db: Async
     await sales.unclaim(sale["_id"], "alice", 1)
     assert await sales.claim(sale["_id"], "alice", 1, 2)
 
-    over = await sales.create(stream_id="s", product_id="q", product_name="Q", price_minor=100, currency="USD",
-                              quantity=5, per_customer_limit=5, ends_at="2000-01-01T00:00:00.000Z", created_by="a")
+    over = await new_sale(sales, "q", quantity=5, limit=5, ends_at=PAST)
     assert await sales.take(over["_id"], 1) is None  # past its end time
-    ended = await sales.create(stream_id="s", product_id="r", product_name="R", price_minor=100, currency="USD",
-                               quantity=5, per_customer_limit=5, ends_at="2999-01-01T00:00:00.000Z", created_by="a")
+    ended = await new_sale(sales, "r", quantity=5, limit=5, ends_at=FUTURE)
     assert await sales.running_for("s", "r") is not None
     assert (await sales.end(ended["_id"], "admin"))["status"] == "ended"  # type: ignore[index]
     assert await sales.end(ended["_id"], "admin") is None
@@ -70,7 +86,9 @@ async def test_idempotency_keys_and_one_live_payment(db: AsyncDatabase) -> None:
     assert sum(m is not None for m in moved) == 1
 
     pay = {"orderId": "o2", "userId": "u", "status": PENDING, "createdAt": "t"}
-    results = await asyncio.gather(*(payments.insert({**pay, "_id": f"p{i}"}) for i in range(5)), return_exceptions=True)
+    results = await asyncio.gather(
+        *(payments.insert({**pay, "_id": f"p{i}"}) for i in range(5)), return_exceptions=True
+    )
     assert sum(r is None for r in results) == 1 and all(isinstance(r, PaymentExists) for r in results if r is not None)
     live = await payments.live_for_order("o2")
     assert live is not None
@@ -82,35 +100,67 @@ async def test_idempotency_keys_and_one_live_payment(db: AsyncDatabase) -> None:
 
 
 async def test_analytics_aggregations(db: AsyncDatabase) -> None:
-    await db.viewer_samples.insert_many([
-        {"_id": "s:1", "streamId": "s", "minute": "2026-01-01T10:01", "viewers": 3},
-        {"_id": "s:2", "streamId": "s", "minute": "2026-01-01T10:02", "viewers": 5},
-        {"_id": "t:2", "streamId": "t", "minute": "2026-01-01T10:02", "viewers": 4}])
-    await db.stream_viewers.insert_many([
-        {"_id": f"s:{x}", "streamId": "s", "sessionId": x, "firstSeenAt": "2026-01-01T10:01:00.000Z"} for x in "abcd"])
+    await db.viewer_samples.insert_many(
+        [
+            {"_id": "s:1", "streamId": "s", "minute": "2026-01-01T10:01", "viewers": 3},
+            {"_id": "s:2", "streamId": "s", "minute": "2026-01-01T10:02", "viewers": 5},
+            {"_id": "t:2", "streamId": "t", "minute": "2026-01-01T10:02", "viewers": 4},
+        ]
+    )
+    await db.stream_viewers.insert_many(
+        [{"_id": f"s:{x}", "streamId": "s", "sessionId": x, "firstSeenAt": "2026-01-01T10:01:00.000Z"} for x in "abcd"]
+    )
     await db.stream_views.insert_many([{"streamId": "s", "at": "2026-01-01T10:01:30.000Z"} for _ in range(3)])
-    await db.chat_messages.insert_many([{"streamId": "s", "seq": i, "timestamp": f"2026-01-01T10:0{1 + i % 2}:00.000Z"}
-                                        for i in range(5)])
-    await db.streams.insert_many([{"_id": "s", "status": "ended", "startTime": "2026-01-01T10:00:00.000Z", "likes": 7},
-                                  {"_id": "t", "status": "live", "startTime": "2026-01-02T10:00:00.000Z"}])
+    await db.chat_messages.insert_many(
+        [{"streamId": "s", "seq": i, "timestamp": f"2026-01-01T10:0{1 + i % 2}:00.000Z"} for i in range(5)]
+    )
+    await db.streams.insert_many(
+        [
+            {"_id": "s", "status": "ended", "startTime": "2026-01-01T10:00:00.000Z", "likes": 7},
+            {"_id": "t", "status": "live", "startTime": "2026-01-02T10:00:00.000Z"},
+        ]
+    )
     order = {"streamId": "s", "currency": "USD", "createdAt": "2026-01-01T10:02:10.000Z"}
-    await db.orders.insert_many([
-        {**order, "userId": "u1", "units": 2, "totalMinor": 1000, "status": "pending"},
-        {**order, "userId": "u1", "units": 1, "totalMinor": 250, "status": "delivered"},
-        {**order, "userId": "u2", "units": 1, "totalMinor": 999, "status": "confirmed"},
-        {**order, "userId": "u3", "units": 9, "totalMinor": 9999, "status": "cancelled"},
-        {**order, "userId": "u4", "units": 9, "totalMinor": 9999, "status": "creating"},
-        {**order, "userId": "u5", "units": 9, "totalMinor": 9999, "status": "pending", "currency": "EUR"}])
+    await db.orders.insert_many(
+        [
+            {**order, "userId": "u1", "units": 2, "totalMinor": 1000, "status": "pending"},
+            {**order, "userId": "u1", "units": 1, "totalMinor": 250, "status": "delivered"},
+            {**order, "userId": "u2", "units": 1, "totalMinor": 999, "status": "confirmed"},
+            {**order, "userId": "u3", "units": 9, "totalMinor": 9999, "status": "cancelled"},
+            {**order, "userId": "u4", "units": 9, "totalMinor": 9999, "status": "creating"},
+            {**order, "userId": "u5", "units": 9, "totalMinor": 9999, "status": "pending", "currency": "EUR"},
+        ]
+    )
     a = AnalyticsStore(db)
-    assert await a.stream_totals("s", "USD") == {"uniqueViewers": 4, "views": 3, "chatMessages": 5, "orders": 3,
-                                                 "units": 4, "revenueMinor": 2249, "buyers": 2, "sampledPeakViewers": 5}
+    assert await a.stream_totals("s", "USD") == {
+        "uniqueViewers": 4,
+        "views": 3,
+        "chatMessages": 5,
+        "orders": 3,
+        "units": 4,
+        "revenueMinor": 2249,
+        "buyers": 2,
+        "sampledPeakViewers": 5,
+    }
     minutes = await a.stream_minutes("s", "USD")
-    assert [(m["minute"], m["viewers"], m["chatMessages"], m["orders"]) for m in minutes] == \
-        [("2026-01-01T10:01", 3, 3, 0), ("2026-01-01T10:02", 5, 2, 3)]
+    assert [(m["minute"], m["viewers"], m["chatMessages"], m["orders"]) for m in minutes] == [
+        ("2026-01-01T10:01", 3, 3, 0),
+        ("2026-01-01T10:02", 5, 2, 3),
+    ]
     days = await a.days("USD")
     assert [d["day"] for d in days] == ["2026-01-01", "2026-01-02"]
     d1 = days[0]
-    assert (d1["streams"], d1["peakViewers"], d1["uniqueViewers"], d1["views"], d1["likes"], d1["chatMessages"],
-            d1["orders"], d1["units"], d1["revenueMinor"], d1["buyers"]) == (1, 9, 4, 3, 7, 5, 3, 4, 2249, 2)
+    assert (
+        d1["streams"],
+        d1["peakViewers"],
+        d1["uniqueViewers"],
+        d1["views"],
+        d1["likes"],
+        d1["chatMessages"],
+        d1["orders"],
+        d1["units"],
+        d1["revenueMinor"],
+        d1["buyers"],
+    ) == (1, 9, 4, 3, 7, 5, 3, 4, 2249, 2)
     assert [d["day"] for d in await a.days("USD", "2026-01-02", "2026-01-02")] == ["2026-01-02"]
     assert await a.days("USD", "2030-01-01") == []

@@ -16,7 +16,6 @@ T0 = "2026-11-25T12:00:00.000Z"
 T1 = "2026-11-25T13:00:00.000Z"
 
 
-
 def msg(seq: int, text: str | None = None) -> dict[str, Any]:
     return {"seq": seq, "username": "ann", "message": text or f"m{seq}", "isAdmin": False, "timestamp": T0}
 
@@ -78,7 +77,11 @@ class TestStreams:
         stored = await streams.get(doc["_id"])
         assert stored is not None
         assert {k: stored[k] for k in ("title", "description", "quality", "status", "startTime")} == {
-            "title": "Sale", "description": "d", "quality": "hd", "status": SCHEDULED, "startTime": None,
+            "title": "Sale",
+            "description": "d",
+            "quality": "hd",
+            "status": SCHEDULED,
+            "startTime": None,
         }
 
     @pytest.mark.parametrize("bad", ["nope", "A" * 24, {"$ne": None}, None])
@@ -101,8 +104,15 @@ class TestStreams:
         assert await streams.mark_live(sid, T1) is None  # second caller loses
         assert (await streams.get(sid))["startTime"] == T0  # type: ignore[index]
 
-        final = {"viewerCount": 0, "peakViewers": 7, "totalJoins": 9, "likes": 3, "chatCount": 12,
-                 "pinnedProducts": [], "secret": "not copied"}
+        final = {
+            "viewerCount": 0,
+            "peakViewers": 7,
+            "totalJoins": 9,
+            "likes": 3,
+            "chatCount": 12,
+            "pinnedProducts": [],
+            "secret": "not copied",
+        }
         ended = await streams.mark_ended(sid, T1, final)
         assert ended is not None and ended["status"] == ENDED and ended["endTime"] == T1
         assert ended["peakViewers"] == 7 and ended["chatCount"] == 12

@@ -3,8 +3,8 @@ gateway process serving HTTP and WebSocket on a real port."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
