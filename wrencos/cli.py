@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from runtime.settings import Settings
 
@@ -38,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "loadtest":
         return run_loadtest(args)
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "port", None):
         overrides["PORT"] = args.port
     if getattr(args, "data_dir", None):
         overrides["WRENCOS_DATA_DIR"] = args.data_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
 
     if args.command in ("gateway", "status"):
         # Ray clusters authenticate with a shared token (Ray's default for local

@@ -15,6 +15,7 @@ from persistence.flash_sales import FlashSaleStore
 from persistence.orders import DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, PENDING, PaymentExists, PaymentStore
 from persistence.products import ProductStore
+from tests.support.databases import found
 
 FUTURE, PAST = "2999-01-01T00:00:00.000Z", "2000-01-01T00:00:00.000Z"
 
@@ -41,11 +42,11 @@ async def test_stock_is_taken_atomically(db: AsyncDatabase) -> None:
     p = await products.create(name="Lamp", description="", price_minor=1999, currency="USD", stock=5, images=[])
     results = await asyncio.gather(*(products.take_stock(p["_id"], 1) for _ in range(20)))
     assert sum(r is not None for r in results) == 5
-    assert (await products.get(p["_id"]))["stock"] == 0  # type: ignore[index]
+    assert found(await products.get(p["_id"]))["stock"] == 0
     assert await products.take_stock(p["_id"], 1) is None
     await products.return_stock(p["_id"], 2)
     assert await products.update(p["_id"], {}, stock_delta=-3) is None
-    assert (await products.update(p["_id"], {"name": "L"}, stock_delta=-2))["stock"] == 0  # type: ignore[index]
+    assert found(await products.update(p["_id"], {"name": "L"}, stock_delta=-2))["stock"] == 0
     assert await products.delete(p["_id"]) and await products.get(p["_id"]) is None
     assert await products.take_stock(p["_id"], 0) is None
 
@@ -60,7 +61,7 @@ async def test_flash_sale_cap_and_per_customer_limit_under_concurrency(db: Async
     assert sum(t is not None for t in taken) == 6
     versions = sorted(t["version"] for t in taken if t is not None)
     assert versions == list(range(2, 8))  # every stored change is a new version
-    assert (await sales.get(sale["_id"]))["remaining"] == 0  # type: ignore[index]
+    assert found(await sales.get(sale["_id"]))["remaining"] == 0
     await sales.unclaim(sale["_id"], "alice", 1)
     assert await sales.claim(sale["_id"], "alice", 1, 2)
 
@@ -68,7 +69,7 @@ async def test_flash_sale_cap_and_per_customer_limit_under_concurrency(db: Async
     assert await sales.take(over["_id"], 1) is None  # past its end time
     ended = await new_sale(sales, "r", quantity=5, limit=5, ends_at=FUTURE)
     assert await sales.running_for("s", "r") is not None
-    assert (await sales.end(ended["_id"], "admin"))["status"] == "ended"  # type: ignore[index]
+    assert found(await sales.end(ended["_id"], "admin"))["status"] == "ended"
     assert await sales.end(ended["_id"], "admin") is None
     assert await sales.take(ended["_id"], 1) is None and await sales.running_for("s", "r") is None
 
@@ -81,7 +82,7 @@ async def test_idempotency_keys_and_one_live_payment(db: AsyncDatabase) -> None:
     await orders.insert({**base, "_id": "o3"})  # no key: never collides
     with pytest.raises(DuplicateIdempotencyKey):
         await orders.insert({**base, "_id": "o4", "idemKey": "u:k"})
-    assert (await orders.by_idempotency_key("u:k"))["_id"] == "o1"  # type: ignore[index]
+    assert found(await orders.by_idempotency_key("u:k"))["_id"] == "o1"
     moved = await asyncio.gather(*(orders.transition("o1", "pending", "cancelled") for _ in range(5)))
     assert sum(m is not None for m in moved) == 1
 
@@ -92,7 +93,7 @@ async def test_idempotency_keys_and_one_live_payment(db: AsyncDatabase) -> None:
     assert sum(r is None for r in results) == 1 and all(isinstance(r, PaymentExists) for r in results if r is not None)
     live = await payments.live_for_order("o2")
     assert live is not None
-    assert (await payments.transition(live["_id"], PENDING, CANCELLED))["slot"] != "o2"  # type: ignore[index]
+    assert found(await payments.transition(live["_id"], PENDING, CANCELLED))["slot"] != "o2"
     await payments.insert({**pay, "_id": "p-again"})  # the order can be paid again
     await payments.insert({**pay, "_id": "p-idem", "orderId": "o3", "idemKey": "u:x"})
     with pytest.raises(PaymentExists):  # another order, the same idempotency key
