@@ -42,8 +42,9 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports --no-logo
 
 # Rewrite the code in the house style: safe lint fixes (import order, modern syntax), then the formatter.
+# What no tool can fix is listed, and left for `make lint` to fail on.
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff check --fix --exit-zero .
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
