@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.run import ADMIN_EMAIL, ADMIN_PASSWORD, LOAD_TEST_LIMITS, wait_ready
+from bench.run import ADMIN_EMAIL, ADMIN_PASSWORD, LOAD_TEST_LIMITS, options, wait_ready
 from persistence.embedded import EmbeddedMongo, free_port
 from wrencos.local_cluster import LocalCluster
 
@@ -34,11 +34,22 @@ WINDOW_S = 10.0
 def start_gateway(cluster: LocalCluster, uri: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
-    env.update({"MONGODB_URI": uri, "JWT_SECRET": JWT_SECRET, "ADMIN_EMAIL": ADMIN_EMAIL,
-                "ADMIN_PASSWORD": ADMIN_PASSWORD, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning",
-                "LOG_FORMAT": "json", **LOAD_TEST_LIMITS})
-    proc = subprocess.Popen([sys.executable, "-m", "wrencos", "gateway", "--address", cluster.address], env=env,
-                            stdout=open(log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    env.update(
+        {
+            "MONGODB_URI": uri,
+            "JWT_SECRET": JWT_SECRET,
+            "ADMIN_EMAIL": ADMIN_EMAIL,
+            "ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "PORT": str(port),
+            "HOST": "127.0.0.1",
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+            **LOAD_TEST_LIMITS,
+        }
+    )
+    args = [sys.executable, "-m", "wrencos", "gateway", "--address", cluster.address]
+    with open(log, "wb") as out:  # the gateway writes to its own copy of the file; ours closes here
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc, log)
     return proc, url
@@ -47,9 +58,11 @@ def start_gateway(cluster: LocalCluster, uri: str, log: Path) -> tuple[subproces
 def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
     import json
 
-    out = cluster.driver("import json\nfrom actors import handles\n"
-                         f"i = ray.get(handles.find_stream_actor({stream_id!r}).info.remote())\n"
-                         "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))")
+    out = cluster.driver(
+        "import json\nfrom actors import handles\n"
+        f"i = ray.get(handles.find_stream_actor({stream_id!r}).info.remote())\n"
+        "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))"
+    )
     return dict(json.loads(out))  # driver() raises if the actor cannot be asked
 
 
@@ -66,19 +79,19 @@ def run_levels(viewers: int, work: Path) -> dict[str, float]:
             proc, url = start_gateway(cluster, db.uri, work / f"levels-{viewers}-gw{i}.log")
             gateways.append(proc)
             urls.append(url)
-        token = httpx.post(f"{urls[0]}/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD},
-                           timeout=30).json()["token"]
+        token = httpx.post(
+            f"{urls[0]}/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=30
+        ).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
         sid = httpx.post(f"{urls[0]}/livestreams", json={"title": "levels"}, headers=auth, timeout=30).json()["id"]
         httpx.post(f"{urls[0]}/livestreams/{sid}/start", headers=auth, timeout=60).raise_for_status()
         ramp = 2500.0
         settle = viewers / ramp + 6.0
-        cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", *sum((["-g", u] for u in urls), []),
-               "--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--no-live",
-               "--stream-id", sid, "--viewers", str(viewers), "--ramp", str(ramp), "--protocol", "v2",
-               "--chat-rate", "50", "--chat-start", str(settle - 2), "--duration", str(settle + WINDOW_S + 4),
-               "--workers", "2", "--json", str(work / f"levels-{viewers}.json"), "--out-dir", str(work),
-               "--keep-streams"]
+        cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "--no-live", "--keep-streams"]
+        cmd += [arg for url in urls for arg in ("-g", url)]
+        cmd += ["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--stream-id", sid]
+        cmd += options(viewers=viewers, ramp=ramp, protocol="v2", chat_rate=50, chat_start=settle - 2)
+        cmd += options(duration=settle + WINDOW_S + 4, workers=2, json=work / f"levels-{viewers}.json", out_dir=work)
         tester = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(settle)
         first = actor_sample(cluster, sid)
@@ -86,8 +99,11 @@ def run_levels(viewers: int, work: Path) -> dict[str, float]:
         second = actor_sample(cluster, sid)
         tester.wait(300)
         events = max(1, second["seq"] - first["seq"])
-        return {"cpu_us_per_event": 1e6 * (second["cpu"] - first["cpu"]) / events,
-                "events_per_s": events / WINDOW_S, "gateways_served": float(second["gateways"])}
+        return {
+            "cpu_us_per_event": 1e6 * (second["cpu"] - first["cpu"]) / events,
+            "events_per_s": events / WINDOW_S,
+            "gateways_served": float(second["gateways"]),
+        }
     finally:
         for proc in gateways:
             if proc.poll() is None:

@@ -39,9 +39,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import psutil
@@ -58,10 +59,14 @@ console = Console()
 # Every simulated viewer comes from 127.0.0.1 and the storm taps 20 times a second: the abuse
 # limits meant for one person's phone would measure the limits, not the fan-out.
 LOAD_TEST_LIMITS = {
-    "MAX_CONNECTIONS_PER_IP": "1000000", "LOGIN_RATE_PER_MINUTE": "0",
-    "WS_FRAME_RATE_PER_SECOND": "10000", "WS_FRAME_BURST": "20000",
-    "WS_CHAT_RATE_PER_SECOND": "1000", "WS_CHAT_BURST": "2000",
-    "WS_LIKE_RATE_PER_SECOND": "1000", "WS_LIKE_BURST": "2000",
+    "MAX_CONNECTIONS_PER_IP": "1000000",
+    "LOGIN_RATE_PER_MINUTE": "0",
+    "WS_FRAME_RATE_PER_SECOND": "10000",
+    "WS_FRAME_BURST": "20000",
+    "WS_CHAT_RATE_PER_SECOND": "1000",
+    "WS_CHAT_BURST": "2000",
+    "WS_LIKE_RATE_PER_SECOND": "1000",
+    "WS_LIKE_BURST": "2000",
 }
 
 
@@ -88,12 +93,27 @@ class System:
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tempfile.mkdtemp(prefix="wrencos-bench-")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
-        env.update({"PORT": str(self.port), "HOST": "127.0.0.1", "WRENCOS_DATA_DIR": self.data,
-                    "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD, "LOG_LEVEL": "warning",
-                    "LOG_FORMAT": "json", **LOAD_TEST_LIMITS, **(extra_env or {})})
-        self.log = open(Path(self.data) / "system.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "wrencos", "run"], env=env, stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        env.update(
+            {
+                "PORT": str(self.port),
+                "HOST": "127.0.0.1",
+                "WRENCOS_DATA_DIR": self.data,
+                "ADMIN_EMAIL": ADMIN_EMAIL,
+                "ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "LOG_LEVEL": "warning",
+                "LOG_FORMAT": "json",
+                **LOAD_TEST_LIMITS,
+                **(extra_env or {}),
+            }
+        )
+        self.log = open(Path(self.data) / "system.log", "wb")  # noqa: SIM115 - open while the system runs; stop() closes it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wrencos", "run"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_ready(self.url, self.proc, Path(self.data) / "system.log")
 
     def gateway_rss(self) -> int:
@@ -134,7 +154,7 @@ class PeakSampler:
         while not self._stop.is_set():
             try:
                 self.peak = max(self.peak, self._sample())
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failed sample (the process just exited) is skipped, not fatal
                 pass
             self._stop.wait(self._every)
 
@@ -145,11 +165,16 @@ class PeakSampler:
 
 
 def loadtest(system: System, out: Path, *args: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", system.url,
-           "--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD, "--no-live",
-           "--json", str(out), "--html", str(out.with_suffix(".html")), *args]
+    cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", system.url, "--no-live"]
+    cmd += ["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD]
+    cmd += ["--json", str(out), "--html", str(out.with_suffix(".html")), *args]
     subprocess.run(cmd, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return json.loads(out.read_text())
+
+
+def options(**values: object) -> list[str]:
+    """The load tester's options as arguments: `chat_rate=50` is `--chat-rate 50`."""
+    return [arg for name, value in values.items() for arg in (f"--{name.replace('_', '-')}", str(value))]
 
 
 def admin_token(url: str) -> str:
@@ -185,8 +210,8 @@ class Figure:
 def v1_2000(run: int, work: Path, figures: dict[str, Figure]) -> None:
     system = System()
     try:
-        r = loadtest(system, work / f"v1-{run}.json", "--viewers", "2000", "--ramp", "1000", "--chat-start", "4",
-                     "--duration", "24", "--chat-rate", "50", "--protocol", "v1", "--workers", "2")
+        load = options(viewers=2000, ramp=1000, chat_start=4, duration=24, chat_rate=50)
+        r = loadtest(system, work / f"v1-{run}.json", *load, *options(protocol="v1", workers=2))
         chat = r["summary"]["chat"]
         figures["v1 p99"].values.append(chat["latencyMs"]["p99"])
         figures["v1 delivered"].values.append(100.0 * chat["receivedExpected"] / max(1, chat["expectedReceipts"]))
@@ -200,9 +225,8 @@ def v2_10000(run: int, work: Path, figures: dict[str, Figure]) -> None:
     try:
         before = system.gateway_rss()
         sampler = PeakSampler(system.gateway_rss)
-        r = loadtest(system, work / f"v2-{run}.json", "--viewers", "10000", "--ramp", "2500", "--chat-start", "8",
-                     "--duration", "28", "--chat-rate", "50", "--like-rate", "500", "--protocol", "v2",
-                     "--workers", "2")
+        load = options(viewers=10000, ramp=2500, chat_start=8, duration=28, chat_rate=50, like_rate=500)
+        r = loadtest(system, work / f"v2-{run}.json", *load, *options(protocol="v2", workers=2))
         peak = sampler.stop()
         chat = r["summary"]["chat"]
         connected = max(1, r["summary"]["connections"]["peakConnected"])
@@ -216,8 +240,7 @@ def v2_10000(run: int, work: Path, figures: dict[str, Figure]) -> None:
 def like_storm(run: int, work: Path, figures: dict[str, Figure]) -> None:
     system = System()
     try:
-        common = ["--viewers", "1000", "--ramp", "1000", "--chat-start", "3", "--duration", "18",
-                  "--chat-rate", "20", "--protocol", "v2", "--workers", "2"]
+        common = options(viewers=1000, ramp=1000, chat_start=3, duration=18, chat_rate=20, protocol="v2", workers=2)
         calm = loadtest(system, work / f"calm-{run}.json", *common)
         storm = loadtest(system, work / f"storm-{run}.json", *common, "--like-rate", "20000")
         likes = storm["summary"]["likes"]
@@ -248,8 +271,9 @@ def many_streams(run: int, work: Path, figures: dict[str, Figure]) -> None:
         with httpx.Client(base_url=system.url, headers=headers, timeout=120) as http:
             # First, separately: go-lives at a steady pace (one a second, as shops going live
             # through a day would), each stopped again before the back-to-back run below.
-            paced_ids = [http.post("/livestreams", json={"title": f"paced {i}"}).json()["id"]
-                         for i in range(PACED_STARTS)]
+            paced_ids = [
+                http.post("/livestreams", json={"title": f"paced {i}"}).json()["id"] for i in range(PACED_STARTS)
+            ]
             t0 = time.perf_counter()
             for i, sid in enumerate(paced_ids):
                 time.sleep(max(0.0, t0 + i / PACED_RATE - time.perf_counter()))
@@ -264,8 +288,7 @@ def many_streams(run: int, work: Path, figures: dict[str, Figure]) -> None:
                 t = time.perf_counter()
                 http.post(f"/livestreams/{sid}/start").raise_for_status()
                 starts.append(time.perf_counter() - t)
-        args = ["--viewers", "20", "--ramp", "1000", "--chat-start", "6", "--duration", "16", "--chat-rate", "1",
-                "--protocol", "v2", "--workers", "2"]
+        args = options(viewers=20, ramp=1000, chat_start=6, duration=16, chat_rate=1, protocol="v2", workers=2)
         for sid in ids:
             args += ["--stream-id", sid]
         r = loadtest(system, work / f"many-{run}.json", *args)
@@ -288,38 +311,58 @@ def _levels(run: int, work: Path, figures: dict[str, Figure]) -> None:
 
 
 SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[Figure]]] = {
-    "v1-2000": (v1_2000, [
-        Figure("v1 p99", "≤ 200 ms", "ms", "lower", 200),
-        Figure("v1 delivered", "100 %", "%", "higher", 100.0),
-        Figure("v1 deliveries/s", "~100,000 (2,000 × 50)", "/s", "higher", None),
-    ]),
-    "v2-10000": (v2_10000, [
-        Figure("v2 p99", "≤ 250 ms", "ms", "lower", 250),
-        Figure("v2 lost", "0", "", "lower", 0),
-        Figure("v2 memory/connection", "measured", "KiB", "lower", None),
-    ]),
-    "like-storm": (like_storm, [
-        Figure("storm likes exact", "yes", "", "equal", 1.0),
-        Figure("storm likes settled after", "measured (≤ 10 s wait)", "s", "lower", None),
-        Figure("storm toggles/s", "20,000", "/s", "higher", 20000 * 0.95),
-        Figure("storm updates/viewer/s", "a few (≤ 4)", "/s", "lower", 4),
-        Figure("storm chat p99 ratio", "≤ 1.5 × calm", "×", "lower", 1.5),
-    ]),
-    "many-streams": (many_streams, [
-        Figure("start p99", "≤ 1,000 ms", "ms", "lower", 1000),
-        Figure("start p50", "measured", "ms", "lower", None),
-        Figure("paced start p99", f"measured ({PACED_STARTS} go-lives at {PACED_RATE:g}/s, before the 200)", "ms",
-               "lower", None),
-        Figure("many lost", "0", "", "lower", 0),
-        Figure("memory/actor", "measured", "MiB", "lower", None),
-    ]),
+    "v1-2000": (
+        v1_2000,
+        [
+            Figure("v1 p99", "≤ 200 ms", "ms", "lower", 200),
+            Figure("v1 delivered", "100 %", "%", "higher", 100.0),
+            Figure("v1 deliveries/s", "~100,000 (2,000 × 50)", "/s", "higher", None),
+        ],
+    ),
+    "v2-10000": (
+        v2_10000,
+        [
+            Figure("v2 p99", "≤ 250 ms", "ms", "lower", 250),
+            Figure("v2 lost", "0", "", "lower", 0),
+            Figure("v2 memory/connection", "measured", "KiB", "lower", None),
+        ],
+    ),
+    "like-storm": (
+        like_storm,
+        [
+            Figure("storm likes exact", "yes", "", "equal", 1.0),
+            Figure("storm likes settled after", "measured (≤ 10 s wait)", "s", "lower", None),
+            Figure("storm toggles/s", "20,000", "/s", "higher", 20000 * 0.95),
+            Figure("storm updates/viewer/s", "a few (≤ 4)", "/s", "lower", 4),
+            Figure("storm chat p99 ratio", "≤ 1.5 × calm", "×", "lower", 1.5),
+        ],
+    ),
+    "many-streams": (
+        many_streams,
+        [
+            Figure("start p99", "≤ 1,000 ms", "ms", "lower", 1000),
+            Figure("start p50", "measured", "ms", "lower", None),
+            Figure(
+                "paced start p99",
+                f"measured ({PACED_STARTS} go-lives at {PACED_RATE:g}/s, before the 200)",
+                "ms",
+                "lower",
+                None,
+            ),
+            Figure("many lost", "0", "", "lower", 0),
+            Figure("memory/actor", "measured", "MiB", "lower", None),
+        ],
+    ),
     # Fan-out in levels (scale-out issue): the actor's cost per event must not grow with viewers.
-    "levels": (_levels, [
-        Figure("actor CPU/event, 100 viewers", "measured", "µs", "lower", None),
-        Figure("actor CPU/event, 10,000 viewers", "measured", "µs", "lower", None),
-        Figure("actor CPU/event ratio 10,000 : 100", "≤ 1.5 (does not grow)", "×", "lower", 1.5),
-        Figure("deliveries per event (gateways served)", "2 (one per gateway)", "", "equal", 2.0),
-    ]),
+    "levels": (
+        _levels,
+        [
+            Figure("actor CPU/event, 100 viewers", "measured", "µs", "lower", None),
+            Figure("actor CPU/event, 10,000 viewers", "measured", "µs", "lower", None),
+            Figure("actor CPU/event ratio 10,000 : 100", "≤ 1.5 (does not grow)", "×", "lower", 1.5),
+            Figure("deliveries per event (gateways served)", "2 (one per gateway)", "", "equal", 2.0),
+        ],
+    ),
 }
 
 
@@ -353,21 +396,45 @@ def main(argv: list[str] | None = None) -> int:
                 t = time.monotonic()
                 try:
                     fn(run, work, by_name)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - one failed run is reported; the others still run
                     console.print(f"[red]{name} run {run} failed:[/] {e!r}")
             console.print(f"{name} run {run}/{args.runs} done in {time.monotonic() - t:.0f} s")
         all_figures += figures
     rich_table, markdown = table(all_figures, args.runs)
     console.print(rich_table)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    machine = f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, " \
-              f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    machine = (
+        f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({
-        "commit": commit, "machine": machine, "runs": args.runs, "reports": str(work),
-        "figures": [{"name": f.name, "target": f.target, "unit": f.unit, "values": f.values,
-                     "median": f.median, "met": f.met} for f in all_figures]}, indent=2))
-    (RESULTS / "latest.md").write_text(f"Commit {commit}; {machine}; load generator on the same machine.\n\n{markdown}\n")
+    (RESULTS / "latest.json").write_text(
+        json.dumps(
+            {
+                "commit": commit,
+                "machine": machine,
+                "runs": args.runs,
+                "reports": str(work),
+                "figures": [
+                    {
+                        "name": f.name,
+                        "target": f.target,
+                        "unit": f.unit,
+                        "values": f.values,
+                        "median": f.median,
+                        "met": f.met,
+                    }
+                    for f in all_figures
+                ],
+            },
+            indent=2,
+        )
+    )
+    (RESULTS / "latest.md").write_text(
+        f"Commit {commit}; {machine}; load generator on the same machine.\n\n{markdown}\n"
+    )
     console.print(f"results: {RESULTS / 'latest.md'}; load-test reports (HTML with plots): {work}")
     return 0
 

@@ -27,6 +27,7 @@ REPEATS = 5
 
 def _reader(port: int) -> None:
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
+    by_fd = {s.fileno(): s for s in socks}
     sel = selectors.DefaultSelector()
     for s in socks:
         s.setblocking(False)
@@ -34,7 +35,7 @@ def _reader(port: int) -> None:
     while True:
         for key, _ in sel.select(1):
             try:
-                if not key.fileobj.recv(1 << 20):  # type: ignore[union-attr]
+                if not by_fd[key.fd].recv(1 << 20):
                     sel.unregister(key.fileobj)
             except BlockingIOError:
                 pass

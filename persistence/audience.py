@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -22,8 +22,10 @@ class AudienceStore:
         self._samples = db.viewer_samples
 
     async def record_viewers(self, stream_id: str, session_ids: Iterable[str], at: str) -> None:
-        docs = [{"_id": f"{stream_id}:{s}", "streamId": stream_id, "sessionId": s, "firstSeenAt": at}
-                for s in dict.fromkeys(session_ids)]
+        docs = [
+            {"_id": f"{stream_id}:{s}", "streamId": stream_id, "sessionId": s, "firstSeenAt": at}
+            for s in dict.fromkeys(session_ids)
+        ]
         if not docs:
             return
         try:

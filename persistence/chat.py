@@ -8,7 +8,8 @@ retried write, a replayed batch) stores it once. Reads go through the
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,7 +24,9 @@ class ChatStore:
 
     async def insert(self, stream_id: str, epoch: str, messages: Iterable[dict[str, Any]]) -> None:
         """Store messages (dicts with at least `seq`). Idempotent per message."""
-        docs = [{**m, "_id": f"{stream_id}:{epoch}:{m['seq']}", "streamId": stream_id, "epoch": epoch} for m in messages]
+        docs = [
+            {**m, "_id": f"{stream_id}:{epoch}:{m['seq']}", "streamId": stream_id, "epoch": epoch} for m in messages
+        ]
         if not docs:
             return
         try:
@@ -43,7 +46,8 @@ class ChatStore:
         # other conditions of a filter on `_id`.
         result = await self._chat.update_many(
             {"streamId": stream_id, "epoch": epoch, "seq": {"$in": wanted}, "deleted": {"$ne": True}},
-            {"$set": {"deleted": True, "deletedAt": at}})
+            {"$set": {"deleted": True, "deletedAt": at}},
+        )
         return int(result.modified_count)
 
     async def recent(self, stream_id: str, limit: int, up_to_seq: int | None = None) -> list[dict[str, Any]]:

@@ -17,7 +17,12 @@ class ChatPages:
         self._chat = db.chat_messages
 
     async def page(self, stream_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
-        cursor = self._chat.find({"streamId": stream_id, "deleted": {"$ne": True}}).sort("seq", DESCENDING).skip(skip).limit(limit)
+        cursor = (
+            self._chat.find({"streamId": stream_id, "deleted": {"$ne": True}})
+            .sort("seq", DESCENDING)
+            .skip(skip)
+            .limit(limit)
+        )
         return await cursor.to_list()
 
     async def count(self, stream_id: str) -> int:

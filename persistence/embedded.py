@@ -59,7 +59,7 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
-    def start(self, timeout: float = 20.0) -> "EmbeddedMongo":
+    def start(self, timeout: float = 20.0) -> EmbeddedMongo:
         db_dir = self.data_dir / "db"
         db_dir.mkdir(parents=True, exist_ok=True)
         if _port_open(self.host, self.port):
@@ -69,26 +69,24 @@ class EmbeddedMongo:
             )
         exe = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
         cmd = [exe] if exe else [sys.executable, "-m", "nx_27017"]
-        cmd += [
-            "--data-dir", str(db_dir),
-            "--host", self.host,
-            "--port", str(self.port),
-            "--log-file", str(self.data_dir / "nx-27017.log"),
-            "--pid-file", str(self.data_dir / "nx-27017.pid"),
-        ]
+        cmd += ["--data-dir", str(db_dir), "--host", self.host, "--port", str(self.port)]
+        cmd += ["--log-file", str(self.data_dir / "nx-27017.log"), "--pid-file", str(self.data_dir / "nx-27017.pid")]
         # Its own session, so a Ctrl-C meant for `make run` reaches only the parent (which stores
         # the streams first, then stops this); and on Linux it is told to stop if the parent dies
         # without doing so (SIGKILL), instead of living on as an orphan holding the data files.
         self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, preexec_fn=_stop_with_parent,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_stop_with_parent,
         )
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
             if self._proc.poll() is not None:
                 raise RuntimeError(
-                    f"nx-27017 exited with code {self._proc.returncode}; "
-                    f"see {self.data_dir / 'nx-27017.log'}"
+                    f"nx-27017 exited with code {self._proc.returncode}; see {self.data_dir / 'nx-27017.log'}"
                 )
             if time.monotonic() > deadline:
                 self.stop()
@@ -116,7 +114,7 @@ class EmbeddedMongo:
             self._proc.wait()
             self._proc = None
 
-    def __enter__(self) -> "EmbeddedMongo":
+    def __enter__(self) -> EmbeddedMongo:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

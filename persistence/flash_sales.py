@@ -38,14 +38,37 @@ class FlashSaleStore:
         self._sales = db.flash_sales
         self._claims = db.flash_sale_claims
 
-    async def create(self, *, stream_id: str, product_id: str, product_name: str, price_minor: int,
-                     currency: str, quantity: int, per_customer_limit: int, ends_at: str,
-                     created_by: str) -> dict[str, Any]:
-        doc = {"_id": str(ObjectId()), "streamId": stream_id, "productId": product_id,
-               "productName": product_name, "priceMinor": int(price_minor), "currency": currency,
-               "quantity": int(quantity), "remaining": int(quantity), "perCustomerLimit": int(per_customer_limit),
-               "startsAt": now_iso(), "endsAt": ends_at, "status": ACTIVE, "endedReason": None,
-               "version": 1, "createdBy": created_by, "createdAt": now_iso()}
+    async def create(
+        self,
+        *,
+        stream_id: str,
+        product_id: str,
+        product_name: str,
+        price_minor: int,
+        currency: str,
+        quantity: int,
+        per_customer_limit: int,
+        ends_at: str,
+        created_by: str,
+    ) -> dict[str, Any]:
+        doc = {
+            "_id": str(ObjectId()),
+            "streamId": stream_id,
+            "productId": product_id,
+            "productName": product_name,
+            "priceMinor": int(price_minor),
+            "currency": currency,
+            "quantity": int(quantity),
+            "remaining": int(quantity),
+            "perCustomerLimit": int(per_customer_limit),
+            "startsAt": now_iso(),
+            "endsAt": ends_at,
+            "status": ACTIVE,
+            "endedReason": None,
+            "version": 1,
+            "createdBy": created_by,
+            "createdAt": now_iso(),
+        }
         await self._sales.insert_one(doc)
         return doc
 
@@ -53,23 +76,36 @@ class FlashSaleStore:
         return await self._sales.find_one({"_id": sale_id})
 
     async def list(self, stream_id: str, *, skip: int, limit: int) -> list[dict[str, Any]]:
-        return await self._sales.find({"streamId": stream_id}).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]) \
-            .skip(skip).limit(limit).to_list()
+        return (
+            await self._sales.find({"streamId": stream_id})
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
 
     async def count(self, stream_id: str) -> int:
         return await self._sales.count_documents({"streamId": stream_id})
 
     async def running_for(self, stream_id: str, product_id: str) -> dict[str, Any] | None:
         """A sale of this product in this stream that is active, not over and not sold out."""
-        return await self._sales.find_one({"streamId": stream_id, "productId": product_id, "status": ACTIVE,
-                                           "endsAt": {"$gt": now_iso()}, "remaining": {"$gt": 0}})
+        return await self._sales.find_one(
+            {
+                "streamId": stream_id,
+                "productId": product_id,
+                "status": ACTIVE,
+                "endsAt": {"$gt": now_iso()},
+                "remaining": {"$gt": 0},
+            }
+        )
 
     async def end(self, sale_id: str, reason: str) -> dict[str, Any] | None:
         """active -> ended. The sale after, or None if it was not active."""
         return await self._sales.find_one_and_update(
             {"_id": sale_id, "status": ACTIVE},
             {"$set": {"status": ENDED, "endedReason": reason, "endedAt": now_iso()}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def discard(self, sale_id: str) -> None:
         """Forget a sale that was never announced (the stream refused it): nobody
@@ -77,9 +113,10 @@ class FlashSaleStore:
         await self._sales.delete_one({"_id": sale_id})
 
     async def end_all(self, stream_id: str, reason: str) -> None:
-        await self._sales.update_many({"streamId": stream_id, "status": ACTIVE},
-                                      {"$set": {"status": ENDED, "endedReason": reason, "endedAt": now_iso()},
-                                       "$inc": {"version": 1}})
+        await self._sales.update_many(
+            {"streamId": stream_id, "status": ACTIVE},
+            {"$set": {"status": ENDED, "endedReason": reason, "endedAt": now_iso()}, "$inc": {"version": 1}},
+        )
 
     async def take(self, sale_id: str, quantity: int) -> dict[str, Any] | None:
         """Take `quantity` units at the sale price, atomically. The sale after
@@ -88,7 +125,8 @@ class FlashSaleStore:
         return await self._sales.find_one_and_update(
             {"_id": sale_id, "status": ACTIVE, "endsAt": {"$gt": now_iso()}, "remaining": {"$gte": quantity}},
             {"$inc": {"remaining": -quantity, "version": 1}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def give_back(self, sale_id: str, quantity: int) -> None:
         """Undo a `take` of an order that could not be completed."""
@@ -105,7 +143,8 @@ class FlashSaleStore:
                 result = await self._claims.update_one(
                     {"_id": key, "count": {"$lte": limit - quantity}},
                     {"$inc": {"count": quantity}, "$setOnInsert": {"saleId": sale_id, "customerId": customer_id}},
-                    upsert=True)
+                    upsert=True,
+                )
                 return result.modified_count == 1 or result.upserted_id is not None
             except DuplicateKeyError:
                 # Either the counter exists and is too high (the filter missed it and the

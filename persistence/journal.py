@@ -31,8 +31,13 @@ class JournalStore:
     async def append(self, stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
         """Store entry `version`. Idempotent for the same writer; raises
         `StaleWriter` if another writer stored that version."""
-        doc = {**entry, "_id": f"{stream_id}:{version:012d}", "streamId": stream_id,
-               "version": version, "writer": writer}
+        doc = {
+            **entry,
+            "_id": f"{stream_id}:{version:012d}",
+            "streamId": stream_id,
+            "version": version,
+            "writer": writer,
+        }
         try:
             await self._journal.insert_one(doc)
         except DuplicateKeyError:
@@ -47,8 +52,11 @@ class JournalStore:
 
     async def tail(self, stream_id: str, up_to: int, limit: int) -> list[dict[str, Any]]:
         """The last `limit` entries with a version up to `up_to`, oldest first."""
-        cursor = (self._journal.find({"streamId": stream_id, "version": {"$lte": up_to}})
-                  .sort("version", DESCENDING).limit(limit))
+        cursor = (
+            self._journal.find({"streamId": stream_id, "version": {"$lte": up_to}})
+            .sort("version", DESCENDING)
+            .limit(limit)
+        )
         docs = await cursor.to_list()
         docs.reverse()
         return docs

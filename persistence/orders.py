@@ -57,24 +57,32 @@ class OrderStore:
 
     async def list(self, query: dict[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
         q = {**query, "status": query.get("status", {"$ne": CREATING})}
-        return await self._orders.find(q).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]) \
-            .skip(skip).limit(limit).to_list()
+        return (
+            await self._orders.find(q)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
 
     async def count(self, query: dict[str, Any]) -> int:
         return await self._orders.count_documents({**query, "status": query.get("status", {"$ne": CREATING})})
 
-    async def transition(self, order_id: str, from_status: str, to_status: str,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    async def transition(
+        self, order_id: str, from_status: str, to_status: str, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """from_status -> to_status, only if the order is still in from_status.
         The order after, or None if it was not."""
         now = now_iso()
         return await self._orders.find_one_and_update(
             {"_id": order_id, "status": from_status},
             {"$set": {"status": to_status, "updatedAt": now, f"{to_status}At": now, **(extra or {})}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
 
-    async def set_payment(self, order_id: str, payment_status: str, payment_id: str | None,
-                          only_if_payment: str | None = None) -> dict[str, Any] | None:
+    async def set_payment(
+        self, order_id: str, payment_status: str, payment_id: str | None, only_if_payment: str | None = None
+    ) -> dict[str, Any] | None:
         """Record the order's payment state. With `only_if_payment`, only while
         that payment is still the order's payment (so an old payment never
         overwrites a newer one)."""
@@ -82,5 +90,7 @@ class OrderStore:
         if only_if_payment is not None:
             query["paymentId"] = only_if_payment
         return await self._orders.find_one_and_update(
-            query, {"$set": {"paymentStatus": payment_status, "paymentId": payment_id, "updatedAt": now_iso()}},
-            return_document=ReturnDocument.AFTER)
+            query,
+            {"$set": {"paymentStatus": payment_status, "paymentId": payment_id, "updatedAt": now_iso()}},
+            return_document=ReturnDocument.AFTER,
+        )

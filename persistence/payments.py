@@ -48,18 +48,25 @@ class PaymentStore:
         return await self._payments.find_one({"slot": order_id})
 
     async def list(self, query: dict[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
-        return await self._payments.find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]) \
-            .skip(skip).limit(limit).to_list()
+        return (
+            await self._payments.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
 
     async def count(self, query: dict[str, Any]) -> int:
         return await self._payments.count_documents(query)
 
-    async def transition(self, payment_id: str, from_status: str, to_status: str,
-                         extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    async def transition(
+        self, payment_id: str, from_status: str, to_status: str, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         """from_status -> to_status; a failed or cancelled payment frees the order's slot."""
         now = now_iso()
         fields: dict[str, Any] = {"status": to_status, "updatedAt": now, f"{to_status}At": now, **(extra or {})}
         if to_status in (FAILED, CANCELLED):
             fields["slot"] = f"released:{payment_id}"
         return await self._payments.find_one_and_update(
-            {"_id": payment_id, "status": from_status}, {"$set": fields}, return_document=ReturnDocument.AFTER)
+            {"_id": payment_id, "status": from_status}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )

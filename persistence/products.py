@@ -30,12 +30,31 @@ class ProductStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._products = db.products
 
-    async def create(self, *, name: str, description: str, price_minor: int, currency: str, stock: int,
-                     images: list[str], category: str | None = None) -> dict[str, Any]:
+    async def create(
+        self,
+        *,
+        name: str,
+        description: str,
+        price_minor: int,
+        currency: str,
+        stock: int,
+        images: list[str],
+        category: str | None = None,
+    ) -> dict[str, Any]:
         now = now_iso()
-        doc = {"_id": new_id(), "name": name, "description": description, "priceMinor": int(price_minor),
-               "currency": currency, "stock": int(stock), "images": list(images), "category": category,
-               "deleted": False, "createdAt": now, "updatedAt": now}
+        doc = {
+            "_id": new_id(),
+            "name": name,
+            "description": description,
+            "priceMinor": int(price_minor),
+            "currency": currency,
+            "stock": int(stock),
+            "images": list(images),
+            "category": category,
+            "deleted": False,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         await self._products.insert_one(doc)
         return doc
 
@@ -44,8 +63,13 @@ class ProductStore:
 
     async def list(self, *, skip: int, limit: int, category: str | None = None) -> list[dict[str, Any]]:
         query = self._query(category)
-        return await self._products.find(query).sort([("createdAt", DESCENDING), ("_id", DESCENDING)]) \
-            .skip(skip).limit(limit).to_list()
+        return (
+            await self._products.find(query)
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
 
     async def count(self, category: str | None = None) -> int:
         return await self._products.count_documents(self._query(category))
@@ -69,7 +93,8 @@ class ProductStore:
 
     async def delete(self, product_id: str) -> bool:
         result = await self._products.update_one(
-            {"_id": product_id, "deleted": False}, {"$set": {"deleted": True, "updatedAt": now_iso()}})
+            {"_id": product_id, "deleted": False}, {"$set": {"deleted": True, "updatedAt": now_iso()}}
+        )
         return result.modified_count == 1
 
     async def take_stock(self, product_id: str, quantity: int) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ numbers onto the record, which is what past streams show.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from bson import ObjectId
@@ -74,7 +75,7 @@ class StreamStore:
     async def count(self, status: str | None = None) -> int:
         return await self._streams.count_documents({} if status is None else {"status": status})
 
-    async def live_ids(self) -> list[str]:
+    async def live_ids(self) -> builtins.list[str]:  # `list` in this class is the method above
         return [d["_id"] async for d in self._streams.find({"status": LIVE}, {"_id": 1})]
 
     async def mark_live(self, stream_id: str, start_time: str) -> dict[str, Any] | None:
@@ -89,7 +90,8 @@ class StreamStore:
         """live -> ended, with the stream's final numbers. None if it was not live.
         Nobody watches an ended stream: its `viewerCount` is 0, and the viewers
         it had at the end are kept as `viewersAtEnd`."""
-        fields = {k: final[k] for k in ("peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts") if k in final}
+        kept = ("peakViewers", "totalJoins", "likes", "chatCount", "pinnedProducts")
+        fields: dict[str, Any] = {k: final[k] for k in kept if k in final}
         fields["viewersAtEnd"] = final.get("viewerCount", 0)
         return await self._streams.find_one_and_update(
             {"_id": stream_id, "status": LIVE},
@@ -103,7 +105,8 @@ class StreamStore:
         if not is_stream_id(stream_id):
             return None, False
         doc = await self._streams.find_one_and_update(
-            {"_id": stream_id, "status": {"$ne": LIVE}}, {"$set": fields}, return_document=ReturnDocument.AFTER)
+            {"_id": stream_id, "status": {"$ne": LIVE}}, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )
         if doc is not None:
             return doc, True
         return None, await self._streams.count_documents({"_id": stream_id}) > 0

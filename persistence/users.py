@@ -39,7 +39,7 @@ class User:
         }
 
     @staticmethod
-    def from_doc(doc: dict[str, Any]) -> "User":
+    def from_doc(doc: dict[str, Any]) -> User:
         return User(
             id=str(doc["_id"]),
             email=str(doc["email"]),
@@ -103,14 +103,16 @@ class UserStore:
             except EmailTaken:
                 existing = await self.by_email(email)
                 assert existing is not None
-        await self._users.update_one(
-            {"_id": existing.id}, {"$set": {"role": "admin", "passwordHash": password_hash}}
-        )
+        await self._users.update_one({"_id": existing.id}, {"$set": {"role": "admin", "passwordHash": password_hash}})
         return User.from_doc({**_to_doc(existing), "role": "admin", "passwordHash": password_hash})
 
 
 def _to_doc(u: User) -> dict[str, Any]:
     return {
-        "_id": u.id, "email": u.email, "name": u.name, "role": u.role,
-        "passwordHash": u.password_hash, "createdAt": u.created_at,
+        "_id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "passwordHash": u.password_hash,
+        "createdAt": u.created_at,
     }

@@ -17,11 +17,18 @@ class ViewStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._views = db.stream_views
 
-    async def record(self, stream_id: str, viewer_key: str | None, user_id: str | None,
-                     session_id: str | None) -> str:
+    async def record(self, stream_id: str, viewer_key: str | None, user_id: str | None, session_id: str | None) -> str:
         view_id = str(ObjectId())
-        await self._views.insert_one({"_id": view_id, "streamId": stream_id, "viewerKey": viewer_key,
-                                      "userId": user_id, "sessionId": session_id, "at": now_iso()})
+        await self._views.insert_one(
+            {
+                "_id": view_id,
+                "streamId": stream_id,
+                "viewerKey": viewer_key,
+                "userId": user_id,
+                "sessionId": session_id,
+                "at": now_iso(),
+            }
+        )
         return view_id
 
     async def count(self, stream_id: str) -> int:

@@ -49,9 +49,13 @@ class GcPauses:
     """Every collection's pause, by generation, while installed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.seconds = Histogram("wrencos_gc_pause_seconds",
-                                 "Garbage collection pauses of this gateway process, by generation",
-                                 ["generation"], buckets=PAUSE_BUCKETS, registry=registry)
+        self.seconds = Histogram(
+            "wrencos_gc_pause_seconds",
+            "Garbage collection pauses of this gateway process, by generation",
+            ["generation"],
+            buckets=PAUSE_BUCKETS,
+            registry=registry,
+        )
         self._by_generation = [self.seconds.labels(str(g)) for g in range(3)]
         self._started = 0.0
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Iterable
-from urllib.parse import urlsplit, unquote
+from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 _secrets: set[str] = set()
 MASK = "***"
@@ -40,7 +41,7 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_event(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     if not _secrets:
         return event
     for key, value in event.items():

@@ -11,29 +11,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 import pytest
 
-from persistence.embedded import EmbeddedMongo
-
-
-class ExternalMongo:
-    """A MongoDB the tests do not run: same face as `EmbeddedMongo`, but it
-    cannot be restarted by a test."""
-
-    restartable = False
-
-    def __init__(self, uri: str, db_name: str) -> None:
-        self.uri = uri
-        self.db_name = db_name
-
-    def start(self) -> "ExternalMongo":
-        raise NotImplementedError("an external MongoDB is not started by the tests")
-
-    def stop(self) -> None:
-        raise NotImplementedError("an external MongoDB is not stopped by the tests")
+from tests.support.databases import DatabaseServer, ExternalMongo, SessionMongo
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +26,7 @@ def namespace() -> str:
 
 
 @pytest.fixture(scope="session")
-def embedded_db(tmp_path_factory: pytest.TempPathFactory, namespace: str) -> Iterator[EmbeddedMongo | ExternalMongo]:
+def embedded_db(tmp_path_factory: pytest.TempPathFactory, namespace: str) -> Iterator[DatabaseServer]:
     """The session's database server: the embedded nx-27017, or `MONGODB_URI`."""
     uri = os.environ.get("MONGODB_URI")
     if uri:
@@ -50,14 +34,14 @@ def embedded_db(tmp_path_factory: pytest.TempPathFactory, namespace: str) -> Ite
 
         db = ExternalMongo(uri, f"wrencos_{namespace.replace('-', '_')}")
         yield db
-        with MongoClient(uri) as client:  # drop what this session created
+        client: MongoClient[dict[str, Any]] = MongoClient(uri)
+        with client:  # drop what this session created
             for name in client.list_database_names():
                 if name == db.db_name or (len(name) == 9 and name.startswith("t") and name[1:].isalnum()):
                     client.drop_database(name)
         return
-    embedded = EmbeddedMongo(tmp_path_factory.mktemp("db")).start()
-    embedded.db_name = "wrencos"  # type: ignore[attr-defined]
-    embedded.restartable = True  # type: ignore[attr-defined]
+    embedded = SessionMongo(tmp_path_factory.mktemp("db"))
+    embedded.start()
     yield embedded
     embedded.stop()
 
@@ -69,8 +53,15 @@ def ray_cluster(namespace: str) -> Iterator[str]:
 
     from actors.handles import SINGLE_NODE_RESOURCES
 
-    ray.init(address="local", namespace=namespace, include_dashboard=False, num_cpus=2, resources=SINGLE_NODE_RESOURCES,
-             configure_logging=False, log_to_driver=False)
+    ray.init(
+        address="local",
+        namespace=namespace,
+        include_dashboard=False,
+        num_cpus=2,
+        resources=SINGLE_NODE_RESOURCES,
+        configure_logging=False,
+        log_to_driver=False,
+    )
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -1,5 +1,6 @@
 """`wrencos`: the command line.
 
+Commands:
     wrencos run                       the whole system on this machine (what `make run` does)
     wrencos gateway --address HOST:PORT --port 3001
                                       one more gateway joining a running Ray cluster
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from runtime.settings import Settings
 
@@ -21,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start the database, Ray and a gateway on this machine")
     run.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
-    run.add_argument("--data-dir", help="where the embedded database and secrets live (default: $WRENCOS_DATA_DIR or ./data)")
+    run.add_argument(
+        "--data-dir", help="where the embedded database and secrets live (default: $WRENCOS_DATA_DIR or ./data)"
+    )
     gw = sub.add_parser("gateway", help="start a gateway that joins a running Ray cluster")
     gw.add_argument("--address", help="the Ray cluster's address, HOST:PORT (default: $RAY_ADDRESS or auto)")
     gw.add_argument("--port", type=int, help="HTTP and WebSocket port (default: $PORT or 3000)")
@@ -35,12 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "loadtest":
         return run_loadtest(args)
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     if getattr(args, "port", None):
         overrides["PORT"] = args.port
     if getattr(args, "data_dir", None):
         overrides["WRENCOS_DATA_DIR"] = args.data_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = Settings(**overrides)
 
     if args.command in ("gateway", "status"):
         # Ray clusters authenticate with a shared token (Ray's default for local

@@ -56,7 +56,6 @@ class RayNode:
         self.proc.wait()
 
 
-
 class LocalCluster:
     """A Ray cluster of several nodes on this host."""
 
@@ -76,8 +75,13 @@ class LocalCluster:
             **(env or {}),
         }
         # Every node and driver of a token-authenticated cluster needs the token (~/.ray/auth_token).
-        subprocess.run([_ray_bin(), "get-auth-token", "--generate"], env=self.env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [_ray_bin(), "get-auth-token", "--generate"],
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def start_head(self, resources: dict[str, float], num_cpus: int = 1) -> RayNode:
         return self._start("head", resources, num_cpus, head=True)
@@ -88,16 +92,30 @@ class LocalCluster:
     def _start(self, name: str, resources: dict[str, float], num_cpus: int, head: bool) -> RayNode:
         temp_dir = self.root / name
         temp_dir.mkdir()
-        args = [_ray_bin(), "start", "--block", f"--node-name={name}", f"--num-cpus={num_cpus}",
-                f"--resources={json.dumps(resources)}", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+        args = [
+            _ray_bin(),
+            "start",
+            "--block",
+            f"--node-name={name}",
+            f"--num-cpus={num_cpus}",
+            f"--resources={json.dumps(resources)}",
+            f"--temp-dir={temp_dir}",
+            "--disable-usage-stats",
+        ]
         if head:
             args += ["--head", f"--port={self.port}", "--include-dashboard=false"]
         else:
             args += [f"--address={self.address}"]
         log_path = self.root / f"{name}.log"
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                args,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         node = RayNode(name, resources, temp_dir, proc, log_path, head=head)
         self.nodes[name] = node
         self._wait_up(node)
@@ -116,16 +134,22 @@ class LocalCluster:
 
     def alive_node_names(self) -> list[str]:
         """Names of the nodes the cluster sees alive."""
-        return list(json.loads(self.driver(
-            "import json; print(json.dumps([n['NodeName'] for n in ray.nodes() if n['Alive']]))")))
+        return list(
+            json.loads(
+                self.driver("import json; print(json.dumps([n['NodeName'] for n in ray.nodes() if n['Alive']]))")
+            )
+        )
 
     def driver(self, code: str, namespace: str = "wrencos", timeout: float = 180.0) -> str:
         """Run Python `code` as a short-lived driver of this cluster (`ray.init`
         done, in `namespace`); the last line it prints. Raises if it fails."""
-        prelude = ("import ray, logging; ray.init(address=%r, logging_level=logging.ERROR, log_to_driver=False, "
-                   "namespace=%r)\n" % (self.address, namespace))
-        r = subprocess.run([sys.executable, "-c", prelude + code], env=self.env, capture_output=True,
-                           timeout=timeout, text=True)
+        prelude = (
+            f"import ray, logging; ray.init(address={self.address!r}, logging_level=logging.ERROR, "
+            f"log_to_driver=False, namespace={namespace!r})\n"
+        )
+        r = subprocess.run(
+            [sys.executable, "-c", prelude + code], env=self.env, capture_output=True, timeout=timeout, text=True
+        )
         lines = r.stdout.strip().splitlines()
         if r.returncode != 0 or not lines:
             raise RuntimeError(f"driver failed ({r.returncode}):\n{r.stderr[-3000:]}")

@@ -3,7 +3,6 @@ roles kept by the user store."""
 
 from __future__ import annotations
 
-
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -12,7 +11,6 @@ from persistence.chat_pages import ChatPages
 from persistence.streams import new_stream_id
 from persistence.users import UserStore
 from tests.persistence.test_stores import msg
-
 
 
 async def test_deleted_messages_are_marked_once_and_hidden(db: AsyncDatabase) -> None:
@@ -27,8 +25,8 @@ async def test_deleted_messages_are_marked_once_and_hidden(db: AsyncDatabase) ->
     assert [d["seq"] for d in await pages.page(sid, skip=0, limit=10)] == [5, 3, 1]
     assert await pages.count(sid) == 3
     everything = await chat.all_in_order(sid, include_deleted=True)
-    assert [(d["seq"], d.get("deleted", False)) for d in everything] == [
-        (1, False), (2, True), (3, False), (4, True), (5, False)]
+    deleted = [(d["seq"], d.get("deleted", False)) for d in everything]
+    assert deleted == [(1, False), (2, True), (3, False), (4, True), (5, False)]
     assert everything[1]["deletedAt"] == "2026-11-25T12:00:00.000Z"
 
 

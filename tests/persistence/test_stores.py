@@ -11,10 +11,10 @@ from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore, is_stream_id, new_stream_id
 from persistence.users import EmailTaken, UserStore
+from tests.support.databases import found
 
 T0 = "2026-11-25T12:00:00.000Z"
 T1 = "2026-11-25T13:00:00.000Z"
-
 
 
 def msg(seq: int, text: str | None = None) -> dict[str, Any]:
@@ -41,7 +41,7 @@ class TestUsers:
         with pytest.raises(EmailTaken):
             await users.create("ANN@Example.com ", "h3", "Ann 3")
         assert await db.users.count_documents({}) == 1
-        assert (await users.by_email("ann@example.com")).password_hash == "h"  # type: ignore[union-attr]
+        assert found(await users.by_email("ann@example.com")).password_hash == "h"
 
     async def test_unknown_role_is_refused(self, db: AsyncDatabase) -> None:
         with pytest.raises(ValueError):
@@ -78,7 +78,11 @@ class TestStreams:
         stored = await streams.get(doc["_id"])
         assert stored is not None
         assert {k: stored[k] for k in ("title", "description", "quality", "status", "startTime")} == {
-            "title": "Sale", "description": "d", "quality": "hd", "status": SCHEDULED, "startTime": None,
+            "title": "Sale",
+            "description": "d",
+            "quality": "hd",
+            "status": SCHEDULED,
+            "startTime": None,
         }
 
     @pytest.mark.parametrize("bad", ["nope", "A" * 24, {"$ne": None}, None])
@@ -94,22 +98,29 @@ class TestStreams:
         streams = StreamStore(db)
         sid = (await streams.create(title="Sale"))["_id"]
         assert await streams.mark_ended(sid, T1, {}) is None  # not live yet
-        assert (await streams.get(sid))["status"] == SCHEDULED  # type: ignore[index]
+        assert found(await streams.get(sid))["status"] == SCHEDULED
 
         live = await streams.mark_live(sid, T0)
         assert live is not None and live["status"] == LIVE and live["startTime"] == T0
         assert await streams.mark_live(sid, T1) is None  # second caller loses
-        assert (await streams.get(sid))["startTime"] == T0  # type: ignore[index]
+        assert found(await streams.get(sid))["startTime"] == T0
 
-        final = {"viewerCount": 0, "peakViewers": 7, "totalJoins": 9, "likes": 3, "chatCount": 12,
-                 "pinnedProducts": [], "secret": "not copied"}
+        final = {
+            "viewerCount": 0,
+            "peakViewers": 7,
+            "totalJoins": 9,
+            "likes": 3,
+            "chatCount": 12,
+            "pinnedProducts": [],
+            "secret": "not copied",
+        }
         ended = await streams.mark_ended(sid, T1, final)
         assert ended is not None and ended["status"] == ENDED and ended["endTime"] == T1
         assert ended["peakViewers"] == 7 and ended["chatCount"] == 12
         assert "secret" not in ended
         assert await streams.mark_ended(sid, T1, final) is None  # already ended
         assert await streams.mark_live(sid, T1) is None  # never live again
-        assert (await streams.get(sid))["status"] == ENDED  # type: ignore[index]
+        assert found(await streams.get(sid))["status"] == ENDED
 
     async def test_mark_live_unknown_stream(self, db: AsyncDatabase) -> None:
         assert await StreamStore(db).mark_live(new_stream_id(), T0) is None

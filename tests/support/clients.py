@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import websockets
@@ -25,7 +26,7 @@ class WsClient:
         self._arrived = asyncio.Event()
         self.closed_code: int | None = None
 
-    async def __aenter__(self) -> "WsClient":
+    async def __aenter__(self) -> WsClient:
         self._ws = await websockets.connect(self.url, max_size=2**22)
         self._reader = asyncio.create_task(self._read())
         return self
@@ -97,7 +98,7 @@ class Api:
         self.client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
         self.token = token
 
-    async def __aenter__(self) -> "Api":
+    async def __aenter__(self) -> Api:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -129,9 +130,13 @@ async def login(base_url: str, email: str, password: str) -> str:
         return str(r.json()["token"])
 
 
-async def register_customer(base_url: str, email: str, password: str = "correct-horse-1", name: str | None = None) -> tuple[str, dict[str, Any]]:
+async def register_customer(
+    base_url: str, email: str, password: str = "correct-horse-1", name: str | None = None
+) -> tuple[str, dict[str, Any]]:
     async with httpx.AsyncClient(base_url=base_url) as c:
-        r = await c.post("/auth/register", json={"email": email, "password": password, "name": name or email.split("@")[0]})
+        r = await c.post(
+            "/auth/register", json={"email": email, "password": password, "name": name or email.split("@")[0]}
+        )
         assert r.status_code == 201, r.text
         body = r.json()
         return str(body["token"]), body["user"]

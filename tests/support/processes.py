@@ -27,9 +27,10 @@ class Process:
 
     def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(args, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self._log = open(log_path, "wb")  # noqa: SIM115 - open while the process runs; terminate() and kill() close it
+        self.proc = subprocess.Popen(
+            args, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
 
     def output(self) -> str:
         if not self._log.closed:
@@ -78,16 +79,32 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def start_gateway(ray_address: str, mongodb_uri: str, namespace: str, log_dir: Path, port: int | None = None,
-                  db_name: str = "wrencos", env_overrides: dict[str, str] | None = None) -> tuple[Process, str]:
+def start_gateway(
+    ray_address: str,
+    mongodb_uri: str,
+    namespace: str,
+    log_dir: Path,
+    port: int | None = None,
+    db_name: str = "wrencos",
+    env_overrides: dict[str, str] | None = None,
+) -> tuple[Process, str]:
     port = port or free_port()
-    env = base_env(MONGODB_URI=mongodb_uri, MONGODB_DB=db_name, JWT_SECRET=JWT_SECRET,
-                   WRENCOS_NAMESPACE=namespace, PORT=str(port), HOST="127.0.0.1",
-                   AGORA_APP_ID=AGORA_APP_ID, AGORA_APP_CERTIFICATE=AGORA_APP_CERTIFICATE,
-                   LOGIN_RATE_PER_MINUTE=str(LOGIN_RATE_PER_MINUTE), ORDER_RATE_PER_MINUTE=str(ORDER_RATE_PER_MINUTE))
+    env = base_env(
+        MONGODB_URI=mongodb_uri,
+        MONGODB_DB=db_name,
+        JWT_SECRET=JWT_SECRET,
+        WRENCOS_NAMESPACE=namespace,
+        PORT=str(port),
+        HOST="127.0.0.1",
+        AGORA_APP_ID=AGORA_APP_ID,
+        AGORA_APP_CERTIFICATE=AGORA_APP_CERTIFICATE,
+        LOGIN_RATE_PER_MINUTE=str(LOGIN_RATE_PER_MINUTE),
+        ORDER_RATE_PER_MINUTE=str(ORDER_RATE_PER_MINUTE),
+    )
     env.update(env_overrides or {})
-    proc = Process([sys.executable, "-m", "wrencos", "gateway", "--address", ray_address],
-                   env, log_dir / f"gateway-{port}.log")
+    proc = Process(
+        [sys.executable, "-m", "wrencos", "gateway", "--address", ray_address], env, log_dir / f"gateway-{port}.log"
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return proc, url
