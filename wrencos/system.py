@@ -27,7 +27,7 @@ import uvloop
 from actors import handles
 from actors.config import ActorConfig
 from gateway.app import create_app, database_config
-from gateway.transport.fanout_protocol import FanoutWebSocketProtocol
+from gateway.transport.uvicorn_adapter import FanoutWebSocketProtocol
 from persistence.embedded import EmbeddedMongo
 from runtime.logs import configure
 from runtime.settings import ConfigError, Settings

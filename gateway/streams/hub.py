@@ -34,7 +34,7 @@ Personal = Callable[[Union[str, None]], str]
 Delivery = Union[str, tuple[str, Personal]]
 
 from gateway.transport.connection import Connection
-from gateway.transport.fanout_protocol import text_frame
+from gateway.transport.uvicorn_adapter import text_frame
 
 DEFAULT_BATCH_INTERVAL = 0.1
 DEFAULT_WRITE_INTERVAL = 0.04

@@ -1,7 +1,7 @@
 """One client WebSocket on this gateway, and the way frames reach it.
 
 Sending never waits. Under the gateway's own server protocol
-(`fanout_protocol.py`) a frame is written straight to the socket's transport:
+(`uvicorn_adapter.py`) a frame is written straight to the socket's transport:
 a frame shared by many connections is framed once and the same bytes go to
 each. Under any other ASGI server, frames go through a bounded queue that one
 writer task per connection drains.
@@ -24,7 +24,7 @@ import structlog
 from starlette.websockets import WebSocket, WebSocketState
 
 from gateway.security.credentials import Claims
-from gateway.transport.fanout_protocol import EXTENSION, RawWriter, text_frame
+from gateway.transport.uvicorn_adapter import RawSocket, raw_socket, text_frame
 
 log = structlog.get_logger("gateway.transport.connection")
 
@@ -49,15 +49,14 @@ class Connection:
     counted_session: str | None = None  # the session the hub counts as a viewer for `watching`
     protocol: int = 1  # 2: stream events arrive in batch frames
     closed: bool = False
-    raw: RawWriter | None = field(init=False, default=None)
+    raw: RawSocket | None = field(init=False, default=None)
     _queue: asyncio.Queue[str | None] | None = field(init=False, default=None)
     _transport: asyncio.WriteTransport | None = field(init=False, default=None)
     _close: tuple[int, str] = field(init=False, default=(CLOSE_GOING_AWAY, ""))
 
     def __post_init__(self) -> None:
-        scope = getattr(self.websocket, "scope", None)
-        extensions = scope.get("extensions") if isinstance(scope, dict) else None
-        self.raw = extensions.get(EXTENSION) if isinstance(extensions, dict) else None
+        scope = getattr(self.websocket, "scope", None)  # stand-ins in tests may have none
+        self.raw = raw_socket(scope) if isinstance(scope, dict) else None
         if self.raw is None:
             self._queue = asyncio.Queue(self.queue_size)
         else:
@@ -149,7 +148,7 @@ class Connection:
                 if text is None:
                     break
                 await ws.send_text(text)
-        except Exception as e:  # the peer went away: nothing more to write
+        except Exception as e:  # noqa: BLE001 - the peer went away (any error of the send): nothing more to write
             log.debug("writer_ended", conn=self.id, error=repr(e))
             self.closed = True
             return
@@ -157,5 +156,5 @@ class Connection:
         if ws.application_state == WebSocketState.CONNECTED:
             try:
                 await ws.close(code, reason)
-            except Exception:
+            except Exception:  # noqa: BLE001 - closing a socket that may already be gone
                 pass
