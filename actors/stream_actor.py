@@ -50,18 +50,14 @@ import structlog
 
 from core.command_codec import commit_from_entry, commit_to_entry
 from actors.config import ActorConfig
+from core.checkpoint import from_checkpoint, to_checkpoint
+from core.commands import Command, ToggleLike
+from core.commit import CommitInput, apply_commit, stop_stream
 from core.event_log import EventLog
+from core.events import ChatRecord
 from core.poll import PollResult
-from core.stream_state import (
-    ChatRecord,
-    Command,
-    CommitInput,
-    Result,
-    StreamMeta,
-    StreamState,
-    ToggleLike,
-    apply_commit,
-)
+from core.results import Result
+from core.state import StreamMeta, StreamState
 from core.wire import encode_event
 from persistence.audience import AudienceStore
 from persistence.chat import ChatStore
@@ -234,7 +230,7 @@ class StreamActor:
         async with self._commit_lock:
             if not self._stopped:
                 await self._commit_once()
-                state.stop()
+                stop_stream(state)
                 await self._commit_once(force=True)
                 await self._snapshot()
                 self._stopped = True
@@ -322,7 +318,7 @@ class StreamActor:
         base = int(doc.get("version", 0))
         recent = await self._retry(
             "load_chat", lambda: self._chat.recent(self.stream_id, cfg.history_size, up_to_seq=int(doc["seq"])))
-        state = StreamState.from_checkpoint(
+        state = from_checkpoint(
             doc, [ChatRecord.from_doc(m) for m in recent],
             history_size=cfg.history_size, update_interval=cfg.update_interval,
         )
@@ -477,7 +473,7 @@ class StreamActor:
         document (its version with it); the next one is due a gap from now."""
         assert self._state is not None
         self._last_snapshot = time.monotonic()
-        return self._version, {**self._state.to_checkpoint(), "savedAt": now_iso(), "writer": self.incarnation}
+        return self._version, {**to_checkpoint(self._state), "savedAt": now_iso(), "writer": self.incarnation}
 
     async def _save_checkpoint(self, version: int, doc: dict[str, Any], background: bool) -> bool:
         """Store a checkpoint (retrying while the database fails); False, and

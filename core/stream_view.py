@@ -1,9 +1,18 @@
-"""This gateway's copy of one live stream, for answering without asking the actor.
+"""What one live stream shows, kept current by its events: the one projection.
 
-Built from the actor's snapshot and kept current by the stream's events, in
-sequence order. New viewers get their `stream_started` snapshot, pinned
-products and `chat_history` from here, so a burst of joins costs the actor
-nothing but the (batched) Join commands. Pure: no I/O.
+`StreamView.project` is the only code that turns events into what a stream
+shows (viewer count, likes and likers, pinned products, flash sales, recent
+chat, chat count, peak viewers, slow mode, seq and epoch). Two copies run it:
+
+* the stream's own, inside `StreamState`: every event the rules emit is
+  projected as it is emitted, and the actor's snapshot is this view's;
+* each gateway's (`StreamRelay.view`): reset from that snapshot, then fed the
+  same events, decoded, in sequence order. New viewers get their
+  `stream_started` snapshot, pinned products and `chat_history` from here,
+  so a burst of joins costs the actor nothing but the (batched) Join commands.
+
+So a gateway that has applied every event up to seq N shows exactly what the
+stream's snapshot at seq N shows. Pure: no I/O.
 
 Likes: the view keeps the set of likers (the snapshot's list, then the
 `likedByAdded`/`likedByRemoved` of each `stream_update`). An old app reads
@@ -18,7 +27,12 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
+from core.events import CHAT_WIRE_KEYS
 from core.wire import encode
+
+
+def _sale_order(sale: dict[str, Any]) -> tuple[str, str]:
+    return (sale["endsAt"], sale["saleId"])
 
 
 class StreamView:
@@ -38,9 +52,10 @@ class StreamView:
         return self.epoch is not None
 
     def reset(self, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
-        """Replace everything with a snapshot. Returns the chat messages of the
-        snapshot that are newer than what this view had seen (same epoch only),
-        so the caller can deliver what it missed."""
+        """Replace everything with a snapshot (`StreamView.snapshot()` of the
+        stream). Returns the chat messages of the snapshot that are newer than
+        what this view had seen (same epoch only), so the caller can deliver
+        what it missed."""
         missed = [m for m in snapshot["chat"] if snapshot["epoch"] == self.epoch and m["seq"] > self.seq]
         self.seq = int(snapshot["seq"])
         self.epoch = str(snapshot["epoch"])
@@ -53,42 +68,63 @@ class StreamView:
         self._frames = None
         return missed
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything this view shows, as `reset` takes it: the stream data
+        (with every liker), the recent chat (oldest first), the chat count, the
+        peak viewer count and the position (`seq`, `epoch`). Fresh containers:
+        changing the answer changes nothing here."""
+        return {
+            "streamData": {**self.stream_data, "likedBy": list(self.liked)},
+            "chat": list(self.chat),
+            "chatCount": self.chat_count,
+            "peakViewers": self.peak_viewers,
+            "seq": self.seq,
+            "epoch": self.epoch,
+        }
+
     def apply(self, event: dict[str, Any]) -> None:
-        """Apply one event (decoded). Events must come in sequence order."""
-        seq = int(event["seq"])
+        """Apply one event as a gateway receives it (decoded, with its envelope).
+        Events must come in sequence order; older ones are ignored."""
+        self.project(int(event["seq"]), event["type"], event)
+
+    def project(self, seq: int, kind: str, body: dict[str, Any]) -> None:
+        """Apply event `seq` of type `kind` with `body` (envelope keys, if any,
+        are ignored). Does nothing unless `seq` is newer than the view. Keeps
+        what it is given without copying it: event bodies are never changed
+        once emitted."""
         if seq <= self.seq:
             return
         self.seq = seq
-        kind = event["type"]
+        data = self.stream_data
         if kind == "chat_message":
-            self.chat.append({k: event[k] for k in ("id", "seq", "username", "message", "isAdmin", "timestamp")})
+            self.chat.append({k: body[k] for k in CHAT_WIRE_KEYS})
             self.chat_count += 1
         elif kind == "chat_message_deleted":
-            gone = event.get("messageId")
+            gone = body.get("messageId")
             kept = [m for m in self.chat if m.get("seq") != gone]
             if len(kept) != len(self.chat):
                 self.chat.clear()
                 self.chat.extend(kept)
         elif kind == "moderation_updated":
-            self.stream_data["slowModeSeconds"] = event.get("slowModeSeconds", 0)
+            data["slowModeSeconds"] = body.get("slowModeSeconds", 0)
         elif kind == "stream_update":
             for k in ("viewerCount", "likes", "quality"):
-                if k in event:
-                    self.stream_data[k] = event[k]
-            for key in event.get("likedByRemoved", ()):
-                self.liked.pop(key, None)
-            for key in event.get("likedByAdded", ()):
-                self.liked[key] = None
-            self.peak_viewers = max(self.peak_viewers, int(event.get("viewerCount", 0)))
+                if k in body:
+                    data[k] = body[k]
+            liked = self.liked
+            for key in body.get("likedByRemoved", ()):
+                liked.pop(key, None)
+            liked.update(dict.fromkeys(body.get("likedByAdded", ())))  # in C: a storm adds thousands
+            self.peak_viewers = max(self.peak_viewers, int(body.get("viewerCount", 0)))
         elif kind == "pinned_products_updated":
-            self.stream_data["pinnedProducts"] = event["pinnedProducts"]
+            data["pinnedProducts"] = body["pinnedProducts"]
         elif kind in ("flash_sale_started", "flash_sale_updated"):
-            sales = {s["saleId"]: s for s in self.stream_data.get("flashSales", [])}
-            sales[event["flashSale"]["saleId"]] = event["flashSale"]
-            self.stream_data["flashSales"] = sorted(sales.values(), key=lambda s: (s["endsAt"], s["saleId"]))
+            sales = {s["saleId"]: s for s in data.get("flashSales", [])}
+            sales[body["flashSale"]["saleId"]] = body["flashSale"]
+            data["flashSales"] = sorted(sales.values(), key=_sale_order)
         elif kind == "flash_sale_ended":
-            gone = event["flashSale"]["saleId"]
-            self.stream_data["flashSales"] = [s for s in self.stream_data.get("flashSales", []) if s["saleId"] != gone]
+            ended = body["flashSale"]["saleId"]
+            data["flashSales"] = [s for s in data.get("flashSales", []) if s["saleId"] != ended]
         self._frames = None
 
     def envelope(self) -> dict[str, Any]:

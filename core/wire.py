@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from core.stream_state import Event
+from core.events import Event
 
 
 def encode_event(stream_id: str, epoch: str, event: Event) -> str:

@@ -31,8 +31,9 @@ from typing import Any, Callable
 
 import structlog
 
-from core import stream_state as core
-from core.stream_state import Chat, Join, Leave, PinProduct, Result, ToggleLike, UnpinProduct
+from core import commands as core
+from core.commands import Chat, Join, Leave, PinProduct, ToggleLike, UnpinProduct
+from core.results import Result
 from core.wire import encode
 from gateway.realtime import protocol as p
 from gateway.security.credentials import InvalidToken

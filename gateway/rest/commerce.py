@@ -29,7 +29,7 @@ from bson import ObjectId
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from core.stream_state import FlashSaleChanged
+from core.commands import FlashSaleChanged
 from core import money
 from core import order_rules as rules
 from gateway.security.credentials import Claims

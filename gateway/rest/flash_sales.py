@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from core.stream_state import EndFlashSale, StartFlashSale
+from core.commands import EndFlashSale, StartFlashSale
 from gateway.rest.deps import Admin, Ctx, Page
 from gateway.errors import ApiError
 from core.money import MoneyError, MoneyIn, format_minor, to_minor

@@ -16,7 +16,7 @@ from ray.exceptions import RayActorError
 
 from actors import handles
 from core.live_set import RegistryAnswer
-from core.stream_state import PinProduct, ToggleLike, UnpinProduct
+from core.commands import PinProduct, ToggleLike, UnpinProduct
 from runtime.clock import iso
 from gateway.context import GatewayContext
 from gateway.rest.deps import Admin, Ctx, OptionalUser, Page

@@ -16,7 +16,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from actors import handles
-from core import stream_state as core
+from core import commands as core
+from core import limits
+from core.results import Result
 from gateway.rest.deps import Ctx, Moderator
 from gateway.errors import ApiError
 from gateway.realtime.protocol import MUTE_MAX_SECONDS
@@ -70,12 +72,12 @@ class BlockedWordsBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
     words: Annotated[list[Annotated[str, Field(min_length=1, max_length=50, json_schema_extra=NOT_BLANK_SCHEMA),
                                     NotBlank]],
-                     Field(max_length=core.MAX_BLOCKED_WORDS)]
+                     Field(max_length=limits.MAX_BLOCKED_WORDS)]
 
 
 class SlowModeBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    seconds: Annotated[int, Field(strict=True, ge=0, le=core.MAX_SLOW_MODE_SECONDS), Integral]
+    seconds: Annotated[int, Field(strict=True, ge=0, le=limits.MAX_SLOW_MODE_SECONDS), Integral]
 
 
 class MutedOut(BaseModel):
@@ -96,16 +98,16 @@ class DoneOut(BaseModel):
     until: str | None = None
 
 
-async def _apply(ctx: Any, stream_id: str, command: core.Command) -> core.Result:
+async def _apply(ctx: Any, stream_id: str, command: core.Command) -> Result:
     relay = await _live_relay(ctx, stream_id)
-    result: core.Result = await relay.submit(command)
+    result: Result = await relay.submit(command)
     if not result.ok:
         code = (result.data or {}).get("code")
         raise ApiError(404 if code == "not_found" else 409, result.error or "The stream refused this")
     return result
 
 
-def _done(result: core.Result) -> DoneOut:
+def _done(result: Result) -> DoneOut:
     data = result.data or {}
     return DoneOut(seq=result.seq, userKey=data.get("userKey"), until=data.get("until"))
 

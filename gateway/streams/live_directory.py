@@ -21,7 +21,7 @@ import structlog
 
 from actors import handles
 from core.live_set import LiveSet, RegistryAnswer
-from core.stream_state import GatewayGone, Join
+from core.commands import GatewayGone, Join
 from core.wire import encode
 from gateway.streams.hub import Hub
 from gateway.metrics import GatewayMetrics

@@ -38,7 +38,8 @@ import ray
 import structlog
 
 from actors import handles
-from core.stream_state import Command, Result, SyncViewers, ToggleLike
+from core.commands import Command, SyncViewers, ToggleLike
+from core.results import Result
 from core.wire import decode, encode
 from gateway.streams.hub import Delivery, Hub
 from gateway.metrics import GatewayMetrics

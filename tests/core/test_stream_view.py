@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from core.stream_state import (
+from core.commands import (
     Chat,
     Command,
     Join,
     Leave,
     PinProduct,
-    StreamMeta,
-    StreamState,
     ToggleLike,
     UnpinProduct,
 )
-from core.wire import decode, encode_event
+from core.commit import apply_batch, take_events
+from core.state import StreamMeta, StreamState
 from core.stream_view import StreamView
+from core.wire import decode, encode_event
 
 SID = "0123456789abcdef01234567"
-NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 _batches = itertools.count(1)
 _mono = itertools.count(0, 10)  # far enough apart that every counter change is due at once
 
@@ -34,8 +34,8 @@ def new_state(**kw: Any) -> StreamState:
 
 def run(state: StreamState, *commands: Command) -> list[dict[str, Any]]:
     """Apply commands and return the events they produced, as a gateway receives them."""
-    state.apply_batch("gw1", f"b{next(_batches)}", commands, NOW)
-    return [decode(encode_event(SID, state.epoch, e)) for e in state.take_events(float(next(_mono)))]
+    apply_batch(state, "gw1", f"b{next(_batches)}", commands, NOW)
+    return [decode(encode_event(SID, state.epoch, e)) for e in take_events(state, float(next(_mono)))]
 
 
 def chat(text: str, user: str = "ann") -> Chat:

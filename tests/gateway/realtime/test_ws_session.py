@@ -12,7 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from core.stream_state import Chat, Command, Result, ToggleLike
+from core.commands import Chat, Command, ToggleLike
+from core.results import Result
 from gateway.transport.connection import Connection
 from gateway.realtime.ws_session import WsSession
 from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.stream_state import Chat, Result, ToggleLike
+from core.commands import Chat, ToggleLike
+from core.results import Result
 from gateway.streams import stream_relay
 from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
