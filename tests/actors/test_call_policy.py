@@ -84,7 +84,7 @@ def attempts(*outcomes: Any) -> tuple[Callable[[], Awaitable[Any]], list[int]]:
     (TimeoutError(), CallTimedOut),
     (ray_errors.GetTimeoutError("late"), CallTimedOut),
     (ray_errors.PendingCallsLimitExceeded("full"), ActorRefused),
-    (ray_errors.ObjectLostError("obj", "owner", "call site"), ActorUnavailable),
+    (ray_errors.ObjectLostError("obj", None, "call site"), ActorUnavailable),
     # The registry's call to a stream actor failed: its caller sees that failure, not an application error.
     (task_error(ActorUnavailable("stream actor restarting", "the actor of stream s", "ready")), ActorUnavailable),
 ])
