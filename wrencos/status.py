@@ -44,7 +44,7 @@ async def _streams(registry: RegistryClient, timeout: float) -> tuple[str, list[
         entry: dict[str, Any] = {"streamId": stream_id, "title": announcement.get("title", "")}
         handle = live.actors.get(stream_id)
         try:
-            info = await StreamClient(handle, stream_id, registry.observer).info(timeout_s=timeout) if handle else None
+            info = await StreamClient(handle, stream_id, registry.observer).info(timeout_s=timeout) if handle is not None else None
         except ActorCallError as e:
             info, entry["error"] = None, type(e).__name__
         if info is not None:

@@ -10,7 +10,7 @@ Starting and stopping go through the registry (`start`, `stop`); the answer
 is applied here at once, so the caller's own connections see the change
 without waiting for the next poll. Applying the same change twice is a no-op.
 
-The live set names each live stream's actor: `clients` holds a `StreamClient`
+The live set names each live stream's actor: it keeps a `StreamClient`
 for each (replaced when the registry names another actor), which relays and
 REST reads use. No stream actor is looked up by name. Calls follow
 `actors.call_policy`; their failures reach callers as `ActorCallError`s.
@@ -51,7 +51,7 @@ class LiveDirectory:
         self.history_size = history_size
         self.live: dict[str, dict[str, Any]] = {}
         self.relays: dict[str, StreamRelay] = {}
-        self.clients: dict[str, StreamClient] = {}  # stream id -> its actor, as the live set names it
+        self._clients: dict[str, StreamClient] = {}  # stream id -> its actor, as the live set names it
         self.synced = asyncio.Event()
         self._incarnation: str | None = None
         self._version = -1
@@ -85,7 +85,7 @@ class LiveDirectory:
 
     def stream_client(self, stream_id: str) -> StreamClient | None:
         """The client of the actor serving a live stream, as the live set names it; None if not live here."""
-        return self.clients.get(stream_id)
+        return self._clients.get(stream_id)
 
     async def start_stream(self, stream_id: str) -> RegistryAnswer:
         """Raises `ActorCallError` if the registry gives no answer."""
@@ -150,15 +150,15 @@ class LiveDirectory:
         """The live set names `handle` as the stream's actor: calls go to it from now on."""
         if handle is None:
             return
-        client = self.clients.get(stream_id)
+        client = self._clients.get(stream_id)
         if client is None or not client.same_actor(handle):
-            self.clients[stream_id] = StreamClient(handle, stream_id, self.metrics)
+            self._clients[stream_id] = StreamClient(handle, stream_id, self.metrics)
 
     def _appeared(self, stream_id: str, announcement: dict[str, Any]) -> None:
         if stream_id in self.live:
             return
         self.live[stream_id] = announcement
-        relay = StreamRelay(stream_id, self.gateway_id, self.hub, lambda: self.clients.get(stream_id),
+        relay = StreamRelay(stream_id, self.gateway_id, self.hub, lambda: self.stream_client(stream_id),
                             self.history_size, self.metrics, self.relay_idle_after)
         self.relays[stream_id] = relay
         relay.start()
@@ -178,7 +178,7 @@ class LiveDirectory:
         if stream_id not in self.live:
             return
         del self.live[stream_id]
-        client = self.clients.get(stream_id)
+        client = self._clients.get(stream_id)
         relay = self.relays.pop(stream_id, None)
         if relay is not None:
             if relay.active:  # let its watchers get the stream's last events first
@@ -187,8 +187,8 @@ class LiveDirectory:
                 except TimeoutError:
                     pass
             await relay.close()
-        if stream_id not in self.live and self.clients.get(stream_id) is client:  # not live again meanwhile
-            self.clients.pop(stream_id, None)
+        if stream_id not in self.live and self._clients.get(stream_id) is client:  # not live again meanwhile
+            self._clients.pop(stream_id, None)
         for conn in self.hub.watchers(stream_id):
             self.hub.unwatch(conn)
         position: dict[str, object] = {}
