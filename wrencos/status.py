@@ -43,8 +43,9 @@ async def _streams(registry: RegistryClient, timeout: float) -> tuple[str, list[
     for stream_id, announcement in sorted(live.live.items()):
         entry: dict[str, Any] = {"streamId": stream_id, "title": announcement.get("title", "")}
         handle = live.actors.get(stream_id)
+        actor = StreamClient(handle, stream_id, registry.observer) if handle is not None else None
         try:
-            info = await StreamClient(handle, stream_id, registry.observer).info(timeout_s=timeout) if handle is not None else None
+            info = await actor.info(timeout_s=timeout) if actor is not None else None
         except ActorCallError as e:
             info, entry["error"] = None, type(e).__name__
         if info is not None:
