@@ -12,29 +12,37 @@ restarted registry reads the streams marked live and brings their actors up
 `incarnation` tells gateways to take the whole live set afresh.
 
 Every method is idempotent: starting a live stream returns it as it is,
-stopping an ended one says so.
+stopping an ended one says so. The live set and the answer to a start carry
+each live stream's actor handle: gateways call stream actors through it.
+Stream actors are created through `stream_lifecycle` and called through
+`StreamClient`, by the same policy as every other caller.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
+import os
 import secrets
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
-from runtime.clock import now_iso
 from typing import Any, Awaitable, Callable
 
+import ray
 import structlog
 
+from actors import stream_lifecycle
+from actors.call_policy import LoggedCalls
 from actors.config import ActorConfig
+from actors.placement import stream_actor_name
+from actors.stream_client import StreamClient
 from core.live_set import LiveSet, RegistryAnswer, stream_meta
 from core.spare_plan import SparePlan
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
+from runtime.clock import now_iso
+from runtime.logs import configure
 
 log = structlog.get_logger("actors.registry")
 
@@ -146,27 +154,24 @@ class SparePool:
             return
 
 
-def _start_spare(config: ActorConfig) -> Callable[[], Awaitable[Any]]:
-    async def start() -> Any:
-        from actors import handles
+_CALLS = LoggedCalls()  # the registry's calls to stream actors: failures are logged
 
-        spare = handles.create_spare_actor(config)
-        await spare.warm.remote()
+
+def _start_spare(config: ActorConfig) -> Callable[[], Awaitable[StreamClient]]:
+    async def start() -> StreamClient:
+        spare = StreamClient(stream_lifecycle.create_spare_actor(config), None, _CALLS)
+        await spare.warm()
         return spare
 
     return start
 
 
-def _kill_spare(spare: Any) -> None:
-    from actors import handles
-
-    handles.kill(spare)
+def _kill_spare(spare: StreamClient) -> None:
+    stream_lifecycle.kill(spare.handle)
 
 
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
-        from runtime.logs import configure
-
         configure(config.log_level, "json")
         self._config = config
         self._db = connect(config.db)
@@ -176,7 +181,7 @@ class StreamRegistry:
         self.incarnation = secrets.token_hex(4)
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
-        self._actors: dict[str, Any] = {}  # stream id -> the actor serving it
+        self._actors: dict[str, StreamClient] = {}  # stream id -> the actor serving it
         self._pool = SparePool(SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
                                _start_spare(config), _kill_spare, config.spare_starts_parallel)
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -185,6 +190,7 @@ class StreamRegistry:
 
     async def _load(self) -> None:
         delay = 0.1
+        live_ids: list[str]
         while True:
             try:
                 await ensure_indexes(self._db)
@@ -205,13 +211,11 @@ class StreamRegistry:
     async def _adopt_orphans(self) -> None:
         """After a restart of the registry: spares started by its previous life
         that never adopted a stream become spares again."""
-        from actors import handles
-
-        for name in await asyncio.to_thread(handles.spare_names):
+        for name in await asyncio.to_thread(stream_lifecycle.spare_names):
             if await self._slots.assignment(name) is None:
-                handle = handles.get_actor(name)
+                handle = stream_lifecycle.find_actor(name)
                 if handle is not None:
-                    self._pool.add(handle)
+                    self._pool.add(StreamClient(handle, None, _CALLS))
 
     async def _recover(self, stream_id: str) -> None:
         async with self._locks[stream_id]:
@@ -235,12 +239,10 @@ class StreamRegistry:
                 record = updated or await self._streams.get(stream_id) or record
             if stream_id not in self._live:
                 await self._bring_up(record)
-            return RegistryAnswer(True, data=self._live[stream_id])
+            return RegistryAnswer(True, data=self._live[stream_id], actor=self._actors[stream_id].handle)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
         """End the stream: its final state is stored and its actor is gone when this returns."""
-        from actors import handles
-
         await self._loaded
         async with self._locks[stream_id]:
             record = await self._streams.get(stream_id)
@@ -248,13 +250,12 @@ class StreamRegistry:
                 return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
             if record["status"] != LIVE:
                 return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} is not live")
-            actor = await self._actor_of(stream_id) or handles.create_stream_actor(
-                stream_id, stream_meta(record), self._config
-            )
-            final = await _call_through_restart(lambda: actor.stop.remote())
+            actor = await self._actor_of(stream_id) or StreamClient(
+                stream_lifecycle.create_stream_actor(stream_id, stream_meta(record), self._config), stream_id, _CALLS)
+            final = await actor.stop()
             ended = await self._streams.mark_ended(stream_id, now_iso(), final)
             await self._flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
-            handles.kill(actor)
+            stream_lifecycle.kill(actor.handle)
             slot = await self._slots.slot_of(stream_id)
             if slot is not None:
                 await self._slots.release(slot)
@@ -274,89 +275,66 @@ class StreamRegistry:
                 await asyncio.wait_for(changed.wait(), timeout)
             except TimeoutError:
                 pass
-        return LiveSet(self.incarnation, self._version, dict(self._live))
+        return self._live_set()
 
     async def live(self) -> LiveSet:
         await self._loaded
-        return LiveSet(self.incarnation, self._version, dict(self._live))
+        return self._live_set()
 
     async def ping_pid(self) -> int:
         """This process's id (for operators and failure tests)."""
-        import os
-
         return os.getpid()
 
     async def node_id(self) -> str:
         """The Ray node this registry runs on (for operators and placement tests)."""
-        import ray
-
         return str(ray.get_runtime_context().get_node_id())
-
-    async def actor_for(self, stream_id: str) -> Any:
-        """The actor serving a live stream, or None."""
-        await self._loaded
-        return self._actors.get(stream_id) if stream_id in self._live else None
 
     async def flush_all(self) -> int:
         """Ask every live stream to store what it has now. Returns how many did."""
         await self._loaded
         actors = list(self._actors.values())
-        results = await asyncio.gather(*(a.flush.remote() for a in actors), return_exceptions=True)
+        results = await asyncio.gather(*(a.flush() for a in actors), return_exceptions=True)
         return sum(1 for r in results if not isinstance(r, BaseException))
 
     # ------------------------------------------------------------ internals
 
+    def _live_set(self) -> LiveSet:
+        return LiveSet(self.incarnation, self._version, dict(self._live),
+                       {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live})
+
     async def _bring_up(self, record: dict[str, Any]) -> None:
         """The stream's actor up and loaded: the one already serving it (after a
         registry restart), else a spare that adopts it, else a new one."""
-        from actors import handles
-
         stream_id = record["_id"]
         meta = stream_meta(record)
         actor = await self._actor_of(stream_id)
         spare = None if actor is not None else await self._pool.take()
         if actor is not None:
-            snapshot = await _call_through_restart(lambda: actor.ready.remote())
+            snapshot = await actor.ready()
         elif spare is not None:
-            actor = spare
-            snapshot = await _call_through_restart(lambda: actor.adopt.remote(stream_id, meta))
+            snapshot = await spare.adopt(stream_id, meta)
+            actor = StreamClient(spare.handle, stream_id, _CALLS)
         else:
-            actor = handles.create_stream_actor(stream_id, meta, self._config)
-            snapshot = await actor.ready.remote()
+            actor = StreamClient(stream_lifecycle.create_stream_actor(stream_id, meta, self._config), stream_id, _CALLS)
+            snapshot = await actor.ready()
         self._actors[stream_id] = actor
         self._live[stream_id] = {**snapshot["streamData"], "seq": snapshot["seq"], "epoch": snapshot["epoch"]}
         self._bump()
         log.info("stream_live", stream_id=stream_id, seq=snapshot["seq"], epoch=snapshot["epoch"])
 
-    async def _actor_of(self, stream_id: str) -> Any:
+    async def _actor_of(self, stream_id: str) -> StreamClient | None:
         """The actor that serves the stream already, if any: known here, named
         for it, or a spare that adopted it (found through its stored assignment)."""
-        from actors import handles
-
         if stream_id in self._actors:
             return self._actors[stream_id]
-        actor = handles.get_actor(handles.stream_actor_name(stream_id))
-        if actor is None:
+        handle = stream_lifecycle.find_actor(stream_actor_name(stream_id))
+        if handle is None:
             slot = await self._slots.slot_of(stream_id)
-            actor = handles.get_actor(slot) if slot else None
-        return actor
+            handle = stream_lifecycle.find_actor(slot) if slot else None
+        return StreamClient(handle, stream_id, _CALLS) if handle is not None else None
 
     def _bump(self) -> None:
         self._version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-
-async def _call_through_restart(call: Any, patience_s: float = 30.0) -> Any:
-    """Call an actor method, waiting out a restart of the actor (its calls fail
-    while Ray brings it back). The methods called this way are idempotent."""
-    import ray
-
-    deadline = asyncio.get_running_loop().time() + patience_s
-    while True:
-        try:
-            return await call()
-        except ray.exceptions.ActorUnavailableError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.2)

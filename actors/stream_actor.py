@@ -49,6 +49,7 @@ from typing import Any
 import structlog
 
 from core.command_codec import commit_from_entry, commit_to_entry
+from actors.call_policy import Fenced
 from actors.config import ActorConfig
 from core.checkpoint import from_checkpoint, to_checkpoint
 from core.commands import Command, ToggleLike
@@ -79,10 +80,6 @@ SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is log
 # CHECKPOINT_MAX_GAP_S (what a restart replays from the journal).
 CHECKPOINT_SPACING = 40
 CHECKPOINT_MAX_GAP_S = 20.0
-
-
-class Fenced(Exception):
-    """A newer instance of this actor took over."""
 
 
 @dataclass(slots=True)

@@ -3,7 +3,10 @@
     {"error": "<code>", "message": "<what went wrong and what to do>", "status": <http status>}
 
 Validation errors add `details` (where and what). No handler ever lets a
-client's bad input become a 500.
+client's bad input become a 500. A call to an actor that brought no answer
+(`actors.call_policy.ActorCallError`) is answered with the status, `error`
+code and `Retry-After` the error carries (503 and `Retry-After` while an
+actor restarts or is slow, so clients know to come back).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from actors.call_policy import ActorCallError
 
 CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -63,6 +68,10 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}
         headers.update(e.headers or {})
         return JSONResponse(error_body(e.status, e.message, e.code), status_code=e.status, headers=headers)
+
+    @app.exception_handler(ActorCallError)
+    async def _actor_call_error(_: Request, e: ActorCallError) -> JSONResponse:
+        return JSONResponse(error_body(e.status, e.message, e.code), status_code=e.status, headers=e.headers())
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:

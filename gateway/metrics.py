@@ -11,9 +11,7 @@ Every series is per gateway process; sum over gateways for the cluster.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -71,20 +69,15 @@ class GatewayMetrics:
         """Call `read` at each scrape for the gauges (nothing is counted on the hot path for them)."""
         self.registry.register(_LiveCollector(read, self.traffic))
 
-    @contextmanager
-    def actor_call(self, method: str) -> Iterator[None]:
-        """Time one actor call and count it as an error if it raises."""
-        start = time.perf_counter()
-        try:
-            yield
-        except BaseException as e:
-            self.error(method, e)
-            raise
-        finally:
-            self.actor_call_seconds.labels(method).observe(time.perf_counter() - start)
+    # The actor clients' observer (`actors.call_policy.CallObserver`): told of every call they make.
 
-    def error(self, method: str, e: BaseException) -> None:
-        self.actor_call_errors.labels(method, type(e).__name__).inc()
+    def call_done(self, method: str, seconds: float) -> None:
+        """An actor call answered after `seconds` (long polls are not told)."""
+        self.actor_call_seconds.labels(method).observe(seconds)
+
+    def call_failed(self, method: str, error: Exception) -> None:
+        """One attempt of an actor call failed (retried or not), by the client's error class."""
+        self.actor_call_errors.labels(method, type(error).__name__).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

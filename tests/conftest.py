@@ -51,7 +51,7 @@ def ray_cluster(namespace: str) -> Iterator[str]:
     """A real local Ray cluster; yields its address for gateways to join."""
     import ray
 
-    from actors.handles import SINGLE_NODE_RESOURCES
+    from actors.placement import SINGLE_NODE_RESOURCES
 
     ray.init(
         address="local",

@@ -7,40 +7,52 @@ every live stream with the node, process and position of its actor.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from typing import Any
 
 import ray
 
-from actors import handles
+from actors import placement
+from actors.call_policy import ActorCallError, LoggedCalls
+from actors.registry_client import RegistryClient
+from actors.stream_client import StreamClient
 
-PLACEMENT_RESOURCES = (handles.REGISTRY_RESOURCE, handles.GATEWAY_RESOURCE, handles.STREAM_RESOURCE)
+PLACEMENT_RESOURCES = (placement.REGISTRY_RESOURCE, placement.GATEWAY_RESOURCE, placement.STREAM_RESOURCE)
 
 
 def cluster_status(timeout: float = 10.0) -> dict[str, Any]:
-    """Nodes, gateways and live streams of the cluster `ray.init` connected to."""
+    """Nodes, gateways and live streams of the cluster `ray.init` connected to.
+    Blocks (each actor call within `timeout`): for the command line."""
     nodes = [{
         "name": n.get("NodeName", ""), "nodeId": n["NodeID"], "alive": bool(n["Alive"]),
         "resources": {r: n["Resources"][r] for r in PLACEMENT_RESOURCES if r in n.get("Resources", {})},
     } for n in ray.nodes()]
-    gateways = [{"gatewayId": g, "nodeId": node} for g, node in sorted(handles.gateway_seats().items())]
+    gateways = [{"gatewayId": g, "nodeId": node} for g, node in sorted(placement.gateway_seats().items())]
+    registry = RegistryClient.find(LoggedCalls())
+    registry_node, streams = asyncio.run(_streams(registry, timeout)) if registry is not None else (None, [])
+    return {"nodes": nodes, "registryNodeId": registry_node, "gateways": gateways, "streams": streams}
+
+
+async def _streams(registry: RegistryClient, timeout: float) -> tuple[str, list[dict[str, Any]]]:
+    """The registry's node, and every live stream with where its actor runs (as its live set names it)."""
+    registry_node = await registry.node_id(timeout_s=timeout)
+    live = await registry.live(timeout_s=timeout)
     streams: list[dict[str, Any]] = []
-    registry = handles.find_registry()
-    registry_node = ray.get(registry.node_id.remote(), timeout=timeout) if registry is not None else None
-    live = ray.get(registry.live.remote(), timeout=timeout).live if registry is not None else {}
-    for stream_id, announcement in sorted(live.items()):
+    for stream_id, announcement in sorted(live.live.items()):
         entry: dict[str, Any] = {"streamId": stream_id, "title": announcement.get("title", "")}
-        actor = handles.find_stream_actor(stream_id, timeout=timeout)
+        handle = live.actors.get(stream_id)
+        actor = StreamClient(handle, stream_id, registry.observer) if handle is not None else None
         try:
-            info = ray.get(actor.info.remote(), timeout=timeout) if actor is not None else None
-        except (ray.exceptions.RayError, ray.exceptions.GetTimeoutError) as e:
+            info = await actor.info(timeout_s=timeout) if actor is not None else None
+        except ActorCallError as e:
             info, entry["error"] = None, type(e).__name__
         if info is not None:
             entry.update(nodeId=info["nodeId"], pid=info["pid"], seq=info["seq"], healthy=info["healthy"],
                          gateways=len(info["gateways"]))
         streams.append(entry)
-    return {"nodes": nodes, "registryNodeId": registry_node, "gateways": gateways, "streams": streams}
+    return registry_node, streams
 
 
 def print_status(status: dict[str, Any], as_json: bool) -> None:

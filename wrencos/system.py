@@ -24,8 +24,11 @@ import structlog
 import uvicorn
 import uvloop
 
-from actors import handles
+from actors import placement
+from actors.call_policy import LoggedCalls
 from actors.config import ActorConfig
+from actors.registry_client import RegistryClient
+from actors.registry_lifecycle import ensure_registry
 from gateway.app import create_app, database_config
 from gateway.transport.uvicorn_adapter import FanoutWebSocketProtocol
 from persistence.embedded import EmbeddedMongo
@@ -137,7 +140,7 @@ def run_system(settings: Settings) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
-        local = {"resources": handles.SINGLE_NODE_RESOURCES} if not settings.ray_address else {}
+        local = {"resources": placement.SINGLE_NODE_RESOURCES} if not settings.ray_address else {}
         ray.init(
             address=settings.ray_address or "local", namespace=settings.ray_namespace,
             include_dashboard=False, configure_logging=False, log_to_driver=True, **local,
@@ -147,7 +150,7 @@ def run_system(settings: Settings) -> int:
         if placed is None:
             return 2
         gateway_id, registry = placed
-        live = ray.get(registry.live.remote(), timeout=120)
+        live = asyncio.run(registry.live(timeout_s=120))
         log.info("system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded")
         try:
             _serve(settings, uri, secret,
@@ -155,7 +158,7 @@ def run_system(settings: Settings) -> int:
                    gateway_id)
         finally:
             try:
-                stored = ray.get(registry.flush_all.remote(), timeout=15)
+                stored = asyncio.run(registry.flush_all(timeout_s=15))
                 log.info("streams_stored", streams=stored)
             except Exception as e:
                 log.error("store_on_shutdown_failed", error=repr(e))
@@ -181,7 +184,7 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         if placed is None:
             return 2
         gateway_id, registry = placed
-        ray.get(registry.live.remote(), timeout=120)
+        asyncio.run(registry.live(timeout_s=120))  # the registry has loaded
         node = ray.get_runtime_context().get_node_id()
         _serve(settings, settings.mongodb_uri, secret,
                "WrenCOS gateway " + gateway_id + " listening on http://{host}:{port} (cluster " + address
@@ -206,17 +209,17 @@ def show_status(settings: Settings, ray_address: str | None, as_json: bool) -> i
     return 0
 
 
-def _place_gateway(settings: Settings, uri: str) -> tuple[str, Any] | None:
+def _place_gateway(settings: Settings, uri: str) -> tuple[str, RegistryClient] | None:
     """This gateway's id and the cluster's registry, once the cluster has room
     for streams and this node a `gateway` seat for this process; None (after
     saying what to start) if not."""
     gateway_id = f"gw-{secrets.token_hex(4)}"
     try:
-        handles.check_cluster_resources()
-        handles.reserve_gateway_seat(gateway_id)
-    except handles.PlacementError as e:
+        placement.check_cluster_resources()
+        placement.reserve_gateway_seat(gateway_id)
+    except placement.PlacementError as e:
         print(f"error: {e}", file=sys.stderr)
         return None
-    return gateway_id, handles.ensure_registry(actor_config(settings, uri))
+    return gateway_id, RegistryClient(ensure_registry(actor_config(settings, uri)), LoggedCalls())
 
 

@@ -12,9 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from ray.exceptions import RayActorError
-
-from actors import handles
+from actors.call_policy import ActorCallError
 from core.live_set import RegistryAnswer
 from core.commands import PinProduct, ToggleLike, UnpinProduct
 from runtime.clock import iso
@@ -72,13 +70,13 @@ async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] |
     relay = ctx.directory.relay(stream_id)
     if relay is not None and relay.ready.is_set():  # current: this gateway follows the stream
         return relay.view.public()
-    actor = await asyncio.to_thread(handles.find_stream_actor, stream_id)
+    actor = ctx.directory.stream_client(stream_id)
     if actor is None:
         return None
     try:
-        snap = await actor.snapshot.remote()
-    except RayActorError:
-        return None  # stopped (its actor killed) since the record was read: show the record
+        snap = await actor.snapshot()
+    except ActorCallError:
+        return None  # stopped since the record was read, or restarting, or slow: show the record
     d = snap["streamData"]
     return {
         "viewerCount": d["viewerCount"], "likes": d["likes"], "likedBy": d["likedBy"],

@@ -8,14 +8,12 @@ as an event (`chat_message_deleted`, `user_muted`, `user_unmuted`,
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from actors import handles
 from core import commands as core
 from core import limits
 from core.results import Result
@@ -116,10 +114,10 @@ def _done(result: Result) -> DoneOut:
 async def get_moderation(stream_id: StreamIdPath, _: Moderator, ctx: Ctx) -> ModerationOut:
     """Slow mode, blocked words and current mutes of a live stream."""
     await _live_relay(ctx, stream_id)
-    actor = await asyncio.to_thread(handles.find_stream_actor, stream_id)
+    actor = ctx.directory.stream_client(stream_id)
     if actor is None:
         raise ApiError(409, "This stream is not live")
-    snap = await actor.snapshot.remote()
+    snap = await actor.snapshot()  # no answer: `ActorCallError`, answered by `gateway.errors`
     mod = snap.get("moderation") or {}
     stamp = now_iso()
     return ModerationOut(slowModeSeconds=int(mod.get("slowModeSeconds", 0)),

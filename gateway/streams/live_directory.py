@@ -9,18 +9,24 @@ its relay delivered its last events.
 Starting and stopping go through the registry (`start`, `stop`); the answer
 is applied here at once, so the caller's own connections see the change
 without waiting for the next poll. Applying the same change twice is a no-op.
+
+The live set names each live stream's actor: it keeps a `StreamClient`
+for each (replaced when the registry names another actor), which relays and
+REST reads use. No stream actor is looked up by name. Calls follow
+`actors.call_policy`; their failures reach callers as `ActorCallError`s.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
-import ray
 import structlog
 
-from actors import handles
-from core.live_set import LiveSet, RegistryAnswer
+from actors.call_policy import ActorCallError, ActorGone, ActorUnavailable
+from actors.registry_client import RegistryClient
+from actors.stream_client import StreamClient
+from core.live_set import RegistryAnswer
 from core.commands import GatewayGone, Join
 from core.wire import encode
 from gateway.streams.hub import Hub
@@ -28,6 +34,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.streams.stream_relay import StreamRelay
 
 log = structlog.get_logger("gateway.directory")
+
+T = TypeVar("T")
 
 POLL_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 3.0
@@ -43,11 +51,12 @@ class LiveDirectory:
         self.history_size = history_size
         self.live: dict[str, dict[str, Any]] = {}
         self.relays: dict[str, StreamRelay] = {}
+        self._clients: dict[str, StreamClient] = {}  # stream id -> its actor, as the live set names it
         self.synced = asyncio.Event()
         self._incarnation: str | None = None
         self._version = -1
         self._task: asyncio.Task[None] | None = None
-        self._registry: Any = None
+        self._registry: RegistryClient | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._poll_forever(), name="directory")
@@ -74,42 +83,55 @@ class LiveDirectory:
     def relay(self, stream_id: str) -> StreamRelay | None:
         return self.relays.get(stream_id)
 
+    def stream_client(self, stream_id: str) -> StreamClient | None:
+        """The client of the actor serving a live stream, as the live set names it; None if not live here."""
+        return self._clients.get(stream_id)
+
     async def start_stream(self, stream_id: str) -> RegistryAnswer:
-        registry = await self._get_registry()
-        with self.metrics.actor_call("start_stream"):
-            answer: RegistryAnswer = await registry.start_stream.remote(stream_id)
+        """Raises `ActorCallError` if the registry gives no answer."""
+        answer = await self._call_registry(lambda registry: registry.start_stream(stream_id))
         if answer.ok and answer.data is not None:
+            self._name_actor(stream_id, answer.actor)
             self._appeared(stream_id, answer.data)
         return answer
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
-        registry = await self._get_registry()
-        with self.metrics.actor_call("stop_stream"):
-            answer: RegistryAnswer = await registry.stop_stream.remote(stream_id)
+        """Raises `ActorCallError` if the registry gives no answer."""
+        answer = await self._call_registry(lambda registry: registry.stop_stream(stream_id))
         if answer.ok:
             await self._disappeared(stream_id)
         return answer
 
-    # ------------------------------------------------------------ polling
+    # ------------------------------------------------------------ the registry
 
-    async def _get_registry(self) -> Any:
+    async def _get_registry(self) -> RegistryClient:
+        """The registry's client; `ActorUnavailable` while no registry runs."""
         if self._registry is None:
-            self._registry = await asyncio.to_thread(handles.find_registry)
+            self._registry = await asyncio.to_thread(RegistryClient.find, self.metrics)
             if self._registry is None:
-                raise RuntimeError("the stream registry is not running: start the system with `wrencos run`")
+                raise ActorUnavailable("the stream registry is not running: start the system with `wrencos run`",
+                                       "the stream registry")
         return self._registry
+
+    async def _call_registry(self, method: Callable[[RegistryClient], Awaitable[T]]) -> T:
+        """One call to the registry. A registry gone for good is forgotten (the
+        next call looks for the one running now) and reported as unavailable."""
+        registry = await self._get_registry()
+        try:
+            return await method(registry)
+        except ActorGone as e:
+            if self._registry is registry:
+                self._registry = None
+            raise ActorUnavailable(e.message, e.actor, e.method) from e
 
     async def _poll_forever(self) -> None:
         delay = 0.05
         while True:
             try:
-                registry = await self._get_registry()
-                live_set: LiveSet = await registry.poll.remote(self._incarnation, self._version, POLL_TIMEOUT_S)
-            except (ray.exceptions.RayActorError, RuntimeError) as e:
-                self.metrics.error("registry_poll", e)
-                log.warning("registry_poll_retry", error=type(e).__name__, next_in_s=delay)
-                if isinstance(e, ray.exceptions.ActorDiedError):
-                    self._registry = None
+                live_set = await self._call_registry(
+                    lambda registry: registry.poll(self._incarnation, self._version, POLL_TIMEOUT_S))
+            except ActorCallError as e:
+                log.warning("registry_poll_retry", error=e.code, next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -118,17 +140,26 @@ class LiveDirectory:
             for stream_id in [s for s in self.live if s not in live_set.live]:
                 await self._disappeared(stream_id)
             for stream_id, announcement in live_set.live.items():
+                self._name_actor(stream_id, live_set.actors.get(stream_id))
                 self._appeared(stream_id, announcement)
             self.synced.set()
 
     # ------------------------------------------------------------ changes
 
+    def _name_actor(self, stream_id: str, handle: Any) -> None:
+        """The live set names `handle` as the stream's actor: calls go to it from now on."""
+        if handle is None:
+            return
+        client = self._clients.get(stream_id)
+        if client is None or not client.same_actor(handle):
+            self._clients[stream_id] = StreamClient(handle, stream_id, self.metrics)
+
     def _appeared(self, stream_id: str, announcement: dict[str, Any]) -> None:
         if stream_id in self.live:
             return
         self.live[stream_id] = announcement
-        relay = StreamRelay(stream_id, self.gateway_id, self.hub, self.history_size, self.metrics,
-                            self.relay_idle_after)
+        relay = StreamRelay(stream_id, self.gateway_id, self.hub, lambda: self.stream_client(stream_id),
+                            self.history_size, self.metrics, self.relay_idle_after)
         self.relays[stream_id] = relay
         relay.start()
         stream_data = {k: v for k, v in announcement.items() if k not in ("seq", "epoch")}
@@ -147,6 +178,7 @@ class LiveDirectory:
         if stream_id not in self.live:
             return
         del self.live[stream_id]
+        client = self._clients.get(stream_id)
         relay = self.relays.pop(stream_id, None)
         if relay is not None:
             if relay.active:  # let its watchers get the stream's last events first
@@ -155,6 +187,8 @@ class LiveDirectory:
                 except TimeoutError:
                     pass
             await relay.close()
+        if stream_id not in self.live and self._clients.get(stream_id) is client:  # not live again meanwhile
+            self._clients.pop(stream_id, None)
         for conn in self.hub.watchers(stream_id):
             self.hub.unwatch(conn)
         position: dict[str, object] = {}

@@ -25,6 +25,14 @@ its viewers, however many gateways the cluster runs.
 When the actor restarted (a new incarnation), the relay tells it the viewer
 sessions it holds (`SyncViewers`), and if the actor's log no longer covers the
 relay's position it takes a fresh snapshot and delivers the chat it missed.
+
+The relay holds no actor handle of its own: every call takes the stream's
+`StreamClient` from the live set (`locate`, the directory's), so once an actor
+is fenced or gone the next call reaches whichever actor the registry names
+now. Timeouts and retries while the actor restarts are the client's
+(`actors.call_policy`); the relay only waits, without blocking, for the live
+set to name an actor, and after SUBMIT_PATIENCE_S answers a batch it could
+not deliver with a refusal.
 """
 
 from __future__ import annotations
@@ -34,10 +42,10 @@ import itertools
 from collections import deque
 from typing import Any, Callable
 
-import ray
 import structlog
 
-from actors import handles
+from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone
+from actors.stream_client import StreamClient
 from core.commands import Command, SyncViewers, ToggleLike
 from core.results import Result
 from core.wire import decode, encode
@@ -53,14 +61,17 @@ MAX_BATCH = 512
 MAX_LIKE_RUN = 4096  # taps in one command, so one batch stays bounded
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
-SUBMIT_PATIENCE_S = 30.0
+SUBMIT_PATIENCE_S = 30.0  # a batch whose stream has no reachable actor this long is refused
 IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
 
 
 class StreamRelay:
-    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, history_size: int = 50,
-                 metrics: GatewayMetrics | None = None, idle_after: float = IDLE_AFTER_S) -> None:
+    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, locate: Callable[[], StreamClient | None],
+                 history_size: int = 50, metrics: GatewayMetrics | None = None,
+                 idle_after: float = IDLE_AFTER_S) -> None:
+        """`locate()`: the client of the actor the live set names for the stream now, if any."""
         self.stream_id = stream_id
+        self._locate = locate
         self.idle_after = idle_after
         self.gateway_id = gateway_id
         self.hub = hub
@@ -77,7 +88,6 @@ class StreamRelay:
         self._kick = asyncio.Event()
         self._batch_ids = itertools.count(1)
         self._incarnation: str | None = None
-        self._actor: Any = None
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -132,13 +142,6 @@ class StreamRelay:
         outbox.append((_LikeRun([liker], [on_error]), None))
         self._kick.set()
 
-    # ------------------------------------------------------------ actor handle
-
-    async def _handle(self) -> Any:
-        if self._actor is None:
-            self._actor = await asyncio.to_thread(handles.find_stream_actor, self.stream_id)
-        return self._actor
-
     # ------------------------------------------------------------ outbound
 
     async def _idle_if_unwatched(self) -> bool:
@@ -168,24 +171,17 @@ class StreamRelay:
         self._unwatched_since: float | None = None
         while not self._closed:
             woke = await self._idle_if_unwatched()
-            actor = await self._handle()
-            if actor is None:
+            actor = self._locate()
+            if actor is None:  # the live set names no actor (yet): look again
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
             try:
                 # Just woken: whatever there is now, without waiting for new events.
-                timeout = 0.0 if woke or not self.ready.is_set() else POLL_TIMEOUT_S
-                result = await actor.poll.remote(self.gateway_id, self.view.seq, self.view.epoch, timeout)
-            except ray.exceptions.ActorDiedError as e:
-                self.metrics.error("poll", e)
-                self._actor = None  # ended for good, or replaced: look it up again
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-                continue
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError, ray.exceptions.RayTaskError) as e:
-                self.metrics.error("poll", e)
-                log.info("poll_retry", stream_id=self.stream_id, error=type(e).__name__, next_in_s=delay)
+                wait = 0.0 if woke or not self.ready.is_set() else POLL_TIMEOUT_S
+                result = await actor.poll(self.gateway_id, self.view.seq, self.view.epoch, wait)
+            except ActorCallError as e:  # gone or fenced: the next turn takes the live set's actor
+                log.info("poll_retry", stream_id=self.stream_id, error=e.code, next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
                 continue
@@ -257,13 +253,12 @@ class StreamRelay:
         local = self.local_events_after(seq)
         if local is not None:
             return local
-        actor = await self._handle()
+        actor = self._locate()
         if actor is None:
             return None
         try:
-            with self.metrics.actor_call("events_since"):
-                fetched: list[tuple[int, str]] | None = await actor.events_since.remote(seq, epoch)
-        except ray.exceptions.RayError:
+            fetched = await actor.events_since(seq, epoch)
+        except ActorCallError:
             return None
         if fetched is None:
             return None
@@ -301,27 +296,30 @@ class StreamRelay:
                         fut.set_result(r)
 
     async def _submit(self, batch_id: str, commands: list[Command]) -> list[Result]:
+        """The batch's results from the actor the live set names. The same batch
+        id goes again after a gone or fenced actor (the next actor applies it once)."""
         delay = RETRY_MIN_S
         deadline = asyncio.get_running_loop().time() + SUBMIT_PATIENCE_S
         while True:
-            actor = await self._handle()
-            try:
-                if actor is None:
-                    raise LookupError("no actor")
-                with self.metrics.actor_call("submit"):
-                    results: list[Result] = await actor.submit.remote(self.gateway_id, batch_id, commands)
-                if len(results) == len(commands):
-                    return results
-                return [Result(ok=True)] * len(commands)
-            except ray.exceptions.ActorDiedError:
-                self._actor = None
-                if self.stopped.is_set() or self._closed:
-                    return [Result.rejected("the stream has ended")] * len(commands)
-            except (LookupError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
-                log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error=type(e).__name__)
-            except ray.exceptions.RayTaskError as e:
-                log.error("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=str(e))
-                return [Result.rejected("the stream could not take this; try again")] * len(commands)
+            actor = self._locate()
+            if actor is None:
+                log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error="no_actor")
+            else:
+                try:
+                    results = await actor.submit(self.gateway_id, batch_id, commands)
+                    if len(results) == len(commands):
+                        return results
+                    return [Result(ok=True)] * len(commands)
+                except (ActorGone, ActorFenced) as e:  # ended, or replaced: the live set names the next one
+                    if self.stopped.is_set() or self._closed:
+                        return [Result.rejected("the stream has ended")] * len(commands)
+                    log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error=e.code)
+                except ActorFailed as e:
+                    log.error("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=str(e.__cause__))
+                    return [Result.rejected("the stream could not take this; try again")] * len(commands)
+                except ActorCallError as e:  # unavailable beyond the client's patience, timed out, refused
+                    log.warning("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=e.code)
+                    return [Result.rejected("the stream is unavailable; try again")] * len(commands)
             if asyncio.get_running_loop().time() > deadline:
                 return [Result.rejected("the stream is unavailable; try again")] * len(commands)
             await asyncio.sleep(delay)

@@ -36,7 +36,7 @@ def test_node_types_carry_the_resources_the_actors_ask_for() -> None:
 
 
 def test_the_resource_names_are_the_ones_the_code_asks_for() -> None:
-    from actors.handles import GATEWAY_RESOURCE, REGISTRY_RESOURCE, STREAM_RESOURCE
+    from actors.placement import GATEWAY_RESOURCE, REGISTRY_RESOURCE, STREAM_RESOURCE
 
     config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
     types = config["available_node_types"]

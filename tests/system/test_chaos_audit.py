@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from actors import handles
+from actors.registry_client import RegistryClient
 from persistence.chat import ChatStore
 from persistence.database import DatabaseConfig, connect
 from persistence.embedded import EmbeddedMongo
@@ -83,8 +83,8 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
             for at, what in plan:
                 await asyncio.sleep(max(0.0, start + at - time.monotonic()))
                 if what == "kill":
-                    actor = handles.find_stream_actor(sid)
-                    info = await asyncio.wait_for(actor.info.remote(), 20)
+                    actor = await RegistryClient.find().stream_client(sid)
+                    info = await actor.info(timeout_s=20)
                     os.kill(info["pid"], signal.SIGKILL)
                     kills.append((time.monotonic(), int(info["seq"])))
                 else:

@@ -125,8 +125,11 @@ async def test_actors_and_gateways_land_where_the_resources_say(cluster: Cluster
     assert set(placed.values()) <= {"stream-1", "stream-2"}, placed
     assert status["registryNodeId"] == cluster.node_ids["head"]
     spares = json.loads(cluster.ray.driver(
-        "import json\nfrom actors import handles\n"
-        "print(json.dumps([ray.get(handles.get_actor(n).info.remote())['nodeId'] for n in handles.spare_names()]))",
+        "import asyncio, json\nfrom actors import stream_lifecycle\nfrom actors.stream_client import StreamClient\n"
+        "async def nodes():\n"
+        "    return [(await StreamClient(stream_lifecycle.find_actor(n), None).info())['nodeId']\n"
+        "            for n in stream_lifecycle.spare_names()]\n"
+        "print(json.dumps(asyncio.run(nodes())))",
         namespace=NAMESPACE))
     assert spares and set(spares) <= {cluster.node_ids["stream-1"], cluster.node_ids["stream-2"]}
     text = cluster.run_status()

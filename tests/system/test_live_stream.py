@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import ray
 
-from actors import handles
+from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login, register_customer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
@@ -49,9 +49,9 @@ def stream_frames(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
 
 
 async def kill_stream_actor(stream_id: str) -> int:
-    actor = handles.find_stream_actor(stream_id)
+    actor = await RegistryClient.find().stream_client(stream_id)
     assert actor is not None
-    info = await actor.info.remote()
+    info = await actor.info()
     os.kill(info["pid"], signal.SIGKILL)
     return int(info["pid"])
 
@@ -158,7 +158,7 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await adm.send({"type": "stop_stream", "streamId": s1})
             for client in (adm, a, b, c):
                 await client.wait_type("stream_stopped", streamId=s1)
-            assert handles.find_stream_actor(s1) is None
+            assert await RegistryClient.find().stream_client(s1) is None
             past = (await admin.get("/livestreams/past")).json()
             ended = next(s for s in past if s["id"] == s1)
             assert ended["status"] == "ended" and ended["endTime"]
@@ -252,7 +252,7 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
             await v2.send({"type": "chat_message", "message": "after the crash", "username": "v2"})
             await v1.wait_type("chat_message", message="after the crash", timeout=30)
             assert v1.closed_code is None and v2.closed_code is None
-            info = await handles.find_stream_actor(sid).info.remote()
+            info = await (await RegistryClient.find().stream_client(sid)).info()
             assert info["pid"] != old_pid
 
             after = (await admin.get(f"/livestreams/{sid}")).json()
@@ -354,17 +354,17 @@ async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url
         sids = [await create_stream(admin, f"Registry {i}") for i in range(3)]
         for sid in sids:
             assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
-        before = {sid: (await handles.find_stream_actor(sid).info.remote())["pid"] for sid in sids}
-        registry = handles.find_registry()
-        os.kill((await registry.ping_pid.remote()), signal.SIGKILL)
+        registry = RegistryClient.find()
+        before = {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids}
+        os.kill((await registry.ping_pid()), signal.SIGKILL)
         async with WsClient(ws_url) as v:
             await v.send({"type": "register", "sessionId": "after-registry", "streamId": sids[0]})
             await v.wait_type("chat_history", timeout=30)
             await v.send({"type": "chat_message", "message": "still live"})
             await v.wait_type("chat_message", message="still live", timeout=30)
         # The same actors serve the same streams: nothing was restarted but the registry.
-        assert {sid: (await handles.find_stream_actor(sid).info.remote())["pid"] for sid in sids} == before
+        assert {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids} == before
         for sid in sids:
             r = await admin.post(f"/livestreams/{sid}/stop")
             assert r.status_code == 200 and r.json()["status"] == "ended"
-            assert handles.find_stream_actor(sid) is None
+            assert await registry.stream_client(sid) is None

@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
-from actors import handles
+from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
@@ -93,7 +93,7 @@ async def resume_scenario(first_url: str, second_url: str, sid: str, kill_actor:
         await reader.close()  # the app goes into a tunnel
 
         if kill_actor:
-            info = await handles.find_stream_actor(sid).info.remote()
+            info = await (await RegistryClient.find().stream_client(sid)).info()
             os.kill(info["pid"], signal.SIGKILL)
         for i in range(4):
             await talker.send({"type": "chat_message", "message": f"missed {i}", "clientMsgId": f"m{i}"})

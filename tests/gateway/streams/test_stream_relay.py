@@ -1,13 +1,18 @@
-"""The relay's inbound side: commands reach the actor in order, and like taps
-that follow one another travel as one command of many likers."""
+"""The relay's inbound side: commands reach the actor in order, like taps
+that follow one another travel as one command of many likers, and a batch
+refused by a fenced or ended actor goes, with the same id, to the actor the
+live set names next. The actors are fakes behind a real `StreamClient`."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from ray.actor import ActorHandle
 
+from actors.call_policy import ActorFenced, ActorGone
+from actors.stream_client import StreamClient
 from core.commands import Chat, ToggleLike
 from core.results import Result
 from gateway.streams import stream_relay
@@ -20,8 +25,9 @@ STREAM = "0123456789abcdef01234567"
 class FakeActor:
     """Takes batches one at a time: each `submit` waits until the test lets it answer."""
 
-    def __init__(self, answer: Result = Result(ok=True)) -> None:
+    def __init__(self, answer: Result = Result(ok=True), fails_with: Exception | None = None) -> None:
         self.batches: list[list[Any]] = []
+        self.batch_ids: list[str] = []
         self.answer = answer
         self.release = asyncio.Event()
         outer = self
@@ -29,19 +35,37 @@ class FakeActor:
         class _Submit:
             async def remote(self, gateway_id: str, batch_id: str, commands: list[Any]) -> list[Result]:
                 outer.batches.append(list(commands))
+                outer.batch_ids.append(batch_id)
+                if fails_with is not None:
+                    raise fails_with
                 await outer.release.wait()
                 return [outer.answer] * len(commands)
 
         self.submit = _Submit()
 
 
+class LiveSet:
+    """What the live set names as the stream's actor (the directory's `clients`)."""
+
+    def __init__(self) -> None:
+        self.client: StreamClient | None = None
+
+    def name(self, actor: FakeActor) -> None:
+        self.client = StreamClient(cast(ActorHandle, actor), STREAM)  # a fake handle: the client's `.remote()` reaches it
+
+
 @pytest.fixture
-def relay() -> StreamRelay:
-    return StreamRelay(STREAM, "gw1", Hub())
+def live() -> LiveSet:
+    return LiveSet()
 
 
-async def run_sends(relay: StreamRelay, actor: FakeActor) -> asyncio.Task[None]:
-    relay._actor = actor
+@pytest.fixture
+def relay(live: LiveSet) -> StreamRelay:
+    return StreamRelay(STREAM, "gw1", Hub(), lambda: live.client)
+
+
+async def run_sends(relay: StreamRelay, actor: FakeActor, live: LiveSet) -> asyncio.Task[None]:
+    live.name(actor)
     task = asyncio.create_task(relay._send_forever())
     await asyncio.sleep(0)
     return task
@@ -52,9 +76,9 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def test_taps_queued_back_to_back_go_as_one_command(relay: StreamRelay) -> None:
+async def test_taps_queued_back_to_back_go_as_one_command(relay: StreamRelay, live: LiveSet) -> None:
     actor = FakeActor()
-    task = await run_sends(relay, actor)
+    task = await run_sends(relay, actor, live)
     errors: list[Result] = []
     relay.toggle_like("first", errors.append)  # goes out alone: nothing in flight yet
     await settle()
@@ -67,9 +91,10 @@ async def test_taps_queued_back_to_back_go_as_one_command(relay: StreamRelay) ->
     task.cancel()
 
 
-async def test_a_tap_with_an_id_or_any_other_command_ends_a_run_so_nothing_is_reordered(relay: StreamRelay) -> None:
+async def test_a_tap_with_an_id_or_any_other_command_ends_a_run_so_nothing_is_reordered(relay: StreamRelay,
+                                                                                        live: LiveSet) -> None:
     actor = FakeActor()
-    task = await run_sends(relay, actor)
+    task = await run_sends(relay, actor, live)
     relay.submit(Chat("ann", "hold", False))
     await settle()
     relay.toggle_like("a", lambda r: None)
@@ -94,13 +119,13 @@ async def test_a_run_is_bounded(relay: StreamRelay, monkeypatch: pytest.MonkeyPa
         ToggleLike("a", None, ("b", "c")), ToggleLike("d", None, ("e", "f")), ToggleLike("g")]
 
 
-async def test_a_refusal_reaches_every_tap_of_the_run(relay: StreamRelay) -> None:
+async def test_a_refusal_reaches_every_tap_of_the_run(relay: StreamRelay, live: LiveSet) -> None:
     actor = FakeActor(answer=Result.rejected("the stream could not take this; try again"))
     actor.release.set()
     told: list[str] = []
     for liker in ["a", "b", "c"]:
         relay.toggle_like(liker, lambda r, who=liker: told.append(f"{who}: {r.error}"))
-    task = await run_sends(relay, actor)
+    task = await run_sends(relay, actor, live)
     await settle()
     assert told == [f"{w}: the stream could not take this; try again" for w in "abc"]
     task.cancel()
@@ -113,3 +138,27 @@ async def test_taps_still_queued_when_the_stream_ends_are_each_told(relay: Strea
     await relay.close()
     relay.toggle_like("c", told.append)
     assert [r.error for r in told] == ["the stream has ended"] * 3
+
+
+@pytest.mark.parametrize("refusal", [ActorFenced("replaced"), ActorGone("ended")])
+async def test_a_batch_refused_by_a_fenced_or_ended_actor_goes_to_the_next_one_the_live_set_names(
+        relay: StreamRelay, live: LiveSet, refusal: Exception) -> None:
+    old, new = FakeActor(fails_with=refusal), FakeActor()
+    new.release.set()
+    task = await run_sends(relay, old, live)
+    acked = relay.submit(Chat("ann", "hi", False))
+    await settle()
+    assert old.batches == [[Chat("ann", "hi", False)]]
+    live.name(new)  # the registry's live set now names another actor
+    assert (await asyncio.wait_for(acked, 2)).ok
+    assert new.batches == old.batches and new.batch_ids == old.batch_ids  # the same batch, the same id
+    task.cancel()
+
+
+async def test_a_batch_for_a_stream_that_has_ended_is_refused_once_its_actor_is_gone(
+        relay: StreamRelay, live: LiveSet) -> None:
+    task = await run_sends(relay, FakeActor(fails_with=ActorGone("ended")), live)
+    relay.stopped.set()  # the actor published stream_stopped
+    acked = relay.submit(Chat("ann", "too late", False))
+    assert (await asyncio.wait_for(acked, 2)).error == "the stream has ended"
+    task.cancel()

@@ -1,0 +1,99 @@
+"""The directory takes each live stream's actor from the registry's live set
+(never by name), replaces it when the registry names another, and turns a
+registry gone for good into "unavailable" (and looks for the registry again).
+The registry is a fake behind a real `RegistryClient`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import pytest
+from ray import exceptions as ray_errors
+from ray.actor import ActorHandle
+
+from actors.call_policy import ActorUnavailable
+from actors.registry_client import RegistryClient
+from core.live_set import LiveSet, RegistryAnswer
+from gateway.streams.hub import Hub
+from gateway.streams.live_directory import LiveDirectory
+
+STREAM = "0123456789abcdef01234567"
+
+
+class FakeStreamActor:
+    """A stream actor whose polls find nothing new (for the relays the directory starts)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+        class _Poll:
+            async def remote(self, *args: Any) -> Any:
+                await asyncio.Event().wait()
+
+        self.poll = _Poll()
+
+
+ACTOR_A, ACTOR_B = FakeStreamActor("a"), FakeStreamActor("b")
+
+
+class FakeRegistry:
+    """Answers each poll with the next live set the test queued."""
+
+    def __init__(self) -> None:
+        self.live_sets: asyncio.Queue[LiveSet] = asyncio.Queue()
+        self.start_fails_with: Exception | None = None
+        outer = self
+
+        class _Poll:
+            async def remote(self, incarnation: str | None, version: int, wait_s: float) -> LiveSet:
+                return await outer.live_sets.get()
+
+        class _Start:
+            async def remote(self, stream_id: str) -> RegistryAnswer:
+                if outer.start_fails_with is not None:
+                    raise outer.start_fails_with
+                return RegistryAnswer(True, data={"streamId": stream_id, "seq": 0, "epoch": "e"}, actor=ACTOR_B)
+
+        self.poll = _Poll()
+        self.start_stream = _Start()
+
+
+@pytest.fixture
+async def directory() -> Any:
+    registry = FakeRegistry()
+    d = LiveDirectory(Hub(), "gw1")
+    d._registry = RegistryClient(cast(ActorHandle, registry))  # a fake handle: the client's `.remote()` reaches it
+    yield d, registry
+    await d.close()
+
+
+async def test_each_stream_is_called_through_the_actor_the_live_set_names(directory: Any) -> None:
+    d, registry = directory
+    d.start()
+    registry.live_sets.put_nowait(LiveSet("i1", 1, {STREAM: {"seq": 0, "epoch": "e"}}, {STREAM: ACTOR_A}))
+    await asyncio.wait_for(d.synced.wait(), 2)
+    assert d.stream_client(STREAM).handle is ACTOR_A
+    relay_sees = d.relay(STREAM)._locate
+    registry.live_sets.put_nowait(LiveSet("i2", 1, {STREAM: {"seq": 0, "epoch": "e"}}, {STREAM: ACTOR_B}))
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if d.stream_client(STREAM).handle is ACTOR_B:
+            break
+    assert d.stream_client(STREAM).handle is ACTOR_B  # the registry restarted and names another actor
+    assert relay_sees().handle is ACTOR_B  # the relay's next call goes there
+
+
+async def test_a_started_stream_is_called_through_the_actor_the_answer_names(directory: Any) -> None:
+    d, _ = directory
+    assert (await d.start_stream(STREAM)).ok
+    assert d.stream_client(STREAM).handle is ACTOR_B
+    assert d.relay(STREAM)._locate().handle is ACTOR_B
+
+
+async def test_a_registry_gone_for_good_is_unavailable_and_looked_for_again(directory: Any) -> None:
+    d, registry = directory
+    registry.start_fails_with = ray_errors.ActorDiedError()
+    with pytest.raises(ActorUnavailable):
+        await d.start_stream(STREAM)
+    assert d._registry is None
