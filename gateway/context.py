@@ -1,4 +1,6 @@
-"""Everything one gateway process shares between its requests and sockets."""
+"""Everything one gateway process shares between its requests and sockets:
+its stores, its live directory, and the services that hold the rules both
+REST and the WebSocket follow (built from the stores, once)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ from gateway.security.credentials import TokenService
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
 from gateway.metrics import GatewayMetrics
+from gateway.services.moderation import ModerationService
+from gateway.services.orders import OrderService
 from gateway.services.payments import OfflineProvider, PaymentProvider
+from gateway.services.pins import PinService
+from gateway.services.stream_commands import LiveStreams
 from gateway.security.ratelimit import TokenBucket
 from persistence.analytics import AnalyticsStore
 from persistence.chat_pages import ChatPages
@@ -46,3 +52,14 @@ class GatewayContext:
     payment_provider: PaymentProvider = field(default_factory=OfflineProvider)
     login_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     order_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    # The rules, one implementation each for REST and the WebSocket.
+    pins: PinService = field(init=False)
+    moderation: ModerationService = field(init=False)
+    order_service: OrderService = field(init=False)
+
+    def __post_init__(self) -> None:
+        live = LiveStreams(self.directory, self.streams)
+        self.pins = PinService(self.products, live)
+        self.moderation = ModerationService(live)
+        self.order_service = OrderService(self.orders, self.products, self.flash_sales, self.payments, self.streams,
+                                          self.directory, self.settings.shop_currency)
