@@ -6,26 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gateway.security.credentials import TokenService
-from gateway.streams.hub import Hub
-from gateway.streams.live_directory import LiveDirectory
 from gateway.metrics import GatewayMetrics
+from gateway.security.credentials import TokenService
+from gateway.security.ratelimit import TokenBucket
+from gateway.services.checkout import CheckoutService
 from gateway.services.moderation import ModerationService
 from gateway.services.orders import OrderService
 from gateway.services.payments import OfflineProvider, PaymentProvider
 from gateway.services.pins import PinService
 from gateway.services.stream_commands import LiveStreams
-from gateway.security.ratelimit import TokenBucket
+from gateway.streams.hub import Hub
+from gateway.streams.live_directory import LiveDirectory
 from persistence.analytics import AnalyticsStore
+from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import OrderStore
 from persistence.payments import PaymentStore
 from persistence.products import ProductStore
-from persistence.views import ViewStore
-from persistence.chat import ChatStore
 from persistence.streams import StreamStore
 from persistence.users import UserStore
+from persistence.views import ViewStore
 from runtime.settings import Settings
 
 
@@ -56,6 +57,7 @@ class GatewayContext:
     pins: PinService = field(init=False)
     moderation: ModerationService = field(init=False)
     order_service: OrderService = field(init=False)
+    checkout: CheckoutService = field(init=False)
 
     def __post_init__(self) -> None:
         live = LiveStreams(self.directory, self.streams)
@@ -63,3 +65,4 @@ class GatewayContext:
         self.moderation = ModerationService(live)
         self.order_service = OrderService(self.orders, self.products, self.flash_sales, self.payments, self.streams,
                                           self.directory, self.settings.shop_currency)
+        self.checkout = CheckoutService(self.order_service, self.orders, self.payments, self.payment_provider)
