@@ -6,15 +6,11 @@ is accepted by that field's validator, and a value the schema refuses is refused
 request models use these types instead:
 
 * `HttpUrl`: an http(s) URL, whitespace only around it (stripped).
-* `Integral` and `NotBlank` (in `gateway/services/inputs.py`, since the
-  WebSocket's frames use them too): JSON Schema's `integer` is a value, not a spelling: `2.0` is
-  an integer. Accepted: JSON integers and whole-valued numbers (as `int`), within
-  the bounds. Refused: fractions, booleans, strings ("2"), infinities.
-  `NotBlank`: lengths count the string as sent (as `minLength`/`maxLength`
-  do); surrounding whitespace is then stripped, and a value that is whitespace
-  only is refused by a `pattern` that says so. "Whitespace" is one explicit set
-  (Unicode `White_Space`), the same in the pattern and in the stripping, so no
-  regex engine's reading of `\\s` decides anything.
+* `Integral` (whole-valued numbers, not their spelling) and `NotBlank` (lengths
+  as sent, whitespace-only refused, then stripped): in `gateway/services/inputs.py`,
+  since the WebSocket's frames parse with them too.
+* `Id`, `IdempotencyKey`: a stored document's id in a body, and the
+  `Idempotency-Key` header.
 * `DateTimeIn`: an RFC 3339 `date-time` string with an offset (what the
   `date-time` format is), years 2000-2999 (stated as a `pattern`), never a
   number; parsed to an aware `datetime`. Leap seconds (`23:59:60` UTC) count as
