@@ -30,10 +30,13 @@ from core import money
 from gateway import errors
 from gateway.rest import analytics as rest_analytics
 from gateway.rest import auth as rest_auth
-from gateway.rest import commerce as rest_commerce
 from gateway.rest import flash_sales as rest_flash_sales
 from gateway.rest import livestreams as rest_livestreams
 from gateway.rest import moderation as rest_moderation
+from gateway.rest import orders as rest_orders
+from gateway.rest import payments as rest_payments
+from gateway.rest import products as rest_products
+from gateway.rest import refusals as rest_refusals
 from gateway.rest import users as rest_users
 from gateway.rest import video as rest_video
 from gateway.security.credentials import TokenService, hash_password
@@ -44,6 +47,7 @@ from gateway.streams.live_directory import LiveDirectory
 from runtime.gc_policy import freeze_startup
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
 from gateway.security.guard import reject_operators
+from gateway.services.errors import ServiceError
 from gateway.realtime.protocol import error_frame
 from gateway.security.ratelimit import TokenBucket
 from gateway.realtime.ws_session import WsSession
@@ -174,14 +178,16 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
     )
     errors.install(app)
+    app.add_exception_handler(ServiceError, rest_refusals.handle)  # a service's refusal, as REST answers it
     documented = {"responses": errors.ERROR_RESPONSES}  # the one error shape, on every operation
     app.include_router(rest_auth.router, **documented)
     app.include_router(rest_video.router, **documented)  # /livestreams/agora/token, before /livestreams/{id}
     app.include_router(rest_livestreams.router, **documented)
     app.include_router(rest_flash_sales.router, **documented)
-    app.include_router(rest_commerce.products, **documented)
-    app.include_router(rest_commerce.orders, **documented)
-    app.include_router(rest_commerce.payments, **documented)
+    app.include_router(rest_products.router, **documented)
+    app.include_router(rest_orders.router, **documented)
+    app.include_router(rest_payments.order_payments, **documented)
+    app.include_router(rest_payments.router, **documented)
     app.include_router(rest_analytics.router, **documented)
     app.include_router(rest_moderation.router, **documented)
     app.include_router(rest_users.router, **documented)

@@ -1,25 +1,32 @@
-"""Everything one gateway process shares between its requests and sockets."""
+"""Everything one gateway process shares between its requests and sockets:
+its stores, its live directory, and the services that hold the rules both
+REST and the WebSocket follow (built from the stores, once)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.metrics import GatewayMetrics
 from gateway.security.credentials import TokenService
+from gateway.security.ratelimit import TokenBucket
+from gateway.services.checkout import CheckoutService
+from gateway.services.moderation import ModerationService
+from gateway.services.orders import OrderService
+from gateway.services.payments import OfflineProvider, PaymentProvider
+from gateway.services.pins import PinService
+from gateway.services.stream_commands import LiveStreams
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
-from gateway.metrics import GatewayMetrics
-from gateway.services.payments import OfflineProvider, PaymentProvider
-from gateway.security.ratelimit import TokenBucket
 from persistence.analytics import AnalyticsStore
+from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import OrderStore
 from persistence.payments import PaymentStore
 from persistence.products import ProductStore
-from persistence.views import ViewStore
-from persistence.chat import ChatStore
 from persistence.streams import StreamStore
 from persistence.users import UserStore
+from persistence.views import ViewStore
 from runtime.settings import Settings
 
 
@@ -46,3 +53,16 @@ class GatewayContext:
     payment_provider: PaymentProvider = field(default_factory=OfflineProvider)
     login_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     order_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    # The rules, one implementation each for REST and the WebSocket.
+    pins: PinService = field(init=False)
+    moderation: ModerationService = field(init=False)
+    order_service: OrderService = field(init=False)
+    checkout: CheckoutService = field(init=False)
+
+    def __post_init__(self) -> None:
+        live = LiveStreams(self.directory, self.streams)
+        self.pins = PinService(self.products, live)
+        self.moderation = ModerationService(live)
+        self.order_service = OrderService(self.orders, self.products, self.flash_sales, self.payments, self.streams,
+                                          self.directory, self.settings.shop_currency)
+        self.checkout = CheckoutService(self.order_service, self.orders, self.payments, self.payment_provider)

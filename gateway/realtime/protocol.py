@@ -14,6 +14,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 from gateway.security.guard import operator_message
+from gateway.services import moderation
+from gateway.services.pins import DisplayOrder
 
 StreamId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{24}$")]
 SessionId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -97,12 +99,13 @@ class ToggleLike(_Frame):
 
 
 class PinProduct(_Frame):
+    """Pin a catalogue product: its name, image and price come from the catalogue
+    (`gateway/services/pins.py`). The `name`, `price` and `image` that older
+    admin apps still send are accepted and ignored."""
+
     type: Literal["pin_product"]
     productId: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    name: ShortText
-    price: float | int | str
-    image: Annotated[str, StringConstraints(max_length=2000)] | None = None
-    displayOrder: int | None = None
+    displayOrder: DisplayOrder | None = None
     streamId: StreamId | None = None
 
 
@@ -116,46 +119,34 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-# Moderation (admins, and connections registered with a moderator's token).
-MessageId = Annotated[int, Field(strict=True, ge=1, le=2**53)]
-ViewerKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-MUTE_MAX_SECONDS = 30 * 24 * 3600
+# Moderation (admins, and connections registered with a moderator's token): the
+# fields, limits and messages are the moderation service's requests, as REST's bodies are.
 
 
-class DeleteMessage(_Frame):
+class DeleteMessage(_Frame, moderation.DeleteRequest):
     type: Literal["delete_message"]
-    messageId: MessageId
     streamId: StreamId | None = None
 
 
-class MuteUser(_Frame):
+class MuteUser(_Frame, moderation.MuteRequest):
     """Mute `userId` or `sessionId`, or the sender of `messageId`, for `durationSeconds`."""
 
     type: Literal["mute_user"]
-    userId: ViewerKey | None = None
-    sessionId: ViewerKey | None = None
-    messageId: MessageId | None = None
-    durationSeconds: Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS)] = 600
     streamId: StreamId | None = None
 
 
-class UnmuteUser(_Frame):
+class UnmuteUser(_Frame, moderation.UnmuteRequest):
     type: Literal["unmute_user"]
-    userId: ViewerKey | None = None
-    sessionId: ViewerKey | None = None
     streamId: StreamId | None = None
 
 
-class SetBlockedWords(_Frame):
+class SetBlockedWords(_Frame, moderation.BlockedWordsRequest):
     type: Literal["set_blocked_words"]
-    words: Annotated[list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]],
-                     Field(max_length=500)]
     streamId: StreamId | None = None
 
 
-class SetSlowMode(_Frame):
+class SetSlowMode(_Frame, moderation.SlowModeRequest):
     type: Literal["set_slow_mode"]
-    seconds: Annotated[int, Field(strict=True, ge=0, le=3600)]
     streamId: StreamId | None = None
 
 

@@ -21,28 +21,33 @@ Moderation frames (`delete_message`, `mute_user`, `unmute_user`,
 `set_blocked_words`, `set_slow_mode`) are for admins and for connections that
 registered with a moderator's token; they become stream commands, so they
 take effect on every gateway and reach viewers as events.
+
+Pins and moderation are the services' (`gateway/services/pins.py`,
+`moderation.py`), the same ones REST calls: a pin takes its product's name,
+image and exact price from the catalogue, whatever the frame says. A service's
+refusal (`ServiceError`) is answered as an error frame with its `code`.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 from typing import Any, Callable
 
 import structlog
 
-from core import commands as core
-from core.commands import Chat, Join, Leave, PinProduct, ToggleLike, UnpinProduct
+from core.commands import Chat, Join, Leave, ToggleLike
 from core.results import Result
 from core.wire import encode
+from gateway.context import GatewayContext
 from gateway.realtime import protocol as p
 from gateway.security.credentials import InvalidToken
-from gateway.transport.connection import Connection
-from gateway.context import GatewayContext
-from gateway.streams.hub import batch_frame
 from gateway.security.ratelimit import RateBucket
+from gateway.services.errors import INVALID, ServiceError
+from gateway.services.moderation import may_moderate
+from gateway.services.stream_commands import Queued
+from gateway.streams.hub import batch_frame
 from gateway.streams.stream_relay import on_result
-from runtime.clock import iso, now
+from gateway.transport.connection import Connection
 
 log = structlog.get_logger("gateway.ws")
 
@@ -102,6 +107,8 @@ class WsSession:
                 await self.dispatch(frame)
             except p.ProtocolError as e:
                 self.error(str(e), e.code, **e.extra)
+            except ServiceError as e:
+                self.refused(e)
         finally:
             # What the reader (`gateway/app.py`) decides next, with no await in
             # between: a registered connection that watches (or an admin) is read
@@ -188,35 +195,32 @@ class WsSession:
                     self.error(answer.message or "could not stop the stream")
             case p.PinProduct():
                 self.require_admin("pin_product")
-                self.command(self.resolve_stream(frame.streamId), PinProduct(
-                    product_id=frame.productId, name=frame.name, price=frame.price,
-                    image=frame.image, display_order=frame.displayOrder))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.pins.pin(stream, frame.productId, frame.displayOrder))
             case p.UnpinProduct():
                 self.require_admin("unpin_product")
-                self.command(self.resolve_stream(frame.streamId), UnpinProduct(frame.productId))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.pins.unpin(stream, frame.productId))
             case p.DeleteMessage():
                 self.require_moderator("delete_message")
-                self.command(self.resolve_stream(frame.streamId), core.DeleteMessage(frame.messageId))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.moderation.delete_message(stream, frame))
             case p.MuteUser():
                 self.require_moderator("mute_user")
-                target = frame.userId or frame.sessionId
-                if target is None and frame.messageId is None:
-                    raise p.ProtocolError("mute_user needs userId, sessionId or messageId")
-                until = iso(now() + timedelta(seconds=frame.durationSeconds))
-                self.command(self.resolve_stream(frame.streamId),
-                             core.Mute(until=until, target=target, message_seq=None if target else frame.messageId))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.moderation.mute(stream, frame))
             case p.UnmuteUser():
                 self.require_moderator("unmute_user")
-                target = frame.userId or frame.sessionId
-                if target is None:
-                    raise p.ProtocolError("unmute_user needs userId or sessionId")
-                self.command(self.resolve_stream(frame.streamId), core.Unmute(target))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.moderation.unmute(stream, frame))
             case p.SetBlockedWords():
                 self.require_moderator("set_blocked_words")
-                self.command(self.resolve_stream(frame.streamId), core.SetBlockedWords(tuple(frame.words)))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.moderation.set_blocked_words(stream, frame))
             case p.SetSlowMode():
                 self.require_moderator("set_slow_mode")
-                self.command(self.resolve_stream(frame.streamId), core.SetSlowMode(frame.seconds))
+                stream = self.resolve_stream(frame.streamId)
+                self.answer_refusals(await self.ctx.moderation.set_slow_mode(stream, frame))
 
     # ------------------------------------------------------------ handlers
 
@@ -346,6 +350,18 @@ class WsSession:
         fut = relay.submit(command)  # type: ignore[arg-type]
         on_result(fut, answer or self._report)
 
+    def answer_refusals(self, queued: Queued[Any]) -> None:
+        """Go on with the next frame at once; if the stream refuses the command, say so."""
+        queued.when_stored(self.refused)
+
+    def refused(self, e: ServiceError) -> None:
+        """A service's refusal as an error frame: its message and `code` (`invalid_frame`
+        for input that is invalid in itself, as for a frame that fails its schema)."""
+        extra: dict[str, Any] = dict(e.data)
+        if e.retry_after is not None:
+            extra["retryAfter"] = e.retry_after
+        self.error(e.message, "invalid_frame" if e.code == INVALID else e.code, **extra)
+
     def _report(self, result: Result) -> None:
         if not result.ok:
             extra: dict[str, Any] = dict(result.data or {})
@@ -422,8 +438,7 @@ class WsSession:
             raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first", "forbidden")
 
     def require_moderator(self, what: str) -> None:
-        claims = self.conn.claims
-        if not (self.conn.is_admin or (claims is not None and claims.can_moderate)):
+        if not (self.conn.is_admin or may_moderate(self.conn.claims)):
             raise p.ProtocolError(f"{what} is for moderators: register with a moderator's or an admin's token first",
                                   "forbidden")
 

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
-from gateway.rest.deps import Admin, Ctx, Page
-from gateway.errors import ApiError
 from core.money import format_minor
+from gateway.errors import ApiError
+from gateway.rest.deps import Admin, Ctx, Page
 from gateway.rest.livestreams import present
 from gateway.rest.types import DayIn
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from gateway.security.credentials import hash_password, verify_password
-from gateway.rest.deps import Ctx, User
 from gateway.errors import ApiError
+from gateway.rest.deps import Ctx, User
+from gateway.rest.types import EmailIn
+from gateway.security.credentials import hash_password, verify_password
 from gateway.security.identity import client_ip, enforce
-from gateway.rest.types import NOT_BLANK_SCHEMA, EmailIn, NotBlank
+from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from persistence.users import EmailTaken
 
 router = APIRouter(prefix="/auth", tags=["auth"])

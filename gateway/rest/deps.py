@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gateway.security.credentials import Claims, InvalidToken
 from gateway.context import GatewayContext
 from gateway.errors import ApiError
+from gateway.security.credentials import Claims, InvalidToken
+from gateway.services.moderation import may_moderate
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -56,7 +57,7 @@ def require_admin(claims: Annotated[Claims, Depends(require_user)]) -> Claims:
 
 
 def require_moderator(claims: Annotated[Claims, Depends(require_user)]) -> Claims:
-    if not claims.can_moderate:
+    if not may_moderate(claims):
         raise ApiError(403, "Moderators and admins only")
     return claims
 

@@ -17,11 +17,12 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.commands import EndFlashSale, StartFlashSale
-from gateway.rest.deps import Admin, Ctx, Page
-from gateway.errors import ApiError
 from core.money import MoneyError, MoneyIn, format_minor, to_minor
-from gateway.rest.commerce import sale_wire
-from gateway.rest.types import DateTimeIn, Integral, one_of
+from gateway.errors import ApiError
+from gateway.rest.deps import Admin, Ctx, Page
+from gateway.rest.types import DateTimeIn, one_of
+from gateway.services.inputs import Integral
+from gateway.services.orders import sale_wire
 from runtime.clock import iso, now, now_iso
 
 router = APIRouter(prefix="/livestreams", tags=["flash sales"])

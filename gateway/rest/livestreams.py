@@ -1,7 +1,8 @@
 """`/livestreams`: the stream lifecycle over REST.
 
-Live numbers (viewers, likes, pinned products) come from the stream's actor,
-through this gateway's relay, while it is live; from the stored record after.
+Live numbers (viewers, likes, pinned products) come from the stream while it
+is live, from the stored record after (`gateway/services/live_numbers.py`).
+Pins are the pin service's (`gateway/services/pins.py`), as on the WebSocket.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from actors.call_policy import ActorCallError
+from core.commands import ToggleLike
 from core.live_set import RegistryAnswer
-from core.commands import PinProduct, ToggleLike, UnpinProduct
-from runtime.clock import iso
 from gateway.context import GatewayContext
-from gateway.rest.deps import Admin, Ctx, OptionalUser, Page
 from gateway.errors import ApiError
+from gateway.rest.deps import Admin, Ctx, OptionalUser, Page
+from gateway.rest.refusals import api_error
+from gateway.rest.types import DateTimeIn
 from gateway.security.identity import SessionHeader, viewer_key
-from core.money import format_minor
-from gateway.rest.types import NOT_BLANK_SCHEMA, DateTimeIn, Integral, NotBlank
+from gateway.services import live_numbers
+from gateway.services.errors import ServiceError
+from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
+from gateway.services.pins import DisplayOrder
 from persistence.streams import ENDED, LIVE
+from runtime.clock import iso
 
 router = APIRouter(prefix="/livestreams", tags=["livestreams"])
 
@@ -67,9 +72,9 @@ def _time(value: Any) -> str | None:
 
 
 async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] | None:
-    relay = ctx.directory.relay(stream_id)
-    if relay is not None and relay.ready.is_set():  # current: this gateway follows the stream
-        return relay.view.public()
+    numbers = live_numbers.followed(ctx.directory, stream_id)
+    if numbers is not None:  # current: this gateway follows the stream
+        return numbers
     actor = ctx.directory.stream_client(stream_id)
     if actor is None:
         return None
@@ -77,21 +82,12 @@ async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] |
         snap = await actor.snapshot()
     except ActorCallError:
         return None  # stopped since the record was read, or restarting, or slow: show the record
-    d = snap["streamData"]
-    return {
-        "viewerCount": d["viewerCount"], "likes": d["likes"], "likedBy": d["likedBy"],
-        "pinnedProducts": d["pinnedProducts"], "chatCount": snap["chatCount"],
-        "peakViewers": snap["peakViewers"], "seq": snap["seq"], "epoch": snap["epoch"],
-    }
+    return live_numbers.of_snapshot(stream_id, snap)
 
 
 async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:
     live = record["status"] == LIVE
-    numbers: dict[str, Any] = {}
-    if live:
-        numbers = await _live_numbers(ctx, record["_id"]) or {}
-    def pick(key: str, default: Any) -> Any:
-        return numbers.get(key, record.get(key, default))
+    n = live_numbers.merged(record, await _live_numbers(ctx, record["_id"]) if live else None)
     return StreamOut(
         id=record["_id"],
         title=record.get("title", ""),
@@ -105,14 +101,14 @@ async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:
         scheduledAt=_time(record.get("scheduledAt")),
         startTime=_time(record.get("startTime")),
         endTime=_time(record.get("endTime")),
-        viewerCount=pick("viewerCount", 0),
-        peakViewers=max(pick("peakViewers", 0), pick("viewerCount", 0)),
-        likes=pick("likes", 0),
-        likedBy=numbers.get("likedBy", []),
-        chatCount=pick("chatCount", 0),
-        pinnedProducts=pick("pinnedProducts", []),
-        seq=numbers.get("seq"),
-        epoch=numbers.get("epoch"),
+        viewerCount=n.viewer_count,
+        peakViewers=n.peak_viewers,
+        likes=n.likes,
+        likedBy=n.liked_by,
+        chatCount=n.chat_count,
+        pinnedProducts=n.pinned_products,
+        seq=n.seq,
+        epoch=n.epoch,
     )
 
 
@@ -314,7 +310,7 @@ async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
 class PinBody(BaseModel):
     model_config = ConfigDict(extra="ignore")  # name, price, image come from the catalogue
     productId: Annotated[str, Field(pattern=r"^[0-9a-f]{24}$")]
-    displayOrder: Annotated[int, Field(strict=True, ge=0, le=10_000), Integral] | None = None
+    displayOrder: DisplayOrder | None = None
 
 
 class PinnedOut(BaseModel):
@@ -331,19 +327,13 @@ async def pin_product(stream_id: StreamIdPath, body: PinBody, admin: Admin, ctx:
     """Pin a catalogue product over the video (admin). Name, price and image
     come from the catalogue; viewers get `pinned_products_updated`. Pinning a
     pinned product again refreshes it (and moves it with `displayOrder`)."""
-    relay = await _live_relay(ctx, stream_id)
-    product = await ctx.products.get(body.productId)
-    if product is None:
-        raise ApiError(404, f"Product {body.productId} does not exist")
-    images = product.get("images") or []
-    price = format_minor(int(product["priceMinor"]), product["currency"])
-    image = images[0] if images else None
-    result = await relay.submit(PinProduct(product_id=product["_id"], name=product["name"], price=price,
-                                           image=image, display_order=body.displayOrder))
-    if not result.ok:
-        raise ApiError(409, result.error or "The stream could not pin the product")
-    return PinnedOut(productId=product["_id"], name=product["name"], price=price, currency=product["currency"],
-                     image=image, displayOrder=body.displayOrder)
+    queued = await ctx.pins.pin(stream_id, body.productId, body.displayOrder)
+    try:
+        p = await queued.stored()
+    except ServiceError as e:
+        raise api_error(e, 409) from e  # whatever the stream refuses conflicts with what it has pinned
+    return PinnedOut(productId=p.product_id, name=p.name, price=p.price, currency=p.currency, image=p.image,
+                     displayOrder=p.display_order)
 
 
 @router.delete("/{stream_id}/pin/{product_id}", status_code=204)
@@ -353,8 +343,9 @@ async def unpin_product(
     admin: Admin, ctx: Ctx,
 ) -> Response:
     """Take a pinned product down (admin); 404 if it is not pinned."""
-    relay = await _live_relay(ctx, stream_id)
-    result = await relay.submit(UnpinProduct(product_id))
-    if not result.ok:
-        raise ApiError(404, result.error or f"Product {product_id} is not pinned")
+    queued = await ctx.pins.unpin(stream_id, product_id)
+    try:
+        await queued.stored()
+    except ServiceError as e:
+        raise api_error(e, 404) from e  # what the stream refuses here is a product it has not pinned
     return Response(status_code=204)

@@ -6,14 +6,11 @@ is accepted by that field's validator, and a value the schema refuses is refused
 request models use these types instead:
 
 * `HttpUrl`: an http(s) URL, whitespace only around it (stripped).
-* `Integral`: JSON Schema's `integer` is a value, not a spelling: `2.0` is
-  an integer. Accepted: JSON integers and whole-valued numbers (as `int`), within
-  the bounds. Refused: fractions, booleans, strings ("2"), infinities.
-* `NotBlank`: lengths count the string as sent (as `minLength`/`maxLength`
-  do); surrounding whitespace is then stripped, and a value that is whitespace
-  only is refused by a `pattern` that says so. "Whitespace" is one explicit set
-  (Unicode `White_Space`), the same in the pattern and in the stripping, so no
-  regex engine's reading of `\\s` decides anything.
+* `Integral` (whole-valued numbers, not their spelling) and `NotBlank` (lengths
+  as sent, whitespace-only refused, then stripped): in `gateway/services/inputs.py`,
+  since the WebSocket's frames parse with them too.
+* `Id`, `IdempotencyKey`: a stored document's id in a body, and the
+  `Idempotency-Key` header.
 * `DateTimeIn`: an RFC 3339 `date-time` string with an offset (what the
   `date-time` format is), years 2000-2999 (stated as a `pattern`), never a
   number; parsed to an aware `datetime`. Leap seconds (`23:59:60` UTC) count as
@@ -33,48 +30,10 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
+from fastapi import Header
+from pydantic import AfterValidator, BeforeValidator, StringConstraints, WithJsonSchema
 
-# ------------------------------------------------------------------ integers
-
-
-def _integral(value: Any) -> Any:
-    """A whole-valued float becomes the int it equals; anything else passes on
-    unchanged to the strict int validation (which refuses it unless it is an int)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Integral = BeforeValidator(_integral)
-"""Last in `Annotated[int, Field(strict=True, ge=..., le=...), Integral]`: an
-integer field that takes JSON integers and whole-valued numbers (`2.0`), and
-refuses fractions, booleans and strings."""
-
-
-# ------------------------------------------------------------------ text
-
-# Unicode White_Space (what pydantic's `strip_whitespace` and most languages'
-# trim remove; Python's `str.isspace` adds U+001C-U+001F), spelled out so every
-# regex engine reads the same set.
-WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-              "\u200a\u2028\u2029\u202f\u205f\u3000")
-NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
-"""A pattern (unanchored) that matches any string with a character that is not whitespace."""
-
-
-def _not_blank(value: str) -> str:
-    """`NOT_BLANK`, enforced (with a readable message), then stripped."""
-    stripped = value.strip(WHITESPACE)
-    if not stripped:
-        raise ValueError("must not be blank")
-    return stripped
-
-
-NOT_BLANK_SCHEMA: dict[str, Any] = {"pattern": NOT_BLANK}
-NotBlank = AfterValidator(_not_blank)
-"""Last in `Annotated[str, Field(min_length=1, max_length=..., json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]`:
-lengths count the string as sent; whitespace only is refused; the value is stored stripped."""
+from gateway.services.inputs import NOT_BLANK, WHITESPACE
 
 _SPACE = "[" + NOT_BLANK[2:]  # any of WHITESPACE
 HTTP_URL_SCHEMA: dict[str, Any] = {"pattern": f"^{_SPACE}*https?://{NOT_BLANK}+{_SPACE}*$"}
@@ -191,6 +150,18 @@ def parse_email(value: Any) -> str:
 EmailIn = Annotated[str, BeforeValidator(parse_email),
                     WithJsonSchema({"type": "string", "format": "email", "pattern": EMAIL_PATTERN,
                                     "maxLength": MAX_EMAIL, "examples": ["ada@example.com"]})]
+
+
+# ------------------------------------------------------------------ ids
+
+ID_PATTERN = r"^[0-9a-f]{24}$"
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+"""A stored document's id in a body (24 hex characters)."""
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+           description="A retried request with the same key (from the same account) has its first effect only"),
+]
 
 
 # ------------------------------------------------------------------ request-level rules

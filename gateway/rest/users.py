@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict
 
-from gateway.rest.deps import Admin, Ctx
 from gateway.errors import ApiError
 from gateway.rest.auth import UserOut, _user_out
+from gateway.rest.deps import Admin, Ctx
 
 router = APIRouter(prefix="/users", tags=["users"])
 

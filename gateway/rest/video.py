@@ -23,10 +23,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from gateway.services import video_tokens
-from gateway.rest.deps import Ctx, OptionalUser
 from gateway.errors import ApiError
+from gateway.rest.deps import Ctx, OptionalUser
 from gateway.security.identity import SessionHeader
+from gateway.services import video_tokens
 from persistence.streams import ENDED
 from runtime.clock import iso
 

@@ -17,6 +17,7 @@ import ray
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login, register_customer
+from tests.system.rest_support import new_product
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
@@ -128,13 +129,17 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1
                              and f["likedBy"] == ["sess-b"])
 
-            # Pinned products, in display order.
-            await adm.send({"type": "pin_product", "streamId": s1, "productId": "p-boot", "name": "Boot", "price": 89.5})
-            await adm.send({"type": "pin_product", "streamId": s1, "productId": "p-lace", "name": "Laces",
+            # Pinned products, in display order, as the catalogue has them: an old admin
+            # app's name and float price are accepted and ignored.
+            boot = (await new_product(admin, price="89.50", name="Boot"))["id"]
+            lace = (await new_product(admin, price="4.00", name="Laces"))["id"]
+            await adm.send({"type": "pin_product", "streamId": s1, "productId": boot, "name": "Bot", "price": 89.5})
+            await adm.send({"type": "pin_product", "streamId": s1, "productId": lace, "name": "Laces",
                             "price": 4, "displayOrder": 0})
             pinned = await b.wait_for(lambda f: f.get("type") == "pinned_products_updated"
                                       and len(f["pinnedProducts"]) == 2)
-            assert [p["productId"] for p in pinned["pinnedProducts"]] == ["p-lace", "p-boot"]
+            assert [p["productId"] for p in pinned["pinnedProducts"]] == [lace, boot]
+            assert [(p["name"], p["price"]) for p in pinned["pinnedProducts"]] == [("Laces", "4.00"), ("Boot", "89.50")]
             assert set(pinned["pinnedProducts"][0]) >= {"productId", "name", "price", "image", "displayOrder"}
 
             # Messages without streamId from a customer of one stream while two are live go to its stream.
@@ -151,7 +156,7 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             # REST shows the live numbers from the actor.
             live = (await admin.get(f"/livestreams/{s1}")).json()
             assert live["viewerCount"] == 2 and live["likes"] == 1 and live["likedBy"] == ["sess-b"]
-            assert [p["productId"] for p in live["pinnedProducts"]] == ["p-lace", "p-boot"]
+            assert [p["productId"] for p in live["pinnedProducts"]] == [lace, boot]
             assert {s["id"] for s in (await admin.get("/livestreams/active")).json()} == {s1, s2}
 
             # Stop stream 1: everyone hears it, its actor ends, the past list has its final numbers.
@@ -163,7 +168,7 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             ended = next(s for s in past if s["id"] == s1)
             assert ended["status"] == "ended" and ended["endTime"]
             assert ended["likes"] == 1 and ended["peakViewers"] == 2 and ended["chatCount"] == 2
-            assert [p["productId"] for p in ended["pinnedProducts"]] == ["p-lace", "p-boot"]
+            assert [p["productId"] for p in ended["pinnedProducts"]] == [lace, boot]
 
             # Stream 2 is unaffected and still serves its viewer.
             await c.send({"type": "chat_message", "message": "still here"})
@@ -240,7 +245,8 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
                 await v.wait_type("chat_history")
             await v1.send({"type": "toggle_like", "sessionId": "k1"})
             await v1.send({"type": "chat_message", "message": "before the crash", "username": "v1"})
-            await adm.send({"type": "pin_product", "streamId": sid, "productId": "p1", "name": "Lamp", "price": 20})
+            lamp = (await new_product(admin, price="20.00", name="Lamp"))["id"]
+            await adm.send({"type": "pin_product", "streamId": sid, "productId": lamp})
             await v2.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["viewerCount"] == 2)
             await v2.wait_type("pinned_products_updated")
             await v2.wait_type("chat_message", message="before the crash")

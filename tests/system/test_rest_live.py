@@ -113,6 +113,67 @@ async def test_stream_editing_views_chat_likes_and_pins(gateway_url: str, ws_url
         assert_error(await anon.get(f"/livestreams/{sid}"), 404)
 
 
+async def test_pins_and_moderation_are_one_rule_over_rest_and_the_websocket(gateway_url: str, ws_url: str) -> None:
+    """A WebSocket pin and a REST pin of one product pin the same thing (the
+    catalogue's, exact price); an unknown product and invalid moderation input
+    are refused in the same words on both paths, and nothing reaches the stream."""
+    token = await admin_token(gateway_url)
+    async with Api(gateway_url, token) as admin, WsClient(ws_url) as adm:
+        await stop_all_live(admin)
+        sid = await new_stream(admin, "Both paths", live=True)
+        lamp = await new_product(admin, price="12.30", name="Lamp")
+        await adm.send({"type": "register_admin", "token": token})
+        await adm.wait_type("admin_registered")
+        w = await viewer(ws_url, "both-1", sid)
+        try:
+            # An old admin app's name, price and image are accepted and ignored.
+            await adm.send({"type": "pin_product", "streamId": sid, "productId": lamp["id"], "name": "fake",
+                            "price": 0.01, "image": "https://elsewhere.example.com/x.jpg"})
+            by_ws = await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and f["pinnedProducts"])
+            r = await admin.post(f"/livestreams/{sid}/pin", json={"productId": lamp["id"]})
+            assert r.status_code == 200, r.text
+            by_rest = await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and f["seq"] > by_ws["seq"])
+            expected = [{"productId": lamp["id"], "name": "Lamp", "price": "12.30",
+                         "image": "https://cdn.example.com/p.jpg", "displayOrder": 1}]
+            assert by_ws["pinnedProducts"] == by_rest["pinnedProducts"] == expected
+            assert (r.json()["price"], r.json()["currency"]) == ("12.30", lamp["currency"])
+
+            # An unknown product: not_found on both, in the same words.
+            n = len(adm.frames)
+            await adm.send({"type": "pin_product", "streamId": sid, "productId": "0" * 24, "name": "x", "price": 1})
+            ws_error = await adm.wait_for(lambda f: f.get("type") == "error", start=n)
+            rest_error = assert_error(await admin.post(f"/livestreams/{sid}/pin", json={"productId": "0" * 24}), 404)
+            assert ws_error["code"] == rest_error["error"] == "not_found"
+            assert ws_error["message"] == rest_error["message"] == f"Product {'0' * 24} does not exist"
+
+            # The same invalid moderation input, refused by both with the same problem.
+            invalid: list[tuple[str, str, str, dict[str, Any]]] = [
+                ("set_slow_mode", "PUT", "slow-mode", {"seconds": 3601}),
+                ("set_slow_mode", "PUT", "slow-mode", {"seconds": 1.5}),
+                ("mute_user", "POST", "mute", {"durationSeconds": 60}),
+                ("mute_user", "POST", "mute", {"userId": "u1", "durationSeconds": 30 * 24 * 3600 + 1}),
+                ("unmute_user", "POST", "unmute", {}),
+                ("delete_message", "POST", "delete-message", {"messageId": 0}),
+                ("set_blocked_words", "PUT", "blocked-words", {"words": ["   "]}),
+                ("set_blocked_words", "PUT", "blocked-words", {"words": ["w" * 51]}),
+            ]
+            for kind, method, action, body in invalid:
+                n = len(adm.frames)
+                await adm.send({"type": kind, "streamId": sid, **body})
+                ws_error = await adm.wait_for(lambda f: f.get("type") == "error", start=n)
+                rest_error = assert_error(
+                    await admin.request(method, f"/livestreams/{sid}/moderation/{action}", json=body), 422)
+                # "Invalid <frame type>: <field>: <problem>" and "Invalid request: body.<field>: <problem>"
+                assert ws_error["code"] == "invalid_frame", (kind, body)
+                assert ws_error["message"].startswith(f"Invalid {kind}: ")
+                assert ws_error["message"].split(": ", 2)[-1] == rest_error["message"].split(": ", 2)[-1], (kind, body)
+            settings = (await admin.get(f"/livestreams/{sid}/moderation")).json()
+            assert settings == {"slowModeSeconds": 0, "blockedWords": [], "muted": []}
+        finally:
+            await w.close()
+            await admin.post(f"/livestreams/{sid}/stop")
+
+
 async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url: str) -> None:
     customers = await asyncio.gather(*(new_customer(gateway_url, f"fs{i}") for i in range(11)))
     async with Api(gateway_url, await admin_token(gateway_url)) as admin, Api(gateway_url) as anon:

@@ -199,11 +199,17 @@ async def test_a_reader_that_stops_reading_is_closed_and_costs_bounded_memory(
             await admin.send({"type": "register_admin", "token": token})
             await admin.wait_type("admin_registered")
             image = "https://cdn.example.com/" + "i" * 1900
+            # Pins come from the catalogue: 50 products with long names and image URLs.
+            big = []
+            for i in range(50):
+                r = await api.post("/products", json={"name": f"{i:02d}" + "n" * 188, "price": "1.00",
+                                                      "images": [image]})
+                assert r.status_code == 201, r.text
+                big.append(r.json()["id"])
             # Each pin sends every pinned product: about 100 kB a frame to the stuck reader, so
             # 150 pins are about 12 MB: more than the kernel's socket buffers on both sides.
             for i in range(150):
-                await admin.send({"type": "pin_product", "productId": f"big-{i % 50}", "name": "n" * 190,
-                                  "price": "1.00", "image": image, "streamId": sid})
+                await admin.send({"type": "pin_product", "productId": big[i % 50], "streamId": sid})
                 if i % 10 == 9:
                     await asyncio.sleep(0.2)
             deadline = time.monotonic() + 15
@@ -211,7 +217,7 @@ async def test_a_reader_that_stops_reading_is_closed_and_costs_bounded_memory(
                 await asyncio.sleep(0.2)
             assert "slow_consumer_closed" in hardened.proc.output()
             for i in range(50):
-                await admin.send({"type": "unpin_product", "productId": f"big-{i}", "streamId": sid})
+                await admin.send({"type": "unpin_product", "productId": big[i], "streamId": sid})
             await admin.settle(0.5)
         sock.setblocking(False)
         tail = b""

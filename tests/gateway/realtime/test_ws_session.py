@@ -16,6 +16,7 @@ from core.commands import Chat, Command, ToggleLike
 from core.results import Result
 from gateway.transport.connection import Connection
 from gateway.realtime.ws_session import WsSession
+from gateway.services.errors import CONFLICT, INVALID, NOT_FOUND, ServiceError
 from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse
 
 STREAM = "0123456789abcdef01234567"
@@ -153,3 +154,26 @@ async def test_a_connection_that_stops_watching_goes_back_to_the_reader() -> Non
     await watching(s)
     s.conn.watching = None
     assert not s.handle_now(text(type="toggle_like"))
+
+
+async def test_a_services_refusal_is_an_error_frame_with_its_code() -> None:
+    s, raw, _ = session()
+    raw.transport.written.clear()
+    s.refused(ServiceError(NOT_FOUND, "Product p-boot does not exist"))
+    s.refused(ServiceError(INVALID, "send userId or sessionId"))
+    s.refused(ServiceError("slow_mode", "Slow mode: wait 3 s", retryAfter=3))
+    s.refused(ServiceError(CONFLICT, "being created: retry shortly", retry_after=1))
+    assert sent(raw) == [
+        {"type": "error", "message": "Product p-boot does not exist", "code": "not_found"},
+        {"type": "error", "message": "send userId or sessionId", "code": "invalid_frame"},  # as a frame failing its schema
+        {"type": "error", "message": "Slow mode: wait 3 s", "code": "slow_mode", "retryAfter": 3},
+        {"type": "error", "message": "being created: retry shortly", "code": "conflict", "retryAfter": 1},
+    ]
+
+
+async def test_moderation_from_someone_who_may_not_is_forbidden_before_any_service() -> None:
+    s, raw, relay = session()
+    await watching(s)
+    raw.transport.written.clear()
+    await s.handle_text(text(type="set_slow_mode", seconds=5))
+    assert [(m["type"], m["code"]) for m in sent(raw)] == [("error", "forbidden")] and relay.commands == []

@@ -12,12 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.rest.commerce import ImageUrl, OrderItemIn, ProductUpdate
+from gateway.rest.orders import OrderItemIn
+from gateway.rest.products import ImageUrl, ProductUpdate
 from gateway.rest.flash_sales import FlashSaleIn
 from gateway.rest.moderation import MuteBody, UnmuteBody
-from gateway.rest.types import (
-    NOT_BLANK_SCHEMA, WHITESPACE, DateTimeIn, DayIn, EmailIn, Integral, NotBlank,
-)
+from gateway.rest.types import DateTimeIn, DayIn, EmailIn
+from gateway.services.inputs import NOT_BLANK_SCHEMA, WHITESPACE, Integral, NotBlank
 
 
 class Fields(BaseModel):

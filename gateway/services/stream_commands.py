@@ -1,0 +1,88 @@
+"""How a service hands a command to a live stream, and reads its answer.
+
+A command goes through the stream's relay from this gateway's live directory
+(`gateway/streams/`): commands from this gateway reach the stream in the order
+they were queued, and a command is answered once the stream has stored it
+(journal first, then its event to viewers). A service queues and returns a
+`Queued`: the caller decides whether to wait for the answer (REST does) or to
+be called back and go on with its next frame at once (the WebSocket does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from core.results import Result
+from gateway.services.errors import NOT_FOUND, NOT_LIVE, REJECTED, ServiceError
+from gateway.streams.live_directory import LiveDirectory
+from gateway.streams.stream_relay import StreamRelay
+from persistence.streams import StreamStore
+
+T = TypeVar("T")
+
+
+def refusal(result: Result, default: str = "the stream refused this") -> ServiceError:
+    """A stream's refusal as a `ServiceError`: the stream's code (else `rejected`),
+    its message, and whatever detail it gave."""
+    data = dict(result.data or {})
+    code = data.pop("code", None) or REJECTED
+    return ServiceError(code, result.error or default, **data)
+
+
+class Queued(Generic[T]):
+    """A command queued to a stream. `stored()` waits for the stream to store it
+    and returns the service's plain result, or raises `ServiceError` if the
+    stream refused it; `when_stored` calls back instead of waiting."""
+
+    def __init__(self, future: asyncio.Future[Result], outcome: Callable[[Result], T],
+                 refused: Callable[[Result], ServiceError] = refusal) -> None:
+        self._future = future
+        self._outcome = outcome
+        self._refused = refused
+
+    def _settle(self, result: Result) -> T:
+        if not result.ok:
+            raise self._refused(result)
+        return self._outcome(result)
+
+    async def stored(self) -> T:
+        return self._settle(await self._future)
+
+    def when_stored(self, on_refused: Callable[[ServiceError], None],
+                    on_stored: Callable[[T], None] | None = None) -> None:
+        """Call `on_stored` (if given) with the result once stored, or `on_refused`
+        with the refusal. Runs from the event loop; never raises into it."""
+
+        def done(fut: asyncio.Future[Result]) -> None:
+            if fut.cancelled():
+                return
+            try:
+                value = self._settle(fut.result())
+            except ServiceError as e:
+                on_refused(e)
+                return
+            if on_stored is not None:
+                on_stored(value)
+
+        self._future.add_done_callback(done)
+
+
+class LiveStreams:
+    """Finds the relay of a live stream, or says why there is none."""
+
+    def __init__(self, directory: LiveDirectory, streams: StreamStore) -> None:
+        self.directory = directory
+        self.streams = streams
+
+    async def relay(self, stream_id: str) -> StreamRelay:
+        """The relay of `stream_id`. Without an await when the stream is live here
+        (so a caller's commands stay in the order it queues them); else
+        `not_found` if no such stream is stored, `not_live` if it is not live."""
+        relay = self.directory.relay(stream_id)
+        if relay is not None:
+            return relay
+        if await self.streams.get(stream_id) is None:
+            raise ServiceError(NOT_FOUND, f"Stream {stream_id} does not exist")
+        raise ServiceError(NOT_LIVE, "This stream is not live")
