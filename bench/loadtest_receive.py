@@ -27,7 +27,9 @@ from collections.abc import Callable
 import orjson
 
 from loadtest import messages
-from loadtest.worker import Viewer, ViewerSpec, Worker, WorkerPlan
+from loadtest.plan import ViewerSpec, WorkerPlan
+from loadtest.viewer import Viewer
+from loadtest.worker import Worker
 
 STREAM = "0123456789abcdef01234567"
 EPOCH = "65f0c0ffee0123456789abcd"

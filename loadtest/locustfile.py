@@ -211,9 +211,9 @@ class Viewer(User):
         elif kind == "pinned_products_updated":
             for p in ev.get("pinnedProducts") or []:
                 got = messages.parse_pin(RUN_ID, p)
-                if got is not None and got[0] > self.pin_max:
-                    self.pin_max = got[0]
-                    _fire("pin fan-out", (now - got[1]) / 1e6, length)
+                if got is not None and got.n > self.pin_max:
+                    self.pin_max = got.n
+                    _fire("pin fan-out", (now - got.send_ns) / 1e6, length)
 
     @task
     def chat_and_like(self) -> None:
