@@ -117,11 +117,11 @@ class Worker:
                     owed_chat[sid] -= 1
                     if stop_at is not None and elapsed >= stop_at:
                         continue
-                    picked = self.pick(sid)
-                    if picked is None:
+                    v = self.pick(sid)
+                    ws = v.ws if v is not None else None
+                    if ws is None:
                         self.rec.count(time.time_ns(), "chat_skipped")
                         continue
-                    _, ws = picked
                     self._n += 1
                     send_ns = time.time_ns()
                     frame: dict[str, Any] = {
@@ -142,12 +142,11 @@ class Worker:
                 owed_like[sid] += rate * dt
                 while owed_like[sid] >= 1:
                     owed_like[sid] -= 1
-                    picked = self.pick(sid)
-                    if picked is None:
+                    v = self.pick(sid)
+                    if v is None or v.ws is None:
                         continue
-                    v, ws = picked
-                    if not ws.send_text(orjson.dumps({"type": "toggle_like", "sessionId": v.spec.session_id,
-                                                      "streamId": sid})):
+                    toggle = {"type": "toggle_like", "sessionId": v.spec.session_id, "streamId": sid}
+                    if not v.ws.send_text(orjson.dumps(toggle)):
                         continue
                     v.toggles += 1
                     self.rec.count(time.time_ns(), "likes_sent")
@@ -174,13 +173,11 @@ class Worker:
     def ready_count(self) -> int:
         return sum(len(r) for r in self.crowd.ready_by_stream.values())
 
-    def pick(self, stream_id: str) -> tuple[Viewer, wsclient.WsClient] | None:
-        """A random watching viewer of `stream_id` and its connection, unless the stream stopped."""
+    def pick(self, stream_id: str) -> Viewer | None:
+        """A random watching viewer of `stream_id`, unless the stream stopped (watching: it has its `ws`)."""
         ready = self.crowd.ready_by_stream.get(stream_id)
         v = ready.pick() if ready is not None else None
-        if v is None or v.stopped or v.ws is None:
-            return None
-        return v, v.ws
+        return None if v is None or v.stopped else v
 
     async def ticker(self) -> None:
         k = 1
