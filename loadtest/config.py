@@ -17,7 +17,7 @@ class Gateway:
     ws: str
 
     @staticmethod
-    def parse(url: str) -> "Gateway":
+    def parse(url: str) -> Gateway:
         """Accepts `http://host:port`, `https://...`, `ws://host:port/` or `wss://host:port/ws`."""
         if "://" not in url:
             url = "http://" + url

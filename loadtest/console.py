@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -43,7 +43,7 @@ class LiveView:
         self.live: Live | None = None
         self._last_plain = -10.0
 
-    def __enter__(self) -> "LiveView":
+    def __enter__(self) -> Self:
         if self.enabled:
             self.live = Live(self.render(None, 0.0, ""), console=self.console, refresh_per_second=4, transient=False)
             self.live.__enter__()
@@ -62,7 +62,10 @@ class LiveView:
         if agg is not None:
             s = last_second(agg)
             t = agg.totals
-            fmt = lambda v: "–" if v is None else f"{v:,.1f}"  # noqa: E731
+
+            def fmt(v: float | None) -> str:
+                return "–" if v is None else f"{v:,.1f}"
+
             table.add_row(f"{s.get('connected', 0):,}/{self.target:,}", f"{s.get('sent', 0):,}",
                           f"{s.get('deliveries', 0):,}", fmt(s.get("p50")), fmt(s.get("p99")),
                           f"{t['connect_ok']:,}/{t['connect_failed']:,}", f"{t['reconnects']:,}",

@@ -10,16 +10,18 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
-def _png(fig: Any) -> str:
+def _figure() -> tuple[Figure, Any]:
+    """A figure and its axes, outside pyplot: no global state, no GUI backend (saved with Agg)."""
+    fig = Figure(figsize=(9, 3.2))
+    return fig, fig.subplots()
+
+
+def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
@@ -27,7 +29,7 @@ def plots(series: dict[str, list[Any]]) -> dict[str, str]:
     """name -> base64 PNG."""
     t = series["t"]
     out: dict[str, str] = {}
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = _figure()
     for p, style in (("p50", "-"), ("p90", "--"), ("p99", "-"), ("max", ":")):
         ys = [float("nan") if v is None else v for v in series[f"latency_{p}"]]
         ax.plot(t, ys, style, label=p)
@@ -39,7 +41,7 @@ def plots(series: dict[str, list[Any]]) -> dict[str, str]:
     ax.legend(loc="upper left", ncols=4)
     out["latency"] = _png(fig)
 
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = _figure()
     ax.plot(t, series["deliveries"], label="deliveries/s")
     ax.plot(t, series["expected"], "--", label="expected receipts (by send second)")
     ax2 = ax.twinx()
@@ -51,7 +53,7 @@ def plots(series: dict[str, list[Any]]) -> dict[str, str]:
     ax.legend(loc="upper left")
     out["deliveries"] = _png(fig)
 
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = _figure()
     ax.plot(t, series["connected"], label="watching")
     ax2 = ax.twinx()
     ax2.bar(t, series["connectOk"], alpha=0.3, label="connected this second")

@@ -39,7 +39,7 @@ import orjson
 from locust import User, between, constant, events, task
 from locust.env import Environment
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from loadtest import messages
 
@@ -59,6 +59,21 @@ def _options(parser: Any) -> None:
     parser.add_argument("--wrencos-pin-every", type=float, default=0.0, help="seconds between the admin's pins (0: never)")
 
 
+def _host(host: str | None) -> str:
+    """Locust's `-H/--host`: every scenario here needs it."""
+    if not host:
+        raise RuntimeError("give the gateway with -H/--host (http://host:port)")
+    return host
+
+
+def _parsed_options(environment: Environment) -> Any:
+    """The parsed command line (with the `--wrencos-*` options); Locust sets it before any test starts."""
+    opts = environment.parsed_options
+    if opts is None:
+        raise RuntimeError("Locust has not parsed its command line")
+    return opts
+
+
 def _ws_url(host: str) -> str:
     return host.replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + "/"
 
@@ -75,13 +90,13 @@ def _setup_streams(environment: Environment, **_: Any) -> None:
     """Create the streams (on the master or a local runner); workers find them live."""
     from locust.runners import WorkerRunner
 
-    opts = environment.parsed_options
+    opts = _parsed_options(environment)
     if opts.wrencos_stream_ids:
         STREAMS[:] = [s for s in opts.wrencos_stream_ids.split(",") if s]
         return
     if isinstance(environment.runner, WorkerRunner):
         return
-    host = environment.host
+    host = _host(environment.host)
     token = _admin_token(host)
     headers = {"Authorization": f"Bearer {token}"}
     for i in range(opts.wrencos_streams):
@@ -97,9 +112,10 @@ def _setup_streams(environment: Environment, **_: Any) -> None:
 def _stop_streams(environment: Environment, **_: Any) -> None:
     """Stop the streams this run created."""
     if CREATED:
-        headers = {"Authorization": f"Bearer {_admin_token(environment.host)}"}
+        host = _host(environment.host)
+        headers = {"Authorization": f"Bearer {_admin_token(host)}"}
         for sid in CREATED:
-            httpx.post(f"{environment.host}/livestreams/{sid}/stop", headers=headers, timeout=30)
+            httpx.post(f"{host}/livestreams/{sid}/stop", headers=headers, timeout=30)
         CREATED.clear()
 
 
@@ -126,11 +142,11 @@ class Viewer(User):
     weight = 100
 
     def on_start(self) -> None:
-        opts = self.environment.parsed_options
+        opts = _parsed_options(self.environment)
         self.protocol = opts.wrencos_protocol
         self.chat_every = opts.wrencos_chat_every
         self.like_every = opts.wrencos_like_every
-        streams = _streams(self.host)
+        streams = _streams(_host(self.host))
         if not streams:
             raise RuntimeError("no live stream to join")
         _counter["viewer"] += 1
@@ -143,16 +159,17 @@ class Viewer(User):
         self.next_chat = time.time() + random.random() * self.chat_every if self.chat_every else float("inf")
         self.next_like = time.time() + random.random() * self.like_every if self.like_every else float("inf")
         self.stack = contextlib.ExitStack()
+        self.ws: ClientConnection | None = None
         t0 = time.time()
         try:
-            self.ws = self.stack.enter_context(
-                connect(_ws_url(self.host), open_timeout=10, max_size=2**24, compression=None))
+            ws = self.ws = self.stack.enter_context(
+                connect(_ws_url(_host(self.host)), open_timeout=10, max_size=2**24, compression=None))
             register: dict[str, Any] = {"type": "register", "sessionId": self.session_id, "streamId": self.stream_id}
             if self.protocol == 2:
                 register["protocol"] = 2
-            self.ws.send(orjson.dumps(register).decode())
+            ws.send(orjson.dumps(register).decode())
             while True:
-                frame = orjson.loads(self.ws.recv(timeout=10))
+                frame = orjson.loads(ws.recv(timeout=10))
                 events_ = frame.get("events", []) if frame.get("type") == "batch" else [frame]
                 if any(e.get("type") == "chat_history" for e in events_):
                     self._order(events_[-1])
@@ -168,6 +185,8 @@ class Viewer(User):
         self.stack.close()
 
     def _read(self) -> None:
+        if self.ws is None:
+            return
         try:
             for raw in self.ws:
                 now = time.time_ns()
@@ -197,7 +216,8 @@ class Viewer(User):
             _fire("server error", 0, exc=RuntimeError(str(ev.get("message"))))
             return
         if kind == "ack":
-            sent = self.pending.pop(ev.get("clientMsgId"), None)
+            cid = ev.get("clientMsgId")
+            sent = self.pending.pop(cid, None) if isinstance(cid, str) else None
             if sent is not None:
                 _fire("chat ack", (now - sent) / 1e6)
             return
@@ -211,9 +231,9 @@ class Viewer(User):
         elif kind == "pinned_products_updated":
             for p in ev.get("pinnedProducts") or []:
                 got = messages.parse_pin(RUN_ID, p)
-                if got is not None and got[0] > self.pin_max:
-                    self.pin_max = got[0]
-                    _fire("pin fan-out", (now - got[1]) / 1e6, length)
+                if got is not None and got.n > self.pin_max:
+                    self.pin_max = got.n
+                    _fire("pin fan-out", (now - got.send_ns) / 1e6, length)
 
     @task
     def chat_and_like(self) -> None:
@@ -246,18 +266,22 @@ class Admin(User):
     wait_time = between(0.9, 1.1)
 
     def on_start(self) -> None:
-        self.pin_every = self.environment.parsed_options.wrencos_pin_every
+        self.pin_every = _parsed_options(self.environment).wrencos_pin_every
         self.next_pin = time.time() + self.pin_every if self.pin_every else float("inf")
-        self.ws = None
+        self.ws: ClientConnection | None = None
         if not self.pin_every:
             return
-        token = _admin_token(self.host)
+        host = _host(self.host)
+        token = _admin_token(host)
         self.stack = contextlib.ExitStack()
-        self.ws = self.stack.enter_context(connect(_ws_url(self.host), open_timeout=10, max_size=2**24, compression=None))
-        self.ws.send(orjson.dumps({"type": "register_admin", "userId": "locust", "token": token}).decode())
+        ws = self.ws = self.stack.enter_context(connect(_ws_url(host), open_timeout=10, max_size=2**24,
+                                                        compression=None))
+        ws.send(orjson.dumps({"type": "register_admin", "userId": "locust", "token": token}).decode())
         gevent.spawn(self._drain)
 
     def _drain(self) -> None:
+        if self.ws is None:
+            return
         try:
             for _ in self.ws:  # admins get every stream's events: read them so we are never a slow consumer
                 pass
@@ -273,7 +297,7 @@ class Admin(User):
         if self.ws is None or time.time() < self.next_pin:
             return
         self.next_pin += self.pin_every
-        for sid in _streams(self.host):
+        for sid in _streams(_host(self.host)):
             _counter["pin"] += 1
             self.ws.send(orjson.dumps({"type": "pin_product", "streamId": sid,
                                        "productId": messages.pin_id(RUN_ID, _counter["pin"]),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def build_report(*, config: dict[str, Any], raw: dict[str, Any], duration: float
     return {
         "format": FORMAT,
         "name": config.get("name", "loadtest"),
-        "startedAt": datetime.fromtimestamp(raw["startUnixNs"] / 1e9, timezone.utc).isoformat(),
+        "startedAt": datetime.fromtimestamp(raw["startUnixNs"] / 1e9, UTC).isoformat(),
         "host": {"name": socket.gethostname(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "config": config,
         "streamIds": stream_ids,

@@ -22,9 +22,11 @@ from loadtest import admin
 from loadtest.config import LoadConfig
 from loadtest.console import LiveView, print_summary
 from loadtest.html import write_html
+from loadtest.plan import ViewerSpec, WorkerPlan
 from loadtest.report import build_report, write_json
+from loadtest.shipping import Crash, Final, Ticks, WorkerEnd, WorkerMessage
 from loadtest.stats import Aggregate
-from loadtest.worker import ViewerSpec, WorkerPlan, worker_main
+from loadtest.worker import worker_main
 
 
 def build_plans(config: LoadConfig, stream_ids: list[str]) -> list[WorkerPlan]:
@@ -112,22 +114,21 @@ async def _run(config: LoadConfig, console: Console) -> int:
     go.set()
 
     agg = Aggregate(start_ns)
-    finals: dict[int, dict[str, Any]] = {}
+    finals: dict[int, WorkerEnd] = {}
     crashes: list[str] = []
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     interrupted = False
 
-    def on_message(msg: tuple[str, int, Any]) -> None:
-        kind, worker, payload = msg
-        if kind == "ticks":
-            for tick in payload:
-                agg.add_tick(worker, tick)
-        elif kind == "final":
-            finals[worker] = payload
-            agg.add_final(payload)
-        elif kind == "crash":
-            crashes.append(f"worker {worker}: {payload}")
+    def on_message(msg: WorkerMessage) -> None:
+        if isinstance(msg, Ticks):
+            for tick in msg.ticks:
+                agg.add_tick(msg.worker, tick)
+        elif isinstance(msg, Final):
+            finals[msg.worker] = msg.end
+            agg.add_final(msg.end)
+        elif isinstance(msg, Crash):
+            crashes.append(f"worker {msg.worker}: {msg.error}")
         if len(finals) + len(crashes) >= len(procs):
             done.set()
 
@@ -196,9 +197,9 @@ async def _run(config: LoadConfig, console: Console) -> int:
         await admin.stop_streams(gw, token, created)
     await http.aclose()
 
-    unacked = sum(f.get("unacked", 0) for f in finals.values())
+    unacked = sum(f["unacked"] for f in finals.values())
     if config.protocol >= 2:
-        batches = sum(f.get("batches", 0) for f in finals.values())
+        batches = sum(f["batches"] for f in finals.values())
         if batches == 0:
             notes.append("protocol v2 was asked for but no batch frame arrived: the server does not speak v2 yet")
         if unacked:

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypedDict
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -69,6 +71,27 @@ def error_kind(message: object) -> str:
 
 
 # ---------------------------------------------------------------- worker side
+
+
+class Tick(TypedDict):
+    """One second of one worker, as shipped to the parent (the raw report's form: plain data)."""
+
+    second: int
+    counters: dict[str, int]
+    errors: dict[str, int]
+    hists: dict[str, str]  # encoded HdrHistograms
+    sent: dict[str, list[int]]  # stream -> send times of the chat messages sent in this second
+    recvBySend: dict[int, int]  # send second -> expected receipts that arrived in this second
+    gauges: dict[str, int]  # instantaneous values, on the last second of a flush only
+
+
+@dataclass(slots=True)
+class BatchReceipts:
+    """One batch frame's receipts in the hot second: latency = each receive time minus each
+    send time, every pair (what `latency` would hold, had the frame been applied event by event)."""
+
+    sends: np.ndarray  # send times of this run's chat messages in the frame (int64 ns)
+    received: list[int]  # the receive time of each viewer that applied the frame whole
 
 
 HOT_COUNTERS = ("frames", "bytes", "events", "deliveries", "stream_updates", "recv_unexpected",
@@ -124,10 +147,9 @@ class SecondRecorder:
         self.frames = self.bytes = self.events = self.deliveries = self.stream_updates = 0
         self.recv_unexpected = self.foreign_deliveries = 0
         self.latency: list[int] = []
-        # Receipts of whole batch frames: id(frame digest) -> (the digest, `worker.Batch`, whose
-        # `send_array` holds its send times; the receive time of each viewer that got it).
-        # Latency = receive - send, for every pair: what `latency` would hold, event by event.
-        self.batch_receipts: dict[int, tuple[Any, list[int]]] = {}
+        # Receipts of whole batch frames, keyed by the frame's summary (`frames.BatchSummary`,
+        # hashed by identity: the key is held here, so no other frame can take its place).
+        self.batch_receipts: dict[object, BatchReceipts] = {}
         self.recv_by_send: dict[int, int] = {}
 
     def second(self, now_ns: int) -> int:
@@ -187,15 +209,15 @@ class SecondRecorder:
             self.latency = []
         if self.batch_receipts:
             hist = self._hist(self.hot_sec, "latency")
-            for batch, nows in self.batch_receipts.values():
-                sends = batch.send_array
-                record_many_us(hist, ((np.array(nows, dtype=np.int64)[:, None] - sends[None, :]) // 1000).ravel())
+            for got in self.batch_receipts.values():
+                received = np.array(got.received, dtype=np.int64)
+                record_many_us(hist, ((received[:, None] - got.sends[None, :]) // 1000).ravel())
             self.batch_receipts = {}
         if self.recv_by_send:
             self._bucket(self.hot_sec)["recvBySend"].update(self.recv_by_send)
             self.recv_by_send = {}
 
-    def flush(self, now_ns: int | None, gauges: dict[str, int]) -> list[dict[str, Any]]:
+    def flush(self, now_ns: int | None, gauges: dict[str, int]) -> list[Tick]:
         """Ticks for every second before `now_ns` (all, when None). `gauges` are
         instantaneous values (connected viewers) stamped on the last closed second."""
         self.settle()
@@ -204,7 +226,7 @@ class SecondRecorder:
         if current is not None and current - 1 not in self.open and current >= 1:
             done.append(current - 1)
             self._bucket(current - 1)
-        ticks = []
+        ticks: list[Tick] = []
         for sec in sorted(set(done)):
             b = self.open.pop(sec)
             ticks.append({
@@ -258,7 +280,7 @@ class Aggregate:
                                      "hists": {n: new_hist() for n in HIST_NAMES}}
         return s
 
-    def add_tick(self, worker: int, tick: dict[str, Any]) -> None:
+    def add_tick(self, worker: int, tick: Mapping[str, Any]) -> None:
         s = self._second(tick["second"])
         s["counters"].update(tick["counters"])
         s["errors"].update(tick["errors"])
@@ -286,8 +308,8 @@ class Aggregate:
         self._second(sec)["errors"][kind] += 1
         self.errors[kind] += 1
 
-    def add_final(self, final: dict[str, Any]) -> None:
-        """A worker's end report: viewer windows and per-stream like figures."""
+    def add_final(self, final: Mapping[str, Any]) -> None:
+        """A worker's end report (`shipping.WorkerEnd`): viewer windows and per-stream like figures."""
         for stream_id, wins in final["windows"].items():
             self.windows.setdefault(stream_id, []).extend(tuple(w) for w in wins)
         for stream_id, st in final["streams"].items():
@@ -434,9 +456,9 @@ def timeseries(raw: dict[str, Any]) -> dict[str, list[Any]]:
     keys = [int(k) for k in raw["seconds"]]
     last = max(keys, default=-1)
     rows = [raw["seconds"].get(str(s), {"counters": {}, "errors": {}, "hists": {}, "connected": None})
-            for s in range(0, last + 1)]
+            for s in range(last + 1)]
     pre = [raw["seconds"][str(k)] for k in sorted(keys) if k < 0]
-    out: dict[str, list[Any]] = {"t": list(range(0, last + 1))}
+    out: dict[str, list[Any]] = {"t": list(range(last + 1))}
     for name, key in (("sent", "chat_sent"), ("deliveries", "deliveries"), ("connectOk", "connect_ok"),
                       ("connectFailed", "connect_failed"), ("reconnects", "reconnects"),
                       ("likesSent", "likes_sent"), ("frames", "frames")):

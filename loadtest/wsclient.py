@@ -39,8 +39,9 @@ import base64
 import hashlib
 import os
 import ssl
+from collections.abc import Callable
 from time import time_ns
-from typing import Callable
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -104,8 +105,17 @@ class FrameParser:
     Pure: no I/O, so it is tested on its own.
     """
 
-    __slots__ = ("on_message", "on_control", "max_size", "_chunks", "_have", "_need", "_frag", "_frag_size",
-                 "_frag_op")
+    __slots__ = (
+        "_chunks",
+        "_frag",
+        "_frag_op",
+        "_frag_size",
+        "_have",
+        "_need",
+        "max_size",
+        "on_control",
+        "on_message",
+    )
 
     def __init__(self, on_message: OnMessage, on_control: Callable[[int, bytes], None],
                  max_size: int = 2**24) -> None:
@@ -387,8 +397,17 @@ class WsClient(asyncio.Protocol):
             self._abort_timer = asyncio.get_running_loop().call_later(self.close_timeout, self.abort)
 
 
-def upgrade_request(url: str, key: bytes) -> tuple[str, int, bool, bytes]:
-    """(host, port, secure, request bytes) for a ws:// or wss:// URL."""
+class Upgrade(NamedTuple):
+    """Where to connect for a WebSocket URL, and the HTTP Upgrade request to send there."""
+
+    host: str
+    port: int
+    secure: bool  # wss://: TLS, checked against the system's certificates
+    request: bytes
+
+
+def upgrade_request(url: str, key: bytes) -> Upgrade:
+    """The connection and the Upgrade request for a ws:// or wss:// URL."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss"):
         raise ValueError(f"not a WebSocket URL: {url!r}")
@@ -402,7 +421,7 @@ def upgrade_request(url: str, key: bytes) -> tuple[str, int, bool, bytes]:
     request = (f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
                f"User-Agent: wrencos-loadtest\r\n\r\n").encode()
-    return host, port, secure, request
+    return Upgrade(host, port, secure, request)
 
 
 async def connect(url: str, on_message: OnMessage, *, timeout: float = 10.0, max_size: int = 2**24,
@@ -411,19 +430,20 @@ async def connect(url: str, on_message: OnMessage, *, timeout: float = 10.0, max
     (else `TimeoutError`). Text messages go to `on_message(payload, now_ns)`
     from then on, synchronously, in order."""
     key = base64.b64encode(os.urandom(16))
-    host, port, secure, request = upgrade_request(url, key)
+    up = upgrade_request(url, key)
     loop = asyncio.get_running_loop()
     proto: WsClient | None = None
 
     def factory() -> WsClient:
         nonlocal proto
-        proto = WsClient(on_message, key, request, max_size, close_timeout)
+        proto = WsClient(on_message, key, up.request, max_size, close_timeout)
         return proto
 
     try:
         async with asyncio.timeout(timeout):
-            await loop.create_connection(factory, host, port, ssl=ssl.create_default_context() if secure else None,
-                                         server_hostname=host if secure else None)
+            await loop.create_connection(factory, up.host, up.port,
+                                         ssl=ssl.create_default_context() if up.secure else None,
+                                         server_hostname=up.host if up.secure else None)
             assert proto is not None
             await proto.opened
     except BaseException:

@@ -5,8 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from loadtest import messages
-from loadtest.stats import (Aggregate, SecondRecorder, decode, expected_receipts, merge_raw, new_hist,
-                            record_us, summarize, timeseries, error_kind)
+from loadtest.stats import (
+    Aggregate,
+    SecondRecorder,
+    decode,
+    error_kind,
+    expected_receipts,
+    merge_raw,
+    new_hist,
+    record_us,
+    summarize,
+    timeseries,
+)
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S

@@ -31,7 +31,7 @@ def run_loadtest(gateway_url: str, out: Path, *args: str, timeout: float = 90) -
     json_path = out / "report.json"
     cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", gateway_url, "--no-live",
            "--json", str(json_path), "--html", str(out / "report.html"), *args]
-    proc = subprocess.run(cmd, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
+    proc = subprocess.run(cmd, check=False, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
                           capture_output=True, text=True, timeout=timeout)
     report = json.loads(json_path.read_text()) if json_path.exists() else {}
     return proc.returncode, report, proc.stdout + proc.stderr
@@ -164,7 +164,7 @@ def test_locustfile_runs_the_same_scenario(gateway_url: str, tmp_path: Path) -> 
     cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).parents[2] / "loadtest" / "locustfile.py"),
            "-H", gateway_url, "--headless", "-u", "7", "-r", "7", "-t", "6s", "--wrencos-streams", "1",
            "--wrencos-chat-every", "1", "--wrencos-pin-every", "2", "--csv", str(csv), "--only-summary"]
-    proc = subprocess.run(cmd, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
+    proc = subprocess.run(cmd, check=False, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     import csv as csv_mod

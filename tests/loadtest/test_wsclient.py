@@ -1,5 +1,5 @@
 """The viewers' minimal WebSocket client: frame parsing, client frames, the handshake,
-and the receive path's shortcuts (digests, partial decode, bulk histogram recording)."""
+and the recorder's receive-path shortcuts (bulk histogram recording, hot counters)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,19 @@ import os
 import random
 
 import numpy as np
-import orjson
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from loadtest import messages, wsclient
-from loadtest.stats import SecondRecorder, decode, encode, new_hist, record_many_us, record_us
-from loadtest.worker import CHAT, FOREIGN, UPDATE, decode_update, digest_event, digest_frame
+from loadtest import wsclient
+from loadtest.stats import (
+    SecondRecorder,
+    decode,
+    encode,
+    new_hist,
+    record_many_us,
+    record_us,
+)
 from loadtest.wsclient import FrameParser, ProtocolError, encode_frame, mask_payload
 
 
@@ -277,46 +282,6 @@ def test_connect_refused_and_timeout() -> None:
 
 
 # ------------------------------------------------------------------ the receive path's shortcuts
-
-
-def test_partial_update_decode_reads_what_a_full_decode_reads() -> None:
-    liked = [f"lt-abc-0-{i}" for i in range(500)] + ['has "quotes"], "streamId":"evil', "back\\slash"]
-    ev = {"type": "stream_update", "viewerCount": 7, "likes": 502, "likedBy": liked,
-          "streamId": "s1", "seq": 41, "epoch": "e1"}
-    text = orjson.dumps(ev)
-    assert len(text) > 1024
-    got = decode_update(text)
-    for k in ("type", "viewerCount", "likes", "streamId", "seq", "epoch"):
-        assert got[k] == ev[k]
-    # another layout: falls back to a full decode
-    moved = orjson.dumps({"type": "stream_update", "likedBy": liked, "likes": 1, "viewerCount": 2,
-                          "streamId": "s1", "seq": 1, "epoch": "e"})
-    assert decode_update(moved) == orjson.loads(moved)
-    with pytest.raises(orjson.JSONDecodeError):
-        decode_update(b'{"type":"stream_update",' + b"x" * 2000)
-
-
-def test_digests() -> None:
-    prefix = messages.own_prefix("run1")
-    own = {"type": "chat_message", "id": 5, "seq": 5, "username": "lt0",
-           "message": messages.chat_text("run1", 1, 9, 123456789), "streamId": "s", "epoch": "e"}
-    d = digest_frame(orjson.dumps(own), prefix)
-    assert d == (CHAT, "s", 5, "e", own, (1, 9, 123456789))
-    other = dict(own, message=messages.chat_text("run2", 1, 9, 1))
-    assert digest_event(other, CHAT, prefix)[5] == FOREIGN
-    assert digest_event(dict(own, message="hello"), CHAT, prefix)[5] is None
-    assert digest_event(dict(own, message="lt1 run1 x 9 1"), CHAT, prefix)[5] is None
-    upd = {"type": "stream_update", "viewerCount": 1, "likes": 0, "likedBy": [], "streamId": "s", "seq": 6,
-           "epoch": "e"}
-    batch = {"type": "batch", "streamId": "s", "events": [own, upd, {"type": "stream_stopped", "seq": 7}, 3]}
-    got = digest_frame(orjson.dumps(batch), prefix)
-    assert isinstance(got, list) and len(got) == 3
-    assert got[0][0] is CHAT and got[1][0] is UPDATE and got[2] == {"type": "stream_stopped", "seq": 7}
-    assert digest_frame(b'{"type":"batch","events":3}', prefix) is None
-    assert digest_frame(b'{"type":"registered"}', prefix) is None
-    for kind, text in ((CHAT, "hi"), (CHAT, messages.chat_text("run1", 2, 3, 4, pad_to=80))):
-        assert messages.parse_own(text, prefix) == (None if messages.parse_chat(text) is None else
-                                                    tuple(messages.parse_chat(text))[1:])  # type: ignore[arg-type]
 
 
 def test_bulk_histogram_recording_equals_one_by_one() -> None:
