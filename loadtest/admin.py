@@ -2,9 +2,9 @@
 
 Admin actions are pluggable: `register_action(name)` adds an async function
 `(ctx, stream_id) -> ActionResult`; `--action NAME@SECONDS` runs it on every
-stream of the run at that second. Built in: `pin` (pin a product over the
-admin WebSocket; viewers measure the pin's fan-out latency from the send time
-in its name), `flash-sale` (POST to the flash-sale endpoint; skipped with a
+stream of the run at that second. Built in: `pin` (create a catalogue product
+and pin it over the admin WebSocket; viewers measure the pin's fan-out latency
+from the send time in its name), `flash-sale` (POST to the flash-sale endpoint; skipped with a
 clear message if the server answers 404), `stop` (stop the stream over REST).
 """
 
@@ -176,14 +176,21 @@ def register_action(name: str) -> Callable[[Action], Action]:
 
 @register_action("pin")
 async def pin_product(ctx: AdminContext, stream_id: str) -> ActionResult:
-    """Pin a new product; its id and name carry this run's id, its number and the send time."""
-    if ctx.socket is None:
+    """Pin a new catalogue product (created for this pin over REST) over the admin WebSocket; its
+    name carries this run's id, its number and the send time (`messages.pin_name`)."""
+    if ctx.socket is None or ctx.token is None:
         return ActionResult("pin", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
     n = ctx.pins.get(stream_id, 0) + 1
     ctx.pins[stream_id] = n
     send_ns = time.time_ns()
-    await ctx.socket.send({"type": "pin_product", "streamId": stream_id, "productId": messages.pin_id(ctx.config.run_id, n),
-                           "name": messages.pin_name(send_ns), "price": 9.99, "displayOrder": n})
+    product = await ctx.http.post("/products", json={"name": messages.pin_name(ctx.config.run_id, n, send_ns),
+                                                      "price": "9.99", "stock": 1},
+                                  headers={"Authorization": f"Bearer {ctx.token}"})
+    if product.status_code >= 300:
+        return ActionResult("pin", stream_id, ctx.elapsed(), False, status=product.status_code,
+                            message=api_error(product))
+    await ctx.socket.send({"type": "pin_product", "streamId": stream_id, "productId": product.json()["id"],
+                           "displayOrder": n})
     ctx.counters("pins_sent", 1)
     return ActionResult("pin", stream_id, ctx.elapsed(), True, message=f"product {n}")
 

@@ -272,7 +272,7 @@ class Admin(User):
         if not self.pin_every:
             return
         host = _host(self.host)
-        token = _admin_token(host)
+        token = self.token = _admin_token(host)
         self.stack = contextlib.ExitStack()
         ws = self.ws = self.stack.enter_context(connect(_ws_url(host), open_timeout=10, max_size=2**24,
                                                         compression=None))
@@ -299,6 +299,9 @@ class Admin(User):
         self.next_pin += self.pin_every
         for sid in _streams(_host(self.host)):
             _counter["pin"] += 1
-            self.ws.send(orjson.dumps({"type": "pin_product", "streamId": sid,
-                                       "productId": messages.pin_id(RUN_ID, _counter["pin"]),
-                                       "name": messages.pin_name(time.time_ns()), "price": 9.99}).decode())
+            # A pin shows the catalogue's product: make one whose name carries the send time.
+            name = messages.pin_name(RUN_ID, _counter["pin"], time.time_ns())
+            r = httpx.post(f"{_host(self.host)}/products", json={"name": name, "price": "9.99", "stock": 1},
+                           headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+            r.raise_for_status()
+            self.ws.send(orjson.dumps({"type": "pin_product", "streamId": sid, "productId": r.json()["id"]}).decode())

@@ -77,21 +77,22 @@ def parse_own(text: str, prefix: str) -> OwnMark | None:
         return None
 
 
-def pin_id(run_id: str, n: int) -> str:
-    return f"lt-{run_id}-{n}"
-
-
-def pin_name(send_ns: int) -> str:
-    return f"lt1 pin {send_ns}"
+def pin_name(run_id: str, n: int, send_ns: int) -> str:
+    """The catalogue name of the `n`th product run `run_id` pins. A pin shows the product's name from the
+    catalogue, so the name carries the run, the number and the send time (taken just before the product
+    is created: the pin's measured fan-out includes that one REST call)."""
+    return f"lt1 pin {run_id} {n} {send_ns}"
 
 
 def parse_pin(run_id: str, product: dict[str, object]) -> PinMark | None:
     """The mark of a product this run pinned, else None."""
-    pid, name = product.get("productId"), product.get("name")
-    prefix = f"lt-{run_id}-"
-    if not isinstance(pid, str) or not pid.startswith(prefix) or not isinstance(name, str):
+    name = product.get("name")
+    if not isinstance(name, str):
+        return None
+    parts = name.split(" ")
+    if len(parts) != 5 or parts[0] != "lt1" or parts[1] != "pin" or parts[2] != run_id:
         return None
     try:
-        return PinMark(int(pid[len(prefix):]), int(name.rsplit(" ", 1)[1]))
-    except (ValueError, IndexError):
+        return PinMark(int(parts[3]), int(parts[4]))
+    except ValueError:
         return None

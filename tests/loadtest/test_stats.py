@@ -36,8 +36,9 @@ def test_messages_round_trip() -> None:
     assert messages.parse_chat(text) == messages.Mark("abc123", 3, 42, 123456789)
     assert messages.parse_chat("hello") is None
     assert messages.parse_chat({"not": "text"}) is None
-    assert messages.parse_pin("abc123", {"productId": messages.pin_id("abc123", 7), "name": messages.pin_name(99)}) == (7, 99)
-    assert messages.parse_pin("other", {"productId": messages.pin_id("abc123", 7), "name": messages.pin_name(99)}) is None
+    assert messages.parse_pin("abc123", {"productId": "p", "name": messages.pin_name("abc123", 7, 99)}) == (7, 99)
+    assert messages.parse_pin("other", {"productId": "p", "name": messages.pin_name("abc123", 7, 99)}) is None
+    assert messages.parse_pin("abc123", {"productId": "p", "name": "Lamp"}) is None
 
 
 def test_error_kind_groups_messages_with_ids() -> None:

@@ -161,7 +161,7 @@ def everything(v: Viewer) -> dict[str, Any]:
 
 def v1_session(now: int) -> list[Any]:
     s = now  # sent inside the window, which opens at `now` (every frame arrives then)
-    pin = {"productId": messages.pin_id(RUN, 1), "name": messages.pin_name(s), "price": 5}
+    pin = {"productId": "65f0c0ffee0000000000aa01", "name": messages.pin_name(RUN, 1, s), "price": 5}
     long_update = {"type": "stream_update", "viewerCount": 40, "likes": 300,
                    "likedBy": [f"lt-{RUN}-0-{i}" for i in range(300)], "streamId": STREAM, "seq": 12, "epoch": "e1"}
     return [
@@ -178,7 +178,7 @@ def v1_session(now: int) -> list[Any]:
         chat(8, s + 3),  # a gap
         chat(7, s + 4),  # fills it
         chat(7, s + 4),  # a duplicate
-        {"type": "pinned_products_updated", "pinnedProducts": [dict(pin, productId=messages.pin_id(RUN, 2))],
+        {"type": "pinned_products_updated", "pinnedProducts": [dict(pin, productId="65f0c0ffee0000000000aa02", name=messages.pin_name(RUN, 2, s))],
          "streamId": STREAM, "seq": 9, "epoch": "e1"},
         chat(10, s + 5, sid=OTHER),  # another stream's
         {"type": "error", "message": "slow down 12"},
