@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import structlog
 
+from actors.call_policy import ActorCallError
 from core.commands import Chat, Join, Leave, ToggleLike
 from core.results import Result
 from core.wire import encode
@@ -109,6 +110,9 @@ class WsSession:
                 self.error(str(e), e.code, **e.extra)
             except ServiceError as e:
                 self.refused(e)
+            except ActorCallError as e:  # the registry or the stream's actor did not answer in time
+                extra = {"retryAfter": e.retry_after} if e.retry_after is not None else {}
+                self.error(e.message, e.code, **extra)
         finally:
             # What the reader (`gateway/app.py`) decides next, with no await in
             # between: a registered connection that watches (or an admin) is read

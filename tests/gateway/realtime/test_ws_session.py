@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from actors.call_policy import ActorUnavailable
 from core.commands import Chat, Command, ToggleLike
 from core.results import Result
 from gateway.transport.connection import Connection
@@ -177,3 +178,18 @@ async def test_moderation_from_someone_who_may_not_is_forbidden_before_any_servi
     raw.transport.written.clear()
     await s.handle_text(text(type="set_slow_mode", seconds=5))
     assert [(m["type"], m["code"]) for m in sent(raw)] == [("error", "forbidden")] and relay.commands == []
+
+
+async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connection_stays() -> None:
+    s, raw, _ = session()
+    s.conn.is_admin = True
+
+    async def unavailable(stream_id: str) -> None:
+        raise ActorUnavailable("the registry is restarting; try again", "registry", "stop_stream")
+
+    s.ctx.directory.stop_stream = unavailable  # type: ignore[attr-defined]  # the fake directory takes it
+    raw.transport.written.clear()
+    await s.handle_text(text(type="stop_stream", streamId=STREAM))
+    await s.handle_text(text(type="ping"))
+    assert [(m["type"], m.get("code"), m.get("retryAfter")) for m in sent(raw)] == [
+        ("error", "unavailable", 1), ("pong", None, None)]
