@@ -61,8 +61,9 @@ class SparePool:
 
     WAIT_S = 30.0  # a go-live waits this long for a spare before the caller starts its own actor
 
-    def __init__(self, plan: SparePlan, start: Callable[[], Awaitable[Any]], kill: Callable[[Any], None],
-                 parallel: int = 2) -> None:
+    def __init__(
+        self, plan: SparePlan, start: Callable[[], Awaitable[Any]], kill: Callable[[Any], None], parallel: int = 2
+    ) -> None:
         self.plan = plan
         self.spares: list[Any] = []  # ready to adopt a stream
         self.starting = 0
@@ -182,8 +183,12 @@ class StreamRegistry:
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
         self._actors: dict[str, StreamClient] = {}  # stream id -> the actor serving it
-        self._pool = SparePool(SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
-                               _start_spare(config), _kill_spare, config.spare_starts_parallel)
+        self._pool = SparePool(
+            SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
+            _start_spare(config),
+            _kill_spare,
+            config.spare_starts_parallel,
+        )
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._changed = asyncio.Event()
         self._loaded = asyncio.get_running_loop().create_task(self._load())
@@ -251,7 +256,8 @@ class StreamRegistry:
             if record["status"] != LIVE:
                 return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} is not live")
             actor = await self._actor_of(stream_id) or StreamClient(
-                stream_lifecycle.create_stream_actor(stream_id, stream_meta(record), self._config), stream_id, _CALLS)
+                stream_lifecycle.create_stream_actor(stream_id, stream_meta(record), self._config), stream_id, _CALLS
+            )
             final = await actor.stop()
             ended = await self._streams.mark_ended(stream_id, now_iso(), final)
             await self._flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
@@ -262,8 +268,13 @@ class StreamRegistry:
             self._live.pop(stream_id, None)
             self._actors.pop(stream_id, None)
             self._bump()
-            log.info("stream_ended", stream_id=stream_id, likes=final.get("likes"),
-                     peak_viewers=final.get("peakViewers"), chat=final.get("chatCount"))
+            log.info(
+                "stream_ended",
+                stream_id=stream_id,
+                likes=final.get("likes"),
+                peak_viewers=final.get("peakViewers"),
+                chat=final.get("chatCount"),
+            )
             return RegistryAnswer(True, data={"record": ended, "final": final})
 
     async def poll(self, incarnation: str | None, version: int, timeout: float) -> LiveSet:
@@ -299,8 +310,12 @@ class StreamRegistry:
     # ------------------------------------------------------------ internals
 
     def _live_set(self) -> LiveSet:
-        return LiveSet(self.incarnation, self._version, dict(self._live),
-                       {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live})
+        return LiveSet(
+            self.incarnation,
+            self._version,
+            dict(self._live),
+            {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live},
+        )
 
     async def _bring_up(self, record: dict[str, Any]) -> None:
         """The stream's actor up and loaded: the one already serving it (after a
@@ -337,4 +352,3 @@ class StreamRegistry:
         self._version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-

@@ -119,9 +119,15 @@ def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
 def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id: str | None = None) -> FastAPI:
     gateway_id = gateway_id or f"gw-{secrets.token_hex(4)}"
     money.use_currency(settings.shop_currency)  # request amounts (and the OpenAPI document) are in it
-    add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
-                 settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None,
-                 settings.metrics_token.get_secret_value() if settings.metrics_token else None])
+    add_secrets(
+        [
+            jwt_secret,
+            *settings.previous_jwt_secrets(),
+            uri_password(mongodb_uri),
+            settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None,
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        ]
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,25 +139,40 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
         hub.on_fanout = metrics.fanout_seconds.observe
-        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics,
-                                  settings.relay_idle_seconds)
+        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics, settings.relay_idle_seconds)
+
         def gauges() -> LiveGauges:
             v2 = sum(1 for c in hub.connections if c.protocol >= 2)
             return LiveGauges(
-                connections_v1=len(hub.connections) - v2, connections_v2=v2,
+                connections_v1=len(hub.connections) - v2,
+                connections_v2=v2,
                 watchers=sum(1 for c in hub.connections if c.watching is not None),
                 live_streams=len(directory.live),
                 relays_active=sum(1 for r in directory.relays.values() if r.active),
-                draining=bool(app.state.draining), frames_sent=hub.frames_out)
+                draining=bool(app.state.draining),
+                frames_sent=hub.frames_out,
+            )
 
         metrics.bind(gauges)
         app.state.ctx = GatewayContext(
-            settings=settings, gateway_id=gateway_id, metrics=metrics, node_id=_ray_node_id(),
+            settings=settings,
+            gateway_id=gateway_id,
+            metrics=metrics,
+            node_id=_ray_node_id(),
             tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds, settings.previous_jwt_secrets()),
-            users=users, streams=StreamStore(db), chat=ChatStore(db), hub=hub, directory=directory,
-            products=ProductStore(db), orders=OrderStore(db), payments=PaymentStore(db),
-            flash_sales=FlashSaleStore(db), views=ViewStore(db), analytics=AnalyticsStore(db),
-            chat_pages=ChatPages(db), login_limit=TokenBucket(settings.login_rate_per_minute),
+            users=users,
+            streams=StreamStore(db),
+            chat=ChatStore(db),
+            hub=hub,
+            directory=directory,
+            products=ProductStore(db),
+            orders=OrderStore(db),
+            payments=PaymentStore(db),
+            flash_sales=FlashSaleStore(db),
+            views=ViewStore(db),
+            analytics=AnalyticsStore(db),
+            chat_pages=ChatPages(db),
+            login_limit=TokenBucket(settings.login_rate_per_minute),
             order_limit=TokenBucket(settings.order_rate_per_minute),
         )
         directory.start()
@@ -173,7 +194,9 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         log.info("gateway_stopped", gateway_id=gateway_id)
 
     app = FastAPI(
-        title="WrenCOS Live", version=__version__, lifespan=lifespan,
+        title="WrenCOS Live",
+        version=__version__,
+        lifespan=lifespan,
         dependencies=[Depends(reject_operators)],
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
     )
@@ -208,19 +231,28 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         ctx: GatewayContext = app.state.ctx
         ok = ctx.directory.synced.is_set() and not app.state.draining
         status = "draining" if app.state.draining else "ready" if ok else "starting"
-        body = {"status": status, "gatewayId": ctx.gateway_id, "nodeId": ctx.node_id,
-                "connections": len(ctx.hub.connections), "liveStreams": len(ctx.directory.live)}
+        body = {
+            "status": status,
+            "gatewayId": ctx.gateway_id,
+            "nodeId": ctx.node_id,
+            "connections": len(ctx.hub.connections),
+            "liveStreams": len(ctx.directory.live),
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response,
-             responses={**errors.ERROR_RESPONSES,
-                        200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={**errors.ERROR_RESPONSES, 200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics of this gateway: connections, live streams, events in and out,
         fan-out latency, actor call latency and errors (see README, "What to watch"). With
         `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
         if metrics_token is not None and not hmac.compare_digest(
-                request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()):
+            request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()
+        ):
             raise errors.ApiError(401, "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
@@ -230,8 +262,13 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             return
         app.state.draining = True
         ctx: GatewayContext = app.state.ctx
-        log.info("gateway_draining", gateway_id=ctx.gateway_id, connections=len(ctx.hub.connections),
-                 notice_s=settings.drain_notice_seconds, spread_s=settings.drain_seconds)
+        log.info(
+            "gateway_draining",
+            gateway_id=ctx.gateway_id,
+            connections=len(ctx.hub.connections),
+            notice_s=settings.drain_notice_seconds,
+            spread_s=settings.drain_seconds,
+        )
         await asyncio.sleep(settings.drain_notice_seconds)
         conns = list(ctx.hub.connections)
         waves = max(1, min(len(conns), int(settings.drain_seconds * DRAIN_WAVES_PER_SECOND)))
@@ -265,9 +302,12 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             return
         if not addresses.acquire(address):
             await websocket.accept()
-            await websocket.send_text(error_frame(
-                f"Too many connections from your address (at most {addresses.limit}): close some and retry",
-                code="too_many_connections"))
+            await websocket.send_text(
+                error_frame(
+                    f"Too many connections from your address (at most {addresses.limit}): close some and retry",
+                    code="too_many_connections",
+                )
+            )
             await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many connections from your address")
             return
         try:
@@ -298,8 +338,11 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
                     if registered:
                         conn.close(CLOSE_GOING_AWAY, f"idle for {idle_timeout:g} s")
                     else:
-                        conn.send(error_frame(f"Register within {register_timeout:g} s of connecting",
-                                              code="register_timeout"))
+                        conn.send(
+                            error_frame(
+                                f"Register within {register_timeout:g} s of connecting", code="register_timeout"
+                            )
+                        )
                         conn.close(CLOSE_POLICY_VIOLATION, "no register in time")
                     break
                 if message["type"] == "websocket.disconnect":

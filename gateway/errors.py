@@ -22,8 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from actors.call_policy import ActorCallError
 
 CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 422: "validation_error", 429: "too_many_requests",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "validation_error",
+    429: "too_many_requests",
     503: "unavailable",
 }
 
@@ -49,8 +55,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -80,12 +87,10 @@ def install(app: FastAPI) -> None:
             headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return JSONResponse(error_body(e.status_code, str(e.detail)), status_code=e.status_code, headers=headers)
 
-
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, e: RequestValidationError) -> JSONResponse:
         details = [
-            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "")}
-            for err in e.errors()
+            {"where": ".".join(str(p) for p in err.get("loc", ())), "problem": err.get("msg", "")} for err in e.errors()
         ]
         first = details[0] if details else {"where": "request", "problem": "invalid"}
         message = f"Invalid request: {first['where']}: {first['problem']}"

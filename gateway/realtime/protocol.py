@@ -151,9 +151,22 @@ class SetSlowMode(_Frame, moderation.SlowModeRequest):
 
 
 Frame = Union[
-    Register, RegisterAdmin, JoinStream, LeaveStream, StartStream, StopStream,
-    ChatMessage, ToggleLike, PinProduct, UnpinProduct, Ping,
-    DeleteMessage, MuteUser, UnmuteUser, SetBlockedWords, SetSlowMode,
+    Register,
+    RegisterAdmin,
+    JoinStream,
+    LeaveStream,
+    StartStream,
+    StopStream,
+    ChatMessage,
+    ToggleLike,
+    PinProduct,
+    UnpinProduct,
+    Ping,
+    DeleteMessage,
+    MuteUser,
+    UnmuteUser,
+    SetBlockedWords,
+    SetSlowMode,
 ]
 FRAME_TYPES = {m.model_fields["type"].annotation.__args__[0]: m for m in Frame.__args__}  # type: ignore[attr-defined]
 _adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])

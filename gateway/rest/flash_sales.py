@@ -78,11 +78,22 @@ def sale_out(doc: dict[str, Any]) -> FlashSaleOut:
         elif doc["endsAt"] <= now_iso():
             status, reason = "ended", "time"
     return FlashSaleOut(
-        id=doc["_id"], saleId=doc["_id"], streamId=doc["streamId"], productId=doc["productId"],
-        productName=doc.get("productName", ""), price=format_minor(doc["priceMinor"], doc["currency"]),
-        currency=doc["currency"], quantity=doc["quantity"], remaining=doc["remaining"],
-        perCustomerLimit=doc["perCustomerLimit"], startsAt=doc["startsAt"], endsAt=doc["endsAt"],
-        status=status, endedReason=reason, version=doc["version"])
+        id=doc["_id"],
+        saleId=doc["_id"],
+        streamId=doc["streamId"],
+        productId=doc["productId"],
+        productName=doc.get("productName", ""),
+        price=format_minor(doc["priceMinor"], doc["currency"]),
+        currency=doc["currency"],
+        quantity=doc["quantity"],
+        remaining=doc["remaining"],
+        perCustomerLimit=doc["perCustomerLimit"],
+        startsAt=doc["startsAt"],
+        endsAt=doc["endsAt"],
+        status=status,
+        endedReason=reason,
+        version=doc["version"],
+    )
 
 
 @router.post("/{stream_id}/flash-sales", status_code=201, response_model=FlashSaleOut)
@@ -114,9 +125,16 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
     if ends > now() + timedelta(seconds=MAX_DURATION_S):
         raise ApiError(409, "A flash sale lasts at most 24 hours: 'endsAt' is too far ahead")
     sale = await ctx.flash_sales.create(
-        stream_id=stream_id, product_id=body.productId, product_name=product["name"], price_minor=price_minor,
-        currency=product["currency"], quantity=body.quantity, per_customer_limit=body.perCustomerLimit,
-        ends_at=iso(ends), created_by=admin.user_id)
+        stream_id=stream_id,
+        product_id=body.productId,
+        product_name=product["name"],
+        price_minor=price_minor,
+        currency=product["currency"],
+        quantity=body.quantity,
+        per_customer_limit=body.perCustomerLimit,
+        ends_at=iso(ends),
+        created_by=admin.user_id,
+    )
     # The stream checks that the product is pinned (its own state, in command order).
     result = await relay.submit(StartFlashSale(sale_wire(sale)))
     if not result.ok:

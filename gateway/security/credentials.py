@@ -74,8 +74,14 @@ class TokenService:
     def issue(self, user_id: str, role: str, email: str, name: str) -> str:
         now = int(time.time())
         payload = {
-            "sub": user_id, "role": role, "email": email, "name": name,
-            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + self._ttl,
+            "sub": user_id,
+            "role": role,
+            "email": email,
+            "name": name,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + self._ttl,
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
@@ -94,7 +100,11 @@ class TokenService:
         for secret in self._verify_with:
             try:
                 payload = jwt.decode(
-                    token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                    token,
+                    secret,
+                    algorithms=[ALGORITHM],
+                    audience=AUDIENCE,
+                    issuer=ISSUER,
                     options={"require": ["exp", "iat", "sub", "iss", "aud"]},
                 )
                 break
@@ -110,6 +120,8 @@ class TokenService:
         if role not in ROLES or not isinstance(payload.get("sub"), str):
             raise InvalidToken("Invalid token")
         return Claims(
-            user_id=str(payload["sub"]), role=str(role),
-            email=str(payload.get("email", "")), name=str(payload.get("name", "")),
+            user_id=str(payload["sub"]),
+            role=str(role),
+            email=str(payload.get("email", "")),
+            name=str(payload.get("name", "")),
         )

@@ -20,8 +20,11 @@ SESSION_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 
 SessionHeader = Annotated[
     str | None,
-    Header(alias="X-Session-Id", pattern=SESSION_PATTERN,
-           description="The app's session id: identifies an anonymous customer"),
+    Header(
+        alias="X-Session-Id",
+        pattern=SESSION_PATTERN,
+        description="The app's session id: identifies an anonymous customer",
+    ),
 ]
 
 

@@ -41,8 +41,9 @@ DEFAULT_WRITE_INTERVAL = 0.04
 
 
 class Hub:
-    def __init__(self, batch_interval: float = DEFAULT_BATCH_INTERVAL,
-                 write_interval: float = DEFAULT_WRITE_INTERVAL) -> None:
+    def __init__(
+        self, batch_interval: float = DEFAULT_BATCH_INTERVAL, write_interval: float = DEFAULT_WRITE_INTERVAL
+    ) -> None:
         self.batch_interval = batch_interval
         self.write_interval = write_interval
         self.connections: set[Connection] = set()
@@ -98,8 +99,9 @@ class Hub:
         self.unwatch(conn)
         conn.watching = stream_id
         self._group(conn, stream_id).add(conn)
-        waiting, joined = ((self._pending, self._joined_batch) if conn.protocol >= 2
-                           else (self._pending_single, self._joined_single))
+        waiting, joined = (
+            (self._pending, self._joined_batch) if conn.protocol >= 2 else (self._pending_single, self._joined_single)
+        )
         if waiting.get(stream_id):
             joined.setdefault(stream_id, {})[conn] = len(waiting[stream_id])
         if conn.session_id is None or conn.is_admin:
@@ -264,8 +266,9 @@ class Hub:
         return sent
 
 
-def _by_skip(targets: set[Connection], joined: dict[Connection, int] | None,
-             waiting: int) -> list[tuple[int, Iterable[Connection]]]:
+def _by_skip(
+    targets: set[Connection], joined: dict[Connection, int] | None, waiting: int
+) -> list[tuple[int, Iterable[Connection]]]:
     """`targets` grouped by how many of the `waiting` events each already has:
     0 for all but the newcomers of this tick (`joined`), whose snapshot held
     some; newcomers that have them all are left out. A few groups per tick,

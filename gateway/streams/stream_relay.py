@@ -66,9 +66,16 @@ IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back
 
 
 class StreamRelay:
-    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, locate: Callable[[], StreamClient | None],
-                 history_size: int = 50, metrics: GatewayMetrics | None = None,
-                 idle_after: float = IDLE_AFTER_S) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        gateway_id: str,
+        hub: Hub,
+        locate: Callable[[], StreamClient | None],
+        history_size: int = 50,
+        metrics: GatewayMetrics | None = None,
+        idle_after: float = IDLE_AFTER_S,
+    ) -> None:
         """`locate()`: the client of the actor the live set names for the stream now, if any."""
         self.stream_id = stream_id
         self._locate = locate

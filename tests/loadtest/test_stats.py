@@ -47,8 +47,9 @@ def test_error_kind_groups_messages_with_ids() -> None:
     assert a == b == "server: Stream # is not live"
 
 
-def _worker_ticks(worker: int, sends: list[int], receipts: list[tuple[int, int]], connected: int,
-                  start: int = T0) -> list[dict]:
+def _worker_ticks(
+    worker: int, sends: list[int], receipts: list[tuple[int, int]], connected: int, start: int = T0
+) -> list[dict]:
     rec = SecondRecorder(start)
     for t in sends:
         rec.sent(t, "s1")

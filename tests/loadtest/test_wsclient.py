@@ -43,14 +43,15 @@ class Collector:
     def __init__(self, max_size: int = 2**24) -> None:
         self.messages: list[bytes] = []
         self.controls: list[tuple[int, bytes]] = []
-        self.parser = FrameParser(lambda p, now: self.messages.append(bytes(p)),
-                                  lambda op, p: self.controls.append((op, bytes(p))), max_size)
+        self.parser = FrameParser(
+            lambda p, now: self.messages.append(bytes(p)), lambda op, p: self.controls.append((op, bytes(p))), max_size
+        )
 
 
 def feed_in_pieces(c: Collector, data: bytes, sizes: list[int]) -> None:
     pos = 0
     for s in sizes:
-        c.parser.feed(data[pos:pos + s], 0)
+        c.parser.feed(data[pos : pos + s], 0)
         pos += s
     c.parser.feed(data[pos:], 0)
 
@@ -85,7 +86,7 @@ def test_every_split_of_a_stream_of_frames_gives_the_same_messages() -> None:
     # byte by byte
     c = Collector()
     for i in range(len(data)):
-        c.parser.feed(data[i:i + 1], 0)
+        c.parser.feed(data[i : i + 1], 0)
     assert c.messages == payloads
     # random splits, including inside the 2-, 4- and 10-byte headers
     rng = random.Random(7)
@@ -108,26 +109,33 @@ def test_partial_header_waits_for_the_rest() -> None:
 
 
 def test_fragmented_message_with_a_ping_between_fragments() -> None:
-    data = (server_frame(0x1, b'{"type":', fin=False) + server_frame(0x9, b"hi")
-            + server_frame(0x0, b'"x",', fin=False) + server_frame(0x0, b'"n":1}', fin=True)
-            + server_frame(0x1, b"next"))
+    data = (
+        server_frame(0x1, b'{"type":', fin=False)
+        + server_frame(0x9, b"hi")
+        + server_frame(0x0, b'"x",', fin=False)
+        + server_frame(0x0, b'"n":1}', fin=True)
+        + server_frame(0x1, b"next")
+    )
     c = Collector()
     feed_in_pieces(c, data, [3, 7, 11])
     assert c.messages == [b'{"type":"x","n":1}', b"next"]
     assert c.controls == [(0x9, b"hi")]
 
 
-@pytest.mark.parametrize("data, code", [
-    (bytes((0x81, 0x80 | 3)) + b"\0\0\0\0abc", 1002),                      # masked by the server
-    (server_frame(0x1, b"x", rsv1=True), 1002),                              # compression bit, none negotiated
-    (server_frame(0x0, b"x"), 1002),                                         # continuation of nothing
-    (server_frame(0x1, b"a", fin=False) + server_frame(0x1, b"b"), 1002),    # new message inside a fragmented one
-    (server_frame(0x9, b"p", fin=False), 1002),                              # fragmented control frame
-    (bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126, 1002),      # control frame over 125 bytes
-    (server_frame(0x3, b"x"), 1002),                                         # reserved opcode
-    (server_frame(0x2, b"\x00\x01"), 1003),                                  # binary: text only
-    (server_frame(0x1, b"x" * 1001), 1009),                                  # over max_size
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (bytes((0x81, 0x80 | 3)) + b"\0\0\0\0abc", 1002),  # masked by the server
+        (server_frame(0x1, b"x", rsv1=True), 1002),  # compression bit, none negotiated
+        (server_frame(0x0, b"x"), 1002),  # continuation of nothing
+        (server_frame(0x1, b"a", fin=False) + server_frame(0x1, b"b"), 1002),  # new message inside a fragmented one
+        (server_frame(0x9, b"p", fin=False), 1002),  # fragmented control frame
+        (bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126, 1002),  # control frame over 125 bytes
+        (server_frame(0x3, b"x"), 1002),  # reserved opcode
+        (server_frame(0x2, b"\x00\x01"), 1003),  # binary: text only
+        (server_frame(0x1, b"x" * 1001), 1009),  # over max_size
+    ],
+)
 def test_protocol_errors(data: bytes, code: int) -> None:
     c = Collector(max_size=1000)
     with pytest.raises(ProtocolError) as e:
@@ -196,8 +204,10 @@ def test_ping_is_answered_with_a_masked_pong_and_close_is_echoed() -> None:
         assert t.out.startswith(b"GET / HTTP/1.1")
         t.out = b""
         accept = base64.b64encode(hashlib.sha1(key + wsclient.GUID).digest())
-        response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
         # the response, a text frame and a ping in one read
         ws.data_received(response + server_frame(0x1, b'{"a":1}') + server_frame(0x9, b"ping!"))
         assert ws.opened.done() and ws.opened.exception() is None
@@ -225,8 +235,11 @@ def test_bad_handshakes() -> None:
 
         class T:
             def write(self, d: bytes) -> None: ...
-            def is_closing(self) -> bool: return False
-            def abort(self) -> None: ws.connection_lost(None)
+            def is_closing(self) -> bool:
+                return False
+
+            def abort(self) -> None:
+                ws.connection_lost(None)
 
         ws.connection_made(T())  # type: ignore[arg-type]
         ws.data_received(response)
@@ -234,8 +247,12 @@ def test_bad_handshakes() -> None:
 
     e = asyncio.run(answer(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
     assert isinstance(e, wsclient.InvalidStatus) and e.status == 503
-    e = asyncio.run(answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           b"Sec-WebSocket-Accept: wrong\r\n\r\n"))
+    e = asyncio.run(
+        answer(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: wrong\r\n\r\n"
+        )
+    )
     assert isinstance(e, wsclient.HandshakeError) and "Accept" in str(e)
 
 
@@ -266,6 +283,7 @@ def test_connects_to_a_real_websockets_server() -> None:
 def test_connect_refused_and_timeout() -> None:
     async def go() -> None:
         import socket
+
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -286,8 +304,13 @@ def test_connect_refused_and_timeout() -> None:
 
 def test_bulk_histogram_recording_equals_one_by_one() -> None:
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.integers(-5, 300, 1000), rng.integers(1, 130_000_000, 20_000),
-                             [0, 1, 127, 128, 255, 256, 1 << 20, 120_000_000, 200_000_000]])
+    values = np.concatenate(
+        [
+            rng.integers(-5, 300, 1000),
+            rng.integers(1, 130_000_000, 20_000),
+            [0, 1, 127, 128, 255, 256, 1 << 20, 120_000_000, 200_000_000],
+        ]
+    )
     one = new_hist()
     for v in values.tolist():
         record_us(one, v)

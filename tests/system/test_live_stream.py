@@ -45,8 +45,11 @@ def email() -> str:
 def stream_frames(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
     """Frames of one stream that only its viewers (and admins) may get;
     `stream_started` and `stream_stopped` go to everyone."""
-    return [f for f in client.frames if f.get("streamId") == stream_id
-            and f.get("type") not in ("stream_started", "stream_stopped")]
+    return [
+        f
+        for f in client.frames
+        if f.get("streamId") == stream_id and f.get("type") not in ("stream_started", "stream_stopped")
+    ]
 
 
 async def kill_stream_actor(stream_id: str) -> int:
@@ -77,8 +80,16 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
                 started = await adm.wait_type("stream_started", streamId=sid)
                 assert started["streamData"]["streamId"] == sid
                 assert started["streamData"]["viewerCount"] == 0
-                assert set(started["streamData"]) >= {"title", "description", "startTime", "viewerCount",
-                                                      "likes", "likedBy", "streamUrl", "quality"}
+                assert set(started["streamData"]) >= {
+                    "title",
+                    "description",
+                    "startTime",
+                    "viewerCount",
+                    "likes",
+                    "likedBy",
+                    "streamUrl",
+                    "quality",
+                }
 
             # Two customers on stream 1 (one logged in), a third on stream 2.
             await a.send({"type": "register", "sessionId": "sess-a", "token": alice_token, "streamId": s1})
@@ -100,8 +111,15 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await c.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1)
 
             # Chat: the client's isAdmin is ignored; the admin's is set by the server.
-            await b.send({"type": "chat_message", "message": "is this leather?", "username": "bob",
-                          "isAdmin": True, "timestamp": "2020-01-01T00:00:00Z"})
+            await b.send(
+                {
+                    "type": "chat_message",
+                    "message": "is this leather?",
+                    "username": "bob",
+                    "isAdmin": True,
+                    "timestamp": "2020-01-01T00:00:00Z",
+                }
+            )
             await adm.send({"type": "chat_message", "message": "yes, full grain", "username": "Shop", "streamId": s1})
             await c.send({"type": "chat_message", "message": "hats!", "username": "carol"})
             for client in (a, b):
@@ -120,24 +138,36 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # unlike
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # like again
-            await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
-                             and f["likedBy"] == [alice["id"]])
-            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
-                             and f["likedBy"] == ["sess-b"])
+            await a.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 2 and f["likedBy"] == [alice["id"]]
+            )
+            await b.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 2 and f["likedBy"] == ["sess-b"]
+            )
             await a.send({"type": "toggle_like", "userId": alice["id"]})  # alice unlikes
             await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["likedBy"] == [])
-            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1
-                             and f["likedBy"] == ["sess-b"])
+            await b.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["likedBy"] == ["sess-b"]
+            )
 
             # Pinned products, in display order, as the catalogue has them: an old admin
             # app's name and float price are accepted and ignored.
             boot = (await new_product(admin, price="89.50", name="Boot"))["id"]
             lace = (await new_product(admin, price="4.00", name="Laces"))["id"]
             await adm.send({"type": "pin_product", "streamId": s1, "productId": boot, "name": "Bot", "price": 89.5})
-            await adm.send({"type": "pin_product", "streamId": s1, "productId": lace, "name": "Laces",
-                            "price": 4, "displayOrder": 0})
-            pinned = await b.wait_for(lambda f: f.get("type") == "pinned_products_updated"
-                                      and len(f["pinnedProducts"]) == 2)
+            await adm.send(
+                {
+                    "type": "pin_product",
+                    "streamId": s1,
+                    "productId": lace,
+                    "name": "Laces",
+                    "price": 4,
+                    "displayOrder": 0,
+                }
+            )
+            pinned = await b.wait_for(
+                lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 2
+            )
             assert [p["productId"] for p in pinned["pinnedProducts"]] == [lace, boot]
             assert [(p["name"], p["price"]) for p in pinned["pinnedProducts"]] == [("Laces", "4.00"), ("Boot", "89.50")]
             assert set(pinned["pinnedProducts"][0]) >= {"productId", "name", "price", "image", "displayOrder"}
@@ -198,8 +228,9 @@ async def test_old_app_without_stream_id_follows_the_only_live_stream(gateway_ur
             msg = await old.wait_type("chat_message", message="hello")
             assert msg["streamId"] == sid
             await old.send({"type": "toggle_like", "sessionId": "old-1"})
-            await old.wait_for(lambda f: f.get("type") == "stream_update" and f["likedBy"] == ["old-1"]
-                               and f["viewerCount"] == 1)
+            await old.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likedBy"] == ["old-1"] and f["viewerCount"] == 1
+            )
 
             # A reconnecting old app registers again with the same session: one viewer, history kept.
             async with WsClient(ws_url) as again:
@@ -271,7 +302,11 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
                 history = await late.wait_type("chat_history")
                 assert [m["message"] for m in history["messages"]] == ["before the crash", "after the crash"]
             # And the viewers' own sequence numbers never went backwards.
-            seqs = [f["seq"] for f in v1.frames if f.get("streamId") == sid and f.get("type") in STREAM_EVENTS - {"chat_history"}]
+            seqs = [
+                f["seq"]
+                for f in v1.frames
+                if f.get("streamId") == sid and f.get("type") in STREAM_EVENTS - {"chat_history"}
+            ]
             assert seqs == sorted(seqs)
             await admin.post(f"/livestreams/{sid}/stop")
 
@@ -279,7 +314,9 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
 async def test_rest_accounts(gateway_url: str) -> None:
     address = email()
     async with Api(gateway_url) as anon:
-        r = await anon.post("/auth/register", json={"email": address, "password": "long-enough-1", "name": "Dee", "role": "admin"})
+        r = await anon.post(
+            "/auth/register", json={"email": address, "password": "long-enough-1", "name": "Dee", "role": "admin"}
+        )
         assert r.status_code == 201
         body = r.json()
         assert body["user"]["role"] == "customer"  # a body cannot choose its role
@@ -304,7 +341,11 @@ async def test_rest_accounts(gateway_url: str) -> None:
 async def test_rest_lifecycle_roles_and_errors(gateway_url: str) -> None:
     customer_token, _ = await register_customer(gateway_url, email())
     admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
-    async with Api(gateway_url) as anon, Api(gateway_url, customer_token) as cust, Api(gateway_url, admin_token) as admin:
+    async with (
+        Api(gateway_url) as anon,
+        Api(gateway_url, customer_token) as cust,
+        Api(gateway_url, admin_token) as admin,
+    ):
         assert (await anon.post("/livestreams", json={"title": "x"})).status_code == 401
         assert (await cust.post("/livestreams", json={"title": "x"})).status_code == 403
         sid = await create_stream(admin, "Roles")
@@ -332,7 +373,9 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
         await stop_all_live(admin)
         sid = await create_stream(admin, "Lease")
         await admin.post(f"/livestreams/{sid}/start")
-        doomed, doomed_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
+        doomed, doomed_url = start_gateway(
+            ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name
+        )
         try:
             async with WsClient(ws_url_of(gateway_url)) as here, WsClient(ws_url_of(doomed_url)) as there:
                 await here.send({"type": "register", "sessionId": "stays", "streamId": sid})
@@ -340,7 +383,8 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
                 await here.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 2, timeout=15)
                 doomed.kill()
                 update = await here.wait_for(
-                    lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1, timeout=15)
+                    lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1, timeout=15
+                )
                 assert update["seq"] > 0
         finally:
             doomed.kill()

@@ -30,8 +30,12 @@ def events(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
     for frame in client.frames:
         if frame.get("type") == "batch" and frame["streamId"] == stream_id:
             out.extend(frame["events"])
-        elif frame.get("streamId") == stream_id and "seq" in frame and frame.get("type") not in (
-                "stream_started", "chat_history", "pinned_products_updated", "resumed", "resume_failed", "ack"):
+        elif (
+            frame.get("streamId") == stream_id
+            and "seq" in frame
+            and frame.get("type")
+            not in ("stream_started", "chat_history", "pinned_products_updated", "resumed", "resume_failed", "ack")
+        ):
             out.append(frame)
     return out
 
@@ -86,8 +90,9 @@ async def resume_scenario(first_url: str, second_url: str, sid: str, kill_actor:
         for i in range(3):
             await talker.send({"type": "chat_message", "message": f"before {i}", "clientMsgId": f"b{i}"})
         await talker.wait_type("ack", clientMsgId="b2")
-        await reader.wait_for(lambda f: f.get("type") == "batch"
-                              and any(e.get("message") == "before 2" for e in f["events"]))
+        await reader.wait_for(
+            lambda f: f.get("type") == "batch" and any(e.get("message") == "before 2" for e in f["events"])
+        )
         seen = events(reader, sid)
         last = seen[-1]
         await reader.close()  # the app goes into a tunnel
@@ -100,20 +105,30 @@ async def resume_scenario(first_url: str, second_url: str, sid: str, kill_actor:
         ack = await talker.wait_type("ack", clientMsgId="m3", timeout=30)
 
         async with WsClient(ws(second_url)) as back:
-            await back.send({"type": "register", "sessionId": "reader", "streamId": sid, "protocol": 2,
-                             "resume": {"seq": last["seq"], "epoch": last["epoch"]}})
+            await back.send(
+                {
+                    "type": "register",
+                    "sessionId": "reader",
+                    "streamId": sid,
+                    "protocol": 2,
+                    "resume": {"seq": last["seq"], "epoch": last["epoch"]},
+                }
+            )
             resumed = await back.wait_type("resumed", timeout=15)
             assert resumed["fromSeq"] == last["seq"]
-            await back.wait_for(lambda f: f.get("type") == "batch"
-                                and any(e.get("seq") == ack["seq"] for e in f["events"]), timeout=15)
+            await back.wait_for(
+                lambda f: f.get("type") == "batch" and any(e.get("seq") == ack["seq"] for e in f["events"]), timeout=15
+            )
             got = events(back, sid)
             assert [e["seq"] for e in got] == list(range(last["seq"] + 1, got[-1]["seq"] + 1)), "no gap, no repeat"
             assert [e["message"] for e in got if e["type"] == "chat_message"] == [f"missed {i}" for i in range(4)]
             assert not back.of_type("chat_history"), "a resumed client gets the events, not a snapshot"
             # And it goes on live from there.
             await talker.send({"type": "chat_message", "message": "live again", "clientMsgId": "l"})
-            await back.wait_for(lambda f: f.get("type") == "batch"
-                                and any(e.get("message") == "live again" for e in f["events"]), timeout=15)
+            await back.wait_for(
+                lambda f: f.get("type") == "batch" and any(e.get("message") == "live again" for e in f["events"]),
+                timeout=15,
+            )
 
 
 async def test_resume_on_the_same_gateway(gateway_url: str, live_stream: tuple[str, Api]) -> None:
@@ -137,8 +152,15 @@ async def test_a_resume_that_cannot_be_served_says_so_and_sends_a_snapshot(
     async with WsClient(ws(gateway_url)) as c:
         await c.send({"type": "chat_message", "message": "x", "streamId": sid})  # not registered: refused
         await c.wait_type("error")
-        await c.send({"type": "register", "sessionId": "late", "streamId": sid, "protocol": 2,
-                      "resume": {"seq": 3, "epoch": "not-this-epoch"}})
+        await c.send(
+            {
+                "type": "register",
+                "sessionId": "late",
+                "streamId": sid,
+                "protocol": 2,
+                "resume": {"seq": 3, "epoch": "not-this-epoch"},
+            }
+        )
         failed = await c.wait_type("resume_failed")
         assert "epoch" in failed["reason"] and failed["epoch"] != "not-this-epoch"
         snap = await c.wait_for(lambda f: f.get("type") == "stream_started" and f.get("streamId") == sid)

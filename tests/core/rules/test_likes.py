@@ -55,8 +55,9 @@ class TestLikeRuns:
         assert list(run.liked_by) == list(single.liked_by) and run.likes == single.likes
         assert [e.body for e in take_events(run, clock=2.0)] == [e.body for e in take_events(single, clock=2.0)]
         ignore = ("epoch", "appliedBatches")
-        assert ({k: v for k, v in to_checkpoint(run).items() if k not in ignore}
-                == {k: v for k, v in to_checkpoint(single).items() if k not in ignore})
+        assert {k: v for k, v in to_checkpoint(run).items() if k not in ignore} == {
+            k: v for k, v in to_checkpoint(single).items() if k not in ignore
+        }
 
     def test_the_answer_is_the_first_taps_unless_one_is_refused(self) -> None:
         s = new_state()

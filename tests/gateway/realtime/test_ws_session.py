@@ -54,9 +54,14 @@ def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSessi
     raw = FakeRaw()
     conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
     relay = FakeRelay()
-    settings = SimpleNamespace(ws_frame_rate_per_second=frame_rate, ws_frame_burst=int(frame_rate * 2),
-                               ws_chat_rate_per_second=5.0, ws_chat_burst=10,
-                               ws_like_rate_per_second=like_rate, ws_like_burst=int(like_rate * 2))
+    settings = SimpleNamespace(
+        ws_frame_rate_per_second=frame_rate,
+        ws_frame_burst=int(frame_rate * 2),
+        ws_chat_rate_per_second=5.0,
+        ws_chat_burst=10,
+        ws_like_rate_per_second=like_rate,
+        ws_like_burst=int(like_rate * 2),
+    )
     ctx = SimpleNamespace(settings=settings, directory=FakeDirectory(relay), hub=SimpleNamespace())
     return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]
 
@@ -99,17 +104,27 @@ async def test_likes_chat_and_pings_are_handled_at_once() -> None:
     assert s.handle_now(text(type="chat_message", message="hi", username="ann", clientMsgId="c1"))
     assert s.handle_now(text(type="ping"))
     assert relay.taps == ["sess-1"]
-    assert relay.commands == [ToggleLike("sess-1", "t1"),
-                              Chat(username="ann", message="hi", is_admin=False, session_id="sess-1",
-                                   client_msg_id="c1")]
+    assert relay.commands == [
+        ToggleLike("sess-1", "t1"),
+        Chat(username="ann", message="hi", is_admin=False, session_id="sess-1", client_msg_id="c1"),
+    ]
     await asyncio.sleep(0)
     assert [m["type"] for m in sent(raw)] == ["pong", "ack", "ack"]
 
 
-@pytest.mark.parametrize("frame", [
-    text(type="register", sessionId="s2"), text(type="join_stream", streamId=STREAM), text(type="leave_stream"),
-    text(type="pin_product", productId="p", name="n", price=1), "not json", "[1]", text(type="nope"), text(a=1),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="register", sessionId="s2"),
+        text(type="join_stream", streamId=STREAM),
+        text(type="leave_stream"),
+        text(type="pin_product", productId="p", name="n", price=1),
+        "not json",
+        "[1]",
+        text(type="nope"),
+        text(a=1),
+    ],
+)
 async def test_other_frames_are_left_to_the_reader_without_taking_a_token(frame: str) -> None:
     s, raw, relay = session(frame_rate=1.0)  # a burst of 2 frames
     await watching(s)  # takes one
@@ -118,15 +133,18 @@ async def test_other_frames_are_left_to_the_reader_without_taking_a_token(frame:
     assert relay.taps == [] and relay.commands == []
 
 
-@pytest.mark.parametrize("frame", [
-    text(type="toggle_like", streamId="not-a-stream"),
-    text(type="toggle_like", sessionId={"$ne": ""}),
-    text(type="toggle_like", **{"$where": "1"}),
-    text(type="toggle_like", clientMsgId=""),
-    text(type="toggle_like", streamId="ffffffffffffffffffffffff"),
-    text(type="chat_message"),
-    text(type="chat_message", message=5),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="toggle_like", streamId="not-a-stream"),
+        text(type="toggle_like", sessionId={"$ne": ""}),
+        text(type="toggle_like", **{"$where": "1"}),
+        text(type="toggle_like", clientMsgId=""),
+        text(type="toggle_like", streamId="ffffffffffffffffffffffff"),
+        text(type="chat_message"),
+        text(type="chat_message", message=5),
+    ],
+)
 async def test_refusals_are_the_readers_refusals(frame: str) -> None:
     now, now_raw, now_relay = session()
     later, later_raw, later_relay = session()
@@ -166,7 +184,11 @@ async def test_a_services_refusal_is_an_error_frame_with_its_code() -> None:
     s.refused(ServiceError(CONFLICT, "being created: retry shortly", retry_after=1))
     assert sent(raw) == [
         {"type": "error", "message": "Product p-boot does not exist", "code": "not_found"},
-        {"type": "error", "message": "send userId or sessionId", "code": "invalid_frame"},  # as a frame failing its schema
+        {
+            "type": "error",
+            "message": "send userId or sessionId",
+            "code": "invalid_frame",
+        },  # as a frame failing its schema
         {"type": "error", "message": "Slow mode: wait 3 s", "code": "slow_mode", "retryAfter": 3},
         {"type": "error", "message": "being created: retry shortly", "code": "conflict", "retryAfter": 1},
     ]
@@ -192,4 +214,6 @@ async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connectio
     await s.handle_text(text(type="stop_stream", streamId=STREAM))
     await s.handle_text(text(type="ping"))
     assert [(m["type"], m.get("code"), m.get("retryAfter")) for m in sent(raw)] == [
-        ("error", "unavailable", 1), ("pong", None, None)]
+        ("error", "unavailable", 1),
+        ("pong", None, None),
+    ]
