@@ -25,10 +25,12 @@ import os
 import secrets
 import time
 from collections import defaultdict, deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import ray
 import structlog
+from pymongo.errors import PyMongoError
 
 from actors import stream_lifecycle
 from actors.call_policy import LoggedCalls
@@ -120,7 +122,7 @@ class SparePool:
         began = time.monotonic()
         try:
             spare = await self._start()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure to start a spare (Ray, its load) is logged; the pool goes on
             log.warning("spare_actor_failed", error=repr(e))
             await asyncio.sleep(1.0)
             self.starting -= 1
@@ -149,7 +151,7 @@ class SparePool:
                 spare = self.spares.pop()
                 try:
                     self._kill(spare)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - a spare that will not end is logged; the trim goes on
                     log.warning("spare_kill_failed", error=repr(e))
             log.info("spare_pool_trimmed", spares=len(self.spares))
             return
@@ -201,13 +203,13 @@ class StreamRegistry:
                 await ensure_indexes(self._db)
                 live_ids = await self._streams.live_ids()
                 break
-            except Exception as e:
+            except PyMongoError as e:
                 log.warning("registry_db_unavailable", error=str(e), next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         await self._adopt_orphans()
         results = await asyncio.gather(*(self._recover(i) for i in live_ids), return_exceptions=True)
-        for stream_id, r in zip(live_ids, results):
+        for stream_id, r in zip(live_ids, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("stream_recovery_failed", stream_id=stream_id, error=repr(r))
         self._pool.replenish()

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from ray.actor import ActorHandle
 
 from actors.call_policy import STREAM_CALLS, UNOBSERVED, CallObserver, call
-from core.poll import PollResult
 from core.commands import Command
+from core.poll import PollResult
 from core.results import Result
 
 T = TypeVar("T")

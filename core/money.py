@@ -54,7 +54,7 @@ def exponent(currency: str) -> int:
 
 def decimal_pattern(decimals: int) -> str:
     """The pattern of an amount string with at most `decimals` decimals, below `MAX_UNITS`."""
-    whole = "^(0|[1-9][0-9]{0,%d})" % (len(str(MAX_UNITS)) - 2)
+    whole = f"^(0|[1-9][0-9]{{0,{len(str(MAX_UNITS)) - 2}}})"
     return whole + (f"(\\.[0-9]{{1,{decimals}}})?$" if decimals else "$")
 
 

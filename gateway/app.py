@@ -18,51 +18,53 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import structlog
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
-from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import WebSocketRoute
 
 from core import money
 from gateway import errors
-from gateway.rest import analytics as rest_analytics
-from gateway.rest import auth as rest_auth
-from gateway.rest import flash_sales as rest_flash_sales
-from gateway.rest import livestreams as rest_livestreams
-from gateway.rest import moderation as rest_moderation
-from gateway.rest import orders as rest_orders
-from gateway.rest import payments as rest_payments
-from gateway.rest import products as rest_products
-from gateway.rest import refusals as rest_refusals
-from gateway.rest import users as rest_users
-from gateway.rest import video as rest_video
-from gateway.security.credentials import TokenService, hash_password
-from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from gateway.context import GatewayContext
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
+from gateway.realtime.protocol import error_frame
+from gateway.realtime.ws_session import WsSession
+from gateway.rest import (
+    analytics as rest_analytics,
+    auth as rest_auth,
+    flash_sales as rest_flash_sales,
+    livestreams as rest_livestreams,
+    moderation as rest_moderation,
+    orders as rest_orders,
+    payments as rest_payments,
+    products as rest_products,
+    refusals as rest_refusals,
+    users as rest_users,
+    video as rest_video,
+)
+from gateway.security.credentials import TokenService, hash_password
+from gateway.security.guard import reject_operators
+from gateway.security.ratelimit import TokenBucket
+from gateway.services.errors import ServiceError
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
-from runtime.gc_policy import freeze_startup
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
-from gateway.security.guard import reject_operators
-from gateway.services.errors import ServiceError
-from gateway.realtime.protocol import error_frame
-from gateway.security.ratelimit import TokenBucket
-from gateway.realtime.ws_session import WsSession
+from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
+from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import OrderStore
 from persistence.payments import PaymentStore
 from persistence.products import ProductStore
-from persistence.views import ViewStore
-from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.streams import StreamStore
 from persistence.users import UserStore
+from persistence.views import ViewStore
 from runtime import __version__
+from runtime.gc_policy import freeze_startup
 from runtime.logs import add_secrets, uri_password
 from runtime.settings import Settings
 

@@ -123,7 +123,8 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
         ),
         (
             "load generator: CPU µs per frame / per event",
-            f"{_fmt(s['loadGenerator'].get('cpuMicrosPerFrame'))} / {_fmt(s['loadGenerator'].get('cpuMicrosPerEvent'))}",
+            f"{_fmt(s['loadGenerator'].get('cpuMicrosPerFrame'))} / "
+            f"{_fmt(s['loadGenerator'].get('cpuMicrosPerEvent'))}",
         ),
         ("errors", s["errorCount"]),
     ]
@@ -133,6 +134,26 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}
 th{background:#f4f4f4;font-weight:600}.ok{color:#080}.bad{color:#b00;font-weight:700}
 img{max-width:100%;display:block;margin:1em 0}code{background:#f4f4f4;padding:1px 4px}"""
+
+
+# How the report's figures are measured, as the HTML report explains them.
+_HOW_MEASURED = (
+    "<h2>How these are measured</h2><ul>\n"
+    "<li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending "
+    "machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so "
+    "clocks of other machines never enter.</li>\n"
+    "<li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's "
+    "snapshot, connection still open) when it was sent. Lost = expected − received by those viewers "
+    "before the end of the drain.</li>\n"
+    "<li>Likes: expected = the count when the viewers joined + each session's taps modulo 2; observed = "
+    "the count in the newest <code>stream_update</code> any viewer got. With likes sent, the viewers keep "
+    "receiving after the drain until no <code>stream_update</code> has arrived for 1 s (at most "
+    "<code>settle</code> s more), so the last coalesced update is in; the two must then be equal, "
+    "exactly.</li>\n"
+    "<li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where "
+    "there is none.</li>\n"
+    "</ul>\n"
+)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -161,7 +182,8 @@ def render(report: dict[str, Any]) -> str:
             "<table><tr><th>s</th><th>action</th><th>stream</th><th>result</th></tr>"
             + "".join(
                 f"<tr><td>{a['at']:.1f}</td><td>{html.escape(a['name'])}</td><td>{html.escape(a['streamId'])}</td>"
-                f"<td class={'ok' if a['ok'] else ('' if a['skipped'] else 'bad')}>{html.escape(a['message'])}</td></tr>"
+                f"<td class={'ok' if a['ok'] else ('' if a['skipped'] else 'bad')}>"
+                f"{html.escape(a['message'])}</td></tr>"
                 for a in actions
             )
             + "</table>"
@@ -183,9 +205,10 @@ def render(report: dict[str, Any]) -> str:
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
     cfg_rows = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.items()]
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(report["name"])} – WrenCOS load test</title>
+    name = html.escape(report["name"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{name} – WrenCOS load test</title>
 <style>{CSS}</style></head><body>
-<h1>WrenCOS Live load test: {html.escape(report["name"])}</h1>
+<h1>WrenCOS Live load test: {name}</h1>
 <p>Started {html.escape(report["startedAt"])} on {html.escape(str(report["host"]["name"]))}
 ({report["host"]["cpus"]} CPUs). Run id <code>{html.escape(str(cfg.get("runId", "")))}</code>.</p>
 {verdict}
@@ -196,13 +219,7 @@ def render(report: dict[str, Any]) -> str:
 <h2>Errors by kind</h2>{err_html}
 <h2>Admin actions</h2>{act_html}
 <h2>Likes</h2>{likes_html}
-<h2>How these are measured</h2><ul>
-<li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so clocks of other machines never enter.</li>
-<li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's snapshot, connection still open) when it was sent. Lost = expected − received by those viewers before the end of the drain.</li>
-<li>Likes: expected = the count when the viewers joined + each session's taps modulo 2; observed = the count in the newest <code>stream_update</code> any viewer got. With likes sent, the viewers keep receiving after the drain until no <code>stream_update</code> has arrived for 1 s (at most <code>settle</code> s more), so the last coalesced update is in; the two must then be equal, exactly.</li>
-<li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where there is none.</li>
-</ul>
-{("<h2>Notes</h2><ul>" + notes + "</ul>") if notes else ""}
+{_HOW_MEASURED}{("<h2>Notes</h2><ul>" + notes + "</ul>") if notes else ""}
 <h2>Options</h2>{_table(cfg_rows)}
 </body></html>"""
 

@@ -123,7 +123,7 @@ def record_many_us(hist: HdrHistogram, micros: Iterable[int]) -> None:
         return
     np.clip(a, 1, MAX_US, out=a)
     idx, n = np.unique(counts_indexes(hist, a), return_counts=True)
-    for i, c in zip(idx.tolist(), n.tolist()):
+    for i, c in zip(idx.tolist(), n.tolist(), strict=True):
         hist.record_value(hist.get_value_from_index(i), c)
 
 
@@ -370,7 +370,7 @@ class Aggregate:
                 t, np.array([w[0] for w in wins], dtype=np.int64), np.array([w[1] for w in wins], dtype=np.int64)
             )
             secs = (t - self.start_unix_ns) // 1_000_000_000
-            for sec, n in zip(secs.tolist(), exp.tolist()):
+            for sec, n in zip(secs.tolist(), exp.tolist(), strict=True):
                 expected_by_sec[int(sec)] += int(n)
             total += int(exp.sum())
         received = sum(self.recv_by_send.values())
@@ -424,7 +424,7 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
     secs = sorted(int(k) for k in raw["seconds"])
     series = timeseries(raw)
     deliveries = series["deliveries"]
-    sending = [d for d, s in zip(deliveries, series["sent"]) if s or d]
+    sending = [d for d, s in zip(deliveries, series["sent"], strict=True) if s or d]
     attempts = c["connect_attempts"]
     expected, got = int(loss["expected"]), int(loss["receivedExpected"])
     lost = max(expected - got, 0)

@@ -15,9 +15,9 @@ import asyncio
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Awaitable, Callable, Iterator
-
+from typing import Any
 
 import ray
 import structlog
@@ -176,7 +176,7 @@ def run_system(settings: Settings) -> int:
             try:
                 stored = asyncio.run(registry.flush_all(timeout_s=15))
                 log.info("streams_stored", streams=stored)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - on the way out: a failed final store is logged, the exit goes on
                 log.error("store_on_shutdown_failed", error=repr(e))
     return 0
 

@@ -31,7 +31,8 @@ refusal (`ServiceError`) is answered as an error frame with its `code`.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -293,7 +294,7 @@ class WsSession:
         self.ctx.hub.make_admin(self.conn)
         self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
         await self.ctx.directory.synced.wait()
-        for stream_id, relay in list(self.ctx.directory.relays.items()):
+        for relay in list(self.ctx.directory.relays.values()):
             await relay.attend()
             for text in relay.view.join_frames(self.conn.viewer_key):
                 self.conn.send(text)

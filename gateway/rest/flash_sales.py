@@ -10,7 +10,7 @@ sold out (`flash_sale_ended`).
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -46,7 +46,7 @@ class FlashSaleIn(BaseModel):
     durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S), Integral] | None = None
 
     @model_validator(mode="after")
-    def _one_end(self) -> "FlashSaleIn":
+    def _one_end(self) -> FlashSaleIn:
         if (self.endsAt is None) == (self.durationSeconds is None):
             raise ValueError("send either 'endsAt' or 'durationSeconds'")
         return self
@@ -119,7 +119,7 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
         price_minor = to_minor(body.price, product["currency"])
     except MoneyError as e:  # valid in the shop currency, not in the one this product was priced in
         raise ApiError(409, f"This product is priced in {product['currency']}: {e}") from e
-    ends = body.endsAt.astimezone(timezone.utc) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
+    ends = body.endsAt.astimezone(UTC) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
     if ends <= now():
         raise ApiError(409, "'endsAt' has passed: a sale ends in the future")
     if ends > now() + timedelta(seconds=MAX_DURATION_S):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -115,9 +115,10 @@ async def agora_token(
     if record is None:
         raise ApiError(404, f"Stream {stream_id} does not exist")
     wanted = role or video_tokens.AUDIENCE
-    if wanted == video_tokens.PUBLISHER:
-        if claims is None or not claims.is_admin or record.get("hostId") != claims.user_id:
-            raise ApiError(403, "Only the admin hosting this stream can publish to it")
+    if wanted == video_tokens.PUBLISHER and (
+        claims is None or not claims.is_admin or record.get("hostId") != claims.user_id
+    ):
+        raise ApiError(403, "Only the admin hosting this stream can publish to it")
     if record["status"] == ENDED:
         raise ApiError(409, "This stream has ended")
     ttl = expiresIn or min(max(settings.agora_token_ttl_seconds, video_tokens.MIN_TTL_S), video_tokens.MAX_TTL_S)
@@ -133,7 +134,7 @@ async def agora_token(
         uid=t.uid,
         role=wanted,  # type: ignore[arg-type]
         token=t.token,
-        expiresAt=iso(datetime.fromtimestamp(expires_at, timezone.utc)),
+        expiresAt=iso(datetime.fromtimestamp(expires_at, UTC)),
         expiresIn=ttl,
         privilegeExpiredTs=expires_at,
     )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 
 ALGORITHM = "HS256"
 ISSUER = "wrencos-live"
@@ -36,7 +37,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, password_hash: str) -> bool:
     try:
         return _hasher.verify(password, password_hash)
-    except Exception:
+    except UnknownHashError:  # not a hash of ours (the hasher itself answers False for a malformed one of ours)
         return False
 
 

@@ -12,8 +12,8 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
-from gateway.security.credentials import Claims
 from gateway.errors import ApiError
+from gateway.security.credentials import Claims
 from gateway.security.ratelimit import TokenBucket
 
 SESSION_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"

@@ -166,9 +166,9 @@ class OrderService:
             "_id": order_id,
             "userId": customer.user_id,
             "items": lines,
-            "units": sum(l["quantity"] for l in lines),
+            "units": sum(line["quantity"] for line in lines),
             "currency": self.currency,
-            "totalMinor": sum(l["lineTotalMinor"] for l in lines),
+            "totalMinor": sum(line["lineTotalMinor"] for line in lines),
             "status": CREATING,
             "taken": 0,
             "paymentStatus": "unpaid",
@@ -184,12 +184,12 @@ class OrderService:
             doc["idemKey"] = idem
         try:
             await self.orders.insert(doc)
-        except DuplicateIdempotencyKey:
+        except DuplicateIdempotencyKey as e:
             existing = await self.orders.by_idempotency_key(idem or "")
             if existing is None:
                 raise ServiceError(
                     CONFLICT, "A concurrent order with this Idempotency-Key failed: retry", retry_after=1
-                )
+                ) from e
             return _replayed(existing, digest)
 
         placed, sales_after = await self._take(customer.user_id, order_id, lines)

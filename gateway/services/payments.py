@@ -8,8 +8,9 @@ database: the REST layer stores what they answer, idempotently.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 CASH_ON_DELIVERY, BANK_TRANSFER = "cash_on_delivery", "bank_transfer"
 

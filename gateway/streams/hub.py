@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from typing import Callable, Iterable, Union
+from collections.abc import Callable, Iterable
+
+from gateway.transport.connection import Connection
+from gateway.transport.uvicorn_adapter import text_frame
 
 # An event as the hub gets it: its encoded text, or (for an event that each
 # old app sees its own way) the text for opted-in apps and a function making
 # an old app's version from its viewer key.
-Personal = Callable[[Union[str, None]], str]
-Delivery = Union[str, tuple[str, Personal]]
-
-from gateway.transport.connection import Connection
-from gateway.transport.uvicorn_adapter import text_frame
+Personal = Callable[[str | None], str]
+Delivery = str | tuple[str, Personal]
 
 DEFAULT_BATCH_INTERVAL = 0.1
 DEFAULT_WRITE_INTERVAL = 0.04

@@ -19,18 +19,19 @@ REST reads use. No stream actor is looked up by name. Calls follow
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 
 from actors.call_policy import ActorCallError, ActorGone, ActorUnavailable
 from actors.registry_client import RegistryClient
 from actors.stream_client import StreamClient
-from core.live_set import RegistryAnswer
 from core.commands import GatewayGone, Join
+from core.live_set import RegistryAnswer
 from core.wire import encode
-from gateway.streams.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
 
 log = structlog.get_logger("gateway.directory")

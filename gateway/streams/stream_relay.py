@@ -40,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -48,10 +49,10 @@ from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGo
 from actors.stream_client import StreamClient
 from core.commands import Command, SyncViewers, ToggleLike
 from core.results import Result
-from core.wire import decode, encode
-from gateway.streams.hub import Delivery, Hub
-from gateway.metrics import GatewayMetrics
 from core.stream_view import StreamView
+from core.wire import decode, encode
+from gateway.metrics import GatewayMetrics
+from gateway.streams.hub import Delivery, Hub
 
 log = structlog.get_logger("gateway.relay")
 
@@ -295,7 +296,7 @@ class StreamRelay:
                 for command in commands:
                     kinds[type(command).__name__] += 1
                 results = await self._submit(batch_id, commands)  # type: ignore[arg-type]
-                for (item, fut), r in zip(batch, results):
+                for (item, fut), r in zip(batch, results, strict=True):  # _submit answers each command
                     if fut is None:
                         if not r.ok:
                             item.answer(r)  # type: ignore[union-attr]

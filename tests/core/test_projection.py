@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from core.commit import CommitInput, apply_commit, stop_stream, take_events
 from core.state import StreamMeta, StreamState

@@ -8,11 +8,10 @@ import pytest
 from agora_token_builder.AccessToken import AccessToken
 from pydantic import BaseModel, ValidationError
 
-from core import order_rules as rules
-from gateway.services import video_tokens
-from core import money
+from core import money, order_rules as rules
 from core.money import CurrencyIn, MoneyError, MoneyIn, format_minor, parse_amount, to_minor
 from gateway.security.ratelimit import TokenBucket
+from gateway.services import video_tokens
 
 
 class TestMoney:

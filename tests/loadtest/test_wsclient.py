@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import os
 import random
 
@@ -93,7 +94,7 @@ def test_every_split_of_a_stream_of_frames_gives_the_same_messages() -> None:
     for _ in range(50):
         c = Collector()
         cuts = sorted(rng.sample(range(1, len(data)), 12))
-        feed_in_pieces(c, data, [b - a for a, b in zip([0] + cuts, cuts)])
+        feed_in_pieces(c, data, [b - a for a, b in itertools.pairwise([0, *cuts])])
         assert c.messages == payloads
 
 

@@ -44,7 +44,7 @@ def batch_events(client: WsClient, stream_id: str) -> list[tuple[float, dict[str
     """Every event of the stream the client got in batch frames, with when its frame arrived."""
     return [
         (t, e)
-        for t, f in zip(client.arrived_at, client.frames)
+        for t, f in zip(client.arrived_at, client.frames, strict=True)
         if f.get("type") == "batch" and f["streamId"] == stream_id
         for e in f["events"]
     ]

@@ -18,9 +18,10 @@ import json
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -130,7 +131,7 @@ async def test_actors_and_gateways_land_where_the_resources_say(cluster: Cluster
 
     status = cluster.status()
     seats = {g["gatewayId"]: g["nodeId"] for g in status["gateways"]}
-    for proc, url, node in cluster.gateways:
+    for _, url, node in cluster.gateways:
         ready = httpx.get(f"{url}/ready", timeout=5).json()
         assert ready["nodeId"] == cluster.node_ids[node], "the gateway runs on the node it was started on"
         assert seats[ready["gatewayId"]] == cluster.node_ids[node], "...and holds a `gateway` seat there"
@@ -191,7 +192,7 @@ async def test_viewers_on_three_gateways_see_one_order_and_are_counted_once(clus
 
         await asyncio.gather(*(talk(g, t) for g, t in enumerate(talkers)))
         for c in clients:
-            await c.wait_for(lambda f: len(chat_of(c, sid)) >= 30, timeout=20)
+            await c.wait_for(lambda f: len(chat_of(c, sid)) >= 30, timeout=20)  # noqa: B023 - awaited within the iteration
         orders = [[m for _, m in chat_of(c, sid)] for c in clients]
         assert all(len(o) == 30 for o in orders)
         assert all(o == orders[0] for o in orders), "every viewer on every gateway sees one order"

@@ -13,12 +13,11 @@ import uuid
 from typing import Any
 
 import pytest
-import ray
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login, register_customer
-from tests.system.rest_support import new_product
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
+from tests.system.rest_support import new_product
 
 pytestmark = pytest.mark.system
 

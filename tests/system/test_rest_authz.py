@@ -5,8 +5,9 @@ set what the server decides (role, price, stock, total, owner, status)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -269,7 +270,7 @@ async def test_authorisation_matrix(gateway_url: str) -> None:
         clients = {"anon": anon, "a": ca, "b": cb, "admin": admin}
         failures = []
         for row in rows:
-            for role, expected in zip(ROLES, row.expect):
+            for role, expected in zip(ROLES, row.expect, strict=True):
                 kw: dict[str, Any] = {}
                 if row.body is not None:
                     kw["json"] = row.body(role)

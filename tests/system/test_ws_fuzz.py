@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -78,7 +79,7 @@ operators = st.sampled_from([{"$gt": ""}, {"$ne": None}, {"$where": "sleep(1000)
 def mutated(draw: st.DrawFn) -> str:
     frame = dict(draw(st.sampled_from(TEMPLATES)))
     for _ in range(draw(st.integers(0, 3))):
-        key = draw(st.sampled_from(sorted(frame) + ["streamId", "message", "extra", "$where"]))
+        key = draw(st.sampled_from([*sorted(frame), "streamId", "message", "extra", "$where"]))
         action = draw(st.sampled_from(["replace", "delete", "operator", "huge"]))
         if action == "delete":
             frame.pop(key, None)

@@ -15,9 +15,9 @@ import pytest
 from actors.call_policy import ActorUnavailable
 from core.commands import Chat, Command, ToggleLike
 from core.results import Result
-from gateway.transport.connection import Connection
 from gateway.realtime.ws_session import WsSession
 from gateway.services.errors import CONFLICT, INVALID, NOT_FOUND, ServiceError
+from gateway.transport.connection import Connection
 from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse
 
 STREAM = "0123456789abcdef01234567"
@@ -87,7 +87,7 @@ async def test_the_socket_hands_its_messages_to_the_session() -> None:
 
 
 async def test_nothing_is_taken_before_the_reader_stops_timing_the_connection() -> None:
-    s, raw, relay = session()
+    s, _, relay = session()
     s.conn.session_id, s.conn.watching = "sess-1", STREAM  # set, but the reader still waits with a timer
     assert not s.handle_now(text(type="toggle_like"))
     await watching(s)
@@ -126,7 +126,7 @@ async def test_likes_chat_and_pings_are_handled_at_once() -> None:
     ],
 )
 async def test_other_frames_are_left_to_the_reader_without_taking_a_token(frame: str) -> None:
-    s, raw, relay = session(frame_rate=1.0)  # a burst of 2 frames
+    s, _, relay = session(frame_rate=1.0)  # a burst of 2 frames
     await watching(s)  # takes one
     assert not s.handle_now(frame)
     assert s.handle_now(text(type="ping"))  # the last token was still there
@@ -169,7 +169,7 @@ async def test_limits_hold_on_the_immediate_path() -> None:
 
 
 async def test_a_connection_that_stops_watching_goes_back_to_the_reader() -> None:
-    s, raw, relay = session()
+    s, _, _ = session()
     await watching(s)
     s.conn.watching = None
     assert not s.handle_now(text(type="toggle_like"))

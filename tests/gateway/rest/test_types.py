@@ -3,19 +3,18 @@ document shows it) allows: checked against the validator Schemathesis uses."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import jsonschema_rs
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway.rest.orders import OrderItemIn
-from gateway.rest.products import ImageUrl, ProductUpdate
 from gateway.rest.flash_sales import FlashSaleIn
 from gateway.rest.moderation import MuteBody, UnmuteBody
+from gateway.rest.orders import OrderItemIn
+from gateway.rest.products import ImageUrl, ProductUpdate
 from gateway.rest.types import DateTimeIn, DayIn, EmailIn
 from gateway.services.inputs import NOT_BLANK_SCHEMA, WHITESPACE, Integral, NotBlank
 
@@ -126,7 +125,7 @@ def test_values_come_out_clean() -> None:
     )
     assert (f.count, f.title, f.email, f.image) == (7, "Sale", "ada@example.com", "https://x/y")
     assert isinstance(f.count, int)
-    assert f.at == datetime(2030, 1, 31, 17, tzinfo=timezone.utc)
+    assert f.at == datetime(2030, 1, 31, 17, tzinfo=UTC)
     leap = Fields.model_validate({"at": "2016-12-31T23:59:60Z"}).at
     assert leap is not None and leap.second == 59 and leap.microsecond == 999_999
     assert set(WHITESPACE) >= {" ", "\t", "\n", "\u3000", "\xa0"}

@@ -10,12 +10,12 @@ from typing import Any
 import jwt
 import pytest
 
+from core.stream_view import StreamView
 from gateway.app import AddressCounter, origin_allowed
+from gateway.realtime.protocol import ProtocolError, parse_frame
 from gateway.security.credentials import ALGORITHM, AUDIENCE, ISSUER, InvalidToken, TokenService
 from gateway.security.guard import find_operator, operator_message
-from gateway.realtime.protocol import ProtocolError, parse_frame
 from gateway.security.ratelimit import RateBucket
-from core.stream_view import StreamView
 from runtime.settings import ConfigError, Settings
 
 SECRET = "current-secret-" + "a" * 40

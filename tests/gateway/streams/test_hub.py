@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
-from gateway.transport.connection import CLOSE_TRY_AGAIN_LATER, Connection
 from gateway.streams.hub import Hub
+from gateway.transport.connection import CLOSE_TRY_AGAIN_LATER, Connection
 
 A = "a" * 24
 B = "b" * 24
@@ -334,7 +332,7 @@ class TestBatchesForOptedInApps:
 
     async def test_a_newcomer_that_leaves_before_the_tick_gets_nothing(self) -> None:
         hub = Hub(batch_interval=10)
-        first = opted_in(hub, "a")
+        opted_in(hub, "a")
         hub.publish(A, ['{"seq":1}'])
         gone = opted_in(hub, "g")
         hub.publish(A, ['{"seq":2}'])

@@ -20,12 +20,13 @@ from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
 
 STREAM = "0123456789abcdef01234567"
+ACCEPTED = Result(ok=True)
 
 
 class FakeActor:
     """Takes batches one at a time: each `submit` waits until the test lets it answer."""
 
-    def __init__(self, answer: Result = Result(ok=True), fails_with: Exception | None = None) -> None:
+    def __init__(self, answer: Result = ACCEPTED, fails_with: Exception | None = None) -> None:
         self.batches: list[list[Any]] = []
         self.batch_ids: list[str] = []
         self.answer = answer
