@@ -204,18 +204,21 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     )
     errors.install(app)
     app.add_exception_handler(ServiceError, rest_refusals.handle)  # a service's refusal, as REST answers it
-    documented = {"responses": errors.ERROR_RESPONSES}  # the one error shape, on every operation
-    app.include_router(rest_auth.router, **documented)
-    app.include_router(rest_video.router, **documented)  # /livestreams/agora/token, before /livestreams/{id}
-    app.include_router(rest_livestreams.router, **documented)
-    app.include_router(rest_flash_sales.router, **documented)
-    app.include_router(rest_products.router, **documented)
-    app.include_router(rest_orders.router, **documented)
-    app.include_router(rest_payments.order_payments, **documented)
-    app.include_router(rest_payments.router, **documented)
-    app.include_router(rest_analytics.router, **documented)
-    app.include_router(rest_moderation.router, **documented)
-    app.include_router(rest_users.router, **documented)
+    routers = [
+        rest_auth.router,
+        rest_video.router,  # /livestreams/agora/token, before /livestreams/{id}
+        rest_livestreams.router,
+        rest_flash_sales.router,
+        rest_products.router,
+        rest_orders.router,
+        rest_payments.order_payments,
+        rest_payments.router,
+        rest_analytics.router,
+        rest_moderation.router,
+        rest_users.router,
+    ]
+    for router in routers:
+        app.include_router(router, responses=errors.ERROR_RESPONSES)  # the one error shape, on every operation
     app.state.draining = False
     metrics = GatewayMetrics()
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from actors.call_policy import ActorCallError
 
@@ -97,7 +98,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(422, message, details=details), status_code=422)
 
 
-def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
     """Every method some route serves at this path (a 405's `Allow`): Starlette
     names only the first route that matched the path, FastAPI has one per method."""
     from starlette.routing import Match, Route

@@ -48,7 +48,7 @@ class Thresholds:
     min_deliveries_per_s: float | None = None
 
     def any(self) -> bool:
-        return any(getattr(self, k) is not None for k in self.__slots__)  # type: ignore[attr-defined]
+        return any(getattr(self, k) is not None for k in self.__slots__)
 
 
 @dataclass(slots=True)

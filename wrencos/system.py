@@ -145,15 +145,14 @@ def run_system(settings: Settings) -> int:
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
-        local = {"resources": placement.SINGLE_NODE_RESOURCES} if not settings.ray_address else {}
         ray.init(
             address=settings.ray_address or "local",
             namespace=settings.ray_namespace,
+            # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
+            resources=placement.SINGLE_NODE_RESOURCES if not settings.ray_address else None,
             include_dashboard=False,
             configure_logging=False,
             log_to_driver=True,
-            **local,
         )
         stack.callback(ray.shutdown)
         placed = _place_gateway(settings, uri)
@@ -198,7 +197,7 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         namespace=settings.ray_namespace,
         configure_logging=False,
         log_to_driver=False,
-        **({"_temp_dir": settings.ray_temp_dir} if settings.ray_temp_dir else {}),
+        _temp_dir=settings.ray_temp_dir or None,  # None: Ray's default
     )
     try:
         placed = _place_gateway(settings, settings.mongodb_uri)

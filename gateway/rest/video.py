@@ -132,7 +132,7 @@ async def agora_token(
         channel=t.channel,
         channelName=t.channel,
         uid=t.uid,
-        role=wanted,  # type: ignore[arg-type]
+        role=wanted,
         token=t.token,
         expiresAt=iso(datetime.fromtimestamp(expires_at, UTC)),
         expiresIn=ttl,

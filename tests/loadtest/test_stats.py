@@ -8,6 +8,7 @@ from loadtest import messages
 from loadtest.stats import (
     Aggregate,
     SecondRecorder,
+    Tick,
     decode,
     error_kind,
     expected_receipts,
@@ -49,7 +50,7 @@ def test_error_kind_groups_messages_with_ids() -> None:
 
 def _worker_ticks(
     worker: int, sends: list[int], receipts: list[tuple[int, int]], connected: int, start: int = T0
-) -> list[dict]:
+) -> list[Tick]:
     rec = SecondRecorder(start)
     for t in sends:
         rec.sent(t, "s1")

@@ -40,7 +40,7 @@ async def admin_token(url: str) -> str:
 
 
 async def new_product(
-    admin: Api, price: str = "19.99", stock: int = 10, name: str | None = None, **extra: Any
+    admin: Api, price: str | int | float = "19.99", stock: int = 10, name: str | None = None, **extra: Any
 ) -> dict[str, Any]:
     body = {
         "name": name or f"Product {uuid.uuid4().hex[:6]}",

@@ -24,8 +24,8 @@ import pytest
 from actors.registry_client import RegistryClient
 from persistence.chat import ChatStore
 from persistence.database import DatabaseConfig, connect
-from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.system
@@ -51,7 +51,7 @@ def batch_events(client: WsClient, stream_id: str) -> list[tuple[float, dict[str
 
 
 async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart(
-    gateway_url: str, embedded_db: EmbeddedMongo
+    gateway_url: str, embedded_db: DatabaseServer
 ) -> None:
     ws_url = gateway_url.replace("http://", "ws://") + "/ws"
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -87,7 +87,7 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
             for at, what in plan:
                 await asyncio.sleep(max(0.0, start + at - time.monotonic()))
                 if what == "kill":
-                    actor = await RegistryClient.find().stream_client(sid)
+                    actor = found(await found(RegistryClient.find()).stream_client(sid))
                     info = await actor.info(timeout_s=20)
                     os.kill(info["pid"], signal.SIGKILL)
                     kills.append((time.monotonic(), int(info["seq"])))

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, base_env, start_gateway
 from wrencos.local_cluster import LocalCluster
 
@@ -76,7 +76,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(embedded_db: EmbeddedMongo, log_dir: Path) -> Iterator[Cluster]:
+def cluster(embedded_db: DatabaseServer, log_dir: Path) -> Iterator[Cluster]:
     ray = LocalCluster(node_timeout_s=3.0)
     procs: list[tuple[Process, str, str]] = []
     try:
@@ -198,7 +198,7 @@ async def test_viewers_on_three_gateways_see_one_order_and_are_counted_once(clus
         assert all(o == orders[0] for o in orders), "every viewer on every gateway sees one order"
         for g in range(3):  # each talker's own messages in the order sent
             assert [m for m in orders[0] if m.startswith(f"g{g} ")] == [f"g{g} says {k}" for k in range(10)]
-        seqs = [s for s, _ in chat_of(clients[0], sid)]
+        seqs = [found(s) for s, _ in chat_of(clients[0], sid)]  # every chat event has its seq
         assert seqs == sorted(seqs) and len(set(seqs)) == 30
     finally:
         for c in clients:
@@ -282,7 +282,7 @@ async def test_a_stream_node_killed_has_its_streams_back_on_the_other(cluster: C
         await talker.send({"type": "chat_message", "message": "after the node died", "clientMsgId": "a"})
         await talker.wait_type("ack", clientMsgId="a", timeout=90)
         await viewer.wait_for(lambda f: any(m == "after the node died" for _, m in chat_of(viewer, sid)), timeout=30)
-        seqs = [s for s, _ in chat_of(viewer, sid)]
+        seqs = [found(s) for s, _ in chat_of(viewer, sid)]
         assert [m for _, m in chat_of(viewer, sid)] == [f"stored {k}" for k in range(3)] + ["after the node died"]
         assert seqs == sorted(seqs), "one order through the move"
 

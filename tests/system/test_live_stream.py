@@ -10,12 +10,14 @@ import asyncio
 import os
 import signal
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login, register_customer
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 from tests.system.rest_support import new_product
 
@@ -52,7 +54,7 @@ def stream_frames(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
 
 
 async def kill_stream_actor(stream_id: str) -> int:
-    actor = await RegistryClient.find().stream_client(stream_id)
+    actor = await found(RegistryClient.find()).stream_client(stream_id)
     assert actor is not None
     info = await actor.info()
     os.kill(info["pid"], signal.SIGKILL)
@@ -192,7 +194,7 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await adm.send({"type": "stop_stream", "streamId": s1})
             for client in (adm, a, b, c):
                 await client.wait_type("stream_stopped", streamId=s1)
-            assert await RegistryClient.find().stream_client(s1) is None
+            assert await found(RegistryClient.find()).stream_client(s1) is None
             past = (await admin.get("/livestreams/past")).json()
             ended = next(s for s in past if s["id"] == s1)
             assert ended["status"] == "ended" and ended["endTime"]
@@ -288,7 +290,7 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
             await v2.send({"type": "chat_message", "message": "after the crash", "username": "v2"})
             await v1.wait_type("chat_message", message="after the crash", timeout=30)
             assert v1.closed_code is None and v2.closed_code is None
-            info = await (await RegistryClient.find().stream_client(sid)).info()
+            info = await found(await found(RegistryClient.find()).stream_client(sid)).info()
             assert info["pid"] != old_pid
 
             after = (await admin.get(f"/livestreams/{sid}")).json()
@@ -364,7 +366,7 @@ async def test_rest_lifecycle_roles_and_errors(gateway_url: str) -> None:
 
 
 async def test_viewers_of_a_killed_gateway_leave_the_count(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Any
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
     """A gateway killed with SIGKILL cannot say goodbye: its viewers leave when its lease runs out."""
     admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -403,8 +405,8 @@ async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url
         sids = [await create_stream(admin, f"Registry {i}") for i in range(3)]
         for sid in sids:
             assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
-        registry = RegistryClient.find()
-        before = {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids}
+        registry = found(RegistryClient.find())
+        before = {sid: (await found(await registry.stream_client(sid)).info())["pid"] for sid in sids}
         os.kill((await registry.ping_pid()), signal.SIGKILL)
         async with WsClient(ws_url) as v:
             await v.send({"type": "register", "sessionId": "after-registry", "streamId": sids[0]})
@@ -412,7 +414,7 @@ async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url
             await v.send({"type": "chat_message", "message": "still live"})
             await v.wait_type("chat_message", message="still live", timeout=30)
         # The same actors serve the same streams: nothing was restarted but the registry.
-        assert {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids} == before
+        assert {sid: (await found(await registry.stream_client(sid)).info())["pid"] for sid in sids} == before
         for sid in sids:
             r = await admin.post(f"/livestreams/{sid}/stop")
             assert r.status_code == 200 and r.json()["status"] == "ended"

@@ -7,13 +7,13 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
@@ -77,7 +77,7 @@ async def test_health_readiness_and_metrics(gateway_url: str) -> None:
 
 
 async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
     draining, drain_url = start_gateway(
         ray_cluster,
@@ -161,7 +161,7 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
 
 
 async def test_a_gateway_follows_only_the_streams_it_has_viewers_of(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
     """Fan-out in levels: a stream's actor serves the gateways that have its viewers, not every
     gateway. A gateway whose viewers left stops following the stream; the next viewer there

@@ -20,9 +20,9 @@ from agora_token_builder.AccessToken import AccessToken, unPackContent
 
 from gateway.security.credentials import hash_password
 from persistence.database import DatabaseConfig, connect
-from persistence.embedded import EmbeddedMongo
 from persistence.users import UserStore
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer
 from tests.support.processes import AGORA_APP_CERTIFICATE, AGORA_APP_ID, start_gateway
 from tests.system.rest_support import admin_token, assert_error, new_customer, new_product, new_stream, stop_all_live
 
@@ -363,7 +363,7 @@ def check_agora(answer: dict[str, Any], channel: str, role: str, ttl: int) -> No
 
 
 async def test_agora_tokens(
-    gateway_url: str, embedded_db: EmbeddedMongo, ray_cluster: str, namespace: str, log_dir: Path
+    gateway_url: str, embedded_db: DatabaseServer, ray_cluster: str, namespace: str, log_dir: Path
 ) -> None:
     # A second admin, who does not host the stream.
     db = connect(DatabaseConfig(uri=embedded_db.uri, name=embedded_db.db_name))

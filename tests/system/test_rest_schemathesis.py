@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from persistence.embedded import EmbeddedMongo
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 
 pytestmark = pytest.mark.system
@@ -26,7 +26,7 @@ MAX_EXAMPLES = 5
 
 
 @pytest.fixture(scope="module")
-def isolated_gateway(ray_cluster: str, embedded_db: EmbeddedMongo, namespace: str, log_dir: Path) -> Iterator[str]:
+def isolated_gateway(ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path) -> Iterator[str]:
     proc: Process
     proc, url = start_gateway(
         ray_cluster,

@@ -16,6 +16,7 @@ import pytest
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
@@ -99,7 +100,7 @@ async def resume_scenario(first_url: str, second_url: str, sid: str, kill_actor:
         await reader.close()  # the app goes into a tunnel
 
         if kill_actor:
-            info = await (await RegistryClient.find().stream_client(sid)).info()
+            info = await found(await found(RegistryClient.find()).stream_client(sid)).info()
             os.kill(info["pid"], signal.SIGKILL)
         for i in range(4):
             await talker.send({"type": "chat_message", "message": f"missed {i}", "clientMsgId": f"m{i}"})
@@ -137,7 +138,12 @@ async def test_resume_on_the_same_gateway(gateway_url: str, live_stream: tuple[s
 
 
 async def test_resume_on_another_gateway_across_an_actor_restart(
-    gateway_url: str, live_stream: tuple[str, Api], ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str,
+    live_stream: tuple[str, Api],
+    ray_cluster: str,
+    embedded_db: DatabaseServer,
+    namespace: str,
+    log_dir: Path,
 ) -> None:
     other, other_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
     try:

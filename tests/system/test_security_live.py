@@ -22,8 +22,8 @@ import pytest
 import websockets
 from websockets.frames import Frame, Opcode
 
-from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login, register_customer
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 from tests.system.rest_support import admin_token, email, new_product, new_stream, stop_all_live
 
@@ -53,7 +53,7 @@ class Hardened:
 
 
 @pytest.fixture(scope="module")
-def hardened(ray_cluster: str, embedded_db: EmbeddedMongo, namespace: str, log_dir: Path) -> Iterator[Hardened]:
+def hardened(ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path) -> Iterator[Hardened]:
     proc, url = start_gateway(
         ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name, env_overrides=LIMITS
     )
@@ -374,24 +374,25 @@ async def test_moderation_takes_effect_on_every_gateway(
 
 async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_stream: tuple[str, str]) -> None:
     sid, token = live_stream
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/openapi.json", {}),
+        ("GET", "/health", {}),
+        ("GET", "/ready", {}),
+        ("GET", f"/livestreams/agora/token?streamId={sid}", {}),
+        (
+            "GET",
+            f"/livestreams/agora/token?streamId={sid}&role=publisher",
+            {"headers": {"Authorization": f"Bearer {token}"}},
+        ),
+        ("GET", "/auth/me", {"headers": {"Authorization": f"Bearer {SECRET}"}}),
+        ("POST", "/auth/login", {"json": {"email": SECRET + "@x.y", "password": SECRET}}),
+        ("POST", "/auth/login", {"content": b"{broken"}),
+        ("GET", "/nope", {}),
+        ("GET", f"/livestreams/{sid}", {}),
+        ("DELETE", "/products/zz", {}),
+    ]
     async with httpx.AsyncClient(base_url=hardened.url) as http:
-        for method, path, kw in [
-            ("GET", "/openapi.json", {}),
-            ("GET", "/health", {}),
-            ("GET", "/ready", {}),
-            ("GET", f"/livestreams/agora/token?streamId={sid}", {}),
-            (
-                "GET",
-                f"/livestreams/agora/token?streamId={sid}&role=publisher",
-                {"headers": {"Authorization": f"Bearer {token}"}},
-            ),
-            ("GET", "/auth/me", {"headers": {"Authorization": f"Bearer {SECRET}"}}),
-            ("POST", "/auth/login", {"json": {"email": SECRET + "@x.y", "password": SECRET}}),
-            ("POST", "/auth/login", {"content": b"{broken"}),
-            ("GET", "/nope", {}),
-            ("GET", f"/livestreams/{sid}", {}),
-            ("DELETE", "/products/zz", {}),
-        ]:
+        for method, path, kw in requests:
             r = await http.request(method, path, **kw)
             assert r.status_code < 500, (path, r.status_code)
             hardened.answers.append(r.text + str(r.headers))
@@ -404,10 +405,10 @@ async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_s
         assert secret not in log
     ray_logs = Path("/tmp/ray/session_latest/logs")
     if ray_logs.is_dir():
-        for path in ray_logs.rglob("*"):
-            if path.is_file() and path.stat().st_size < 50_000_000:
-                text = path.read_bytes()
-                assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, path
+        for log_file in ray_logs.rglob("*"):
+            if log_file.is_file() and log_file.stat().st_size < 50_000_000:
+                text = log_file.read_bytes()
+                assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, log_file
 
 
 async def test_sigterm_stops_the_gateway_in_bounded_time(

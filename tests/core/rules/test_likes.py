@@ -12,13 +12,14 @@ from core.commit import take_events
 from core.results import Result
 from core.state import StreamState
 from tests.core.helpers import apply, new_state
+from tests.support.databases import found
 
 
 class TestLikes:
     def test_toggle_once_per_liker(self) -> None:
         s = new_state()
         r = apply(s, ToggleLike("u1"), ToggleLike("u2"), ToggleLike("u1"))
-        assert [x.data["liked"] for x in r] == [True, True, False]
+        assert [found(x.data)["liked"] for x in r] == [True, True, False]
         assert s.likes == 1
         assert list(s.liked_by) == ["u2"]
 

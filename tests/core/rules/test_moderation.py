@@ -15,6 +15,7 @@ from core.command_codec import (
 )
 from core.commands import (
     Chat,
+    Command,
     DeleteMessage,
     Mute,
     SetBlockedWords,
@@ -156,7 +157,7 @@ def test_moderation_survives_a_checkpoint_and_deleted_chat_stays_out_of_history(
 
 
 def test_moderation_commands_round_trip_and_replay_exactly() -> None:
-    commands = [
+    commands: list[Command] = [
         DeleteMessage(2),
         Mute(until=iso(T0 + timedelta(seconds=30)), target="s3"),
         Mute(until=iso(T0 + timedelta(seconds=30)), message_seq=1),
@@ -171,7 +172,7 @@ def test_moderation_commands_round_trip_and_replay_exactly() -> None:
     commits, entries = [], []
     for i in range(30):
         now = T0 + timedelta(milliseconds=333 * i)
-        batch = [Chat("bob", f"m{i} bad" if i % 7 == 0 else f"m{i}", False, f"s{i % 4}")]
+        batch: list[Command] = [Chat("bob", f"m{i} bad" if i % 7 == 0 else f"m{i}", False, f"s{i % 4}")]
         if i == 3:
             batch.append(SetSlowMode(2))
         if i == 5:

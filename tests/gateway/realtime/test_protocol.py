@@ -14,6 +14,7 @@ from gateway.realtime.protocol import (
     PinProduct,
     ProtocolError,
     Register,
+    StartStream,
     error_frame,
     parse_frame,
 )
@@ -198,7 +199,8 @@ def test_string_fields_are_not_coerced_from_numbers() -> None:
 
 def test_length_limits() -> None:
     assert refused({"type": "start_stream", "title": "t" * 201}).startswith("Invalid start_stream: title: ")
-    assert parse_frame(raw({"type": "start_stream", "title": "t" * 200})).title == "t" * 200
+    frame = parse_frame(raw({"type": "start_stream", "title": "t" * 200}))
+    assert isinstance(frame, StartStream) and frame.title == "t" * 200
     assert refused({"type": "unpin_product", "productId": ""}).startswith("Invalid unpin_product: productId: ")
     assert refused({"type": "unpin_product", "productId": "p" * 65}).startswith("Invalid unpin_product: productId: ")
 

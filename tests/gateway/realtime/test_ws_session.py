@@ -41,7 +41,7 @@ class FakeRelay:
 class FakeDirectory:
     def __init__(self, relay: FakeRelay) -> None:
         self._relay = relay
-        self.live = {STREAM: {}}
+        self.live: dict[str, dict[str, Any]] = {STREAM: {}}
 
     def relay(self, stream_id: str) -> FakeRelay | None:
         return self._relay if stream_id in self.live else None
@@ -202,14 +202,17 @@ async def test_moderation_from_someone_who_may_not_is_forbidden_before_any_servi
     assert [(m["type"], m["code"]) for m in sent(raw)] == [("error", "forbidden")] and relay.commands == []
 
 
-async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connection_stays() -> None:
+async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connection_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     s, raw, _ = session()
     s.conn.is_admin = True
 
     async def unavailable(stream_id: str) -> None:
         raise ActorUnavailable("the registry is restarting; try again", "registry", "stop_stream")
 
-    s.ctx.directory.stop_stream = unavailable  # type: ignore[attr-defined]  # the fake directory takes it
+    # The fake directory has no stop_stream of its own: this test gives it one that fails.
+    monkeypatch.setattr(s.ctx.directory, "stop_stream", unavailable, raising=False)
     raw.transport.written.clear()
     await s.handle_text(text(type="stop_stream", streamId=STREAM))
     await s.handle_text(text(type="ping"))

@@ -150,7 +150,8 @@ class TestRejected:
 
     @pytest.mark.parametrize("claim", ["exp", "iat", "sub", "iss", "aud"])
     def test_missing_required_claim(self, tokens: TokenService, claim: str) -> None:
-        assert rejected(tokens, signed(**{claim: _DROP})) == "Invalid token"
+        dropped: dict[str, Any] = {claim: _DROP}
+        assert rejected(tokens, signed(**dropped)) == "Invalid token"
 
     def test_wrong_issuer(self, tokens: TokenService) -> None:
         assert rejected(tokens, signed(iss="someone-else")) == "Invalid token"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from core.commands import Chat, Join, PinProduct, ToggleLike
+from core.commands import Chat, Command, Join, PinProduct, ToggleLike
 from core.commit import apply_batch, take_events
 from core.state import StreamMeta, StreamState
 from core.stream_view import StreamView
@@ -17,16 +17,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def busy_state() -> StreamState:
     state = StreamState(meta=StreamMeta(stream_id=STREAM, title="t"))
-    for i, command in enumerate(
-        [
-            Join("s1"),
-            Join("s2"),
-            ToggleLike("s1"),
-            ToggleLike("u9"),
-            Chat(username="v", message="hi", is_admin=False, session_id="s1", user_id=None),
-            PinProduct(product_id="p1", name="Lamp", price="12.30"),
-        ]
-    ):
+    commands: list[Command] = [
+        Join("s1"),
+        Join("s2"),
+        ToggleLike("s1"),
+        ToggleLike("u9"),
+        Chat(username="v", message="hi", is_admin=False, session_id="s1", user_id=None),
+        PinProduct(product_id="p1", name="Lamp", price="12.30"),
+    ]
+    for i, command in enumerate(commands):
         assert apply_batch(state, "gw", f"b{i}", [command], T0)[0].ok
     take_events(state, 0.0, T0)
     return state

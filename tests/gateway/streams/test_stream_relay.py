@@ -6,6 +6,7 @@ live set names next. The actors are fakes behind a real `StreamClient`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -124,7 +125,9 @@ async def test_a_run_is_bounded(relay: StreamRelay, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(stream_relay, "MAX_LIKE_RUN", 3)
     for liker in "abcdefg":
         relay.toggle_like(liker, lambda r: None)
-    assert [c.command() for c, _ in relay._outbox] == [
+    runs = [c for c, _ in relay._outbox if isinstance(c, stream_relay._LikeRun)]
+    assert len(runs) == len(relay._outbox)  # every tap is in a run
+    assert [run.command() for run in runs] == [
         ToggleLike("a", None, ("b", "c")),
         ToggleLike("d", None, ("e", "f")),
         ToggleLike("g"),
@@ -135,8 +138,12 @@ async def test_a_refusal_reaches_every_tap_of_the_run(relay: StreamRelay, live: 
     actor = FakeActor(answer=Result.rejected("the stream could not take this; try again"))
     actor.release.set()
     told: list[str] = []
+
+    def tell(who: str) -> Callable[[Result], None]:
+        return lambda r: told.append(f"{who}: {r.error}")
+
     for liker in ["a", "b", "c"]:
-        relay.toggle_like(liker, lambda r, who=liker: told.append(f"{who}: {r.error}"))
+        relay.toggle_like(liker, tell(liker))
     task = await run_sends(relay, actor, live)
     await settle()
     assert told == [f"{w}: the stream could not take this; try again" for w in "abc"]

@@ -18,7 +18,7 @@ def parse(data: bytes) -> Frame:
     try:
         next(gen)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
     raise AssertionError("incomplete frame")
 
 
