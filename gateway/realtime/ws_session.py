@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from actors.call_policy import ActorCallError
-from core.commands import Chat, Join, Leave, ToggleLike
+from core.commands import Chat, Command, Join, Leave, ToggleLike
 from core.results import Result
 from core.wire import encode
 from gateway.context import GatewayContext
@@ -378,12 +378,12 @@ class WsSession:
 
     # ------------------------------------------------------------ helpers
 
-    def command(self, stream_id: str, command: object, answer: Callable[[Result], None] | None = None) -> None:
+    def command(self, stream_id: str, command: Command, answer: Callable[[Result], None] | None = None) -> None:
         """Queue a command for the stream; `answer` (default: report errors) runs once it is stored."""
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
             raise p.ProtocolError(f"Stream {stream_id} is not live")
-        fut = relay.submit(command)  # type: ignore[arg-type]
+        fut = relay.submit(command)
         on_result(fut, answer or self._report)
 
     def answer_refusals(self, queued: Queued[Any]) -> None:

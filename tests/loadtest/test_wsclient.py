@@ -182,12 +182,13 @@ def test_masking_uses_a_fresh_key_and_is_an_involution() -> None:
 
 
 def test_ping_is_answered_with_a_masked_pong_and_close_is_echoed() -> None:
-    class Transport:
+    class Transport(asyncio.Transport):
         def __init__(self) -> None:
+            super().__init__()
             self.out = b""
             self.closing = False
 
-        def write(self, data: bytes) -> None:
+        def write(self, data: bytes | bytearray | memoryview) -> None:
             self.out += data
 
         def is_closing(self) -> bool:
@@ -201,7 +202,7 @@ def test_ping_is_answered_with_a_masked_pong_and_close_is_echoed() -> None:
         got: list[bytes] = []
         ws = wsclient.WsClient(lambda p, now: got.append(p), key, b"GET / HTTP/1.1\r\n\r\n")
         t = Transport()
-        ws.connection_made(t)  # type: ignore[arg-type]
+        ws.connection_made(t)
         assert t.out.startswith(b"GET / HTTP/1.1")
         t.out = b""
         accept = base64.b64encode(hashlib.sha1(key + wsclient.GUID).digest())
@@ -234,15 +235,15 @@ def test_bad_handshakes() -> None:
     async def answer(response: bytes) -> BaseException | None:
         ws = wsclient.WsClient(lambda p, now: None, base64.b64encode(os.urandom(16)), b"")
 
-        class T:
-            def write(self, d: bytes) -> None: ...
+        class T(asyncio.Transport):
+            def write(self, d: bytes | bytearray | memoryview) -> None: ...
             def is_closing(self) -> bool:
                 return False
 
             def abort(self) -> None:
                 ws.connection_lost(None)
 
-        ws.connection_made(T())  # type: ignore[arg-type]
+        ws.connection_made(T())
         ws.data_received(response)
         return ws.opened.exception() if ws.opened.done() else None
 
@@ -259,11 +260,12 @@ def test_bad_handshakes() -> None:
 
 def test_connects_to_a_real_websockets_server() -> None:
     """Against the websockets library's server: handshake, text both ways, ping, close."""
-    from websockets.asyncio.server import serve
+    from websockets.asyncio.server import ServerConnection, serve
 
     async def go() -> None:
-        async def handler(conn) -> None:  # type: ignore[no-untyped-def]
+        async def handler(conn: ServerConnection) -> None:
             async for msg in conn:
+                assert isinstance(msg, str)  # the client sends text frames
                 await conn.send("echo " + msg)
                 await conn.send("x" * 70_000)
                 await conn.ping(b"p")

@@ -21,6 +21,7 @@ import orjson
 import pytest
 import websockets
 from websockets.frames import Frame, Opcode
+from websockets.typing import Origin
 
 from tests.support.clients import Api, WsClient, login, register_customer
 from tests.support.databases import DatabaseServer
@@ -162,9 +163,9 @@ async def test_register_and_idle_timeouts(hardened: Hardened, live_stream: tuple
 
 async def test_origins_and_connections_per_address(hardened: Hardened, live_stream: tuple[str, str]) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(hardened.ws, origin="https://evil.example")  # type: ignore[arg-type]
+        await websockets.connect(hardened.ws, origin=Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
-    ok = await websockets.connect(hardened.ws, origin=ORIGIN)  # type: ignore[arg-type]
+    ok = await websockets.connect(hardened.ws, origin=Origin(ORIGIN))
     await ok.close()
     opened = [await websockets.connect(hardened.ws) for _ in range(12)]
     try:

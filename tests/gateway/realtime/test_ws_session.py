@@ -52,7 +52,7 @@ class FakeDirectory:
 
 def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSession, FakeRaw, FakeRelay]:
     raw = FakeRaw()
-    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
+    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]  # a stand-in socket: only its scope is read
     relay = FakeRelay()
     settings = SimpleNamespace(
         ws_frame_rate_per_second=frame_rate,
@@ -63,7 +63,7 @@ def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSessi
         ws_like_burst=int(like_rate * 2),
     )
     ctx = SimpleNamespace(settings=settings, directory=FakeDirectory(relay), hub=SimpleNamespace())
-    return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]
+    return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]  # a stand-in context: what the session reads
 
 
 async def watching(s: WsSession) -> None:
@@ -83,7 +83,7 @@ def text(**frame: Any) -> str:
 
 async def test_the_socket_hands_its_messages_to_the_session() -> None:
     s, raw, _ = session()
-    assert raw.inbound == s.handle_now  # type: ignore[attr-defined]
+    assert raw.inbound == s.handle_now
 
 
 async def test_nothing_is_taken_before_the_reader_stops_timing_the_connection() -> None:

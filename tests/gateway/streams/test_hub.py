@@ -14,7 +14,7 @@ B = "b" * 24
 
 
 def conn(session: str | None = None, *, admin: bool = False, queue_size: int = 16) -> Connection:
-    c = Connection(websocket=object(), queue_size=queue_size)  # type: ignore[arg-type]
+    c = Connection(websocket=object(), queue_size=queue_size)  # type: ignore[arg-type]  # the hub never reads the socket
     c.session_id = session
     c.is_admin = admin
     return c
