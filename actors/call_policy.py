@@ -144,11 +144,11 @@ def classify(error: BaseException, actor: str, method: str, timeout_s: float) ->
     if isinstance(error, ray_errors.PendingCallsLimitExceeded):
         return ActorRefused(f"{actor} has too many calls waiting; try again shortly", actor, method)
     if isinstance(error, TimeoutError):  # asyncio's, or Ray's GetTimeoutError
-        return CallTimedOut(f"{actor} did not answer {method} within {timeout_s:g} s; try again shortly",
-                            actor, method)
+        return CallTimedOut(f"{actor} did not answer {method} within {timeout_s:g} s; try again shortly", actor, method)
     if isinstance(error, ray_errors.RayError):  # Ray could not carry the call or its answer
-        return ActorUnavailable(f"{actor} could not be reached ({type(error).__name__}); try again shortly",
-                                actor, method)
+        return ActorUnavailable(
+            f"{actor} could not be reached ({type(error).__name__}); try again shortly", actor, method
+        )
     return None
 
 
@@ -230,8 +230,15 @@ UNOBSERVED = Unobserved()
 # ---------------------------------------------------------------- calling
 
 
-async def call(invoke: Callable[[], Awaitable[T]], *, actor: str, method: str, spec: CallSpec,
-               observer: CallObserver, wait_s: float | None = None) -> T:
+async def call(
+    invoke: Callable[[], Awaitable[T]],
+    *,
+    actor: str,
+    method: str,
+    spec: CallSpec,
+    observer: CallObserver,
+    wait_s: float | None = None,
+) -> T:
     """Make one call by this policy: `invoke()` starts an attempt (one
     `.remote()`); `wait_s` makes it a long poll of that many seconds. Returns
     the answer or raises an `ActorCallError` (see the module doc)."""
@@ -255,4 +262,3 @@ async def call(invoke: Callable[[], Awaitable[T]], *, actor: str, method: str, s
         if wait_s is None:
             observer.call_done(method, loop.time() - began)
         return answer
-

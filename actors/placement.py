@@ -69,7 +69,8 @@ def check_cluster_resources() -> None:
         raise PlacementError(
             f"no node of this Ray cluster offers the resource(s) {', '.join(missing)}: start the head with "
             f"`ray start --head --resources '{{\"{REGISTRY_RESOURCE}\": 1}}'` and stream nodes with "
-            f"`ray start --address HEAD:6379 --resources '{{\"{STREAM_RESOURCE}\": 100}}'` (see ray_cluster.yaml)")
+            f"`ray start --address HEAD:6379 --resources '{{\"{STREAM_RESOURCE}\": 100}}'` (see ray_cluster.yaml)"
+        )
 
 
 def reserve_gateway_seat(gateway_id: str, timeout: float = 10.0) -> Any:
@@ -78,19 +79,26 @@ def reserve_gateway_seat(gateway_id: str, timeout: float = 10.0) -> Any:
     when the process exits or dies). Raises `PlacementError` if the node offers
     no `gateway` resource or all of it is taken by other gateways."""
     node_id = ray.get_runtime_context().get_node_id()
-    offered = next((n.get("Resources", {}).get(GATEWAY_RESOURCE, 0) for n in ray.nodes()
-                    if n.get("NodeID") == node_id), 0)
+    offered = next(
+        (n.get("Resources", {}).get(GATEWAY_RESOURCE, 0) for n in ray.nodes() if n.get("NodeID") == node_id), 0
+    )
     if offered < 1:
         raise PlacementError(
             f"this node ({node_id[:12]}) offers no `{GATEWAY_RESOURCE}` resource, so it is not a gateway node: "
-            f"start Ray here with `ray start --address HEAD:6379 --resources '{{\"{GATEWAY_RESOURCE}\": 1}}'`")
-    seat = placement_group([{GATEWAY_RESOURCE: 1}], strategy="STRICT_PACK", name=f"gateway:{gateway_id}",
-                           bundle_label_selector=[{"ray.io/node-id": node_id}])
+            f"start Ray here with `ray start --address HEAD:6379 --resources '{{\"{GATEWAY_RESOURCE}\": 1}}'`"
+        )
+    seat = placement_group(
+        [{GATEWAY_RESOURCE: 1}],
+        strategy="STRICT_PACK",
+        name=f"gateway:{gateway_id}",
+        bundle_label_selector=[{"ray.io/node-id": node_id}],
+    )
     if not seat.wait(timeout):
         remove_placement_group(seat)
         raise PlacementError(
             f"every `{GATEWAY_RESOURCE}` unit of this node ({offered:g}) is held by other gateways: stop one, "
-            f"or start Ray here with more `{GATEWAY_RESOURCE}`")
+            f"or start Ray here with more `{GATEWAY_RESOURCE}`"
+        )
     return seat
 
 

@@ -25,10 +25,12 @@ import os
 import secrets
 import time
 from collections import defaultdict, deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import ray
 import structlog
+from pymongo.errors import PyMongoError
 
 from actors import stream_lifecycle
 from actors.call_policy import LoggedCalls
@@ -61,8 +63,9 @@ class SparePool:
 
     WAIT_S = 30.0  # a go-live waits this long for a spare before the caller starts its own actor
 
-    def __init__(self, plan: SparePlan, start: Callable[[], Awaitable[Any]], kill: Callable[[Any], None],
-                 parallel: int = 2) -> None:
+    def __init__(
+        self, plan: SparePlan, start: Callable[[], Awaitable[Any]], kill: Callable[[Any], None], parallel: int = 2
+    ) -> None:
         self.plan = plan
         self.spares: list[Any] = []  # ready to adopt a stream
         self.starting = 0
@@ -119,7 +122,7 @@ class SparePool:
         began = time.monotonic()
         try:
             spare = await self._start()
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any failure to start a spare (Ray, its load) is logged; the pool goes on
             log.warning("spare_actor_failed", error=repr(e))
             await asyncio.sleep(1.0)
             self.starting -= 1
@@ -148,7 +151,7 @@ class SparePool:
                 spare = self.spares.pop()
                 try:
                     self._kill(spare)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - a spare that will not end is logged; the trim goes on
                     log.warning("spare_kill_failed", error=repr(e))
             log.info("spare_pool_trimmed", spares=len(self.spares))
             return
@@ -182,8 +185,12 @@ class StreamRegistry:
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
         self._actors: dict[str, StreamClient] = {}  # stream id -> the actor serving it
-        self._pool = SparePool(SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
-                               _start_spare(config), _kill_spare, config.spare_starts_parallel)
+        self._pool = SparePool(
+            SparePlan(config.spare_actors, config.spare_actors_max, config.spare_idle_seconds),
+            _start_spare(config),
+            _kill_spare,
+            config.spare_starts_parallel,
+        )
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._changed = asyncio.Event()
         self._loaded = asyncio.get_running_loop().create_task(self._load())
@@ -196,13 +203,13 @@ class StreamRegistry:
                 await ensure_indexes(self._db)
                 live_ids = await self._streams.live_ids()
                 break
-            except Exception as e:
+            except PyMongoError as e:
                 log.warning("registry_db_unavailable", error=str(e), next_in_s=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         await self._adopt_orphans()
         results = await asyncio.gather(*(self._recover(i) for i in live_ids), return_exceptions=True)
-        for stream_id, r in zip(live_ids, results):
+        for stream_id, r in zip(live_ids, results, strict=True):
             if isinstance(r, BaseException):
                 log.error("stream_recovery_failed", stream_id=stream_id, error=repr(r))
         self._pool.replenish()
@@ -251,7 +258,8 @@ class StreamRegistry:
             if record["status"] != LIVE:
                 return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} is not live")
             actor = await self._actor_of(stream_id) or StreamClient(
-                stream_lifecycle.create_stream_actor(stream_id, stream_meta(record), self._config), stream_id, _CALLS)
+                stream_lifecycle.create_stream_actor(stream_id, stream_meta(record), self._config), stream_id, _CALLS
+            )
             final = await actor.stop()
             ended = await self._streams.mark_ended(stream_id, now_iso(), final)
             await self._flash_sales.end_all(stream_id, "stream_stopped")  # the actor ended them for viewers
@@ -262,8 +270,13 @@ class StreamRegistry:
             self._live.pop(stream_id, None)
             self._actors.pop(stream_id, None)
             self._bump()
-            log.info("stream_ended", stream_id=stream_id, likes=final.get("likes"),
-                     peak_viewers=final.get("peakViewers"), chat=final.get("chatCount"))
+            log.info(
+                "stream_ended",
+                stream_id=stream_id,
+                likes=final.get("likes"),
+                peak_viewers=final.get("peakViewers"),
+                chat=final.get("chatCount"),
+            )
             return RegistryAnswer(True, data={"record": ended, "final": final})
 
     async def poll(self, incarnation: str | None, version: int, timeout: float) -> LiveSet:
@@ -299,8 +312,12 @@ class StreamRegistry:
     # ------------------------------------------------------------ internals
 
     def _live_set(self) -> LiveSet:
-        return LiveSet(self.incarnation, self._version, dict(self._live),
-                       {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live})
+        return LiveSet(
+            self.incarnation,
+            self._version,
+            dict(self._live),
+            {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live},
+        )
 
     async def _bring_up(self, record: dict[str, Any]) -> None:
         """The stream's actor up and loaded: the one already serving it (after a
@@ -337,4 +354,3 @@ class StreamRegistry:
         self._version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
-

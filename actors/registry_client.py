@@ -40,8 +40,13 @@ class RegistryClient:
         except ValueError:
             return None
 
-    async def _call(self, method: str, invoke: Callable[[], Awaitable[T]], wait_s: float | None = None,
-                    timeout_s: float | None = None) -> T:
+    async def _call(
+        self,
+        method: str,
+        invoke: Callable[[], Awaitable[T]],
+        wait_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
         spec = REGISTRY_CALLS[method]
         if timeout_s is not None:
             spec = replace(spec, timeout_s=timeout_s)

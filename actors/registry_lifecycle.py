@@ -22,5 +22,6 @@ _RemoteRegistry: Any = ray.remote(StreamRegistry)  # Ray's stubs cannot type wha
 
 def ensure_registry(config: ActorConfig) -> ActorHandle:
     """The cluster's registry, created if it does not exist (safe against races)."""
-    return _RemoteRegistry.options(name=REGISTRY_NAME, resources={REGISTRY_RESOURCE: REGISTRY_SHARE},
-                                   get_if_exists=True, **ACTOR_OPTIONS).remote(config)
+    return _RemoteRegistry.options(
+        name=REGISTRY_NAME, resources={REGISTRY_RESOURCE: REGISTRY_SHARE}, get_if_exists=True, **ACTOR_OPTIONS
+    ).remote(config)

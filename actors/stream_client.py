@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from ray.actor import ActorHandle
 
 from actors.call_policy import STREAM_CALLS, UNOBSERVED, CallObserver, call
-from core.poll import PollResult
 from core.commands import Command
+from core.poll import PollResult
 from core.results import Result
 
 T = TypeVar("T")
@@ -39,13 +39,17 @@ class StreamClient:
         """Whether `handle` names the actor this client calls."""
         return bool(self.handle == handle)
 
-    async def _call(self, method: str, invoke: Callable[[], Awaitable[T]], wait_s: float | None = None,
-                    timeout_s: float | None = None) -> T:
+    async def _call(
+        self,
+        method: str,
+        invoke: Callable[[], Awaitable[T]],
+        wait_s: float | None = None,
+        timeout_s: float | None = None,
+    ) -> T:
         spec = STREAM_CALLS[method]
         if timeout_s is not None:
             spec = replace(spec, timeout_s=timeout_s)
-        return await call(invoke, actor=self._name, method=method, spec=spec, observer=self.observer,
-                          wait_s=wait_s)
+        return await call(invoke, actor=self._name, method=method, spec=spec, observer=self.observer, wait_s=wait_s)
 
     # ------------------------------------------------------------ gateways
 

@@ -29,14 +29,16 @@ _RemoteStream: Any = ray.remote(StreamActor)  # Ray's stubs cannot type what `op
 
 def create_stream_actor(stream_id: str, meta: dict[str, Any], config: ActorConfig) -> ActorHandle:
     """The stream's actor, created if it does not exist (safe against races)."""
-    return _RemoteStream.options(name=stream_actor_name(stream_id), resources={STREAM_RESOURCE: 1},
-                                 get_if_exists=True, **ACTOR_OPTIONS).remote(stream_id, meta, config)
+    return _RemoteStream.options(
+        name=stream_actor_name(stream_id), resources={STREAM_RESOURCE: 1}, get_if_exists=True, **ACTOR_OPTIONS
+    ).remote(stream_id, meta, config)
 
 
 def create_spare_actor(config: ActorConfig) -> ActorHandle:
     """A stream actor started ahead of time; it serves the stream it `adopt`s."""
-    return _RemoteStream.options(name=f"{SPARE_PREFIX}{secrets.token_hex(6)}", resources={STREAM_RESOURCE: 1},
-                                 **ACTOR_OPTIONS).remote(None, None, config)
+    return _RemoteStream.options(
+        name=f"{SPARE_PREFIX}{secrets.token_hex(6)}", resources={STREAM_RESOURCE: 1}, **ACTOR_OPTIONS
+    ).remote(None, None, config)
 
 
 def spare_names() -> list[str]:

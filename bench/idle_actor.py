@@ -33,11 +33,17 @@ def main() -> None:
         with EmbeddedMongo(Path(tempfile.mkdtemp(prefix="wrencos-idle-"))) as db:
             config = ActorConfig(db=DatabaseConfig(uri=db.uri, name="idle"), spare_actors=0)
             spare = StreamClient(stream_lifecycle.create_spare_actor(config), None)
-            live = StreamClient(stream_lifecycle.create_stream_actor(
-                "idle-stream", {"streamId": "idle-stream", "title": "idle"}, config), "idle-stream")
+            live = StreamClient(
+                stream_lifecycle.create_stream_actor(
+                    "idle-stream", {"streamId": "idle-stream", "title": "idle"}, config
+                ),
+                "idle-stream",
+            )
             pids = asyncio.run(_pids(spare, live))
-            procs = {name: psutil.Process(pid) for name, pid in
-                     (("spare (no stream)", pids[0]), ("live, nobody watching", pids[1]))}
+            procs = {
+                name: psutil.Process(pid)
+                for name, pid in (("spare (no stream)", pids[0]), ("live, nobody watching", pids[1]))
+            }
             time.sleep(3)
             before = {k: sum(p.cpu_times()[:2]) for k, p in procs.items()}
             time.sleep(WINDOW_S)

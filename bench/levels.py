@@ -58,11 +58,13 @@ def start_gateway(cluster: LocalCluster, uri: str, log: Path) -> tuple[subproces
 def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
     import json
 
-    out = cluster.driver("import asyncio, json\nfrom actors.registry_client import RegistryClient\n"
-                         "async def info(sid):\n    client = await RegistryClient.find().stream_client(sid)\n"
-                         "    return await client.info()\n"
-                         f"i = asyncio.run(info({stream_id!r}))\n"
-                         "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))")
+    out = cluster.driver(
+        "import asyncio, json\nfrom actors.registry_client import RegistryClient\n"
+        "async def info(sid):\n    client = await RegistryClient.find().stream_client(sid)\n"
+        "    return await client.info()\n"
+        f"i = asyncio.run(info({stream_id!r}))\n"
+        "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))"
+    )
     return dict(json.loads(out))  # driver() raises if the actor cannot be asked
 
 

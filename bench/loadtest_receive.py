@@ -37,9 +37,17 @@ RUN = "bench1"
 
 
 def chat_event(seq: int, send_ns: int) -> dict[str, object]:
-    return {"type": "chat_message", "id": seq, "seq": seq, "username": "lt0",
-            "message": messages.chat_text(RUN, 0, seq, send_ns, pad_to=60), "isAdmin": False,
-            "timestamp": "2026-11-30T16:00:00.000Z", "streamId": STREAM, "epoch": EPOCH}
+    return {
+        "type": "chat_message",
+        "id": seq,
+        "seq": seq,
+        "username": "lt0",
+        "message": messages.chat_text(RUN, 0, seq, send_ns, pad_to=60),
+        "isAdmin": False,
+        "timestamp": "2026-11-30T16:00:00.000Z",
+        "streamId": STREAM,
+        "epoch": EPOCH,
+    }
 
 
 def v1_frames(n: int, send_ns: int) -> list[bytes]:
@@ -47,8 +55,19 @@ def v1_frames(n: int, send_ns: int) -> list[bytes]:
     out = []
     for seq in range(1, n + 1):
         if seq % 11 == 0:
-            out.append(orjson.dumps({"type": "stream_update", "viewerCount": 2000, "likes": seq, "likedBy": [],
-                                     "streamId": STREAM, "seq": seq, "epoch": EPOCH}))
+            out.append(
+                orjson.dumps(
+                    {
+                        "type": "stream_update",
+                        "viewerCount": 2000,
+                        "likes": seq,
+                        "likedBy": [],
+                        "streamId": STREAM,
+                        "seq": seq,
+                        "epoch": EPOCH,
+                    }
+                )
+            )
         else:
             out.append(orjson.dumps(chat_event(seq, send_ns + seq)))
     return out
@@ -63,8 +82,16 @@ def v2_frames(n: int, send_ns: int, events: int = 10) -> list[bytes]:
         for i in range(events):
             seq += 1
             if i == events - 1:
-                ev = {"type": "stream_update", "viewerCount": 5000, "likes": seq, "likedByAdded": [],
-                      "likedByRemoved": [], "streamId": STREAM, "seq": seq, "epoch": EPOCH}
+                ev = {
+                    "type": "stream_update",
+                    "viewerCount": 5000,
+                    "likes": seq,
+                    "likedByAdded": [],
+                    "likedByRemoved": [],
+                    "streamId": STREAM,
+                    "seq": seq,
+                    "epoch": EPOCH,
+                }
                 texts.append(orjson.dumps(ev).decode())
             else:
                 texts.append(orjson.dumps(chat_event(seq, send_ns + seq)).decode())
@@ -75,8 +102,17 @@ def v2_frames(n: int, send_ns: int, events: int = 10) -> list[bytes]:
 def watching_viewers(count: int, start_ns: int) -> list[Viewer]:
     """`count` viewers of one worker, all watching since `start_ns`."""
     specs = [ViewerSpec(STREAM, "ws://bench", f"s{i}") for i in range(count)]
-    plan = WorkerPlan(index=0, run_id=RUN, viewers=specs, ramp_rate=0, duration=0, drain=0, chat_rate={},
-                      like_rate={}, chat_stop_at={})
+    plan = WorkerPlan(
+        index=0,
+        run_id=RUN,
+        viewers=specs,
+        ramp_rate=0,
+        duration=0,
+        drain=0,
+        chat_rate={},
+        like_rate={},
+        chat_stop_at={},
+    )
     w = Worker(plan, start_ns, queue.Queue())
     for v in w.viewers:
         v.ready = v.joined = True

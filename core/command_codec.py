@@ -94,8 +94,10 @@ def commit_to_entry(commit: CommitInput, epoch: str, encoded: list[tuple[int, st
         "at": iso(commit.now),
         "clock": commit.clock,
         "expired": list(commit.expired_gateways),
-        "batches": [{"gateway": gw, "batchId": bid, "commands": [command_to_doc(c) for c in cmds]}
-                    for gw, bid, cmds in commit.batches],
+        "batches": [
+            {"gateway": gw, "batchId": bid, "commands": [command_to_doc(c) for c in cmds]}
+            for gw, bid, cmds in commit.batches
+        ],
         "events": [[seq, text] for seq, text in encoded],
     }
 

@@ -159,9 +159,22 @@ class SetSlowMode:
 
 
 Command: TypeAlias = (
-    Join | Leave | SyncViewers | GatewayGone | Chat | ToggleLike | PinProduct | UnpinProduct
-    | StartFlashSale | FlashSaleChanged | EndFlashSale
-    | DeleteMessage | Mute | Unmute | SetBlockedWords | SetSlowMode
+    Join
+    | Leave
+    | SyncViewers
+    | GatewayGone
+    | Chat
+    | ToggleLike
+    | PinProduct
+    | UnpinProduct
+    | StartFlashSale
+    | FlashSaleChanged
+    | EndFlashSale
+    | DeleteMessage
+    | Mute
+    | Unmute
+    | SetBlockedWords
+    | SetSlowMode
 )
 
 # Every command type, in the order of `Command`: the journal codec's kinds come from here.

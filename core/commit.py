@@ -137,8 +137,12 @@ def _emit_updates(state: StreamState, clock: float | None) -> None:
         state.counters_dirty = False
         state.emit(
             "stream_update",
-            {"viewerCount": state.viewer_count, "likes": state.likes,
-             "likedByAdded": list(state.liked_added), "likedByRemoved": list(state.liked_removed)},
+            {
+                "viewerCount": state.viewer_count,
+                "likes": state.likes,
+                "likedByAdded": list(state.liked_added),
+                "likedByRemoved": list(state.liked_removed),
+            },
         )
         state.liked_added, state.liked_removed = {}, {}
     flash_sales.emit_sale_updates(state)

@@ -26,7 +26,19 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
 # Currencies whose minor unit is not a hundredth (ISO 4217); everything else has 2 decimals.
-EXPONENTS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "UGX": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
+EXPONENTS = {
+    "JPY": 0,
+    "KRW": 0,
+    "VND": 0,
+    "CLP": 0,
+    "ISK": 0,
+    "UGX": 0,
+    "BHD": 3,
+    "KWD": 3,
+    "OMR": 3,
+    "JOD": 3,
+    "TND": 3,
+}
 MAX_UNITS = 10**10  # no single amount at or above ten billion units
 MAX_DECIMALS = max(EXPONENTS.values())
 DEFAULT_CURRENCY = "USD"  # as `SHOP_CURRENCY` defaults
@@ -42,7 +54,7 @@ def exponent(currency: str) -> int:
 
 def decimal_pattern(decimals: int) -> str:
     """The pattern of an amount string with at most `decimals` decimals, below `MAX_UNITS`."""
-    whole = "^(0|[1-9][0-9]{0,%d})" % (len(str(MAX_UNITS)) - 2)
+    whole = f"^(0|[1-9][0-9]{{0,{len(str(MAX_UNITS)) - 2}}})"
     return whole + (f"(\\.[0-9]{{1,{decimals}}})?$" if decimals else "$")
 
 
@@ -110,12 +122,15 @@ def money_schema(currency: str) -> dict[str, Any]:
     decimals = exponent(currency)
     return {
         "anyOf": [
-            {"type": "string", "pattern": decimal_pattern(decimals),
-             "description": f"exact decimal, at most {decimals} decimals ({currency})"},
+            {
+                "type": "string",
+                "pattern": decimal_pattern(decimals),
+                "description": f"exact decimal, at most {decimals} decimals ({currency})",
+            },
             {"type": "integer", "minimum": 0, "maximum": MAX_UNITS - 1, "description": "whole units"},
         ],
         "description": f"an amount in {currency}: an exact decimal string, or whole units; "
-                       "numbers with a fraction are refused",
+        "numbers with a fraction are refused",
         "examples": ["19.99" if decimals else "1999"],
     }
 
@@ -136,8 +151,9 @@ class _MoneyField:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(_validate)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return money_schema(_request_currency)
 
 
@@ -157,8 +173,9 @@ class _CurrencyField:
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(_validate_currency)
 
-    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
         return {"type": "string", "enum": [_request_currency], "description": "the shop currency"}
 
 

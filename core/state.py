@@ -121,8 +121,7 @@ class StreamState:
     # since the last stream_update (net changes).
     liked_by: dict[str, None] = field(default_factory=dict, metadata=stored("likedBy", *codec.ORDERED_SET))
     liked_added: dict[str, None] = field(default_factory=dict, metadata=stored("likedAdded", *codec.ORDERED_SET))
-    liked_removed: dict[str, None] = field(default_factory=dict,
-                                           metadata=stored("likedRemoved", *codec.ORDERED_SET))
+    liked_removed: dict[str, None] = field(default_factory=dict, metadata=stored("likedRemoved", *codec.ORDERED_SET))
     # Chat: the recent messages (from the chat store after a restart) and how many there were.
     recent_chat: deque[ChatRecord] = field(default_factory=deque)
     chat_count: int = field(default=0, metadata=stored("chatCount", *codec.INT))
@@ -130,26 +129,29 @@ class StreamState:
     # slow mode, each sender's last accepted message (ms since 1970) while it
     # is on, and the most recent deletions.
     muted: dict[str, str] = field(default_factory=dict, metadata=stored("moderation.muted", *codec.STRING_MAP))
-    blocked_words: list[str] = field(default_factory=list,
-                                     metadata=stored("moderation.blockedWords", *codec.STRINGS))
+    blocked_words: list[str] = field(default_factory=list, metadata=stored("moderation.blockedWords", *codec.STRINGS))
     slow_mode: int = field(default=0, metadata=stored("moderation.slowModeSeconds", *codec.INT))
-    last_chat_ms: OrderedDict[str, int] = field(default_factory=OrderedDict,
-                                                metadata=stored("moderation.lastChatMs", *codec.INT_PAIRS))
-    deleted_seqs: deque[int] = field(default_factory=deque,
-                                     metadata=stored("moderation.deletedSeqs", *codec.INT_DEQUE))
+    last_chat_ms: OrderedDict[str, int] = field(
+        default_factory=OrderedDict, metadata=stored("moderation.lastChatMs", *codec.INT_PAIRS)
+    )
+    deleted_seqs: deque[int] = field(default_factory=deque, metadata=stored("moderation.deletedSeqs", *codec.INT_DEQUE))
     # Pinned products by id, and running flash sales by id (with those whose
     # change is not shown yet).
-    pinned: dict[str, dict[str, Any]] = field(default_factory=dict,
-                                              metadata=stored("pinned", *codec.records("productId", pin_order)))
+    pinned: dict[str, dict[str, Any]] = field(
+        default_factory=dict, metadata=stored("pinned", *codec.records("productId", pin_order))
+    )
     flash_sales: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata=stored("flashSales", *codec.records("saleId", sale_order)))
+        default_factory=dict, metadata=stored("flashSales", *codec.records("saleId", sale_order))
+    )
     sales_dirty: set[str] = field(default_factory=set, metadata=stored("salesDirty", *codec.SORTED_SET))
     # Deduplication: "<sender>\x00<client id>" -> [seq, data] of what that
     # client operation produced; batch id -> the results of that batch.
-    client_ops: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict,
-                                                    metadata=stored("clientOps", *codec.CLIENT_OPS))
+    client_ops: OrderedDict[str, list[Any]] = field(
+        default_factory=OrderedDict, metadata=stored("clientOps", *codec.CLIENT_OPS)
+    )
     applied_batches: OrderedDict[str, list[Result]] = field(
-        default_factory=OrderedDict, metadata=stored("appliedBatches", *codec.BATCH_RESULTS))
+        default_factory=OrderedDict, metadata=stored("appliedBatches", *codec.BATCH_RESULTS)
+    )
     # Coalescing: counters changed since the last stream_update, and when that was (clock).
     counters_dirty: bool = field(default=False, metadata=stored("countersDirty", *codec.BOOL))
     last_update_at: float | None = field(default=None, metadata=stored("lastUpdateAt", *codec.OPTIONAL_FLOAT))
@@ -169,22 +171,24 @@ class StreamState:
         self.view = StreamView(self.meta.stream_id, self.history_size)
         # A new or restored stream shows what it holds (a restored one, its
         # pending counters and sales too: their update follows, unchanged).
-        self.view.reset({
-            "streamData": {
-                **self.meta.to_doc(),
-                "viewerCount": self.viewer_count,
-                "likes": self.likes,
-                "likedBy": list(self.liked_by),
-                "pinnedProducts": self.pinned_list(),
-                "flashSales": [dict(s) for s in self.flash_sale_list()],  # sales change in place
-                "slowModeSeconds": self.slow_mode,
-            },
-            "chat": [c.to_wire() for c in self.recent_chat],
-            "chatCount": self.chat_count,
-            "peakViewers": self.peak_viewers,
-            "seq": self.seq,
-            "epoch": self.epoch,
-        })
+        self.view.reset(
+            {
+                "streamData": {
+                    **self.meta.to_doc(),
+                    "viewerCount": self.viewer_count,
+                    "likes": self.likes,
+                    "likedBy": list(self.liked_by),
+                    "pinnedProducts": self.pinned_list(),
+                    "flashSales": [dict(s) for s in self.flash_sale_list()],  # sales change in place
+                    "slowModeSeconds": self.slow_mode,
+                },
+                "chat": [c.to_wire() for c in self.recent_chat],
+                "chatCount": self.chat_count,
+                "peakViewers": self.peak_viewers,
+                "seq": self.seq,
+                "epoch": self.epoch,
+            }
+        )
 
     # ------------------------------------------------------------ changing
 

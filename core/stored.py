@@ -41,8 +41,9 @@ class Stored:
         return tuple(self.key.split("."))
 
 
-def stored(key: str, dump: Callable[[Any], Any], load: Callable[[Any], Any], *,
-           required: bool = False) -> dict[str, Stored]:
+def stored(
+    key: str, dump: Callable[[Any], Any], load: Callable[[Any], Any], *, required: bool = False
+) -> dict[str, Stored]:
     """The metadata of a field stored under `key`, written by `dump` and read by `load`."""
     return {STORED: Stored(key, dump, load, required)}
 
@@ -58,16 +59,19 @@ def _optional_float(value: Any) -> float | None:
 def _pairs_load(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
     def load(pairs: Any) -> OrderedDict[str, Any]:
         return OrderedDict((str(k), convert(v)) for k, v in pairs)
+
     return load
 
 
 def records(id_key: str, order: Callable[[dict[str, Any]], Any]) -> Codec:
     """Records by their id (`{id: record}`), stored as a list sorted by `order` (deep copies)."""
+
     def dump(by_id: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
         return copy.deepcopy(sorted(by_id.values(), key=order))
 
     def load(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {row[id_key]: dict(row) for row in rows}
+
     return dump, load
 
 

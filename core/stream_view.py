@@ -137,29 +137,54 @@ class StreamView:
         encoded once per change of the view, whoever asks."""
         if self._frames is None or self._frames[0] != self.seq:
             env = self.envelope()
-            frames = [encode({"type": "pinned_products_updated",
-                              "pinnedProducts": self.stream_data.get("pinnedProducts", []), **env}),
-                      encode({"type": "chat_history", "messages": list(self.chat), **env})]
+            frames = [
+                encode(
+                    {
+                        "type": "pinned_products_updated",
+                        "pinnedProducts": self.stream_data.get("pinnedProducts", []),
+                        **env,
+                    }
+                ),
+                encode({"type": "chat_history", "messages": list(self.chat), **env}),
+            ]
             self._frames = (self.seq, frames)
         likes = viewer is not None and viewer in self.liked
-        started = encode({"type": "stream_started",
-                          "streamData": {**self.stream_data, "likedBy": [viewer] if likes else [], "liked": likes},
-                          **self.envelope()})
+        started = encode(
+            {
+                "type": "stream_started",
+                "streamData": {**self.stream_data, "likedBy": [viewer] if likes else [], "liked": likes},
+                **self.envelope(),
+            }
+        )
         return [started, *self._frames[1]]
 
     def personal_update(self, event: dict[str, Any], viewer: str | None) -> str:
         """A `stream_update` as an old app reads it: the counts, and `likedBy`
         holding the viewer's own key if (and only if) it likes now."""
         likes = viewer is not None and viewer in self.liked
-        return encode({"type": "stream_update", "viewerCount": event.get("viewerCount", 0),
-                       "likes": event.get("likes", 0), "likedBy": [viewer] if likes else [],
-                       "streamId": self.stream_id, "seq": event["seq"], "epoch": event.get("epoch", self.epoch)})
+        return encode(
+            {
+                "type": "stream_update",
+                "viewerCount": event.get("viewerCount", 0),
+                "likes": event.get("likes", 0),
+                "likedBy": [viewer] if likes else [],
+                "streamId": self.stream_id,
+                "seq": event["seq"],
+                "epoch": event.get("epoch", self.epoch),
+            }
+        )
 
     def update_event(self) -> dict[str, Any]:
         """A `stream_update` with the current counters (after a resync)."""
         d = self.stream_data
-        return {"type": "stream_update", "viewerCount": d.get("viewerCount", 0), "likes": d.get("likes", 0),
-                "likedByAdded": [], "likedByRemoved": [], **self.envelope()}
+        return {
+            "type": "stream_update",
+            "viewerCount": d.get("viewerCount", 0),
+            "likes": d.get("likes", 0),
+            "likedByAdded": [],
+            "likedByRemoved": [],
+            **self.envelope(),
+        }
 
     def chat_frame(self, message: dict[str, Any]) -> str:
         return encode({"type": "chat_message", **message, "streamId": self.stream_id, "epoch": self.epoch})

@@ -18,51 +18,53 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 import structlog
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
-from starlette.routing import WebSocketRoute
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import WebSocketRoute
 
 from core import money
 from gateway import errors
-from gateway.rest import analytics as rest_analytics
-from gateway.rest import auth as rest_auth
-from gateway.rest import flash_sales as rest_flash_sales
-from gateway.rest import livestreams as rest_livestreams
-from gateway.rest import moderation as rest_moderation
-from gateway.rest import orders as rest_orders
-from gateway.rest import payments as rest_payments
-from gateway.rest import products as rest_products
-from gateway.rest import refusals as rest_refusals
-from gateway.rest import users as rest_users
-from gateway.rest import video as rest_video
-from gateway.security.credentials import TokenService, hash_password
-from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from gateway.context import GatewayContext
+from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
+from gateway.realtime.protocol import error_frame
+from gateway.realtime.ws_session import WsSession
+from gateway.rest import (
+    analytics as rest_analytics,
+    auth as rest_auth,
+    flash_sales as rest_flash_sales,
+    livestreams as rest_livestreams,
+    moderation as rest_moderation,
+    orders as rest_orders,
+    payments as rest_payments,
+    products as rest_products,
+    refusals as rest_refusals,
+    users as rest_users,
+    video as rest_video,
+)
+from gateway.security.credentials import TokenService, hash_password
+from gateway.security.guard import reject_operators
+from gateway.security.ratelimit import TokenBucket
+from gateway.services.errors import ServiceError
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
-from runtime.gc_policy import freeze_startup
-from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
-from gateway.security.guard import reject_operators
-from gateway.services.errors import ServiceError
-from gateway.realtime.protocol import error_frame
-from gateway.security.ratelimit import TokenBucket
-from gateway.realtime.ws_session import WsSession
+from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
 from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
+from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import OrderStore
 from persistence.payments import PaymentStore
 from persistence.products import ProductStore
-from persistence.views import ViewStore
-from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.streams import StreamStore
 from persistence.users import UserStore
+from persistence.views import ViewStore
 from runtime import __version__
+from runtime.gc_policy import freeze_startup
 from runtime.logs import add_secrets, uri_password
 from runtime.settings import Settings
 
@@ -119,9 +121,15 @@ def origin_allowed(allowed: frozenset[str], origin: str | None) -> bool:
 def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id: str | None = None) -> FastAPI:
     gateway_id = gateway_id or f"gw-{secrets.token_hex(4)}"
     money.use_currency(settings.shop_currency)  # request amounts (and the OpenAPI document) are in it
-    add_secrets([jwt_secret, *settings.previous_jwt_secrets(), uri_password(mongodb_uri),
-                 settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None,
-                 settings.metrics_token.get_secret_value() if settings.metrics_token else None])
+    add_secrets(
+        [
+            jwt_secret,
+            *settings.previous_jwt_secrets(),
+            uri_password(mongodb_uri),
+            settings.agora_app_certificate.get_secret_value() if settings.agora_app_certificate else None,
+            settings.metrics_token.get_secret_value() if settings.metrics_token else None,
+        ]
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -133,25 +141,40 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
         hub.on_fanout = metrics.fanout_seconds.observe
-        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics,
-                                  settings.relay_idle_seconds)
+        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics, settings.relay_idle_seconds)
+
         def gauges() -> LiveGauges:
             v2 = sum(1 for c in hub.connections if c.protocol >= 2)
             return LiveGauges(
-                connections_v1=len(hub.connections) - v2, connections_v2=v2,
+                connections_v1=len(hub.connections) - v2,
+                connections_v2=v2,
                 watchers=sum(1 for c in hub.connections if c.watching is not None),
                 live_streams=len(directory.live),
                 relays_active=sum(1 for r in directory.relays.values() if r.active),
-                draining=bool(app.state.draining), frames_sent=hub.frames_out)
+                draining=bool(app.state.draining),
+                frames_sent=hub.frames_out,
+            )
 
         metrics.bind(gauges)
         app.state.ctx = GatewayContext(
-            settings=settings, gateway_id=gateway_id, metrics=metrics, node_id=_ray_node_id(),
+            settings=settings,
+            gateway_id=gateway_id,
+            metrics=metrics,
+            node_id=_ray_node_id(),
             tokens=TokenService(jwt_secret, settings.jwt_ttl_seconds, settings.previous_jwt_secrets()),
-            users=users, streams=StreamStore(db), chat=ChatStore(db), hub=hub, directory=directory,
-            products=ProductStore(db), orders=OrderStore(db), payments=PaymentStore(db),
-            flash_sales=FlashSaleStore(db), views=ViewStore(db), analytics=AnalyticsStore(db),
-            chat_pages=ChatPages(db), login_limit=TokenBucket(settings.login_rate_per_minute),
+            users=users,
+            streams=StreamStore(db),
+            chat=ChatStore(db),
+            hub=hub,
+            directory=directory,
+            products=ProductStore(db),
+            orders=OrderStore(db),
+            payments=PaymentStore(db),
+            flash_sales=FlashSaleStore(db),
+            views=ViewStore(db),
+            analytics=AnalyticsStore(db),
+            chat_pages=ChatPages(db),
+            login_limit=TokenBucket(settings.login_rate_per_minute),
             order_limit=TokenBucket(settings.order_rate_per_minute),
         )
         directory.start()
@@ -173,24 +196,29 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         log.info("gateway_stopped", gateway_id=gateway_id)
 
     app = FastAPI(
-        title="WrenCOS Live", version=__version__, lifespan=lifespan,
+        title="WrenCOS Live",
+        version=__version__,
+        lifespan=lifespan,
         dependencies=[Depends(reject_operators)],
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
     )
     errors.install(app)
     app.add_exception_handler(ServiceError, rest_refusals.handle)  # a service's refusal, as REST answers it
-    documented = {"responses": errors.ERROR_RESPONSES}  # the one error shape, on every operation
-    app.include_router(rest_auth.router, **documented)
-    app.include_router(rest_video.router, **documented)  # /livestreams/agora/token, before /livestreams/{id}
-    app.include_router(rest_livestreams.router, **documented)
-    app.include_router(rest_flash_sales.router, **documented)
-    app.include_router(rest_products.router, **documented)
-    app.include_router(rest_orders.router, **documented)
-    app.include_router(rest_payments.order_payments, **documented)
-    app.include_router(rest_payments.router, **documented)
-    app.include_router(rest_analytics.router, **documented)
-    app.include_router(rest_moderation.router, **documented)
-    app.include_router(rest_users.router, **documented)
+    routers = [
+        rest_auth.router,
+        rest_video.router,  # /livestreams/agora/token, before /livestreams/{id}
+        rest_livestreams.router,
+        rest_flash_sales.router,
+        rest_products.router,
+        rest_orders.router,
+        rest_payments.order_payments,
+        rest_payments.router,
+        rest_analytics.router,
+        rest_moderation.router,
+        rest_users.router,
+    ]
+    for router in routers:
+        app.include_router(router, responses=errors.ERROR_RESPONSES)  # the one error shape, on every operation
     app.state.draining = False
     metrics = GatewayMetrics()
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
@@ -208,19 +236,28 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         ctx: GatewayContext = app.state.ctx
         ok = ctx.directory.synced.is_set() and not app.state.draining
         status = "draining" if app.state.draining else "ready" if ok else "starting"
-        body = {"status": status, "gatewayId": ctx.gateway_id, "nodeId": ctx.node_id,
-                "connections": len(ctx.hub.connections), "liveStreams": len(ctx.directory.live)}
+        body = {
+            "status": status,
+            "gatewayId": ctx.gateway_id,
+            "nodeId": ctx.node_id,
+            "connections": len(ctx.hub.connections),
+            "liveStreams": len(ctx.directory.live),
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"], response_class=Response,
-             responses={**errors.ERROR_RESPONSES,
-                        200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}})
+    @app.get(
+        "/metrics",
+        tags=["ops"],
+        response_class=Response,
+        responses={**errors.ERROR_RESPONSES, 200: {"content": {METRICS_CONTENT_TYPE: {"schema": {"type": "string"}}}}},
+    )
     async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics of this gateway: connections, live streams, events in and out,
         fan-out latency, actor call latency and errors (see README, "What to watch"). With
         `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
         if metrics_token is not None and not hmac.compare_digest(
-                request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()):
+            request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()
+        ):
             raise errors.ApiError(401, "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
@@ -230,8 +267,13 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             return
         app.state.draining = True
         ctx: GatewayContext = app.state.ctx
-        log.info("gateway_draining", gateway_id=ctx.gateway_id, connections=len(ctx.hub.connections),
-                 notice_s=settings.drain_notice_seconds, spread_s=settings.drain_seconds)
+        log.info(
+            "gateway_draining",
+            gateway_id=ctx.gateway_id,
+            connections=len(ctx.hub.connections),
+            notice_s=settings.drain_notice_seconds,
+            spread_s=settings.drain_seconds,
+        )
         await asyncio.sleep(settings.drain_notice_seconds)
         conns = list(ctx.hub.connections)
         waves = max(1, min(len(conns), int(settings.drain_seconds * DRAIN_WAVES_PER_SECOND)))
@@ -265,9 +307,12 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             return
         if not addresses.acquire(address):
             await websocket.accept()
-            await websocket.send_text(error_frame(
-                f"Too many connections from your address (at most {addresses.limit}): close some and retry",
-                code="too_many_connections"))
+            await websocket.send_text(
+                error_frame(
+                    f"Too many connections from your address (at most {addresses.limit}): close some and retry",
+                    code="too_many_connections",
+                )
+            )
             await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many connections from your address")
             return
         try:
@@ -298,8 +343,11 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
                     if registered:
                         conn.close(CLOSE_GOING_AWAY, f"idle for {idle_timeout:g} s")
                     else:
-                        conn.send(error_frame(f"Register within {register_timeout:g} s of connecting",
-                                              code="register_timeout"))
+                        conn.send(
+                            error_frame(
+                                f"Register within {register_timeout:g} s of connecting", code="register_timeout"
+                            )
+                        )
                         conn.close(CLOSE_POLICY_VIOLATION, "no register in time")
                     break
                 if message["type"] == "websocket.disconnect":

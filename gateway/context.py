@@ -63,6 +63,13 @@ class GatewayContext:
         live = LiveStreams(self.directory, self.streams)
         self.pins = PinService(self.products, live)
         self.moderation = ModerationService(live)
-        self.order_service = OrderService(self.orders, self.products, self.flash_sales, self.payments, self.streams,
-                                          self.directory, self.settings.shop_currency)
+        self.order_service = OrderService(
+            self.orders,
+            self.products,
+            self.flash_sales,
+            self.payments,
+            self.streams,
+            self.directory,
+            self.settings.shop_currency,
+        )
         self.checkout = CheckoutService(self.order_service, self.orders, self.payments, self.payment_provider)

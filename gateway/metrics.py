@@ -12,8 +12,9 @@ Every series is per gateway process; sum over gateways for the cluster.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -33,6 +34,7 @@ class LiveGauges:
     relays_active: int  # live streams this gateway receives events of
     draining: bool
     frames_sent: int  # frames written to viewers since start
+
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Fan-out is tens of milliseconds when healthy (the write and batch ticks are 40 and 100 ms).
@@ -56,13 +58,22 @@ class GatewayMetrics:
             "wrencos_fanout_seconds",
             "From this gateway receiving a batch of a stream's events to their write to every local socket "
             "(includes the write or batch tick)",
-            buckets=FANOUT_BUCKETS, registry=self.registry)
+            buckets=FANOUT_BUCKETS,
+            registry=self.registry,
+        )
         self.actor_call_seconds = Histogram(
-            "wrencos_actor_call_seconds", "Ray actor calls that are not long polls, by method",
-            ["method"], buckets=CALL_BUCKETS, registry=self.registry)
+            "wrencos_actor_call_seconds",
+            "Ray actor calls that are not long polls, by method",
+            ["method"],
+            buckets=CALL_BUCKETS,
+            registry=self.registry,
+        )
         self.actor_call_errors = PromCounter(
-            "wrencos_actor_call_errors_total", "Ray actor calls that failed, by method and error (retried or not)",
-            ["method", "error"], registry=self.registry)
+            "wrencos_actor_call_errors_total",
+            "Ray actor calls that failed, by method and error (retried or not)",
+            ["method", "error"],
+            registry=self.registry,
+        )
         self.gc_pauses = GcPauses(self.registry)
 
     def bind(self, read: Callable[[], LiveGauges]) -> None:
@@ -89,26 +100,35 @@ class _LiveCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         now = self.read()
-        conns = GaugeMetricFamily("wrencos_connections", "Open WebSocket connections on this gateway, by protocol",
-                                  labels=["protocol"])
+        conns = GaugeMetricFamily(
+            "wrencos_connections", "Open WebSocket connections on this gateway, by protocol", labels=["protocol"]
+        )
         conns.add_metric(["1"], now.connections_v1)
         conns.add_metric(["2"], now.connections_v2)
         yield conns
-        yield GaugeMetricFamily("wrencos_watchers", "Connections watching a stream on this gateway",
-                                value=now.watchers)
-        yield GaugeMetricFamily("wrencos_live_streams", "Live streams in the cluster, as this gateway knows it",
-                                value=now.live_streams)
-        yield GaugeMetricFamily("wrencos_relays_active",
-                                "Live streams this gateway receives events of (it has viewers or admins of them)",
-                                value=now.relays_active)
-        yield GaugeMetricFamily("wrencos_draining", "1 while this gateway drains (no new connections)",
-                                value=1 if now.draining else 0)
-        yield CounterMetricFamily("wrencos_stream_events_received", "Stream events received from stream actors",
-                                  value=self.traffic.events_received)
-        yield CounterMetricFamily("wrencos_frames_sent", "WebSocket frames written to viewers (each event or batch)",
-                                  value=now.frames_sent)
-        commands = CounterMetricFamily("wrencos_commands_sent", "Commands sent to stream actors, by kind",
-                                       labels=["command"])
+        yield GaugeMetricFamily("wrencos_watchers", "Connections watching a stream on this gateway", value=now.watchers)
+        yield GaugeMetricFamily(
+            "wrencos_live_streams", "Live streams in the cluster, as this gateway knows it", value=now.live_streams
+        )
+        yield GaugeMetricFamily(
+            "wrencos_relays_active",
+            "Live streams this gateway receives events of (it has viewers or admins of them)",
+            value=now.relays_active,
+        )
+        yield GaugeMetricFamily(
+            "wrencos_draining", "1 while this gateway drains (no new connections)", value=1 if now.draining else 0
+        )
+        yield CounterMetricFamily(
+            "wrencos_stream_events_received",
+            "Stream events received from stream actors",
+            value=self.traffic.events_received,
+        )
+        yield CounterMetricFamily(
+            "wrencos_frames_sent", "WebSocket frames written to viewers (each event or batch)", value=now.frames_sent
+        )
+        commands = CounterMetricFamily(
+            "wrencos_commands_sent", "Commands sent to stream actors, by kind", labels=["command"]
+        )
         for kind, n in sorted(self.traffic.commands.items()):
             commands.add_metric([kind], n)
         yield commands

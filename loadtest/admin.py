@@ -39,8 +39,15 @@ class ActionResult:
     message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "streamId": self.stream_id, "at": round(self.at, 3), "ok": self.ok,
-                "skipped": self.skipped, "status": self.status, "message": self.message}
+        return {
+            "name": self.name,
+            "streamId": self.stream_id,
+            "at": round(self.at, 3),
+            "ok": self.ok,
+            "skipped": self.skipped,
+            "status": self.status,
+            "message": self.message,
+        }
 
 
 def api_error(r: httpx.Response) -> str:
@@ -116,8 +123,9 @@ class AdminSocket:
         self._registered = asyncio.Event()
 
     async def open(self) -> None:
-        self.ws = await websockets.connect(self.gw.ws, max_size=2**24, compression=None, ping_interval=None,
-                                           max_queue=None)
+        self.ws = await websockets.connect(
+            self.gw.ws, max_size=2**24, compression=None, ping_interval=None, max_queue=None
+        )
         self._reader = asyncio.create_task(self._read())
         await self.ws.send(orjson.dumps({"type": "register_admin", "userId": "loadtest", "token": self.token}).decode())
         try:
@@ -171,6 +179,7 @@ def register_action(name: str) -> Callable[[Action], Action]:
     def deco(fn: Action) -> Action:
         ACTIONS[name] = fn
         return fn
+
     return deco
 
 
@@ -183,14 +192,18 @@ async def pin_product(ctx: AdminContext, stream_id: str) -> ActionResult:
     n = ctx.pins.get(stream_id, 0) + 1
     ctx.pins[stream_id] = n
     send_ns = time.time_ns()
-    product = await ctx.http.post("/products", json={"name": messages.pin_name(ctx.config.run_id, n, send_ns),
-                                                      "price": "9.99", "stock": 1},
-                                  headers={"Authorization": f"Bearer {ctx.token}"})
+    product = await ctx.http.post(
+        "/products",
+        json={"name": messages.pin_name(ctx.config.run_id, n, send_ns), "price": "9.99", "stock": 1},
+        headers={"Authorization": f"Bearer {ctx.token}"},
+    )
     if product.status_code >= 300:
-        return ActionResult("pin", stream_id, ctx.elapsed(), False, status=product.status_code,
-                            message=api_error(product))
-    await ctx.socket.send({"type": "pin_product", "streamId": stream_id, "productId": product.json()["id"],
-                           "displayOrder": n})
+        return ActionResult(
+            "pin", stream_id, ctx.elapsed(), False, status=product.status_code, message=api_error(product)
+        )
+    await ctx.socket.send(
+        {"type": "pin_product", "streamId": stream_id, "productId": product.json()["id"], "displayOrder": n}
+    )
     ctx.counters("pins_sent", 1)
     return ActionResult("pin", stream_id, ctx.elapsed(), True, message=f"product {n}")
 
@@ -203,29 +216,47 @@ async def flash_sale(ctx: AdminContext, stream_id: str) -> ActionResult:
         return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
     auth = {"Authorization": f"Bearer {ctx.token}"}
     path = ctx.config.flash_sale_path.format(stream_id=stream_id)
-    product = await ctx.http.post("/products", json={"name": f"loadtest {ctx.config.run_id}", "price": "9.99",
-                                                      "stock": 1000}, headers=auth)
+    product = await ctx.http.post(
+        "/products", json={"name": f"loadtest {ctx.config.run_id}", "price": "9.99", "stock": 1000}, headers=auth
+    )
     if product.status_code == 404:
-        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, status=404,
-                            message="skipped: the server has no products endpoint (404)")
+        return ActionResult(
+            "flash-sale",
+            stream_id,
+            ctx.elapsed(),
+            False,
+            skipped=True,
+            status=404,
+            message="skipped: the server has no products endpoint (404)",
+        )
     if product.status_code >= 300:
-        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, status=product.status_code,
-                            message=api_error(product))
+        return ActionResult(
+            "flash-sale", stream_id, ctx.elapsed(), False, status=product.status_code, message=api_error(product)
+        )
     product_id = product.json()["id"]
     pinned = await ctx.http.post(f"/livestreams/{stream_id}/pin", json={"productId": product_id}, headers=auth)
     if pinned.status_code >= 300:
-        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, status=pinned.status_code,
-                            message=api_error(pinned))
+        return ActionResult(
+            "flash-sale", stream_id, ctx.elapsed(), False, status=pinned.status_code, message=api_error(pinned)
+        )
     body = {"productId": product_id, "price": "4.99", "quantity": 100, "perCustomerLimit": 1, "durationSeconds": 30}
     r = await ctx.http.post(path, json=body, headers=auth)
     if r.status_code == 404:
-        return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, status=404,
-                            message=f"skipped: the server has no flash-sale endpoint at POST {path} (404)")
+        return ActionResult(
+            "flash-sale",
+            stream_id,
+            ctx.elapsed(),
+            False,
+            skipped=True,
+            status=404,
+            message=f"skipped: the server has no flash-sale endpoint at POST {path} (404)",
+        )
     ok = r.status_code < 300
     if ok:
         ctx.counters("flash_sales", 1)
-    return ActionResult("flash-sale", stream_id, ctx.elapsed(), ok, status=r.status_code,
-                        message="started" if ok else api_error(r))
+    return ActionResult(
+        "flash-sale", stream_id, ctx.elapsed(), ok, status=r.status_code, message="started" if ok else api_error(r)
+    )
 
 
 @register_action("stop")
@@ -235,8 +266,9 @@ async def stop_stream(ctx: AdminContext, stream_id: str) -> ActionResult:
         return ActionResult("stop", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
     r = await ctx.http.post(f"/livestreams/{stream_id}/stop", headers={"Authorization": f"Bearer {ctx.token}"})
     ok = r.status_code == 200
-    return ActionResult("stop", stream_id, ctx.elapsed(), ok, status=r.status_code,
-                        message="stopped" if ok else api_error(r))
+    return ActionResult(
+        "stop", stream_id, ctx.elapsed(), ok, status=r.status_code, message="stopped" if ok else api_error(r)
+    )
 
 
 def schedule(config: LoadConfig) -> list[tuple[float, str]]:

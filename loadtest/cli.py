@@ -41,55 +41,101 @@ def _add_thresholds(p: argparse.ArgumentParser) -> None:
 
 
 def _add_gateways(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gateway", "-g", action="append", dest="gateways", metavar="URL",
-                   help="a gateway (http://host:port or ws://host:port/); repeat for several, viewers spread "
-                        "round-robin; the first one is used for REST and the admin (default: http://127.0.0.1:3000)")
+    p.add_argument(
+        "--gateway",
+        "-g",
+        action="append",
+        dest="gateways",
+        metavar="URL",
+        help="a gateway (http://host:port or ws://host:port/); repeat for several, viewers spread "
+        "round-robin; the first one is used for REST and the admin (default: http://127.0.0.1:3000)",
+    )
     p.add_argument("--admin-email", default=os.environ.get("ADMIN_EMAIL"), help="default: $ADMIN_EMAIL")
     p.add_argument("--admin-password", default=os.environ.get("ADMIN_PASSWORD"), help="default: $ADMIN_PASSWORD")
-    p.add_argument("--admin-token", default=os.environ.get("WRENCOS_ADMIN_TOKEN"),
-                   help="an admin JWT instead of email and password (default: $WRENCOS_ADMIN_TOKEN)")
+    p.add_argument(
+        "--admin-token",
+        default=os.environ.get("WRENCOS_ADMIN_TOKEN"),
+        help="an admin JWT instead of email and password (default: $WRENCOS_ADMIN_TOKEN)",
+    )
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add `loadtest` (with `run`, `merge`, `setup`) to the `wrencos` subcommands."""
-    lt = sub.add_parser("loadtest", help="simulate viewers against gateways and measure them",
-                        description="Simulate viewers against one or more gateways and measure connections, "
-                                    "fan-out latency, deliveries, loss, order and errors, per second.")
+    lt = sub.add_parser(
+        "loadtest",
+        help="simulate viewers against gateways and measure them",
+        description="Simulate viewers against one or more gateways and measure connections, "
+        "fan-out latency, deliveries, loss, order and errors, per second.",
+    )
     lsub = lt.add_subparsers(dest="loadtest_command", required=True)
 
     r = lsub.add_parser("run", help="run a load test", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_gateways(r)
     w = r.add_argument_group("load")
     w.add_argument("--streams", type=int, default=1, help="streams to create (ignored with --stream-id)")
-    w.add_argument("--stream-id", action="append", default=[], dest="stream_ids", metavar="ID",
-                   help="join this live stream instead of creating streams (repeat for several)")
+    w.add_argument(
+        "--stream-id",
+        action="append",
+        default=[],
+        dest="stream_ids",
+        metavar="ID",
+        help="join this live stream instead of creating streams (repeat for several)",
+    )
     w.add_argument("--viewers", type=int, default=100, help="viewers per stream")
     w.add_argument("--ramp", type=float, default=500.0, help="new viewers per second, all streams (0: all at once)")
     w.add_argument("--duration", type=float, default=30.0, help="seconds of sending, from the start of the ramp")
     w.add_argument("--drain", type=float, default=3.0, help="seconds to keep receiving after the last send")
-    w.add_argument("--settle", type=float, default=10.0,
-                   help="with likes: at most this many seconds more after the drain, until no stream_update has "
-                        "arrived for 1 s, so like counts are compared once the stream has settled")
+    w.add_argument(
+        "--settle",
+        type=float,
+        default=10.0,
+        help="with likes: at most this many seconds more after the drain, until no stream_update has "
+        "arrived for 1 s, so like counts are compared once the stream has settled",
+    )
     w.add_argument("--chat-rate", type=float, default=5.0, help="chat messages per second per stream")
-    w.add_argument("--chat-start", type=float, default=0.0,
-                   help="second of the run at which chat and likes begin (e.g. after the ramp)")
+    w.add_argument(
+        "--chat-start",
+        type=float,
+        default=0.0,
+        help="second of the run at which chat and likes begin (e.g. after the ramp)",
+    )
     w.add_argument("--like-rate", type=float, default=0.0, help="like toggles per second per stream")
     w.add_argument("--message-bytes", type=int, default=0, help="pad chat messages to this length (max 500)")
-    w.add_argument("--protocol", choices=["v1", "v2", "1", "2"], default="v1",
-                   help="v1: the old apps' protocol; v2: the opted-in one (batches, acks, resume)")
+    w.add_argument(
+        "--protocol",
+        choices=["v1", "v2", "1", "2"],
+        default="v1",
+        help="v1: the old apps' protocol; v2: the opted-in one (batches, acks, resume)",
+    )
     w.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     w.add_argument("--connect-timeout", type=float, default=10.0, help="seconds from connect to watching")
     w.add_argument("--max-reconnects", type=int, default=5, help="failed reconnects in a row before a viewer gives up")
     w.add_argument("--connect-concurrency", type=int, default=200, help="handshakes in flight per worker")
     a = r.add_argument_group("admin actions during the run")
-    a.add_argument("--pin-every", type=float, default=0.0, help="pin a new product on every stream every N s (0: never)")
-    a.add_argument("--flash-sale-at", type=float, action="append", default=[], metavar="S",
-                   help="start a flash sale at second S (skipped if the server answers 404)")
-    a.add_argument("--flash-sale-path", default="/livestreams/{stream_id}/flash-sales",
-                   help="REST path of the flash-sale endpoint")
+    a.add_argument(
+        "--pin-every", type=float, default=0.0, help="pin a new product on every stream every N s (0: never)"
+    )
+    a.add_argument(
+        "--flash-sale-at",
+        type=float,
+        action="append",
+        default=[],
+        metavar="S",
+        help="start a flash sale at second S (skipped if the server answers 404)",
+    )
+    a.add_argument(
+        "--flash-sale-path", default="/livestreams/{stream_id}/flash-sales", help="REST path of the flash-sale endpoint"
+    )
     a.add_argument("--stop-at", type=float, help="stop every stream at second S")
-    a.add_argument("--action", type=_action, action="append", default=[], dest="actions", metavar="NAME@S",
-                   help="any registered admin action (pin, flash-sale, stop, ...) at second S")
+    a.add_argument(
+        "--action",
+        type=_action,
+        action="append",
+        default=[],
+        dest="actions",
+        metavar="NAME@S",
+        help="any registered admin action (pin, flash-sale, stop, ...) at second S",
+    )
     a.add_argument("--keep-streams", action="store_true", help="do not stop the streams this run created")
     o = r.add_argument_group("output")
     o.add_argument("--name", default="loadtest", help="name of the run (titles, file names)")
@@ -117,9 +163,15 @@ def _thresholds(args: argparse.Namespace) -> Any:
     from loadtest.config import Thresholds
 
     return Thresholds(
-        max_p50_ms=args.max_p50_ms, max_p99_ms=args.max_p99_ms, max_loss=args.max_loss,
-        min_connect_rate=args.min_connect_rate, max_connect_p99_ms=args.max_connect_p99_ms,
-        max_errors=args.max_errors, max_reorders=args.max_reorders, min_deliveries_per_s=args.min_deliveries_per_s)
+        max_p50_ms=args.max_p50_ms,
+        max_p99_ms=args.max_p99_ms,
+        max_loss=args.max_loss,
+        min_connect_rate=args.min_connect_rate,
+        max_connect_p99_ms=args.max_connect_p99_ms,
+        max_errors=args.max_errors,
+        max_reorders=args.max_reorders,
+        min_deliveries_per_s=args.min_deliveries_per_s,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -127,15 +179,38 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
     return LoadConfig(
         gateways=[Gateway.parse(u) for u in (args.gateways or ["http://127.0.0.1:3000"])],
-        streams=args.streams, viewers=args.viewers, stream_ids=args.stream_ids, ramp=args.ramp,
-        duration=args.duration, drain=args.drain, settle=args.settle, chat_rate=args.chat_rate, chat_start=args.chat_start, like_rate=args.like_rate,
-        message_bytes=min(args.message_bytes, 500), protocol=int(args.protocol.lstrip("v")), workers=args.workers,
-        pin_every=args.pin_every, flash_sale_at=args.flash_sale_at, flash_sale_path=args.flash_sale_path,
-        stop_at=args.stop_at, actions=args.actions, admin_email=args.admin_email,
-        admin_password=args.admin_password, admin_token=args.admin_token, keep_streams=args.keep_streams,
-        out_dir=args.out_dir, json_path=args.json_path, html_path=args.html_path, name=args.name,
-        connect_timeout=args.connect_timeout, max_reconnects=args.max_reconnects,
-        connect_concurrency=args.connect_concurrency, live=not args.no_live, thresholds=_thresholds(args))
+        streams=args.streams,
+        viewers=args.viewers,
+        stream_ids=args.stream_ids,
+        ramp=args.ramp,
+        duration=args.duration,
+        drain=args.drain,
+        settle=args.settle,
+        chat_rate=args.chat_rate,
+        chat_start=args.chat_start,
+        like_rate=args.like_rate,
+        message_bytes=min(args.message_bytes, 500),
+        protocol=int(args.protocol.lstrip("v")),
+        workers=args.workers,
+        pin_every=args.pin_every,
+        flash_sale_at=args.flash_sale_at,
+        flash_sale_path=args.flash_sale_path,
+        stop_at=args.stop_at,
+        actions=args.actions,
+        admin_email=args.admin_email,
+        admin_password=args.admin_password,
+        admin_token=args.admin_token,
+        keep_streams=args.keep_streams,
+        out_dir=args.out_dir,
+        json_path=args.json_path,
+        html_path=args.html_path,
+        name=args.name,
+        connect_timeout=args.connect_timeout,
+        max_reconnects=args.max_reconnects,
+        connect_concurrency=args.connect_concurrency,
+        live=not args.no_live,
+        thresholds=_thresholds(args),
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -48,7 +48,7 @@ class Thresholds:
     min_deliveries_per_s: float | None = None
 
     def any(self) -> bool:
-        return any(getattr(self, k) is not None for k in self.__slots__)  # type: ignore[attr-defined]
+        return any(getattr(self, k) is not None for k in self.__slots__)
 
 
 @dataclass(slots=True)
@@ -96,11 +96,26 @@ class LoadConfig:
     def public(self) -> dict[str, object]:
         """The options as they go into the report (no secrets)."""
         return {
-            "gateways": [g.http for g in self.gateways], "streams": len(self.stream_ids) or self.streams,
-            "viewersPerStream": self.viewers, "streamIds": list(self.stream_ids), "ramp": self.ramp,
-            "duration": self.duration, "drain": self.drain, "settle": self.settle, "chatRate": self.chat_rate,
-            "likeRate": self.like_rate, "chatStart": self.chat_start, "messageBytes": self.message_bytes, "protocol": self.protocol,
-            "workers": self.workers, "pinEvery": self.pin_every, "flashSaleAt": self.flash_sale_at,
-            "stopAt": self.stop_at, "actions": [f"{n}@{t}" for n, t in self.actions], "runId": self.run_id,
-            "connectTimeout": self.connect_timeout, "maxReconnects": self.max_reconnects, "name": self.name,
+            "gateways": [g.http for g in self.gateways],
+            "streams": len(self.stream_ids) or self.streams,
+            "viewersPerStream": self.viewers,
+            "streamIds": list(self.stream_ids),
+            "ramp": self.ramp,
+            "duration": self.duration,
+            "drain": self.drain,
+            "settle": self.settle,
+            "chatRate": self.chat_rate,
+            "likeRate": self.like_rate,
+            "chatStart": self.chat_start,
+            "messageBytes": self.message_bytes,
+            "protocol": self.protocol,
+            "workers": self.workers,
+            "pinEvery": self.pin_every,
+            "flashSaleAt": self.flash_sale_at,
+            "stopAt": self.stop_at,
+            "actions": [f"{n}@{t}" for n, t in self.actions],
+            "runId": self.run_id,
+            "connectTimeout": self.connect_timeout,
+            "maxReconnects": self.max_reconnects,
+            "name": self.name,
         }

@@ -25,9 +25,15 @@ def last_second(agg: Aggregate) -> dict[str, Any]:
     c = s["counters"]
     lat = hist_summary(s["hists"]["latency"])
     connected = sum(v.get("connected", 0) for v in agg.gauges.get(sec, {}).values())
-    return {"second": sec, "connected": connected, "sent": c.get("chat_sent", 0),
-            "deliveries": c.get("deliveries", 0), "p50": lat["p50"], "p99": lat["p99"],
-            "errors": sum(s["errors"].values())}
+    return {
+        "second": sec,
+        "connected": connected,
+        "sent": c.get("chat_sent", 0),
+        "deliveries": c.get("deliveries", 0),
+        "p50": lat["p50"],
+        "p99": lat["p99"],
+        "errors": sum(s["errors"].values()),
+    }
 
 
 class LiveView:
@@ -37,8 +43,13 @@ class LiveView:
         self.console = console
         self.enabled = enabled
         self.target = target_viewers
-        self.progress = Progress(TextColumn("[bold]load test"), BarColumn(), TextColumn("{task.description}"),
-                                 TimeElapsedColumn(), console=console)
+        self.progress = Progress(
+            TextColumn("[bold]load test"),
+            BarColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
         self.task = self.progress.add_task("starting", total=total_s)
         self.live: Live | None = None
         self._last_plain = -10.0
@@ -56,8 +67,7 @@ class LiveView:
     def render(self, agg: Aggregate | None, elapsed: float, phase: str) -> Group:
         self.progress.update(self.task, completed=max(elapsed, 0), description=phase)
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for col in ("watching", "msgs/s", "deliveries/s", "p50 ms", "p99 ms", "conn ok/fail",
-                    "reconnects", "errors"):
+        for col in ("watching", "msgs/s", "deliveries/s", "p50 ms", "p99 ms", "conn ok/fail", "reconnects", "errors"):
             table.add_column(col, justify="right")
         if agg is not None:
             s = last_second(agg)
@@ -66,10 +76,16 @@ class LiveView:
             def fmt(v: float | None) -> str:
                 return "–" if v is None else f"{v:,.1f}"
 
-            table.add_row(f"{s.get('connected', 0):,}/{self.target:,}", f"{s.get('sent', 0):,}",
-                          f"{s.get('deliveries', 0):,}", fmt(s.get("p50")), fmt(s.get("p99")),
-                          f"{t['connect_ok']:,}/{t['connect_failed']:,}", f"{t['reconnects']:,}",
-                          f"{sum(agg.errors.values()):,}")
+            table.add_row(
+                f"{s.get('connected', 0):,}/{self.target:,}",
+                f"{s.get('sent', 0):,}",
+                f"{s.get('deliveries', 0):,}",
+                fmt(s.get("p50")),
+                fmt(s.get("p99")),
+                f"{t['connect_ok']:,}/{t['connect_failed']:,}",
+                f"{t['reconnects']:,}",
+                f"{sum(agg.errors.values()):,}",
+            )
         return Group(self.progress, table)
 
     def update(self, agg: Aggregate, elapsed: float, phase: str) -> None:
@@ -83,7 +99,8 @@ class LiveView:
                 f"[{elapsed:6.1f}s] {phase}: watching {s.get('connected', 0)}/{self.target}, "
                 f"{s.get('sent', 0)} msgs/s, {s.get('deliveries', 0)} deliveries/s, "
                 f"p99 {'-' if p99 is None else f'{p99:.1f}'} ms, errors {sum(agg.errors.values())}",
-                highlight=False)
+                highlight=False,
+            )
 
 
 def print_summary(console: Console, report: dict[str, Any], paths: list[str]) -> None:
@@ -111,8 +128,12 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[str]) ->
         for col in ("option", "limit", "measured", ""):
             tt.add_column(col)
         for v in report["thresholds"]:
-            tt.add_row(v["threshold"], str(v["limit"]), "–" if v["actual"] is None else f"{v['actual']:.4g}",
-                       "[green]pass[/]" if v["ok"] else "[bold red]FAIL[/]")
+            tt.add_row(
+                v["threshold"],
+                str(v["limit"]),
+                "–" if v["actual"] is None else f"{v['actual']:.4g}",
+                "[green]pass[/]" if v["ok"] else "[bold red]FAIL[/]",
+            )
         console.print(tt)
     for p in paths:
         console.print(f"report: {p}")

@@ -154,7 +154,7 @@ def decode(p: bytes) -> Any:
             if j >= i + len(LIKED_BY):
                 try:
                     head = loads(p[:i] + b"}")
-                    tail = loads(b"{" + p[j + 2:])
+                    tail = loads(b"{" + p[j + 2 :])
                 except JSONDecodeError:
                     return loads(p)
                 if isinstance(head, dict) and isinstance(tail, dict):
@@ -175,8 +175,9 @@ def digest_event(ev: dict[str, Any], kind: str, own_prefix: str) -> EventDigest:
             own = messages.parse_own(text, own_prefix)
         elif messages.parse_chat(text) is not None:
             foreign = True
-    return EventDigest(kind, ev.get("streamId"), seq if isinstance(seq, int) else None, ev.get("epoch"), ev, own,
-                       foreign)
+    return EventDigest(
+        kind, ev.get("streamId"), seq if isinstance(seq, int) else None, ev.get("epoch"), ev, own, foreign
+    )
 
 
 def digest_batch(events: list[Any], own_prefix: str) -> BatchDigest:
@@ -217,8 +218,18 @@ def summarize(events: list[EventDigest | dict[str, Any]]) -> BatchSummary | None
                 sends.append(d.own.send_ns)
         else:
             updates.append(d)
-    return BatchSummary(sid, first.seq, expected - 1, epoch, len(events), sends, min(sends, default=0), foreign,
-                        updates, np.array(sends, dtype=np.int64))
+    return BatchSummary(
+        sid,
+        first.seq,
+        expected - 1,
+        epoch,
+        len(events),
+        sends,
+        min(sends, default=0),
+        foreign,
+        updates,
+        np.array(sends, dtype=np.int64),
+    )
 
 
 @dataclass(slots=True)

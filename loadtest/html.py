@@ -91,7 +91,10 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
     rate = c["successRate"]
     return [
         ("viewers (peak watching)", c["peakConnected"]),
-        ("connections ok / attempts", f"{c['succeeded']:,} / {c['attempts']:,}" + (f" ({rate:.2%})" if rate is not None else "")),
+        (
+            "connections ok / attempts",
+            f"{c['succeeded']:,} / {c['attempts']:,}" + (f" ({rate:.2%})" if rate is not None else ""),
+        ),
         ("connect to watching p50 / p99 (ms)", f"{_fmt(c['connectMs']['p50'])} / {_fmt(c['connectMs']['p99'])}"),
         ("reconnects / unexpected closes", f"{c['reconnects']:,} / {c['unexpectedCloses']:,}"),
         ("chat messages sent", ch["sent"]),
@@ -99,16 +102,30 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, Any]]:
         ("expected receipts / received", f"{ch['expectedReceipts']:,} / {ch['receivedExpected']:,}"),
         ("lost (ratio)", f"{ch['lost']:,} ({ch['lossRatio']:.4%})"),
         ("reordered / duplicates / seq gaps", f"{ch['reordered']:,} / {ch['duplicates']:,} / {ch['seqGapEvents']:,}"),
-        ("latency p50 / p90 / p99 / p99.9 / max (ms)",
-         " / ".join(_fmt(lat[k]) for k in ("p50", "p90", "p99", "p999", "max"))),
+        (
+            "latency p50 / p90 / p99 / p99.9 / max (ms)",
+            " / ".join(_fmt(lat[k]) for k in ("p50", "p90", "p99", "p999", "max")),
+        ),
         ("deliveries/s mean / peak", f"{_fmt(th['deliveriesPerSecondMean'])} / {_fmt(th['deliveriesPerSecondPeak'])}"),
         ("frames received", th["framesReceived"]),
         ("likes sent / stream updates", f"{s['likes']['sent']:,} / {s['likes']['streamUpdates']:,}"),
-        ("pins sent / received, p99 (ms)", f"{s['pins']['sent']:,} / {s['pins']['received']:,}, {_fmt(s['pins']['latencyMs']['p99'])}"),
-        ("acks (v2) / rejected, p99 (ms)", f"{s['acks']['acked']:,} / {s['acks']['rejected']:,}, {_fmt(s['acks']['latencyMs']['p99'])}"),
-        ("load generator: CPU s / busiest worker %", f"{_fmt(s['loadGenerator']['cpuSeconds'])} / {s['loadGenerator']['maxWorkerCpuPercent']}"),
-        ("load generator: CPU µs per frame / per event",
-         f"{_fmt(s['loadGenerator'].get('cpuMicrosPerFrame'))} / {_fmt(s['loadGenerator'].get('cpuMicrosPerEvent'))}"),
+        (
+            "pins sent / received, p99 (ms)",
+            f"{s['pins']['sent']:,} / {s['pins']['received']:,}, {_fmt(s['pins']['latencyMs']['p99'])}",
+        ),
+        (
+            "acks (v2) / rejected, p99 (ms)",
+            f"{s['acks']['acked']:,} / {s['acks']['rejected']:,}, {_fmt(s['acks']['latencyMs']['p99'])}",
+        ),
+        (
+            "load generator: CPU s / busiest worker %",
+            f"{_fmt(s['loadGenerator']['cpuSeconds'])} / {s['loadGenerator']['maxWorkerCpuPercent']}",
+        ),
+        (
+            "load generator: CPU µs per frame / per event",
+            f"{_fmt(s['loadGenerator'].get('cpuMicrosPerFrame'))} / "
+            f"{_fmt(s['loadGenerator'].get('cpuMicrosPerEvent'))}",
+        ),
         ("errors", s["errorCount"]),
     ]
 
@@ -117,6 +134,26 @@ CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px;color
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 10px;text-align:left}
 th{background:#f4f4f4;font-weight:600}.ok{color:#080}.bad{color:#b00;font-weight:700}
 img{max-width:100%;display:block;margin:1em 0}code{background:#f4f4f4;padding:1px 4px}"""
+
+
+# How the report's figures are measured, as the HTML report explains them.
+_HOW_MEASURED = (
+    "<h2>How these are measured</h2><ul>\n"
+    "<li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending "
+    "machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so "
+    "clocks of other machines never enter.</li>\n"
+    "<li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's "
+    "snapshot, connection still open) when it was sent. Lost = expected − received by those viewers "
+    "before the end of the drain.</li>\n"
+    "<li>Likes: expected = the count when the viewers joined + each session's taps modulo 2; observed = "
+    "the count in the newest <code>stream_update</code> any viewer got. With likes sent, the viewers keep "
+    "receiving after the drain until no <code>stream_update</code> has arrived for 1 s (at most "
+    "<code>settle</code> s more), so the last coalesced update is in; the two must then be equal, "
+    "exactly.</li>\n"
+    "<li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where "
+    "there is none.</li>\n"
+    "</ul>\n"
+)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -128,46 +165,61 @@ def render(report: dict[str, Any]) -> str:
             f"<tr><td><code>{html.escape(v['threshold'])}</code></td><td>{html.escape(v['what'])}</td>"
             f"<td>{_fmt(v['limit'])}</td><td>{_fmt(v['actual'])}</td>"
             f"<td class={'ok' if v['ok'] else 'bad'}>{'pass' if v['ok'] else 'FAIL'}</td></tr>"
-            for v in report["thresholds"])
-        verdict = ("<h2>Thresholds: " + ("<span class=ok>passed</span>" if report["passed"] else "<span class=bad>FAILED</span>")
-                   + "</h2><table><tr><th>option</th><th>figure</th><th>limit</th><th>measured</th><th></th></tr>"
-                   + rows + "</table>")
+            for v in report["thresholds"]
+        )
+        verdict = (
+            "<h2>Thresholds: "
+            + ("<span class=ok>passed</span>" if report["passed"] else "<span class=bad>FAILED</span>")
+            + "</h2><table><tr><th>option</th><th>figure</th><th>limit</th><th>measured</th><th></th></tr>"
+            + rows
+            + "</table>"
+        )
     errors = report["summary"]["errors"]
     err_html = _table([(k, v) for k, v in errors.items()]) if errors else "<p>none</p>"
     actions = report.get("adminActions") or []
-    act_html = ("<table><tr><th>s</th><th>action</th><th>stream</th><th>result</th></tr>" + "".join(
-        f"<tr><td>{a['at']:.1f}</td><td>{html.escape(a['name'])}</td><td>{html.escape(a['streamId'])}</td>"
-        f"<td class={'ok' if a['ok'] else ('' if a['skipped'] else 'bad')}>{html.escape(a['message'])}</td></tr>"
-        for a in actions) + "</table>") if actions else "<p>none</p>"
+    act_html = (
+        (
+            "<table><tr><th>s</th><th>action</th><th>stream</th><th>result</th></tr>"
+            + "".join(
+                f"<tr><td>{a['at']:.1f}</td><td>{html.escape(a['name'])}</td><td>{html.escape(a['streamId'])}</td>"
+                f"<td class={'ok' if a['ok'] else ('' if a['skipped'] else 'bad')}>"
+                f"{html.escape(a['message'])}</td></tr>"
+                for a in actions
+            )
+            + "</table>"
+        )
+        if actions
+        else "<p>none</p>"
+    )
     likes = report["summary"]["likes"]["streams"]
-    likes_html = ("<table><tr><th>stream</th><th>toggles</th><th>expected likes</th><th>observed likes</th>"
-                  "<th>updates per viewer-second</th><th>settled after (s)</th></tr>" + "".join(
-                      f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['toggles'])}</td><td>{_fmt(v['expectedLikes'])}</td>"
-                      f"<td>{_fmt(v['observedLikes'])}</td><td>{_fmt(v['updatesPerViewerSecond'])}</td>"
-                      f"<td>{_fmt(v.get('settleSeconds'))}{'' if v.get('settled', True) else ' (not settled)'}</td></tr>"
-                      for k, v in likes.items()) + "</table>")
+    likes_html = (
+        "<table><tr><th>stream</th><th>toggles</th><th>expected likes</th><th>observed likes</th>"
+        "<th>updates per viewer-second</th><th>settled after (s)</th></tr>"
+        + "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{_fmt(v['toggles'])}</td><td>{_fmt(v['expectedLikes'])}</td>"
+            f"<td>{_fmt(v['observedLikes'])}</td><td>{_fmt(v['updatesPerViewerSecond'])}</td>"
+            f"<td>{_fmt(v.get('settleSeconds'))}{'' if v.get('settled', True) else ' (not settled)'}</td></tr>"
+            for k, v in likes.items()
+        )
+        + "</table>"
+    )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.get("notes", []))
     cfg_rows = [(k, ", ".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.items()]
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(report['name'])} – WrenCOS load test</title>
+    name = html.escape(report["name"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{name} – WrenCOS load test</title>
 <style>{CSS}</style></head><body>
-<h1>WrenCOS Live load test: {html.escape(report['name'])}</h1>
-<p>Started {html.escape(report['startedAt'])} on {html.escape(str(report['host']['name']))}
-({report['host']['cpus']} CPUs). Run id <code>{html.escape(str(cfg.get('runId', '')))}</code>.</p>
+<h1>WrenCOS Live load test: {name}</h1>
+<p>Started {html.escape(report["startedAt"])} on {html.escape(str(report["host"]["name"]))}
+({report["host"]["cpus"]} CPUs). Run id <code>{html.escape(str(cfg.get("runId", "")))}</code>.</p>
 {verdict}
 <h2>Summary</h2>{_table(summary_rows(report))}
-<h2>Latency percentiles over time</h2><img alt="latency" src="data:image/png;base64,{imgs['latency']}">
-<h2>Deliveries per second</h2><img alt="deliveries" src="data:image/png;base64,{imgs['deliveries']}">
-<h2>Connections</h2><img alt="connections" src="data:image/png;base64,{imgs['connections']}">
+<h2>Latency percentiles over time</h2><img alt="latency" src="data:image/png;base64,{imgs["latency"]}">
+<h2>Deliveries per second</h2><img alt="deliveries" src="data:image/png;base64,{imgs["deliveries"]}">
+<h2>Connections</h2><img alt="connections" src="data:image/png;base64,{imgs["connections"]}">
 <h2>Errors by kind</h2>{err_html}
 <h2>Admin actions</h2>{act_html}
 <h2>Likes</h2>{likes_html}
-<h2>How these are measured</h2><ul>
-<li>Latency: each chat message carries its send time (<code>time.time_ns()</code> on the sending machine); a receipt's latency is its arrival time minus that. Only this run's messages count, so clocks of other machines never enter.</li>
-<li>Expected receipts: each message × the viewers of its stream that were watching (had the stream's snapshot, connection still open) when it was sent. Lost = expected − received by those viewers before the end of the drain.</li>
-<li>Likes: expected = the count when the viewers joined + each session's taps modulo 2; observed = the count in the newest <code>stream_update</code> any viewer got. With likes sent, the viewers keep receiving after the drain until no <code>stream_update</code> has arrived for 1 s (at most <code>settle</code> s more), so the last coalesced update is in; the two must then be equal, exactly.</li>
-<li>Order: by the per-stream <code>seq</code> of every event; by each sender's message numbers where there is none.</li>
-</ul>
-{('<h2>Notes</h2><ul>' + notes + '</ul>') if notes else ''}
+{_HOW_MEASURED}{("<h2>Notes</h2><ul>" + notes + "</ul>") if notes else ""}
 <h2>Options</h2>{_table(cfg_rows)}
 </body></html>"""
 

@@ -51,12 +51,27 @@ _counter = {"chat": 0, "viewer": 0, "pin": 0}
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    parser.add_argument("--wrencos-streams", type=int, default=1, help="streams to create (admin credentials from $ADMIN_EMAIL/$ADMIN_PASSWORD)")
-    parser.add_argument("--wrencos-stream-ids", default="", help="comma-separated live streams to join instead of creating")
-    parser.add_argument("--wrencos-protocol", type=int, default=1, choices=[1, 2], help="1: the old apps' protocol, 2: opted-in")
-    parser.add_argument("--wrencos-chat-every", type=float, default=10.0, help="seconds between one viewer's chat messages (0: never)")
-    parser.add_argument("--wrencos-like-every", type=float, default=0.0, help="seconds between one viewer's like toggles (0: never)")
-    parser.add_argument("--wrencos-pin-every", type=float, default=0.0, help="seconds between the admin's pins (0: never)")
+    parser.add_argument(
+        "--wrencos-streams",
+        type=int,
+        default=1,
+        help="streams to create (admin credentials from $ADMIN_EMAIL/$ADMIN_PASSWORD)",
+    )
+    parser.add_argument(
+        "--wrencos-stream-ids", default="", help="comma-separated live streams to join instead of creating"
+    )
+    parser.add_argument(
+        "--wrencos-protocol", type=int, default=1, choices=[1, 2], help="1: the old apps' protocol, 2: opted-in"
+    )
+    parser.add_argument(
+        "--wrencos-chat-every", type=float, default=10.0, help="seconds between one viewer's chat messages (0: never)"
+    )
+    parser.add_argument(
+        "--wrencos-like-every", type=float, default=0.0, help="seconds between one viewer's like toggles (0: never)"
+    )
+    parser.add_argument(
+        "--wrencos-pin-every", type=float, default=0.0, help="seconds between the admin's pins (0: never)"
+    )
 
 
 def _host(host: str | None) -> str:
@@ -79,8 +94,11 @@ def _ws_url(host: str) -> str:
 
 
 def _admin_token(host: str) -> str:
-    r = httpx.post(f"{host}/auth/login", json={"email": os.environ.get("ADMIN_EMAIL", ""),
-                                               "password": os.environ.get("ADMIN_PASSWORD", "")}, timeout=30)
+    r = httpx.post(
+        f"{host}/auth/login",
+        json={"email": os.environ.get("ADMIN_EMAIL", ""), "password": os.environ.get("ADMIN_PASSWORD", "")},
+        timeout=30,
+    )
     r.raise_for_status()
     return str(r.json()["token"])
 
@@ -131,8 +149,9 @@ def _streams(host: str) -> list[str]:
 
 
 def _fire(name: str, ms: float, length: int = 0, exc: Exception | None = None) -> None:
-    events.request.fire(request_type="WS", name=name, response_time=ms, response_length=length,
-                        exception=exc, context={})
+    events.request.fire(
+        request_type="WS", name=name, response_time=ms, response_length=length, exception=exc, context={}
+    )
 
 
 class Viewer(User):
@@ -163,7 +182,8 @@ class Viewer(User):
         t0 = time.time()
         try:
             ws = self.ws = self.stack.enter_context(
-                connect(_ws_url(_host(self.host)), open_timeout=10, max_size=2**24, compression=None))
+                connect(_ws_url(_host(self.host)), open_timeout=10, max_size=2**24, compression=None)
+            )
             register: dict[str, Any] = {"type": "register", "sessionId": self.session_id, "streamId": self.stream_id}
             if self.protocol == 2:
                 register["protocol"] = 2
@@ -191,7 +211,7 @@ class Viewer(User):
             for raw in self.ws:
                 now = time.time_ns()
                 frame = orjson.loads(raw)
-                for ev in (frame.get("events", []) if frame.get("type") == "batch" else [frame]):
+                for ev in frame.get("events", []) if frame.get("type") == "batch" else [frame]:
                     self._event(ev, now, len(raw))
         except ConnectionClosed as e:
             _fire("closed", 0, exc=e)
@@ -245,16 +265,23 @@ class Viewer(User):
                 self.next_chat += self.chat_every
                 _counter["chat"] += 1
                 send_ns = time.time_ns()
-                frame: dict[str, Any] = {"type": "chat_message", "streamId": self.stream_id, "username": "locust",
-                                         "message": messages.chat_text(RUN_ID, 0, _counter["chat"], send_ns)}
+                frame: dict[str, Any] = {
+                    "type": "chat_message",
+                    "streamId": self.stream_id,
+                    "username": "locust",
+                    "message": messages.chat_text(RUN_ID, 0, _counter["chat"], send_ns),
+                }
                 if self.protocol == 2:
                     frame["clientMsgId"] = f"{RUN_ID}-{_counter['chat']}"
                     self.pending[frame["clientMsgId"]] = send_ns
                 self.ws.send(orjson.dumps(frame).decode())
             if now >= self.next_like:
                 self.next_like += self.like_every
-                self.ws.send(orjson.dumps({"type": "toggle_like", "sessionId": self.session_id,
-                                           "streamId": self.stream_id}).decode())
+                self.ws.send(
+                    orjson.dumps(
+                        {"type": "toggle_like", "sessionId": self.session_id, "streamId": self.stream_id}
+                    ).decode()
+                )
         except ConnectionClosed as e:
             _fire("send", 0, exc=e)
 
@@ -274,8 +301,9 @@ class Admin(User):
         host = _host(self.host)
         token = self.token = _admin_token(host)
         self.stack = contextlib.ExitStack()
-        ws = self.ws = self.stack.enter_context(connect(_ws_url(host), open_timeout=10, max_size=2**24,
-                                                        compression=None))
+        ws = self.ws = self.stack.enter_context(
+            connect(_ws_url(host), open_timeout=10, max_size=2**24, compression=None)
+        )
         ws.send(orjson.dumps({"type": "register_admin", "userId": "locust", "token": token}).decode())
         gevent.spawn(self._drain)
 
@@ -301,7 +329,11 @@ class Admin(User):
             _counter["pin"] += 1
             # A pin shows the catalogue's product: make one whose name carries the send time.
             name = messages.pin_name(RUN_ID, _counter["pin"], time.time_ns())
-            r = httpx.post(f"{_host(self.host)}/products", json={"name": name, "price": "9.99", "stock": 1},
-                           headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+            r = httpx.post(
+                f"{_host(self.host)}/products",
+                json={"name": name, "price": "9.99", "stock": 1},
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=10,
+            )
             r.raise_for_status()
             self.ws.send(orjson.dumps({"type": "pin_product", "streamId": sid, "productId": r.json()["id"]}).decode())

@@ -60,14 +60,23 @@ def check_thresholds(th: Thresholds, summary: dict[str, Any]) -> list[dict[str, 
             ok = actual <= limit
         else:
             ok = actual >= limit
-        out.append({"threshold": "--" + option.replace("_", "-"), "what": what, "limit": limit,
-                    "actual": actual, "ok": ok})
+        out.append(
+            {"threshold": "--" + option.replace("_", "-"), "what": what, "limit": limit, "actual": actual, "ok": ok}
+        )
     return out
 
 
-def build_report(*, config: dict[str, Any], raw: dict[str, Any], duration: float, stream_ids: list[str],
-                 thresholds: Thresholds, actions: list[dict[str, Any]], notes: list[str],
-                 sources: list[str] | None = None) -> dict[str, Any]:
+def build_report(
+    *,
+    config: dict[str, Any],
+    raw: dict[str, Any],
+    duration: float,
+    stream_ids: list[str],
+    thresholds: Thresholds,
+    actions: list[dict[str, Any]],
+    notes: list[str],
+    sources: list[str] | None = None,
+) -> dict[str, Any]:
     summary = summarize(raw, duration)
     verdicts = check_thresholds(thresholds, summary)
     return {

@@ -48,14 +48,26 @@ def build_plans(config: LoadConfig, stream_ids: list[str]) -> list[WorkerPlan]:
     plans = []
     for w in range(workers):
         share = {sid: sum(1 for v in specs[w] if v.stream_id == sid) / config.viewers for sid in stream_ids}
-        plans.append(WorkerPlan(
-            index=w, run_id=config.run_id, viewers=specs[w], ramp_rate=config.ramp / workers if config.ramp else 0.0,
-            duration=config.duration, drain=config.drain, settle=config.settle,
-            chat_rate={sid: config.chat_rate * f for sid, f in share.items() if f and config.chat_rate},
-            like_rate={sid: config.like_rate * f for sid, f in share.items() if f and config.like_rate},
-            chat_stop_at=stop_at, chat_start=config.chat_start, protocol=config.protocol, message_bytes=config.message_bytes,
-            connect_timeout=config.connect_timeout, max_reconnects=config.max_reconnects,
-            connect_concurrency=config.connect_concurrency))
+        plans.append(
+            WorkerPlan(
+                index=w,
+                run_id=config.run_id,
+                viewers=specs[w],
+                ramp_rate=config.ramp / workers if config.ramp else 0.0,
+                duration=config.duration,
+                drain=config.drain,
+                settle=config.settle,
+                chat_rate={sid: config.chat_rate * f for sid, f in share.items() if f and config.chat_rate},
+                like_rate={sid: config.like_rate * f for sid, f in share.items() if f and config.like_rate},
+                chat_stop_at=stop_at,
+                chat_start=config.chat_start,
+                protocol=config.protocol,
+                message_bytes=config.message_bytes,
+                connect_timeout=config.connect_timeout,
+                max_reconnects=config.max_reconnects,
+                connect_concurrency=config.connect_concurrency,
+            )
+        )
     return plans
 
 
@@ -80,8 +92,10 @@ async def _run(config: LoadConfig, console: Console) -> int:
         stream_ids = list(config.stream_ids)
     else:
         if token is None:
-            raise admin.SetupError("creating streams needs admin credentials: --admin-email/--admin-password "
-                                   "(or ADMIN_EMAIL/ADMIN_PASSWORD), --admin-token, or give --stream-id")
+            raise admin.SetupError(
+                "creating streams needs admin credentials: --admin-email/--admin-password "
+                "(or ADMIN_EMAIL/ADMIN_PASSWORD), --admin-token, or give --stream-id"
+            )
         console.print(f"creating {config.streams} stream(s) on {gw.http} ...")
         created = stream_ids = await admin.create_streams(gw, token, config.streams, f"{config.name} {config.run_id}")
     await admin.wait_live(config.gateways, stream_ids)
@@ -96,10 +110,16 @@ async def _run(config: LoadConfig, console: Console) -> int:
     ready: Any = ctx.Queue()
     go = ctx.Event()
     start_value = ctx.Value("q", 0)
-    procs = [ctx.Process(target=worker_main, args=(p, out, ready, go, start_value), daemon=True,
-                         name=f"loadtest-worker-{p.index}") for p in plans]
-    console.print(f"{config.total_viewers:,} viewers on {len(stream_ids)} stream(s), {len(procs)} worker process(es), "
-                  f"protocol v{config.protocol}, {config.duration:g} s + {config.drain:g} s drain; run id {config.run_id}")
+    procs = [
+        ctx.Process(
+            target=worker_main, args=(p, out, ready, go, start_value), daemon=True, name=f"loadtest-worker-{p.index}"
+        )
+        for p in plans
+    ]
+    console.print(
+        f"{config.total_viewers:,} viewers on {len(stream_ids)} stream(s), {len(procs)} worker process(es), "
+        f"protocol v{config.protocol}, {config.duration:g} s + {config.drain:g} s drain; run id {config.run_id}"
+    )
     for p in procs:
         p.start()
     try:
@@ -158,8 +178,15 @@ async def _run(config: LoadConfig, console: Console) -> int:
 
     results: list[admin.ActionResult] = []
     http = httpx.AsyncClient(base_url=gw.http, timeout=30)
-    actx = admin.AdminContext(config=config, gateway=gw, token=token, socket=socket, start_ns=start_ns, http=http,
-                              counters=lambda name, n: agg.count(time.time_ns(), name, n))
+    actx = admin.AdminContext(
+        config=config,
+        gateway=gw,
+        token=token,
+        socket=socket,
+        start_ns=start_ns,
+        http=http,
+        counters=lambda name, n: agg.count(time.time_ns(), name, n),
+    )
 
     async def run_actions() -> None:
         for at, name in plan_actions:
@@ -177,8 +204,15 @@ async def _run(config: LoadConfig, console: Console) -> int:
     with LiveView(console, total, config.total_viewers, config.live and console.is_terminal) as view:
         while not done.is_set():
             elapsed = time.time() - start_ns / 1e9
-            phase = ("ramping up" if agg.totals["connect_ok"] < config.total_viewers and elapsed < config.duration
-                     else "running" if elapsed < config.duration else "draining" if elapsed < total else "finishing")
+            phase = (
+                "ramping up"
+                if agg.totals["connect_ok"] < config.total_viewers and elapsed < config.duration
+                else "running"
+                if elapsed < config.duration
+                else "draining"
+                if elapsed < total
+                else "finishing"
+            )
             view.update(agg, elapsed, phase)
             try:
                 await asyncio.wait_for(done.wait(), 0.25)
@@ -216,15 +250,23 @@ async def _run(config: LoadConfig, console: Console) -> int:
         notes.append(f"admin action {name} skipped {count} time(s): {first.message}")
     agg.compute_loss()
     raw = agg.raw()
-    report = build_report(config=config.public(), raw=raw, duration=config.duration, stream_ids=stream_ids,
-                          thresholds=config.thresholds, actions=[r.as_dict() for r in results], notes=notes)
+    report = build_report(
+        config=config.public(),
+        raw=raw,
+        duration=config.duration,
+        stream_ids=stream_ids,
+        thresholds=config.thresholds,
+        actions=[r.as_dict() for r in results],
+        notes=notes,
+    )
     json_path = config_path(config, "json")
     html_path = config_path(config, "html")
     busiest = report["summary"]["loadGenerator"]["maxWorkerCpuPercent"]
     if busiest >= 90:
         report["notes"].append(
             f"a worker process used {busiest}% of a core in some second: the load generator itself was "
-            "saturated, so latency includes its own delay; use more --workers or more machines")
+            "saturated, so latency includes its own delay; use more --workers or more machines"
+        )
     write_json(report, json_path)
     write_html(report, html_path)
     print_summary(console, report, [str(json_path), str(html_path)])

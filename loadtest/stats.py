@@ -56,8 +56,13 @@ def hist_summary(h: HdrHistogram) -> dict[str, float | int | None]:
         return {"count": 0, "p50": None, "p90": None, "p99": None, "p999": None, "max": None, "mean": None}
     pct = h.get_percentile_to_value_dict(list(PERCENTILES))
     return {
-        "count": int(n), "p50": pct[50.0] / 1000, "p90": pct[90.0] / 1000, "p99": pct[99.0] / 1000,
-        "p999": pct[99.9] / 1000, "max": h.get_max_value() / 1000, "mean": round(h.get_mean_value() / 1000, 3),
+        "count": int(n),
+        "p50": pct[50.0] / 1000,
+        "p90": pct[90.0] / 1000,
+        "p99": pct[99.0] / 1000,
+        "p999": pct[99.9] / 1000,
+        "max": h.get_max_value() / 1000,
+        "mean": round(h.get_mean_value() / 1000, 3),
     }
 
 
@@ -94,8 +99,7 @@ class BatchReceipts:
     received: list[int]  # the receive time of each viewer that applied the frame whole
 
 
-HOT_COUNTERS = ("frames", "bytes", "events", "deliveries", "stream_updates", "recv_unexpected",
-                "foreign_deliveries")
+HOT_COUNTERS = ("frames", "bytes", "events", "deliveries", "stream_updates", "recv_unexpected", "foreign_deliveries")
 """Counters of the receive path, kept as plain attributes of the recorder (see `SecondRecorder`)."""
 
 
@@ -119,7 +123,7 @@ def record_many_us(hist: HdrHistogram, micros: Iterable[int]) -> None:
         return
     np.clip(a, 1, MAX_US, out=a)
     idx, n = np.unique(counts_indexes(hist, a), return_counts=True)
-    for i, c in zip(idx.tolist(), n.tolist()):
+    for i, c in zip(idx.tolist(), n.tolist(), strict=True):
         hist.record_value(hist.get_value_from_index(i), c)
 
 
@@ -158,8 +162,13 @@ class SecondRecorder:
     def _bucket(self, sec: int) -> dict[str, Any]:
         b = self.open.get(sec)
         if b is None:
-            b = self.open[sec] = {"counters": Counter(), "errors": Counter(), "hists": {},
-                                  "sent": {}, "recvBySend": Counter()}
+            b = self.open[sec] = {
+                "counters": Counter(),
+                "errors": Counter(),
+                "hists": {},
+                "sent": {},
+                "recvBySend": Counter(),
+            }
         return b
 
     def count(self, now_ns: int, name: str, n: int = 1) -> None:
@@ -229,11 +238,17 @@ class SecondRecorder:
         ticks: list[Tick] = []
         for sec in sorted(set(done)):
             b = self.open.pop(sec)
-            ticks.append({
-                "second": sec, "counters": dict(b["counters"]), "errors": dict(b["errors"]),
-                "hists": {k: encode(h) for k, h in b["hists"].items()}, "sent": b["sent"],
-                "recvBySend": dict(b["recvBySend"]), "gauges": gauges if sec == max(done) else {},
-            })
+            ticks.append(
+                {
+                    "second": sec,
+                    "counters": dict(b["counters"]),
+                    "errors": dict(b["errors"]),
+                    "hists": {k: encode(h) for k, h in b["hists"].items()},
+                    "sent": b["sent"],
+                    "recvBySend": dict(b["recvBySend"]),
+                    "gauges": gauges if sec == max(done) else {},
+                }
+            )
         return ticks
 
 
@@ -276,8 +291,11 @@ class Aggregate:
     def _second(self, sec: int) -> dict[str, Any]:
         s = self.seconds.get(sec)
         if s is None:
-            s = self.seconds[sec] = {"counters": Counter(), "errors": Counter(),
-                                     "hists": {n: new_hist() for n in HIST_NAMES}}
+            s = self.seconds[sec] = {
+                "counters": Counter(),
+                "errors": Counter(),
+                "hists": {n: new_hist() for n in HIST_NAMES},
+            }
         return s
 
     def add_tick(self, worker: int, tick: Mapping[str, Any]) -> None:
@@ -313,11 +331,21 @@ class Aggregate:
         for stream_id, wins in final["windows"].items():
             self.windows.setdefault(stream_id, []).extend(tuple(w) for w in wins)
         for stream_id, st in final["streams"].items():
-            mine = self.streams.setdefault(stream_id, {"toggles": 0, "likedSessions": 0, "updates": 0,
-                                                       "lastLikes": None, "lastLikesSeq": -1,
-                                                       "initialLikes": None, "viewerSeconds": 0.0,
-                                                       "lastViewerCount": None, "settleSeconds": None,
-                                                       "settled": True})
+            mine = self.streams.setdefault(
+                stream_id,
+                {
+                    "toggles": 0,
+                    "likedSessions": 0,
+                    "updates": 0,
+                    "lastLikes": None,
+                    "lastLikesSeq": -1,
+                    "initialLikes": None,
+                    "viewerSeconds": 0.0,
+                    "lastViewerCount": None,
+                    "settleSeconds": None,
+                    "settled": True,
+                },
+            )
             merge_settle(mine, st)
             mine["toggles"] += st["toggles"]
             mine["likedSessions"] += st["likedSessions"]
@@ -338,15 +366,18 @@ class Aggregate:
         for stream_id, times in self.sent.items():
             wins = self.windows.get(stream_id, [])
             t = np.asarray(times, dtype=np.int64)
-            exp = expected_receipts(t, np.array([w[0] for w in wins], dtype=np.int64),
-                                    np.array([w[1] for w in wins], dtype=np.int64))
+            exp = expected_receipts(
+                t, np.array([w[0] for w in wins], dtype=np.int64), np.array([w[1] for w in wins], dtype=np.int64)
+            )
             secs = (t - self.start_unix_ns) // 1_000_000_000
-            for sec, n in zip(secs.tolist(), exp.tolist()):
+            for sec, n in zip(secs.tolist(), exp.tolist(), strict=True):
                 expected_by_sec[int(sec)] += int(n)
             total += int(exp.sum())
         received = sum(self.recv_by_send.values())
-        by_second = {str(s): [expected_by_sec.get(s, 0), self.recv_by_send.get(s, 0)]
-                     for s in sorted(set(expected_by_sec) | set(self.recv_by_send))}
+        by_second = {
+            str(s): [expected_by_sec.get(s, 0), self.recv_by_send.get(s, 0)]
+            for s in sorted(set(expected_by_sec) | set(self.recv_by_send))
+        }
         self.loss = {"expected": total, "receivedExpected": received, "bySecond": by_second}
         return self.loss
 
@@ -358,15 +389,20 @@ class Aggregate:
             s = self.seconds[sec]
             g = self.gauges.get(sec, {})
             seconds[str(sec)] = {
-                "counters": dict(s["counters"]), "errors": dict(s["errors"]),
+                "counters": dict(s["counters"]),
+                "errors": dict(s["errors"]),
                 "hists": {k: encode(h) for k, h in s["hists"].items() if h.get_total_count()},
                 "connected": sum(v.get("connected", 0) for v in g.values()) if g else None,
                 "maxWorkerCpu": max((v.get("cpuPercent", 0) for v in g.values()), default=None),
             }
         return {
-            "startUnixNs": self.start_unix_ns, "seconds": seconds, "counters": dict(self.totals),
-            "errors": dict(self.errors), "hists": {k: encode(h) for k, h in self.hists.items()},
-            "loss": loss, "streams": self.streams,
+            "startUnixNs": self.start_unix_ns,
+            "seconds": seconds,
+            "counters": dict(self.totals),
+            "errors": dict(self.errors),
+            "hists": {k: encode(h) for k, h in self.hists.items()},
+            "loss": loss,
+            "streams": self.streams,
         }
 
 
@@ -388,7 +424,7 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
     secs = sorted(int(k) for k in raw["seconds"])
     series = timeseries(raw)
     deliveries = series["deliveries"]
-    sending = [d for d, s in zip(deliveries, series["sent"]) if s or d]
+    sending = [d for d, s in zip(deliveries, series["sent"], strict=True) if s or d]
     attempts = c["connect_attempts"]
     expected, got = int(loss["expected"]), int(loss["receivedExpected"])
     lost = max(expected - got, 0)
@@ -396,18 +432,25 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
         "durationSeconds": duration_s,
         "seconds": len(secs),
         "connections": {
-            "attempts": attempts, "succeeded": c["connect_ok"], "failed": c["connect_failed"],
+            "attempts": attempts,
+            "succeeded": c["connect_ok"],
+            "failed": c["connect_failed"],
             "successRate": (c["connect_ok"] / attempts) if attempts else None,
             "peakConnected": max(series["connected"], default=0),
-            "reconnects": c["reconnects"], "unexpectedCloses": c["unexpected_closes"],
+            "reconnects": c["reconnects"],
+            "unexpectedCloses": c["unexpected_closes"],
             "connectMs": hist_summary(hists.get("connect", new_hist())),
             "handshakeMs": hist_summary(hists.get("handshake", new_hist())),
         },
         "chat": {
-            "sent": c["chat_sent"], "skippedNoViewer": c["chat_skipped"],
-            "expectedReceipts": expected, "receivedExpected": got, "lost": lost,
+            "sent": c["chat_sent"],
+            "skippedNoViewer": c["chat_skipped"],
+            "expectedReceipts": expected,
+            "receivedExpected": got,
+            "lost": lost,
             "lossRatio": (lost / expected) if expected else 0.0,
-            "deliveries": c["deliveries"], "unexpectedReceipts": c["recv_unexpected"],
+            "deliveries": c["deliveries"],
+            "unexpectedReceipts": c["recv_unexpected"],
             "foreignDeliveries": c["foreign_deliveries"],
             "duplicates": c["duplicates"] + c["content_duplicates"],
             "reordered": c["reordered"] + c["content_reorders"],
@@ -418,13 +461,21 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
             "deliveriesPerSecondMean": (sum(sending) / len(sending)) if sending else 0.0,
             "deliveriesPerSecondPeak": max(deliveries, default=0),
             "framesPerSecondMean": (c["frames"] / len(secs)) if secs else 0.0,
-            "eventsReceived": c["events"], "framesReceived": c["frames"], "bytesReceived": c["bytes"],
+            "eventsReceived": c["events"],
+            "framesReceived": c["frames"],
+            "bytesReceived": c["bytes"],
         },
         "likes": {"sent": c["likes_sent"], "streamUpdates": c["stream_updates"], "streams": {}},
-        "pins": {"sent": c["pins_sent"], "received": c["pins_received"],
-                 "latencyMs": hist_summary(hists.get("pin", new_hist()))},
-        "acks": {"acked": c["acks"], "rejected": c["chat_rejected"],
-                 "latencyMs": hist_summary(hists.get("ack", new_hist()))},
+        "pins": {
+            "sent": c["pins_sent"],
+            "received": c["pins_received"],
+            "latencyMs": hist_summary(hists.get("pin", new_hist())),
+        },
+        "acks": {
+            "acked": c["acks"],
+            "rejected": c["chat_rejected"],
+            "latencyMs": hist_summary(hists.get("ack", new_hist())),
+        },
         "resume": {"resumed": c["resumed"], "failed": c["resume_failed"]},
         "loadGenerator": {
             "cpuSeconds": c["worker_cpu_ms"] / 1000,
@@ -441,12 +492,15 @@ def summarize(raw: dict[str, Any], duration_s: float) -> dict[str, Any]:
         initial = st.get("initialLikes") or 0
         viewer_s = st.get("viewerSeconds") or 0.0
         out["likes"]["streams"][stream_id] = {
-            "toggles": st["toggles"], "expectedLikes": initial + st["likedSessions"],
-            "observedLikes": st["lastLikes"], "lastViewerCount": st.get("lastViewerCount"),
+            "toggles": st["toggles"],
+            "expectedLikes": initial + st["likedSessions"],
+            "observedLikes": st["lastLikes"],
+            "lastViewerCount": st.get("lastViewerCount"),
             "updatesPerViewerSecond": (st["updates"] / viewer_s) if viewer_s else None,
             # Seconds waited after the drain for the count to stop changing (None: no wait), and
             # whether it did within the bound (see loadtest/worker.py: the comparison stays exact).
-            "settleSeconds": st.get("settleSeconds"), "settled": st.get("settled", True),
+            "settleSeconds": st.get("settleSeconds"),
+            "settled": st.get("settled", True),
         }
     return out
 
@@ -455,13 +509,21 @@ def timeseries(raw: dict[str, Any]) -> dict[str, list[Any]]:
     """Per-second arrays from second 0 to the last second seen (missing seconds are zeros)."""
     keys = [int(k) for k in raw["seconds"]]
     last = max(keys, default=-1)
-    rows = [raw["seconds"].get(str(s), {"counters": {}, "errors": {}, "hists": {}, "connected": None})
-            for s in range(last + 1)]
+    rows = [
+        raw["seconds"].get(str(s), {"counters": {}, "errors": {}, "hists": {}, "connected": None})
+        for s in range(last + 1)
+    ]
     pre = [raw["seconds"][str(k)] for k in sorted(keys) if k < 0]
     out: dict[str, list[Any]] = {"t": list(range(last + 1))}
-    for name, key in (("sent", "chat_sent"), ("deliveries", "deliveries"), ("connectOk", "connect_ok"),
-                      ("connectFailed", "connect_failed"), ("reconnects", "reconnects"),
-                      ("likesSent", "likes_sent"), ("frames", "frames")):
+    for name, key in (
+        ("sent", "chat_sent"),
+        ("deliveries", "deliveries"),
+        ("connectOk", "connect_ok"),
+        ("connectFailed", "connect_failed"),
+        ("reconnects", "reconnects"),
+        ("likesSent", "likes_sent"),
+        ("frames", "frames"),
+    ):
         out[name] = [int(r["counters"].get(key, 0)) for r in rows]
     if pre and out["t"]:  # setup before second 0 (connections that opened early) lands in second 0
         for p in pre:
@@ -526,17 +588,31 @@ def merge_raw(raws: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 mine[key] += st[key]
             merge_settle(mine, st)
             if st["lastLikesSeq"] > mine["lastLikesSeq"]:
-                mine.update(lastLikesSeq=st["lastLikesSeq"], lastLikes=st["lastLikes"],
-                            lastViewerCount=st.get("lastViewerCount"))
+                mine.update(
+                    lastLikesSeq=st["lastLikesSeq"],
+                    lastLikes=st["lastLikes"],
+                    lastViewerCount=st.get("lastViewerCount"),
+                )
     return {
         "startUnixNs": start,
-        "seconds": {str(k): {"counters": dict(v["counters"]), "errors": dict(v["errors"]),
-                             "hists": {hk: encode(h) for hk, h in v["hists"].items()},
-                             "connected": v["connected"], "maxWorkerCpu": v.get("maxWorkerCpu")}
-                    for k, v in sorted(seconds.items())},
-        "counters": dict(counters), "errors": dict(errors), "hists": {k: encode(h) for k, h in hists.items()},
-        "loss": {"expected": expected, "receivedExpected": received,
-                 "bySecond": {str(k): v for k, v in sorted(loss_by.items())}},
+        "seconds": {
+            str(k): {
+                "counters": dict(v["counters"]),
+                "errors": dict(v["errors"]),
+                "hists": {hk: encode(h) for hk, h in v["hists"].items()},
+                "connected": v["connected"],
+                "maxWorkerCpu": v.get("maxWorkerCpu"),
+            }
+            for k, v in sorted(seconds.items())
+        },
+        "counters": dict(counters),
+        "errors": dict(errors),
+        "hists": {k: encode(h) for k, h in hists.items()},
+        "loss": {
+            "expected": expected,
+            "receivedExpected": received,
+            "bySecond": {str(k): v for k, v in sorted(loss_by.items())},
+        },
         "streams": streams,
     }
 

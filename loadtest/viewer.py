@@ -120,10 +120,37 @@ class Viewer:
     worker's `FrameCache` (decoded once per worker) and take a short path;
     every other frame goes through `_handle`."""
 
-    __slots__ = ("closed_at", "crowd", "epoch", "frames", "initial_likes", "join_timer", "joined", "last_likes",
-                 "last_likes_seq", "last_n", "last_seq", "last_viewer_count", "missing", "pin_max", "ready", "rec",
-                 "resume_from", "sid", "spec", "stopped", "stopping", "t0", "task", "timed_out", "toggles",
-                 "updates", "window_start", "windows", "ws")
+    __slots__ = (
+        "closed_at",
+        "crowd",
+        "epoch",
+        "frames",
+        "initial_likes",
+        "join_timer",
+        "joined",
+        "last_likes",
+        "last_likes_seq",
+        "last_n",
+        "last_seq",
+        "last_viewer_count",
+        "missing",
+        "pin_max",
+        "ready",
+        "rec",
+        "resume_from",
+        "sid",
+        "spec",
+        "stopped",
+        "stopping",
+        "t0",
+        "task",
+        "timed_out",
+        "toggles",
+        "updates",
+        "window_start",
+        "windows",
+        "ws",
+    )
 
     def __init__(self, crowd: Crowd, spec: ViewerSpec) -> None:
         self.crowd = crowd
@@ -204,8 +231,11 @@ class Viewer:
         self.resume_from = ResumePoint(self.last_seq, self.epoch) if plan.protocol >= 2 else None
         self.last_seq = None
         self.missing.clear()
-        register: dict[str, Any] = {"type": "register", "sessionId": self.spec.session_id,
-                                    "streamId": self.spec.stream_id}
+        register: dict[str, Any] = {
+            "type": "register",
+            "sessionId": self.spec.session_id,
+            "streamId": self.spec.stream_id,
+        }
         if plan.protocol >= 2:
             register["protocol"] = 2
             if self.resume_from is not None and self.resume_from.seq is not None:

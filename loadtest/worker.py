@@ -45,8 +45,9 @@ class Worker:
         self.plan = plan
         self.start_ns = start_ns
         self.rec = SecondRecorder(start_ns)
-        self.crowd = Crowd(plan, self.rec, FrameCache(messages.own_prefix(plan.run_id)),
-                           asyncio.Semaphore(plan.connect_concurrency))
+        self.crowd = Crowd(
+            plan, self.rec, FrameCache(messages.own_prefix(plan.run_id)), asyncio.Semaphore(plan.connect_concurrency)
+        )
         self.viewers = [Viewer(self.crowd, s) for s in plan.viewers]
         for sid in [s.stream_id for s in plan.viewers] + list(plan.chat_rate) + list(plan.like_rate):
             self.crowd.ready(sid)
@@ -125,8 +126,11 @@ class Worker:
                     self._n += 1
                     send_ns = time.time_ns()
                     frame: dict[str, Any] = {
-                        "type": "chat_message", "streamId": sid, "username": f"lt{plan.index}",
-                        "message": messages.chat_text(plan.run_id, plan.index, self._n, send_ns, pad)}
+                        "type": "chat_message",
+                        "streamId": sid,
+                        "username": f"lt{plan.index}",
+                        "message": messages.chat_text(plan.run_id, plan.index, self._n, send_ns, pad),
+                    }
                     cid = f"{plan.index}-{self._n}" if v2 else ""
                     if v2:
                         frame["clientMsgId"] = cid
@@ -196,9 +200,18 @@ class Worker:
             windows.setdefault(sid, []).extend(v.windows)
             st = streams.get(sid)
             if st is None:
-                st = streams[sid] = StreamEnd(toggles=0, likedSessions=0, updates=0, lastLikes=None, lastLikesSeq=-1,
-                                              initialLikes=None, viewerSeconds=0.0, lastViewerCount=None,
-                                              settleSeconds=self.settle_s, settled=self.settled)
+                st = streams[sid] = StreamEnd(
+                    toggles=0,
+                    likedSessions=0,
+                    updates=0,
+                    lastLikes=None,
+                    lastLikesSeq=-1,
+                    initialLikes=None,
+                    viewerSeconds=0.0,
+                    lastViewerCount=None,
+                    settleSeconds=self.settle_s,
+                    settled=self.settled,
+                )
             st["toggles"] += v.toggles
             st["likedSessions"] += v.toggles % 2
             st["updates"] += v.updates
@@ -208,8 +221,9 @@ class Worker:
                 st["lastViewerCount"] = v.last_viewer_count
             if st["initialLikes"] is None and v.initial_likes is not None:
                 st["initialLikes"] = v.initial_likes
-        return WorkerEnd(windows=windows, streams=streams, unacked=len(self.crowd.pending_acks),
-                         batches=self.crowd.batches)
+        return WorkerEnd(
+            windows=windows, streams=streams, unacked=len(self.crowd.pending_acks), batches=self.crowd.batches
+        )
 
 
 async def close_quietly(ws: wsclient.WsClient) -> None:
@@ -224,6 +238,7 @@ def worker_main(plan: WorkerPlan, out: Outbox, ready: Any, go: Any, start_ns: An
     runner: Callable[[Coroutine[Any, Any, None]], None]
     try:
         import uvloop
+
         runner = uvloop.run
     except ImportError:  # pragma: no cover
         runner = asyncio.run

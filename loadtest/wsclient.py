@@ -41,7 +41,7 @@ import os
 import ssl
 from collections.abc import Callable
 from time import time_ns
-from typing import NamedTuple
+from typing import NamedTuple, cast
 from urllib.parse import urlsplit
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -117,14 +117,13 @@ class FrameParser:
         "on_message",
     )
 
-    def __init__(self, on_message: OnMessage, on_control: Callable[[int, bytes], None],
-                 max_size: int = 2**24) -> None:
+    def __init__(self, on_message: OnMessage, on_control: Callable[[int, bytes], None], max_size: int = 2**24) -> None:
         self.on_message = on_message
         self.on_control = on_control
         self.max_size = max_size
-        self._chunks: list[bytes] = []   # an incomplete frame's bytes so far
-        self._have = 0                   # their length
-        self._need = 0                   # bytes needed before parsing can go on
+        self._chunks: list[bytes] = []  # an incomplete frame's bytes so far
+        self._have = 0  # their length
+        self._need = 0  # bytes needed before parsing can go on
         self._frag: list[bytes] | None = None  # a fragmented message's payloads so far
         self._frag_size = 0
         self._frag_op = OP_TEXT
@@ -160,7 +159,7 @@ class FrameParser:
                 if avail < 10:
                     need = 10
                     break
-                length = int.from_bytes(data[pos + 2:pos + 10], "big")
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 start = pos + 10
             if b1 & 0x80:
                 raise ProtocolError(1002, "masked frame from the server")
@@ -240,8 +239,9 @@ class WsClient(asyncio.Protocol):
       exception), else None.
     """
 
-    def __init__(self, on_message: OnMessage, key: bytes, request: bytes, max_size: int = 2**24,
-                 close_timeout: float = 2.0) -> None:
+    def __init__(
+        self, on_message: OnMessage, key: bytes, request: bytes, max_size: int = 2**24, close_timeout: float = 2.0
+    ) -> None:
         self.parser = FrameParser(on_message, self._control, max_size)
         self.key = key
         self.request = request
@@ -262,8 +262,9 @@ class WsClient(asyncio.Protocol):
     # ------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.write(self.request)  # type: ignore[attr-defined]
+        # create_connection hands a stream transport; the base class's signature names none of its writes.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -288,8 +289,7 @@ class WsClient(asyncio.Protocol):
         else:
             self.close_code = 1006
         if not self.opened.done():
-            self.opened.set_exception(HandshakeError("connection closed during the handshake")
-                                      if exc is None else exc)
+            self.opened.set_exception(HandshakeError("connection closed during the handshake") if exc is None else exc)
         if not self.closed.done():
             self.closed.set_result(None)
         self._feed = self._discard
@@ -303,7 +303,7 @@ class WsClient(asyncio.Protocol):
             if len(self._head) > MAX_HEADER_BYTES:
                 raise HandshakeError("response headers too long")
             return
-        head, rest = self._head[:end].decode("latin-1"), self._head[end + 4:]
+        head, rest = self._head[:end].decode("latin-1"), self._head[end + 4 :]
         self._head = b""
         lines = head.split("\r\n")
         parts = lines[0].split(" ", 2)
@@ -418,14 +418,17 @@ def upgrade_request(url: str, key: bytes) -> Upgrade:
     host_header = f"[{host}]" if ":" in host else host
     if parts.port is not None:
         host_header += f":{port}"
-    request = (f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
-               f"User-Agent: wrencos-loadtest\r\n\r\n").encode()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key.decode()}\r\nSec-WebSocket-Version: 13\r\n"
+        f"User-Agent: wrencos-loadtest\r\n\r\n"
+    ).encode()
     return Upgrade(host, port, secure, request)
 
 
-async def connect(url: str, on_message: OnMessage, *, timeout: float = 10.0, max_size: int = 2**24,
-                  close_timeout: float = 2.0) -> WsClient:
+async def connect(
+    url: str, on_message: OnMessage, *, timeout: float = 10.0, max_size: int = 2**24, close_timeout: float = 2.0
+) -> WsClient:
     """Open a connection and complete the handshake within `timeout` seconds
     (else `TimeoutError`). Text messages go to `on_message(payload, now_ns)`
     from then on, synchronously, in order."""
@@ -441,9 +444,13 @@ async def connect(url: str, on_message: OnMessage, *, timeout: float = 10.0, max
 
     try:
         async with asyncio.timeout(timeout):
-            await loop.create_connection(factory, up.host, up.port,
-                                         ssl=ssl.create_default_context() if up.secure else None,
-                                         server_hostname=up.host if up.secure else None)
+            await loop.create_connection(
+                factory,
+                up.host,
+                up.port,
+                ssl=ssl.create_default_context() if up.secure else None,
+                server_hostname=up.host if up.secure else None,
+            )
             assert proto is not None
             await proto.opened
     except BaseException:

@@ -25,10 +25,15 @@ PLACEMENT_RESOURCES = (placement.REGISTRY_RESOURCE, placement.GATEWAY_RESOURCE, 
 def cluster_status(timeout: float = 10.0) -> dict[str, Any]:
     """Nodes, gateways and live streams of the cluster `ray.init` connected to.
     Blocks (each actor call within `timeout`): for the command line."""
-    nodes = [{
-        "name": n.get("NodeName", ""), "nodeId": n["NodeID"], "alive": bool(n["Alive"]),
-        "resources": {r: n["Resources"][r] for r in PLACEMENT_RESOURCES if r in n.get("Resources", {})},
-    } for n in ray.nodes()]
+    nodes = [
+        {
+            "name": n.get("NodeName", ""),
+            "nodeId": n["NodeID"],
+            "alive": bool(n["Alive"]),
+            "resources": {r: n["Resources"][r] for r in PLACEMENT_RESOURCES if r in n.get("Resources", {})},
+        }
+        for n in ray.nodes()
+    ]
     gateways = [{"gatewayId": g, "nodeId": node} for g, node in sorted(placement.gateway_seats().items())]
     registry = RegistryClient.find(LoggedCalls())
     registry_node, streams = asyncio.run(_streams(registry, timeout)) if registry is not None else (None, [])
@@ -49,8 +54,13 @@ async def _streams(registry: RegistryClient, timeout: float) -> tuple[str, list[
         except ActorCallError as e:
             info, entry["error"] = None, type(e).__name__
         if info is not None:
-            entry.update(nodeId=info["nodeId"], pid=info["pid"], seq=info["seq"], healthy=info["healthy"],
-                         gateways=len(info["gateways"]))
+            entry.update(
+                nodeId=info["nodeId"],
+                pid=info["pid"],
+                seq=info["seq"],
+                healthy=info["healthy"],
+                gateways=len(info["gateways"]),
+            )
         streams.append(entry)
     return registry_node, streams
 
@@ -67,8 +77,10 @@ def print_status(status: dict[str, Any], as_json: bool) -> None:
         on = sum(1 for s in status["streams"] if s.get("nodeId") == n["nodeId"])
         gws = sum(1 for g in status["gateways"] if g["nodeId"] == n["nodeId"])
         reg = " registry" if n["nodeId"] == status["registryNodeId"] else ""
-        out.write(f"  {names[n['nodeId']]:<16} {'alive' if n['alive'] else 'DEAD ':<6} {res:<32} "
-                  f"{gws} gateway(s), {on} stream(s){reg}\n")
+        out.write(
+            f"  {names[n['nodeId']]:<16} {'alive' if n['alive'] else 'DEAD ':<6} {res:<32} "
+            f"{gws} gateway(s), {on} stream(s){reg}\n"
+        )
     out.write(f"Gateways ({len(status['gateways'])})\n")
     for g in status["gateways"]:
         out.write(f"  {g['gatewayId']:<14} on {names.get(g['nodeId'], g['nodeId'][:12])}\n")
@@ -76,5 +88,7 @@ def print_status(status: dict[str, Any], as_json: bool) -> None:
     for s in status["streams"]:
         where = names.get(s.get("nodeId", ""), "?")
         state = s.get("error") or ("ok" if s.get("healthy") else "UNHEALTHY")
-        out.write(f"  {s['streamId']:<26} on {where:<16} pid {s.get('pid', '-')!s:<8} seq {s.get('seq', '-')!s:<8} "
-                  f"{s.get('gateways', 0)} gateway(s) following  {state}  {s['title'][:40]}\n")
+        out.write(
+            f"  {s['streamId']:<26} on {where:<16} pid {s.get('pid', '-')!s:<8} seq {s.get('seq', '-')!s:<8} "
+            f"{s.get('gateways', 0)} gateway(s) following  {state}  {s['title'][:40]}\n"
+        )

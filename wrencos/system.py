@@ -15,9 +15,9 @@ import asyncio
 import secrets
 import signal
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Awaitable, Callable, Iterator
-
+from typing import Any
 
 import ray
 import structlog
@@ -96,13 +96,19 @@ class _Server(uvicorn.Server):
 def _serve(settings: Settings, uri: str, secret: str, banner: str, gateway_id: str) -> None:
     app = create_app(settings, uri, secret, gateway_id)
     config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, lifespan="on", log_config=None,
-        ws=FanoutWebSocketProtocol, ws_per_message_deflate=False,
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        ws=FanoutWebSocketProtocol,
+        ws_per_message_deflate=False,
         ws_max_size=settings.max_frame_bytes,
         # uvicorn pings every socket; one that does not answer in time is closed (1011).
         ws_ping_interval=settings.ws_ping_interval_seconds or None,
         ws_ping_timeout=settings.ws_ping_timeout_seconds or None,
-        timeout_graceful_shutdown=5, access_log=False,
+        timeout_graceful_shutdown=5,
+        access_log=False,
     )
     server = _Server(config, app.state.drain)
 
@@ -139,11 +145,14 @@ def run_system(settings: Settings) -> int:
         except ConfigError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
-        local = {"resources": placement.SINGLE_NODE_RESOURCES} if not settings.ray_address else {}
         ray.init(
-            address=settings.ray_address or "local", namespace=settings.ray_namespace,
-            include_dashboard=False, configure_logging=False, log_to_driver=True, **local,
+            address=settings.ray_address or "local",
+            namespace=settings.ray_namespace,
+            # A local Ray offers every resource on its one node; a cluster's nodes say what they offer.
+            resources=placement.SINGLE_NODE_RESOURCES if not settings.ray_address else None,
+            include_dashboard=False,
+            configure_logging=False,
+            log_to_driver=True,
         )
         stack.callback(ray.shutdown)
         placed = _place_gateway(settings, uri)
@@ -151,16 +160,22 @@ def run_system(settings: Settings) -> int:
             return 2
         gateway_id, registry = placed
         live = asyncio.run(registry.live(timeout_s=120))
-        log.info("system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded")
+        log.info(
+            "system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded"
+        )
         try:
-            _serve(settings, uri, secret,
-                   "WrenCOS Live listening on http://{host}:{port} (REST) and ws://{host}:{port}/ws (WebSocket)",
-                   gateway_id)
+            _serve(
+                settings,
+                uri,
+                secret,
+                "WrenCOS Live listening on http://{host}:{port} (REST) and ws://{host}:{port}/ws (WebSocket)",
+                gateway_id,
+            )
         finally:
             try:
                 stored = asyncio.run(registry.flush_all(timeout_s=15))
                 log.info("streams_stored", streams=stored)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - on the way out: a failed final store is logged, the exit goes on
                 log.error("store_on_shutdown_failed", error=repr(e))
     return 0
 
@@ -177,8 +192,13 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     address = ray_address or settings.ray_address or "auto"
-    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False,
-             **({"_temp_dir": settings.ray_temp_dir} if settings.ray_temp_dir else {}))
+    ray.init(
+        address=address,
+        namespace=settings.ray_namespace,
+        configure_logging=False,
+        log_to_driver=False,
+        _temp_dir=settings.ray_temp_dir or None,  # None: Ray's default
+    )
     try:
         placed = _place_gateway(settings, settings.mongodb_uri)
         if placed is None:
@@ -186,9 +206,19 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         gateway_id, registry = placed
         asyncio.run(registry.live(timeout_s=120))  # the registry has loaded
         node = ray.get_runtime_context().get_node_id()
-        _serve(settings, settings.mongodb_uri, secret,
-               "WrenCOS gateway " + gateway_id + " listening on http://{host}:{port} (cluster " + address
-               + ", node " + node[:12] + ")", gateway_id)
+        _serve(
+            settings,
+            settings.mongodb_uri,
+            secret,
+            "WrenCOS gateway "
+            + gateway_id
+            + " listening on http://{host}:{port} (cluster "
+            + address
+            + ", node "
+            + node[:12]
+            + ")",
+            gateway_id,
+        )
     finally:
         ray.shutdown()
     return 0
@@ -200,8 +230,13 @@ def show_status(settings: Settings, ray_address: str | None, as_json: bool) -> i
     from wrencos.status import cluster_status, print_status
 
     address = ray_address or settings.ray_address or "auto"
-    ray.init(address=address, namespace=settings.ray_namespace, configure_logging=False, log_to_driver=False,
-             logging_level=logging.ERROR)
+    ray.init(
+        address=address,
+        namespace=settings.ray_namespace,
+        configure_logging=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
     try:
         print_status(cluster_status(), as_json)
     finally:
@@ -221,5 +256,3 @@ def _place_gateway(settings: Settings, uri: str) -> tuple[str, RegistryClient] |
         print(f"error: {e}", file=sys.stderr)
         return None
     return gateway_id, RegistryClient(ensure_registry(actor_config(settings, uri)), LoggedCalls())
-
-

@@ -45,8 +45,11 @@ def moderate(state: StreamState, c: Chat, message: str, now: datetime) -> Result
         wait_ms = 0 if last is None else last + state.slow_mode * 1000 - at
         if wait_ms > 0:
             wait = -(-wait_ms // 1000)
-            return Result.rejected(f"Slow mode is on: one message every {state.slow_mode} s; retry in {wait} s",
-                                   "slow_mode", retryAfter=wait)
+            return Result.rejected(
+                f"Slow mode is on: one message every {state.slow_mode} s; retry in {wait} s",
+                "slow_mode",
+                retryAfter=wait,
+            )
         state.last_chat_ms[sender] = at
         state.last_chat_ms.move_to_end(sender)
         while len(state.last_chat_ms) > SLOW_MODE_SENDERS_KEPT:
@@ -59,8 +62,9 @@ def mute(state: StreamState, m: Mute, now: datetime) -> Result:
     if m.message_seq is not None:
         record = next((r for r in state.recent_chat if r.seq == m.message_seq), None)
         if record is None:
-            return Result.rejected(f"message {m.message_seq} is not in the recent chat: "
-                                   "mute by userId or sessionId", "not_found")
+            return Result.rejected(
+                f"message {m.message_seq} is not in the recent chat: mute by userId or sessionId", "not_found"
+            )
         target = record.user_id or record.session_id
     if not target:
         return Result.rejected("mute needs a userId, a sessionId or a messageId")
@@ -95,8 +99,9 @@ def set_blocked_words(state: StreamState, words: tuple[str, ...]) -> Result:
         return Result.rejected(f"at most {MAX_BLOCKED_WORDS} blocked words")
     state.blocked_words = list(cleaned)
     state.blocked_re = word_pattern(state.blocked_words)
-    event = state.emit("moderation_updated", {"slowModeSeconds": state.slow_mode,
-                                              "blockedWords": len(state.blocked_words)})
+    event = state.emit(
+        "moderation_updated", {"slowModeSeconds": state.slow_mode, "blockedWords": len(state.blocked_words)}
+    )
     return Result(ok=True, seq=event.seq, data={"blockedWords": list(state.blocked_words)})
 
 
@@ -106,6 +111,7 @@ def set_slow_mode(state: StreamState, seconds: int) -> Result:
     state.slow_mode = seconds
     if seconds == 0:
         state.last_chat_ms.clear()
-    event = state.emit("moderation_updated", {"slowModeSeconds": state.slow_mode,
-                                              "blockedWords": len(state.blocked_words)})
+    event = state.emit(
+        "moderation_updated", {"slowModeSeconds": state.slow_mode, "blockedWords": len(state.blocked_words)}
+    )
     return Result(ok=True, seq=event.seq, data={"slowModeSeconds": seconds})

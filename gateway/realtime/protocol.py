@@ -8,7 +8,7 @@ so an object (`{"$gt": ""}`) can never stand where a string belongs.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
@@ -150,12 +150,25 @@ class SetSlowMode(_Frame, moderation.SlowModeRequest):
     streamId: StreamId | None = None
 
 
-Frame = Union[
-    Register, RegisterAdmin, JoinStream, LeaveStream, StartStream, StopStream,
-    ChatMessage, ToggleLike, PinProduct, UnpinProduct, Ping,
-    DeleteMessage, MuteUser, UnmuteUser, SetBlockedWords, SetSlowMode,
-]
-FRAME_TYPES = {m.model_fields["type"].annotation.__args__[0]: m for m in Frame.__args__}  # type: ignore[attr-defined]
+Frame = (
+    Register
+    | RegisterAdmin
+    | JoinStream
+    | LeaveStream
+    | StartStream
+    | StopStream
+    | ChatMessage
+    | ToggleLike
+    | PinProduct
+    | UnpinProduct
+    | Ping
+    | DeleteMessage
+    | MuteUser
+    | UnmuteUser
+    | SetBlockedWords
+    | SetSlowMode
+)
+FRAME_TYPES = {get_args(m.model_fields["type"].annotation)[0]: m for m in get_args(Frame)}
 _adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])
 
 

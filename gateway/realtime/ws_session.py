@@ -31,12 +31,13 @@ refusal (`ServiceError`) is answered as an error frame with its `code`.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from actors.call_policy import ActorCallError
-from core.commands import Chat, Join, Leave, ToggleLike
+from core.commands import Chat, Command, Join, Leave, ToggleLike
 from core.results import Result
 from core.wire import encode
 from gateway.context import GatewayContext
@@ -87,8 +88,14 @@ class WsSession:
             self._told_at[what] = at
             seconds = max(1, int(wait + 0.999))
             extra = {"clientMsgId": client_id} if client_id is not None else {}
-            self.conn.send(p.error_frame(f"Too many {what}: slow down, retry in {seconds} s",
-                                         code="rate_limited", retryAfter=seconds, **extra))
+            self.conn.send(
+                p.error_frame(
+                    f"Too many {what}: slow down, retry in {seconds} s",
+                    code="rate_limited",
+                    retryAfter=seconds,
+                    **extra,
+                )
+            )
         return False
 
     # ------------------------------------------------------------ entry points
@@ -241,8 +248,15 @@ class WsSession:
         conn.session_id = frame.sessionId
         if frame.protocol is not None:
             conn.protocol = frame.protocol
-        self.send({"type": "registered", "sessionId": frame.sessionId, "status": "connected",
-                   "authenticated": conn.claims is not None, "protocol": conn.protocol})
+        self.send(
+            {
+                "type": "registered",
+                "sessionId": frame.sessionId,
+                "status": "connected",
+                "authenticated": conn.claims is not None,
+                "protocol": conn.protocol,
+            }
+        )
         if auth_error:
             self.error(auth_error)
         await ctx.directory.synced.wait()
@@ -280,7 +294,7 @@ class WsSession:
         self.ctx.hub.make_admin(self.conn)
         self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
         await self.ctx.directory.synced.wait()
-        for stream_id, relay in list(self.ctx.directory.relays.items()):
+        for relay in list(self.ctx.directory.relays.values()):
             await relay.attend()
             for text in relay.view.join_frames(self.conn.viewer_key):
                 self.conn.send(text)
@@ -294,8 +308,11 @@ class WsSession:
                 raise p.ProtocolError("start_stream needs a streamId, or a title for a new stream")
             assert self.conn.claims is not None
             record = await ctx.streams.create(
-                title=frame.title, description=frame.description or "", stream_url=frame.streamUrl or "",
-                quality=frame.quality or "auto", host_id=self.conn.claims.user_id,
+                title=frame.title,
+                description=frame.description or "",
+                stream_url=frame.streamUrl or "",
+                quality=frame.quality or "auto",
+                host_id=self.conn.claims.user_id,
             )
             stream_id = record["_id"]
         answer = await ctx.directory.start_stream(stream_id)
@@ -311,9 +328,15 @@ class WsSession:
         if conn.is_admin and not username:
             username = conn.claims.name if conn.claims else "Admin"
         moderator = conn.claims is not None and conn.claims.can_moderate
-        chat = Chat(username=username or "", message=frame.message, is_admin=conn.is_admin,
-                    session_id=conn.session_id, user_id=conn.user_id, client_msg_id=frame.clientMsgId,
-                    moderator=moderator)
+        chat = Chat(
+            username=username or "",
+            message=frame.message,
+            is_admin=conn.is_admin,
+            session_id=conn.session_id,
+            user_id=conn.user_id,
+            client_msg_id=frame.clientMsgId,
+            moderator=moderator,
+        )
         self.command(stream_id, chat, self._acknowledger(stream_id, frame.clientMsgId))
 
     def toggle_like(self, frame: p.ToggleLike) -> None:
@@ -322,7 +345,9 @@ class WsSession:
             raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
         stream_id = self.resolve_stream(frame.streamId)
         if frame.clientMsgId is not None:
-            self.command(stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId))
+            self.command(
+                stream_id, ToggleLike(liker, frame.clientMsgId), self._acknowledger(stream_id, frame.clientMsgId)
+            )
             return
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
@@ -337,8 +362,15 @@ class WsSession:
 
         def acknowledge(result: Result) -> None:
             if result.ok:
-                self.send({"type": "ack", "clientMsgId": client_id, "seq": result.seq, "streamId": stream_id,
-                           **(result.data or {})})
+                self.send(
+                    {
+                        "type": "ack",
+                        "clientMsgId": client_id,
+                        "seq": result.seq,
+                        "streamId": stream_id,
+                        **(result.data or {}),
+                    }
+                )
             else:
                 self.conn.send(p.error_frame(result.error or "rejected", clientMsgId=client_id, **(result.data or {})))
 
@@ -346,12 +378,12 @@ class WsSession:
 
     # ------------------------------------------------------------ helpers
 
-    def command(self, stream_id: str, command: object, answer: Callable[[Result], None] | None = None) -> None:
+    def command(self, stream_id: str, command: Command, answer: Callable[[Result], None] | None = None) -> None:
         """Queue a command for the stream; `answer` (default: report errors) runs once it is stored."""
         relay = self.ctx.directory.relay(stream_id)
         if relay is None:
             raise p.ProtocolError(f"Stream {stream_id} is not live")
-        fut = relay.submit(command)  # type: ignore[arg-type]
+        fut = relay.submit(command)
         on_result(fut, answer or self._report)
 
     def answer_refusals(self, queued: Queued[Any]) -> None:
@@ -389,16 +421,33 @@ class WsSession:
             missed = await relay.events_after(resume.seq, resume.epoch)
             if missed is not None:
                 # No await from here to `watch`: the next event is the one after these.
-                self.send({"type": "resumed", "streamId": stream_id, "fromSeq": resume.seq,
-                           "toSeq": relay.view.seq, "epoch": relay.view.epoch})
+                self.send(
+                    {
+                        "type": "resumed",
+                        "streamId": stream_id,
+                        "fromSeq": resume.seq,
+                        "toSeq": relay.view.seq,
+                        "epoch": relay.view.epoch,
+                    }
+                )
                 if missed:
                     self.send_events(stream_id, [text for _, text in missed])
                 self.watch(stream_id)
                 return
-            reason = ("the stream's history was lost (new epoch)" if resume.epoch != relay.view.epoch
-                      else "the gap is older than the history kept")
-            self.send({"type": "resume_failed", "streamId": stream_id, "reason": reason,
-                       "seq": relay.view.seq, "epoch": relay.view.epoch})
+            reason = (
+                "the stream's history was lost (new epoch)"
+                if resume.epoch != relay.view.epoch
+                else "the gap is older than the history kept"
+            )
+            self.send(
+                {
+                    "type": "resume_failed",
+                    "streamId": stream_id,
+                    "reason": reason,
+                    "seq": relay.view.seq,
+                    "epoch": relay.view.epoch,
+                }
+            )
         # No await between reading the view and subscribing: the next event
         # this connection gets is the first one after this snapshot.
         for text in relay.view.join_frames(self.conn.viewer_key):
@@ -443,8 +492,9 @@ class WsSession:
 
     def require_moderator(self, what: str) -> None:
         if not (self.conn.is_admin or may_moderate(self.conn.claims)):
-            raise p.ProtocolError(f"{what} is for moderators: register with a moderator's or an admin's token first",
-                                  "forbidden")
+            raise p.ProtocolError(
+                f"{what} is for moderators: register with a moderator's or an admin's token first", "forbidden"
+            )
 
     def require_registered(self) -> None:
         if self.conn.session_id is None and not self.conn.is_admin:

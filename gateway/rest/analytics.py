@@ -77,8 +77,9 @@ def conversion(buyers: int, viewers: int) -> float:
 
 
 @router.get("/livestreams/{stream_id}/analytics", response_model=StreamAnalyticsOut)
-async def stream_analytics(stream_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")],
-                           admin: Admin, ctx: Ctx) -> StreamAnalyticsOut:
+async def stream_analytics(
+    stream_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")], admin: Admin, ctx: Ctx
+) -> StreamAnalyticsOut:
     """One stream: peak and unique viewers, views, likes, chat messages, orders,
     units, revenue, conversion, and a per-minute series of viewers, chat and orders."""
     record = await ctx.streams.get(stream_id)
@@ -89,21 +90,44 @@ async def stream_analytics(stream_id: Annotated[str, Path(pattern=r"^[0-9a-f]{24
     totals = await ctx.analytics.stream_totals(stream_id, currency)
     minutes = await ctx.analytics.stream_minutes(stream_id, currency)
     return StreamAnalyticsOut(
-        streamId=stream_id, title=shown.title, status=shown.status, startTime=shown.startTime,
-        endTime=shown.endTime, currency=currency, viewerCount=shown.viewerCount,
-        peakViewers=max(shown.peakViewers, totals["sampledPeakViewers"]), uniqueViewers=totals["uniqueViewers"],
-        views=totals["views"], likes=shown.likes, chatMessages=totals["chatMessages"], orders=totals["orders"],
-        units=totals["units"], revenue=format_minor(totals["revenueMinor"], currency),
-        revenueMinor=totals["revenueMinor"], buyers=totals["buyers"],
+        streamId=stream_id,
+        title=shown.title,
+        status=shown.status,
+        startTime=shown.startTime,
+        endTime=shown.endTime,
+        currency=currency,
+        viewerCount=shown.viewerCount,
+        peakViewers=max(shown.peakViewers, totals["sampledPeakViewers"]),
+        uniqueViewers=totals["uniqueViewers"],
+        views=totals["views"],
+        likes=shown.likes,
+        chatMessages=totals["chatMessages"],
+        orders=totals["orders"],
+        units=totals["units"],
+        revenue=format_minor(totals["revenueMinor"], currency),
+        revenueMinor=totals["revenueMinor"],
+        buyers=totals["buyers"],
         conversion=conversion(totals["buyers"], totals["uniqueViewers"]),
-        timeSeries=[MinuteOut(minute=m["minute"], viewers=m["viewers"], chatMessages=m["chatMessages"],
-                              orders=m["orders"], units=m["units"], revenue=format_minor(m["revenueMinor"], currency))
-                    for m in minutes])
+        timeSeries=[
+            MinuteOut(
+                minute=m["minute"],
+                viewers=m["viewers"],
+                chatMessages=m["chatMessages"],
+                orders=m["orders"],
+                units=m["units"],
+                revenue=format_minor(m["revenueMinor"], currency),
+            )
+            for m in minutes
+        ],
+    )
 
 
 @router.get("/analytics/daily", response_model=list[DayOut])
 async def daily_analytics(
-    admin: Admin, ctx: Ctx, page: Page, response: Response,
+    admin: Admin,
+    ctx: Ctx,
+    page: Page,
+    response: Response,
     since: Annotated[DayIn | None, Query(alias="from", description="first day, YYYY-MM-DD (UTC)")] = None,
     until: Annotated[DayIn | None, Query(alias="to", description="last day, YYYY-MM-DD (UTC)")] = None,
 ) -> list[DayOut]:
@@ -114,6 +138,11 @@ async def daily_analytics(
     days: list[dict[str, Any]] = await ctx.analytics.days(currency, since, until)
     days.reverse()
     response.headers["X-Total-Count"] = str(len(days))
-    return [DayOut(**{k: v for k, v in d.items()}, revenue=format_minor(d["revenueMinor"], currency),
-                   conversion=conversion(d["buyers"], d["uniqueViewers"]))
-            for d in days[page.skip:page.skip + page.limit]]
+    return [
+        DayOut(
+            **{k: v for k, v in d.items()},
+            revenue=format_minor(d["revenueMinor"], currency),
+            conversion=conversion(d["buyers"], d["uniqueViewers"]),
+        )
+        for d in days[page.skip : page.skip + page.limit]
+    ]

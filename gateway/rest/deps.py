@@ -16,7 +16,8 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 def context(request: Request) -> GatewayContext:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: GatewayContext = request.app.state.ctx  # set by the app's lifespan
+    return ctx
 
 
 Ctx = Annotated[GatewayContext, Depends(context)]

@@ -10,7 +10,7 @@ sold out (`flash_sale_ended`).
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
@@ -46,7 +46,7 @@ class FlashSaleIn(BaseModel):
     durationSeconds: Annotated[int, Field(strict=True, ge=5, le=MAX_DURATION_S), Integral] | None = None
 
     @model_validator(mode="after")
-    def _one_end(self) -> "FlashSaleIn":
+    def _one_end(self) -> FlashSaleIn:
         if (self.endsAt is None) == (self.durationSeconds is None):
             raise ValueError("send either 'endsAt' or 'durationSeconds'")
         return self
@@ -78,11 +78,22 @@ def sale_out(doc: dict[str, Any]) -> FlashSaleOut:
         elif doc["endsAt"] <= now_iso():
             status, reason = "ended", "time"
     return FlashSaleOut(
-        id=doc["_id"], saleId=doc["_id"], streamId=doc["streamId"], productId=doc["productId"],
-        productName=doc.get("productName", ""), price=format_minor(doc["priceMinor"], doc["currency"]),
-        currency=doc["currency"], quantity=doc["quantity"], remaining=doc["remaining"],
-        perCustomerLimit=doc["perCustomerLimit"], startsAt=doc["startsAt"], endsAt=doc["endsAt"],
-        status=status, endedReason=reason, version=doc["version"])
+        id=doc["_id"],
+        saleId=doc["_id"],
+        streamId=doc["streamId"],
+        productId=doc["productId"],
+        productName=doc.get("productName", ""),
+        price=format_minor(doc["priceMinor"], doc["currency"]),
+        currency=doc["currency"],
+        quantity=doc["quantity"],
+        remaining=doc["remaining"],
+        perCustomerLimit=doc["perCustomerLimit"],
+        startsAt=doc["startsAt"],
+        endsAt=doc["endsAt"],
+        status=status,
+        endedReason=reason,
+        version=doc["version"],
+    )
 
 
 @router.post("/{stream_id}/flash-sales", status_code=201, response_model=FlashSaleOut)
@@ -108,15 +119,22 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
         price_minor = to_minor(body.price, product["currency"])
     except MoneyError as e:  # valid in the shop currency, not in the one this product was priced in
         raise ApiError(409, f"This product is priced in {product['currency']}: {e}") from e
-    ends = body.endsAt.astimezone(timezone.utc) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
+    ends = body.endsAt.astimezone(UTC) if body.endsAt else now() + timedelta(seconds=body.durationSeconds or 0)
     if ends <= now():
         raise ApiError(409, "'endsAt' has passed: a sale ends in the future")
     if ends > now() + timedelta(seconds=MAX_DURATION_S):
         raise ApiError(409, "A flash sale lasts at most 24 hours: 'endsAt' is too far ahead")
     sale = await ctx.flash_sales.create(
-        stream_id=stream_id, product_id=body.productId, product_name=product["name"], price_minor=price_minor,
-        currency=product["currency"], quantity=body.quantity, per_customer_limit=body.perCustomerLimit,
-        ends_at=iso(ends), created_by=admin.user_id)
+        stream_id=stream_id,
+        product_id=body.productId,
+        product_name=product["name"],
+        price_minor=price_minor,
+        currency=product["currency"],
+        quantity=body.quantity,
+        per_customer_limit=body.perCustomerLimit,
+        ends_at=iso(ends),
+        created_by=admin.user_id,
+    )
     # The stream checks that the product is pinned (its own state, in command order).
     result = await relay.submit(StartFlashSale(sale_wire(sale)))
     if not result.ok:

@@ -127,8 +127,11 @@ async def _list(ctx: GatewayContext, status: str | None, page: Page, response: R
 @router.post("", status_code=201, response_model=StreamOut)
 async def create_stream(body: CreateStreamBody, admin: Admin, ctx: Ctx) -> StreamOut:
     record = await ctx.streams.create(
-        title=body.title, description=body.description, stream_url=body.streamUrl,
-        quality=body.quality, host_id=admin.user_id,
+        title=body.title,
+        description=body.description,
+        stream_url=body.streamUrl,
+        quality=body.quality,
+        host_id=admin.user_id,
         scheduled_at=iso(body.scheduledAt) if body.scheduledAt else None,
     )
     return await present(ctx, record)
@@ -240,13 +243,13 @@ class ViewOut(BaseModel):
 
 
 @router.post("/{stream_id}/view", status_code=201, response_model=ViewOut)
-async def record_view(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
-                      session_id: SessionHeader = None) -> ViewOut:
+async def record_view(
+    stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser, session_id: SessionHeader = None
+) -> ViewOut:
     """Count a view (an app opening the stream); anyone, anonymous included."""
     if await ctx.streams.get(stream_id) is None:
         raise ApiError(404, f"Stream {stream_id} does not exist")
-    await ctx.views.record(stream_id, viewer_key(claims, session_id),
-                           claims.user_id if claims else None, session_id)
+    await ctx.views.record(stream_id, viewer_key(claims, session_id), claims.user_id if claims else None, session_id)
     return ViewOut(streamId=stream_id, views=await ctx.views.count(stream_id))
 
 
@@ -267,9 +270,17 @@ async def chat_history(stream_id: StreamIdPath, ctx: Ctx, page: Page, response: 
         raise ApiError(404, f"Stream {stream_id} does not exist")
     docs = await ctx.chat_pages.page(stream_id, skip=page.skip, limit=page.limit)
     response.headers["X-Total-Count"] = str(await ctx.chat_pages.count(stream_id))
-    return [ChatMessageOut(id=int(d["seq"]), seq=int(d["seq"]), username=str(d.get("username", "")),
-                           message=str(d.get("message", "")), isAdmin=bool(d.get("isAdmin", False)),
-                           timestamp=str(d.get("timestamp", ""))) for d in docs]
+    return [
+        ChatMessageOut(
+            id=int(d["seq"]),
+            seq=int(d["seq"]),
+            username=str(d.get("username", "")),
+            message=str(d.get("message", "")),
+            isAdmin=bool(d.get("isAdmin", False)),
+            timestamp=str(d.get("timestamp", "")),
+        )
+        for d in docs
+    ]
 
 
 class LikeOut(BaseModel):
@@ -288,8 +299,9 @@ async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
 
 
 @router.post("/{stream_id}/like", response_model=LikeOut)
-async def toggle_like(stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser,
-                      session_id: SessionHeader = None) -> LikeOut:
+async def toggle_like(
+    stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser, session_id: SessionHeader = None
+) -> LikeOut:
     """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
     once per user when logged in, else per `X-Session-Id`. 409 unless live.
 
@@ -332,15 +344,22 @@ async def pin_product(stream_id: StreamIdPath, body: PinBody, admin: Admin, ctx:
         p = await queued.stored()
     except ServiceError as e:
         raise api_error(e, 409) from e  # whatever the stream refuses conflicts with what it has pinned
-    return PinnedOut(productId=p.product_id, name=p.name, price=p.price, currency=p.currency, image=p.image,
-                     displayOrder=p.display_order)
+    return PinnedOut(
+        productId=p.product_id,
+        name=p.name,
+        price=p.price,
+        currency=p.currency,
+        image=p.image,
+        displayOrder=p.display_order,
+    )
 
 
 @router.delete("/{stream_id}/pin/{product_id}", status_code=204)
 async def unpin_product(
     stream_id: StreamIdPath,
     product_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")],
-    admin: Admin, ctx: Ctx,
+    admin: Admin,
+    ctx: Ctx,
 ) -> Response:
     """Take a pinned product down (admin); 404 if it is not pinned."""
     queued = await ctx.pins.unpin(stream_id, product_id)

@@ -86,9 +86,11 @@ async def get_moderation(stream_id: StreamIdPath, _: Moderator, ctx: Ctx) -> Mod
     snap = await actor.snapshot()  # no answer: `ActorCallError`, answered by `gateway.errors`
     mod = snap.get("moderation") or {}
     stamp = now_iso()
-    return ModerationOut(slowModeSeconds=int(mod.get("slowModeSeconds", 0)),
-                         blockedWords=list(mod.get("blockedWords", [])),
-                         muted=[MutedOut(**m) for m in mod.get("muted", []) if m["until"] > stamp])
+    return ModerationOut(
+        slowModeSeconds=int(mod.get("slowModeSeconds", 0)),
+        blockedWords=list(mod.get("blockedWords", [])),
+        muted=[MutedOut(**m) for m in mod.get("muted", []) if m["until"] > stamp],
+    )
 
 
 @router.post("/{stream_id}/moderation/delete-message", response_model=DoneOut)

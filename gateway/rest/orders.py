@@ -82,24 +82,48 @@ class StatusIn(BaseModel):
 def order_out(doc: dict[str, Any]) -> OrderOut:
     cur = doc["currency"]
     return OrderOut(
-        id=doc["_id"], userId=doc["userId"],
-        items=[OrderItemOut(productId=i["productId"], name=i["name"], image=i.get("image"), quantity=i["quantity"],
-                            unitPrice=format_minor(i["unitPriceMinor"], cur), lineTotal=format_minor(i["lineTotalMinor"], cur),
-                            saleId=i.get("saleId")) for i in doc["items"]],
-        units=int(doc["units"]), currency=cur, total=format_minor(doc["totalMinor"], cur), totalMinor=doc["totalMinor"],
-        status=doc["status"], paymentStatus=doc.get("paymentStatus", "unpaid"), paymentId=doc.get("paymentId"),
-        streamId=doc.get("streamId"), note=doc.get("note"), shippingAddress=doc.get("shippingAddress"),
-        createdAt=doc["createdAt"], updatedAt=doc["updatedAt"])
+        id=doc["_id"],
+        userId=doc["userId"],
+        items=[
+            OrderItemOut(
+                productId=i["productId"],
+                name=i["name"],
+                image=i.get("image"),
+                quantity=i["quantity"],
+                unitPrice=format_minor(i["unitPriceMinor"], cur),
+                lineTotal=format_minor(i["lineTotalMinor"], cur),
+                saleId=i.get("saleId"),
+            )
+            for i in doc["items"]
+        ],
+        units=int(doc["units"]),
+        currency=cur,
+        total=format_minor(doc["totalMinor"], cur),
+        totalMinor=doc["totalMinor"],
+        status=doc["status"],
+        paymentStatus=doc.get("paymentStatus", "unpaid"),
+        paymentId=doc.get("paymentId"),
+        streamId=doc.get("streamId"),
+        note=doc.get("note"),
+        shippingAddress=doc.get("shippingAddress"),
+        createdAt=doc["createdAt"],
+        updatedAt=doc["updatedAt"],
+    )
 
 
 def order_request(body: OrderIn) -> OrderRequest:
-    return OrderRequest(items=tuple(OrderLine(i.productId, i.quantity, i.saleId) for i in body.items),
-                        stream_id=body.streamId, note=body.note, shipping_address=body.shippingAddress)
+    return OrderRequest(
+        items=tuple(OrderLine(i.productId, i.quantity, i.saleId) for i in body.items),
+        stream_id=body.streamId,
+        note=body.note,
+        shipping_address=body.shippingAddress,
+    )
 
 
 @router.post("", status_code=201, response_model=OrderOut)
-async def create_order(body: OrderIn, user: User, ctx: Ctx, response: Response,
-                       idempotency_key: IdempotencyKey = None) -> OrderOut:
+async def create_order(
+    body: OrderIn, user: User, ctx: Ctx, response: Response, idempotency_key: IdempotencyKey = None
+) -> OrderOut:
     """Order products (logged-in customers). Stock is taken atomically: when
     more customers than items race, the extra ones get 409 and stock never goes
     below zero. A line with `saleId` buys at that flash sale's price, within its
@@ -115,7 +139,10 @@ async def create_order(body: OrderIn, user: User, ctx: Ctx, response: Response,
 
 @router.get("", response_model=list[OrderOut])
 async def list_orders(
-    user: User, ctx: Ctx, page: Page, response: Response,
+    user: User,
+    ctx: Ctx,
+    page: Page,
+    response: Response,
     status: Annotated[Literal["pending", "confirmed", "shipped", "delivered", "cancelled"] | None, Query()] = None,
     streamId: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     userId: Annotated[str | None, Query(pattern=ID_PATTERN, description="admins only")] = None,

@@ -54,15 +54,31 @@ class PaymentOut(BaseModel):
 
 def payment_out(doc: dict[str, Any]) -> PaymentOut:
     return PaymentOut(
-        id=doc["_id"], orderId=doc["orderId"], userId=doc["userId"], provider=doc["provider"], method=doc["method"],
-        amount=format_minor(doc["amountMinor"], doc["currency"]), amountMinor=doc["amountMinor"],
-        currency=doc["currency"], status=doc["status"], reference=doc.get("reference", ""),
-        instructions=doc.get("instructions", ""), createdAt=doc["createdAt"], updatedAt=doc["updatedAt"])
+        id=doc["_id"],
+        orderId=doc["orderId"],
+        userId=doc["userId"],
+        provider=doc["provider"],
+        method=doc["method"],
+        amount=format_minor(doc["amountMinor"], doc["currency"]),
+        amountMinor=doc["amountMinor"],
+        currency=doc["currency"],
+        status=doc["status"],
+        reference=doc.get("reference", ""),
+        instructions=doc.get("instructions", ""),
+        createdAt=doc["createdAt"],
+        updatedAt=doc["updatedAt"],
+    )
 
 
 @order_payments.post("/{order_id}/payments", status_code=201, response_model=PaymentOut)
-async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx, response: Response,
-                    idempotency_key: IdempotencyKey = None) -> PaymentOut:
+async def pay_order(
+    order_id: OrderIdPath,
+    body: PaymentIn,
+    user: User,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> PaymentOut:
     """Pay an order (its customer, or an admin on their behalf) through the
     payment provider. The amount must equal the order's total (409). An order
     has at most one live payment: paying again answers 409 (or, with the same
@@ -74,8 +90,9 @@ async def pay_order(order_id: OrderIdPath, body: PaymentIn, user: User, ctx: Ctx
 
 
 @order_payments.get("/{order_id}/payments", response_model=list[PaymentOut])
-async def list_order_payments(order_id: OrderIdPath, user: User, ctx: Ctx, page: Page,
-                              response: Response) -> list[PaymentOut]:
+async def list_order_payments(
+    order_id: OrderIdPath, user: User, ctx: Ctx, page: Page, response: Response
+) -> list[PaymentOut]:
     """Every payment of one order (its customer, admins), newest first, paged."""
     await ctx.order_service.get(user, order_id)
     query = {"orderId": order_id}
@@ -86,7 +103,10 @@ async def list_order_payments(order_id: OrderIdPath, user: User, ctx: Ctx, page:
 
 @router.get("", response_model=list[PaymentOut])
 async def list_payments(
-    user: User, ctx: Ctx, page: Page, response: Response,
+    user: User,
+    ctx: Ctx,
+    page: Page,
+    response: Response,
     status: Annotated[Literal["pending", "confirmed", "failed", "cancelled"] | None, Query()] = None,
 ) -> list[PaymentOut]:
     """Admins: every payment; customers: their own. Newest first, paged."""

@@ -82,11 +82,20 @@ class ProductOut(BaseModel):
 def product_out(doc: dict[str, Any]) -> ProductOut:
     images = list(doc.get("images") or [])
     return ProductOut(
-        id=doc["_id"], name=doc["name"], description=doc.get("description", ""),
-        price=format_minor(int(doc["priceMinor"]), doc["currency"]), priceMinor=int(doc["priceMinor"]),
-        currency=doc["currency"], stock=int(doc["stock"]), inStock=int(doc["stock"]) > 0, images=images,
-        image=images[0] if images else None, category=doc.get("category"),
-        createdAt=doc["createdAt"], updatedAt=doc["updatedAt"])
+        id=doc["_id"],
+        name=doc["name"],
+        description=doc.get("description", ""),
+        price=format_minor(int(doc["priceMinor"]), doc["currency"]),
+        priceMinor=int(doc["priceMinor"]),
+        currency=doc["currency"],
+        stock=int(doc["stock"]),
+        inStock=int(doc["stock"]) > 0,
+        images=images,
+        image=images[0] if images else None,
+        category=doc.get("category"),
+        createdAt=doc["createdAt"],
+        updatedAt=doc["updatedAt"],
+    )
 
 
 def minor(ctx: GatewayContext, amount: Any) -> int:
@@ -100,14 +109,21 @@ def minor(ctx: GatewayContext, amount: Any) -> int:
 async def create_product(body: ProductIn, admin: Admin, ctx: Ctx) -> ProductOut:
     """Add a product to the catalogue (admin). The currency is the shop's."""
     doc = await ctx.products.create(
-        name=body.name, description=body.description, price_minor=minor(ctx, body.price),
-        currency=ctx.settings.shop_currency, stock=body.stock, images=body.images, category=body.category)
+        name=body.name,
+        description=body.description,
+        price_minor=minor(ctx, body.price),
+        currency=ctx.settings.shop_currency,
+        stock=body.stock,
+        images=body.images,
+        category=body.category,
+    )
     return product_out(doc)
 
 
 @router.get("", response_model=list[ProductOut])
-async def list_products(ctx: Ctx, page: Page, response: Response,
-                        category: Annotated[str | None, Query(max_length=80)] = None) -> list[ProductOut]:
+async def list_products(
+    ctx: Ctx, page: Page, response: Response, category: Annotated[str | None, Query(max_length=80)] = None
+) -> list[ProductOut]:
     """The catalogue, newest first. Paged: `?page=&limit=`; total in `X-Total-Count`."""
     docs = await ctx.products.list(skip=page.skip, limit=page.limit, category=category)
     response.headers["X-Total-Count"] = str(await ctx.products.count(category))

@@ -12,7 +12,13 @@ from gateway.services import errors as refusal
 from gateway.services.errors import ServiceError
 
 # Any other code (a stream's own: `rejected`, `slow_mode`, ...) is a conflict with the stream's state: 409.
-STATUS = {refusal.NOT_FOUND: 404, refusal.INVALID: 422, refusal.FORBIDDEN: 403, refusal.NOT_LIVE: 409, refusal.CONFLICT: 409}
+STATUS = {
+    refusal.NOT_FOUND: 404,
+    refusal.INVALID: 422,
+    refusal.FORBIDDEN: 403,
+    refusal.NOT_LIVE: 409,
+    refusal.CONFLICT: 409,
+}
 
 
 def status_of(e: ServiceError) -> int:
@@ -29,5 +35,6 @@ async def handle(_: Request, e: Exception) -> JSONResponse:
     """The application's handler for `ServiceError` (installed in `gateway/app.py`)."""
     assert isinstance(e, ServiceError)
     answer = api_error(e)
-    return JSONResponse(error_body(answer.status, answer.message, answer.code), status_code=answer.status,
-                        headers=answer.headers)
+    return JSONResponse(
+        error_body(answer.status, answer.message, answer.code), status_code=answer.status, headers=answer.headers
+    )

@@ -118,13 +118,23 @@ def parse_full_date(value: Any) -> str:
 DateTimeIn = Annotated[
     datetime,
     BeforeValidator(parse_rfc3339),
-    WithJsonSchema({"type": "string", "format": "date-time", "pattern": YEARS_PATTERN,
-                    "description": "RFC 3339 with an offset, years 2000-2999", "examples": ["2030-01-31T18:00:00Z"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": YEARS_PATTERN,
+            "description": "RFC 3339 with an offset, years 2000-2999",
+            "examples": ["2030-01-31T18:00:00Z"],
+        }
+    ),
 ]
 """A request date-time: an RFC 3339 string with an offset, never a number."""
 
-DayIn = Annotated[str, BeforeValidator(parse_full_date),
-                  WithJsonSchema({"type": "string", "format": "date", "examples": ["2030-01-31"]})]
+DayIn = Annotated[
+    str,
+    BeforeValidator(parse_full_date),
+    WithJsonSchema({"type": "string", "format": "date", "examples": ["2030-01-31"]}),
+]
 """A request day (UTC), `YYYY-MM-DD`, kept as the string sent."""
 
 
@@ -147,9 +157,19 @@ def parse_email(value: Any) -> str:
     return value.lower()
 
 
-EmailIn = Annotated[str, BeforeValidator(parse_email),
-                    WithJsonSchema({"type": "string", "format": "email", "pattern": EMAIL_PATTERN,
-                                    "maxLength": MAX_EMAIL, "examples": ["ada@example.com"]})]
+EmailIn = Annotated[
+    str,
+    BeforeValidator(parse_email),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "email",
+            "pattern": EMAIL_PATTERN,
+            "maxLength": MAX_EMAIL,
+            "examples": ["ada@example.com"],
+        }
+    ),
+]
 
 
 # ------------------------------------------------------------------ ids
@@ -159,8 +179,11 @@ Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """A stored document's id in a body (24 hex characters)."""
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
-           description="A retried request with the same key (from the same account) has its first effect only"),
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="A retried request with the same key (from the same account) has its first effect only",
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -42,18 +42,29 @@ TOKEN_QUERY: dict[str, Any] = {
     "style": "form",
     "explode": True,
     "description": "The query string: exactly one of `streamId` and `channelName`, and optionally `role`, "
-                   "`uid`, `expiresIn` (e.g. `?streamId=...&role=audience`).",
+    "`uid`, `expiresIn` (e.g. `?streamId=...&role=audience`).",
     "schema": {
         "type": "object",
         "properties": {
             "streamId": {"type": "string", "pattern": STREAM_ID, "description": "the stream to watch or host"},
-            "channelName": {"type": "string", "pattern": STREAM_ID,
-                            "description": "the same as streamId (the channel is the stream id)"},
+            "channelName": {
+                "type": "string",
+                "pattern": STREAM_ID,
+                "description": "the same as streamId (the channel is the stream id)",
+            },
             "role": {"type": "string", "enum": ["publisher", "audience"], "description": "default: audience"},
-            "uid": {"type": "integer", "minimum": 1, "maximum": video_tokens.MAX_UID,
-                    "description": "default: derived from the caller"},
-            "expiresIn": {"type": "integer", "minimum": video_tokens.MIN_TTL_S, "maximum": video_tokens.MAX_TTL_S,
-                          "description": "seconds; default AGORA_TOKEN_TTL_SECONDS, at most 86400"},
+            "uid": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": video_tokens.MAX_UID,
+                "description": "default: derived from the caller",
+            },
+            "expiresIn": {
+                "type": "integer",
+                "minimum": video_tokens.MIN_TTL_S,
+                "maximum": video_tokens.MAX_TTL_S,
+                "description": "seconds; default AGORA_TOKEN_TTL_SECONDS, at most 86400",
+            },
         },
         "oneOf": [{"required": ["streamId"]}, {"required": ["channelName"]}],
     },
@@ -83,8 +94,9 @@ async def agora_token(
     channelName: Annotated[str | None, Query(pattern=STREAM_ID, include_in_schema=False)] = None,
     role: Annotated[Literal["publisher", "audience"] | None, Query(include_in_schema=False)] = None,
     uid: Annotated[int | None, Query(ge=1, le=video_tokens.MAX_UID, include_in_schema=False)] = None,
-    expiresIn: Annotated[int | None, Query(ge=video_tokens.MIN_TTL_S, le=video_tokens.MAX_TTL_S,
-                                           include_in_schema=False)] = None,
+    expiresIn: Annotated[
+        int | None, Query(ge=video_tokens.MIN_TTL_S, le=video_tokens.MAX_TTL_S, include_in_schema=False)
+    ] = None,
 ) -> VideoTokenOut:
     """A token for the stream's channel: `publisher` for its hosting admin,
     `audience` for everyone else. Name the stream with `streamId` or
@@ -103,16 +115,26 @@ async def agora_token(
     if record is None:
         raise ApiError(404, f"Stream {stream_id} does not exist")
     wanted = role or video_tokens.AUDIENCE
-    if wanted == video_tokens.PUBLISHER:
-        if claims is None or not claims.is_admin or record.get("hostId") != claims.user_id:
-            raise ApiError(403, "Only the admin hosting this stream can publish to it")
+    if wanted == video_tokens.PUBLISHER and (
+        claims is None or not claims.is_admin or record.get("hostId") != claims.user_id
+    ):
+        raise ApiError(403, "Only the admin hosting this stream can publish to it")
     if record["status"] == ENDED:
         raise ApiError(409, "This stream has ended")
     ttl = expiresIn or min(max(settings.agora_token_ttl_seconds, video_tokens.MIN_TTL_S), video_tokens.MAX_TTL_S)
     expires_at = int(time.time()) + ttl
     identity = claims.user_id if claims else session_id
-    t = video_tokens.build(settings.agora_app_id, certificate, stream_id, uid or video_tokens.uid_for(identity),
-                           wanted, expires_at)
-    return VideoTokenOut(appId=t.app_id, channel=t.channel, channelName=t.channel, uid=t.uid, role=wanted,  # type: ignore[arg-type]
-                         token=t.token, expiresAt=iso(datetime.fromtimestamp(expires_at, timezone.utc)),
-                         expiresIn=ttl, privilegeExpiredTs=expires_at)
+    t = video_tokens.build(
+        settings.agora_app_id, certificate, stream_id, uid or video_tokens.uid_for(identity), wanted, expires_at
+    )
+    return VideoTokenOut(
+        appId=t.app_id,
+        channel=t.channel,
+        channelName=t.channel,
+        uid=t.uid,
+        role=wanted,
+        token=t.token,
+        expiresAt=iso(datetime.fromtimestamp(expires_at, UTC)),
+        expiresIn=ttl,
+        privilegeExpiredTs=expires_at,
+    )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.exceptions import UnknownHashError
 
 ALGORITHM = "HS256"
 ISSUER = "wrencos-live"
@@ -36,7 +37,7 @@ def hash_password(password: str) -> str:
 def verify_password(password: str, password_hash: str) -> bool:
     try:
         return _hasher.verify(password, password_hash)
-    except Exception:
+    except UnknownHashError:  # not a hash of ours (the hasher itself answers False for a malformed one of ours)
         return False
 
 
@@ -74,8 +75,14 @@ class TokenService:
     def issue(self, user_id: str, role: str, email: str, name: str) -> str:
         now = int(time.time())
         payload = {
-            "sub": user_id, "role": role, "email": email, "name": name,
-            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + self._ttl,
+            "sub": user_id,
+            "role": role,
+            "email": email,
+            "name": name,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now,
+            "exp": now + self._ttl,
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
@@ -94,7 +101,11 @@ class TokenService:
         for secret in self._verify_with:
             try:
                 payload = jwt.decode(
-                    token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                    token,
+                    secret,
+                    algorithms=[ALGORITHM],
+                    audience=AUDIENCE,
+                    issuer=ISSUER,
                     options={"require": ["exp", "iat", "sub", "iss", "aud"]},
                 )
                 break
@@ -110,6 +121,8 @@ class TokenService:
         if role not in ROLES or not isinstance(payload.get("sub"), str):
             raise InvalidToken("Invalid token")
         return Claims(
-            user_id=str(payload["sub"]), role=str(role),
-            email=str(payload.get("email", "")), name=str(payload.get("name", "")),
+            user_id=str(payload["sub"]),
+            role=str(role),
+            email=str(payload.get("email", "")),
+            name=str(payload.get("name", "")),
         )

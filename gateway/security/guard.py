@@ -18,8 +18,8 @@ import typing
 from typing import Any
 
 import orjson
-from pydantic import BaseModel
 from fastapi import Request
+from pydantic import BaseModel
 from starlette.requests import HTTPConnection
 
 from gateway.errors import ApiError

@@ -12,16 +12,19 @@ from typing import Annotated
 
 from fastapi import Header, Request
 
-from gateway.security.credentials import Claims
 from gateway.errors import ApiError
+from gateway.security.credentials import Claims
 from gateway.security.ratelimit import TokenBucket
 
 SESSION_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 
 SessionHeader = Annotated[
     str | None,
-    Header(alias="X-Session-Id", pattern=SESSION_PATTERN,
-           description="The app's session id: identifies an anonymous customer"),
+    Header(
+        alias="X-Session-Id",
+        pattern=SESSION_PATTERN,
+        description="The app's session id: identifies an anonymous customer",
+    ),
 ]
 
 

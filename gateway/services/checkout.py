@@ -44,15 +44,23 @@ class Paid:
 
 
 class CheckoutService:
-    def __init__(self, orders: OrderService, order_store: OrderStore, payments: PaymentStore,
-                 provider: PaymentProvider) -> None:
+    def __init__(
+        self, orders: OrderService, order_store: OrderStore, payments: PaymentStore, provider: PaymentProvider
+    ) -> None:
         self.orders = orders
         self.order_store = order_store
         self.payments = payments
         self.provider = provider
 
-    async def pay(self, caller: Claims, order_id: str, method: str, amount: Decimal, currency: str | None,
-                  idempotency_key: str | None = None) -> Paid:
+    async def pay(
+        self,
+        caller: Claims,
+        order_id: str,
+        method: str,
+        amount: Decimal,
+        currency: str | None,
+        idempotency_key: str | None = None,
+    ) -> Paid:
         """Pay `order_id` (its customer, or an admin on their behalf). Refused:
         an order the caller cannot see (`not_found`); another currency, another
         amount than the total, an order that is not payable, paid, or has a live
@@ -88,10 +96,19 @@ class CheckoutService:
         opened = await provider.open(order, method, amount_minor, order["currency"], idem or order_id)
         now = now_iso()
         doc: dict[str, Any] = {
-            "_id": str(ObjectId()), "orderId": order_id, "userId": order["userId"], "paidBy": caller.user_id,
-            "provider": provider.name, "method": method, "amountMinor": amount_minor, "currency": order["currency"],
-            "status": opened.status, "reference": opened.reference, "instructions": opened.instructions,
-            "createdAt": now, "updatedAt": now,
+            "_id": str(ObjectId()),
+            "orderId": order_id,
+            "userId": order["userId"],
+            "paidBy": caller.user_id,
+            "provider": provider.name,
+            "method": method,
+            "amountMinor": amount_minor,
+            "currency": order["currency"],
+            "status": opened.status,
+            "reference": opened.reference,
+            "instructions": opened.instructions,
+            "createdAt": now,
+            "updatedAt": now,
         }
         if idem is not None:
             doc["idemKey"] = idem
@@ -124,6 +141,10 @@ class CheckoutService:
         done = await self.payments.transition(payment_id, PENDING, to_status, {"settledBy": admin.user_id})
         if done is None:
             raise ServiceError(CONFLICT, "The payment changed meanwhile: reload it")
-        await self.order_store.set_payment(payment["orderId"], order_payment_status(to_status),
-                                           payment_id if to_status == CONFIRMED else None, only_if_payment=payment_id)
+        await self.order_store.set_payment(
+            payment["orderId"],
+            order_payment_status(to_status),
+            payment_id if to_status == CONFIRMED else None,
+            only_if_payment=payment_id,
+        )
         return done

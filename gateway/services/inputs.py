@@ -39,8 +39,10 @@ refuses fractions, booleans and strings."""
 # Unicode White_Space (what pydantic's `strip_whitespace` and most languages'
 # trim remove; Python's `str.isspace` adds U+001C-U+001F), spelled out so every
 # regex engine reads the same set.
-WHITESPACE = ("\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
-              "\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in WHITESPACE) + "]"
 """A pattern (unanchored) that matches any string with a character that is not whitespace."""
 

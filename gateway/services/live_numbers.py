@@ -59,7 +59,13 @@ def merged(record: dict[str, Any], live: dict[str, Any] | None) -> LiveNumbers:
         return numbers.get(key, record.get(key, default))
 
     viewers = int(pick("viewerCount", 0))
-    return LiveNumbers(viewer_count=viewers, peak_viewers=max(int(pick("peakViewers", 0)), viewers),
-                       likes=int(pick("likes", 0)), liked_by=list(numbers.get("likedBy", [])),
-                       chat_count=int(pick("chatCount", 0)), pinned_products=list(pick("pinnedProducts", [])),
-                       seq=numbers.get("seq"), epoch=numbers.get("epoch"))
+    return LiveNumbers(
+        viewer_count=viewers,
+        peak_viewers=max(int(pick("peakViewers", 0)), viewers),
+        likes=int(pick("likes", 0)),
+        liked_by=list(numbers.get("likedBy", [])),
+        chat_count=int(pick("chatCount", 0)),
+        pinned_products=list(pick("pinnedProducts", [])),
+        seq=numbers.get("seq"),
+        epoch=numbers.get("epoch"),
+    )

@@ -44,8 +44,9 @@ MessageId = Annotated[int, Field(strict=True, ge=1, le=MAX_MESSAGE_ID), Integral
 ViewerKey = Annotated[str, StringConstraints(min_length=1, max_length=VIEWER_KEY_CHARS)]
 """Whom a like or a mute is counted under: a user id, or the sessionId a connection registered with."""
 MuteSeconds = Annotated[int, Field(strict=True, ge=1, le=MUTE_MAX_SECONDS), Integral]
-BlockedWord = Annotated[str, Field(min_length=1, max_length=MAX_BLOCKED_WORD_CHARS,
-                                   json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
+BlockedWord = Annotated[
+    str, Field(min_length=1, max_length=MAX_BLOCKED_WORD_CHARS, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank
+]
 BlockedWords = Annotated[list[BlockedWord], Field(max_length=MAX_BLOCKED_WORDS)]
 SlowModeSeconds = Annotated[int, Field(strict=True, ge=0, le=MAX_SLOW_MODE_SECONDS), Integral]
 
@@ -145,8 +146,9 @@ class ModerationService:
         recent message `messageId`, for `durationSeconds` from now."""
         target = request.userId or request.sessionId
         until = iso(now() + timedelta(seconds=request.durationSeconds))
-        return await self._queue(stream_id, Mute(until=until, target=target,
-                                                      message_seq=None if target else request.messageId))
+        return await self._queue(
+            stream_id, Mute(until=until, target=target, message_seq=None if target else request.messageId)
+        )
 
     async def unmute(self, stream_id: str, request: UnmuteRequest) -> Queued[Done]:
         """Lift a mute now (`userId` or `sessionId`, the first given)."""

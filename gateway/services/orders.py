@@ -81,9 +81,12 @@ class OrderRequest:
     def digest(self) -> str:
         """What makes two requests "the same" for an idempotency key. The JSON
         is the request body's own (as orders stored earlier were hashed)."""
-        body = {"items": [{"productId": i.product_id, "quantity": i.quantity, "saleId": i.sale_id}
-                          for i in self.items],
-                "streamId": self.stream_id, "note": self.note, "shippingAddress": self.shipping_address}
+        body = {
+            "items": [{"productId": i.product_id, "quantity": i.quantity, "saleId": i.sale_id} for i in self.items],
+            "streamId": self.stream_id,
+            "note": self.note,
+            "shippingAddress": self.shipping_address,
+        }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -95,10 +98,18 @@ class Placed:
 
 def sale_wire(sale: dict[str, Any]) -> dict[str, Any]:
     """A stored sale as the stream shows it (`flash_sale_*` events)."""
-    return {"saleId": sale["_id"], "productId": sale["productId"], "productName": sale.get("productName", ""),
-            "price": format_minor(sale["priceMinor"], sale["currency"]), "currency": sale["currency"],
-            "quantity": sale["quantity"], "remaining": sale["remaining"],
-            "perCustomerLimit": sale["perCustomerLimit"], "endsAt": sale["endsAt"], "version": sale["version"]}
+    return {
+        "saleId": sale["_id"],
+        "productId": sale["productId"],
+        "productName": sale.get("productName", ""),
+        "price": format_minor(sale["priceMinor"], sale["currency"]),
+        "currency": sale["currency"],
+        "quantity": sale["quantity"],
+        "remaining": sale["remaining"],
+        "perCustomerLimit": sale["perCustomerLimit"],
+        "endsAt": sale["endsAt"],
+        "version": sale["version"],
+    }
 
 
 def visible(doc: dict[str, Any] | None, caller: Claims, what: str, ident: str) -> dict[str, Any]:
@@ -114,8 +125,16 @@ def order_payment_status(payment_status: str) -> str:
 
 
 class OrderService:
-    def __init__(self, orders: OrderStore, products: ProductStore, flash_sales: FlashSaleStore,
-                 payments: PaymentStore, streams: StreamStore, directory: LiveDirectory, currency: str) -> None:
+    def __init__(
+        self,
+        orders: OrderStore,
+        products: ProductStore,
+        flash_sales: FlashSaleStore,
+        payments: PaymentStore,
+        streams: StreamStore,
+        directory: LiveDirectory,
+        currency: str,
+    ) -> None:
         self.orders = orders
         self.products = products
         self.flash_sales = flash_sales
@@ -144,20 +163,33 @@ class OrderService:
         now = now_iso()
         order_id = str(ObjectId())
         doc: dict[str, Any] = {
-            "_id": order_id, "userId": customer.user_id, "items": lines, "units": sum(l["quantity"] for l in lines),
-            "currency": self.currency, "totalMinor": sum(l["lineTotalMinor"] for l in lines), "status": CREATING,
-            "taken": 0, "paymentStatus": "unpaid", "paymentId": None, "streamId": request.stream_id or sale_stream,
-            "note": request.note, "shippingAddress": request.shipping_address, "requestHash": digest,
-            "createdAt": now, "updatedAt": now,
+            "_id": order_id,
+            "userId": customer.user_id,
+            "items": lines,
+            "units": sum(line["quantity"] for line in lines),
+            "currency": self.currency,
+            "totalMinor": sum(line["lineTotalMinor"] for line in lines),
+            "status": CREATING,
+            "taken": 0,
+            "paymentStatus": "unpaid",
+            "paymentId": None,
+            "streamId": request.stream_id or sale_stream,
+            "note": request.note,
+            "shippingAddress": request.shipping_address,
+            "requestHash": digest,
+            "createdAt": now,
+            "updatedAt": now,
         }
         if idem is not None:
             doc["idemKey"] = idem
         try:
             await self.orders.insert(doc)
-        except DuplicateIdempotencyKey:
+        except DuplicateIdempotencyKey as e:
             existing = await self.orders.by_idempotency_key(idem or "")
             if existing is None:
-                raise ServiceError(CONFLICT, "A concurrent order with this Idempotency-Key failed: retry", retry_after=1)
+                raise ServiceError(
+                    CONFLICT, "A concurrent order with this Idempotency-Key failed: retry", retry_after=1
+                ) from e
             return _replayed(existing, digest)
 
         placed, sales_after = await self._take(customer.user_id, order_id, lines)
@@ -175,8 +207,10 @@ class OrderService:
             if product is None:
                 raise ServiceError(NOT_FOUND, f"Product {item.product_id} does not exist")
             if product["currency"] != self.currency:
-                raise ServiceError(CONFLICT, f"Product {item.product_id} is priced in {product['currency']}, "
-                                             f"the shop sells in {self.currency}")
+                raise ServiceError(
+                    CONFLICT,
+                    f"Product {item.product_id} is priced in {product['currency']}, the shop sells in {self.currency}",
+                )
             unit = int(product["priceMinor"])
             sale: dict[str, Any] | None = None
             if item.sale_id is not None:
@@ -193,10 +227,18 @@ class OrderService:
                 unit = int(sale["priceMinor"])
                 sale_stream = sale["streamId"]
             images = product.get("images") or []
-            lines.append({"productId": item.product_id, "name": product["name"],
-                          "image": images[0] if images else None, "quantity": item.quantity,
-                          "unitPriceMinor": unit, "lineTotalMinor": unit * item.quantity, "saleId": item.sale_id,
-                          "salePerCustomerLimit": sale["perCustomerLimit"] if sale else None})
+            lines.append(
+                {
+                    "productId": item.product_id,
+                    "name": product["name"],
+                    "image": images[0] if images else None,
+                    "quantity": item.quantity,
+                    "unitPriceMinor": unit,
+                    "lineTotalMinor": unit * item.quantity,
+                    "saleId": item.sale_id,
+                    "salePerCustomerLimit": sale["perCustomerLimit"] if sale else None,
+                }
+            )
         return lines, sale_stream
 
     def _sale_refusal(self, sale: dict[str, Any]) -> str | None:
@@ -211,8 +253,9 @@ class OrderService:
             return "this flash sale has ended with its stream"
         return None
 
-    async def _take(self, user_id: str, order_id: str,
-                    lines: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    async def _take(
+        self, user_id: str, order_id: str, lines: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         """The saga: take each line's sale claim, sale units and stock, then make
         the order `pending`. On any failure (a refusal, an error, a cancellation)
         give back what was taken, newest first, delete the `creating` order, and
@@ -230,8 +273,9 @@ class OrderService:
                     undo.append(partial(self.flash_sales.unclaim, sale_id, user_id, qty))
                     after = await self.flash_sales.take(sale_id, qty)
                     if after is None:
-                        raise ServiceError(CONFLICT, "This flash sale is sold out, has fewer units left than asked, "
-                                                     "or is over")
+                        raise ServiceError(
+                            CONFLICT, "This flash sale is sold out, has fewer units left than asked, or is over"
+                        )
                     undo.append(partial(self.flash_sales.give_back, sale_id, qty))
                     sales_after[sale_id] = after
                 if await self.products.take_stock(pid, qty) is None:
@@ -272,8 +316,9 @@ class OrderService:
         `conflict` (not allowed from here, or changed meanwhile)."""
         order = await self.get(caller, order_id)
         try:
-            rules.check_transition(order["status"], wanted, is_admin=caller.is_admin,
-                                   payment_status=order.get("paymentStatus", "unpaid"))
+            rules.check_transition(
+                order["status"], wanted, is_admin=caller.is_admin, payment_status=order.get("paymentStatus", "unpaid")
+            )
         except rules.TransitionRefused as e:
             code = {403: FORBIDDEN, 422: INVALID}.get(e.status, CONFLICT)
             raise ServiceError(code, str(e)) from e
@@ -289,10 +334,10 @@ class OrderService:
         elif wanted == rules.DELIVERED and payment_id:
             payment = await self.payments.get(payment_id)
             cash_due = payment and payment["method"] == CASH_ON_DELIVERY and payment["status"] == PENDING
-            if cash_due and await self.payments.transition(payment_id, PENDING, CONFIRMED,
-                                                           {"confirmedBy": "delivery"}):
-                updated = await self.orders.set_payment(order_id, "paid", payment_id,
-                                                        only_if_payment=payment_id) or updated
+            if cash_due and await self.payments.transition(payment_id, PENDING, CONFIRMED, {"confirmedBy": "delivery"}):
+                updated = (
+                    await self.orders.set_payment(order_id, "paid", payment_id, only_if_payment=payment_id) or updated
+                )
         return updated
 
 
@@ -300,6 +345,7 @@ def _replayed(existing: dict[str, Any], digest: str) -> Placed:
     if existing.get("requestHash") != digest:
         raise ServiceError(CONFLICT, "This Idempotency-Key was used for a different order: use a new key")
     if existing["status"] == CREATING:
-        raise ServiceError(CONFLICT, "An order with this Idempotency-Key is being created: retry shortly",
-                           retry_after=1)
+        raise ServiceError(
+            CONFLICT, "An order with this Idempotency-Key is being created: retry shortly", retry_after=1
+        )
     return Placed(existing, replayed=True)

@@ -8,8 +8,9 @@ database: the REST layer stores what they answer, idempotently.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 CASH_ON_DELIVERY, BANK_TRANSFER = "cash_on_delivery", "bank_transfer"
 
@@ -31,8 +32,9 @@ class PaymentProvider(Protocol):
     name: str
     methods: frozenset[str]
 
-    async def open(self, order: Mapping[str, Any], method: str, amount_minor: int, currency: str,
-                   idempotency_key: str) -> Opened: ...
+    async def open(
+        self, order: Mapping[str, Any], method: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> Opened: ...
 
 
 class OfflineProvider:
@@ -47,10 +49,15 @@ class OfflineProvider:
     name = "offline"
     methods = frozenset({CASH_ON_DELIVERY, BANK_TRANSFER})
 
-    async def open(self, order: Mapping[str, Any], method: str, amount_minor: int, currency: str,
-                   idempotency_key: str) -> Opened:
+    async def open(
+        self, order: Mapping[str, Any], method: str, amount_minor: int, currency: str, idempotency_key: str
+    ) -> Opened:
         reference = f"WREN-{str(order['_id'])[-10:].upper()}"
         if method == BANK_TRANSFER:
-            return Opened("pending", reference, f"Transfer the amount with the reference {reference}; "
-                                                "the order is paid once the shop confirms it arrived.")
+            return Opened(
+                "pending",
+                reference,
+                f"Transfer the amount with the reference {reference}; "
+                "the order is paid once the shop confirms it arrived.",
+            )
         return Opened("pending", reference, "Pay the courier on delivery.")

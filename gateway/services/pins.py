@@ -61,8 +61,15 @@ class PinService:
         if product is None:
             raise ServiceError(NOT_FOUND, f"Product {product_id} does not exist")
         pinned = pinned_from(product, display_order)
-        future = relay.submit(PinProduct(product_id=pinned.product_id, name=pinned.name, price=pinned.price,
-                                         image=pinned.image, display_order=display_order))
+        future = relay.submit(
+            PinProduct(
+                product_id=pinned.product_id,
+                name=pinned.name,
+                price=pinned.price,
+                image=pinned.image,
+                display_order=display_order,
+            )
+        )
         return Queued(future, lambda _: pinned)
 
     async def unpin(self, stream_id: str, product_id: str) -> Queued[None]:
@@ -74,10 +81,14 @@ class PinService:
 def pinned_from(product: dict[str, Any], display_order: int | None) -> PinnedProduct:
     """A stored catalogue product as it is pinned: its first image, its exact price."""
     images = product.get("images") or []
-    return PinnedProduct(product_id=product["_id"], name=product["name"],
-                         price=format_minor(int(product["priceMinor"]), product["currency"]),
-                         currency=product["currency"], image=images[0] if images else None,
-                         display_order=display_order)
+    return PinnedProduct(
+        product_id=product["_id"],
+        name=product["name"],
+        price=format_minor(int(product["priceMinor"]), product["currency"]),
+        currency=product["currency"],
+        image=images[0] if images else None,
+        display_order=display_order,
+    )
 
 
 def _nothing(_: Result) -> None:

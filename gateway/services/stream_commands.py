@@ -36,8 +36,12 @@ class Queued(Generic[T]):
     and returns the service's plain result, or raises `ServiceError` if the
     stream refused it; `when_stored` calls back instead of waiting."""
 
-    def __init__(self, future: asyncio.Future[Result], outcome: Callable[[Result], T],
-                 refused: Callable[[Result], ServiceError] = refusal) -> None:
+    def __init__(
+        self,
+        future: asyncio.Future[Result],
+        outcome: Callable[[Result], T],
+        refused: Callable[[Result], ServiceError] = refusal,
+    ) -> None:
         self._future = future
         self._outcome = outcome
         self._refused = refused
@@ -50,8 +54,9 @@ class Queued(Generic[T]):
     async def stored(self) -> T:
         return self._settle(await self._future)
 
-    def when_stored(self, on_refused: Callable[[ServiceError], None],
-                    on_stored: Callable[[T], None] | None = None) -> None:
+    def when_stored(
+        self, on_refused: Callable[[ServiceError], None], on_stored: Callable[[T], None] | None = None
+    ) -> None:
         """Call `on_stored` (if given) with the result once stored, or `on_refused`
         with the refusal. Runs from the event loop; never raises into it."""
 

@@ -25,24 +25,25 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, defaultdict
-from typing import Callable, Iterable, Union
+from collections.abc import Callable, Iterable
+
+from gateway.transport.connection import Connection
+from gateway.transport.uvicorn_adapter import text_frame
 
 # An event as the hub gets it: its encoded text, or (for an event that each
 # old app sees its own way) the text for opted-in apps and a function making
 # an old app's version from its viewer key.
-Personal = Callable[[Union[str, None]], str]
-Delivery = Union[str, tuple[str, Personal]]
-
-from gateway.transport.connection import Connection
-from gateway.transport.uvicorn_adapter import text_frame
+Personal = Callable[[str | None], str]
+Delivery = str | tuple[str, Personal]
 
 DEFAULT_BATCH_INTERVAL = 0.1
 DEFAULT_WRITE_INTERVAL = 0.04
 
 
 class Hub:
-    def __init__(self, batch_interval: float = DEFAULT_BATCH_INTERVAL,
-                 write_interval: float = DEFAULT_WRITE_INTERVAL) -> None:
+    def __init__(
+        self, batch_interval: float = DEFAULT_BATCH_INTERVAL, write_interval: float = DEFAULT_WRITE_INTERVAL
+    ) -> None:
         self.batch_interval = batch_interval
         self.write_interval = write_interval
         self.connections: set[Connection] = set()
@@ -98,8 +99,9 @@ class Hub:
         self.unwatch(conn)
         conn.watching = stream_id
         self._group(conn, stream_id).add(conn)
-        waiting, joined = ((self._pending, self._joined_batch) if conn.protocol >= 2
-                           else (self._pending_single, self._joined_single))
+        waiting, joined = (
+            (self._pending, self._joined_batch) if conn.protocol >= 2 else (self._pending_single, self._joined_single)
+        )
         if waiting.get(stream_id):
             joined.setdefault(stream_id, {})[conn] = len(waiting[stream_id])
         if conn.session_id is None or conn.is_admin:
@@ -264,8 +266,9 @@ class Hub:
         return sent
 
 
-def _by_skip(targets: set[Connection], joined: dict[Connection, int] | None,
-             waiting: int) -> list[tuple[int, Iterable[Connection]]]:
+def _by_skip(
+    targets: set[Connection], joined: dict[Connection, int] | None, waiting: int
+) -> list[tuple[int, Iterable[Connection]]]:
     """`targets` grouped by how many of the `waiting` events each already has:
     0 for all but the newcomers of this tick (`joined`), whose snapshot held
     some; newcomers that have them all are left out. A few groups per tick,

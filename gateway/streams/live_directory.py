@@ -19,18 +19,19 @@ REST reads use. No stream actor is looked up by name. Calls follow
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 
 from actors.call_policy import ActorCallError, ActorGone, ActorUnavailable
 from actors.registry_client import RegistryClient
 from actors.stream_client import StreamClient
-from core.live_set import RegistryAnswer
 from core.commands import GatewayGone, Join
+from core.live_set import RegistryAnswer
 from core.wire import encode
-from gateway.streams.hub import Hub
 from gateway.metrics import GatewayMetrics
+from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
 
 log = structlog.get_logger("gateway.directory")
@@ -42,8 +43,14 @@ DRAIN_TIMEOUT_S = 3.0
 
 
 class LiveDirectory:
-    def __init__(self, hub: Hub, gateway_id: str, history_size: int = 50,
-                 metrics: GatewayMetrics | None = None, relay_idle_after: float = 10.0) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        gateway_id: str,
+        history_size: int = 50,
+        metrics: GatewayMetrics | None = None,
+        relay_idle_after: float = 10.0,
+    ) -> None:
         self.hub = hub
         self.relay_idle_after = relay_idle_after
         self.metrics = metrics or GatewayMetrics()
@@ -109,8 +116,9 @@ class LiveDirectory:
         if self._registry is None:
             self._registry = await asyncio.to_thread(RegistryClient.find, self.metrics)
             if self._registry is None:
-                raise ActorUnavailable("the stream registry is not running: start the system with `wrencos run`",
-                                       "the stream registry")
+                raise ActorUnavailable(
+                    "the stream registry is not running: start the system with `wrencos run`", "the stream registry"
+                )
         return self._registry
 
     async def _call_registry(self, method: Callable[[RegistryClient], Awaitable[T]]) -> T:
@@ -129,7 +137,8 @@ class LiveDirectory:
         while True:
             try:
                 live_set = await self._call_registry(
-                    lambda registry: registry.poll(self._incarnation, self._version, POLL_TIMEOUT_S))
+                    lambda registry: registry.poll(self._incarnation, self._version, POLL_TIMEOUT_S)
+                )
             except ActorCallError as e:
                 log.warning("registry_poll_retry", error=e.code, next_in_s=delay)
                 await asyncio.sleep(delay)
@@ -158,15 +167,29 @@ class LiveDirectory:
         if stream_id in self.live:
             return
         self.live[stream_id] = announcement
-        relay = StreamRelay(stream_id, self.gateway_id, self.hub, lambda: self.stream_client(stream_id),
-                            self.history_size, self.metrics, self.relay_idle_after)
+        relay = StreamRelay(
+            stream_id,
+            self.gateway_id,
+            self.hub,
+            lambda: self.stream_client(stream_id),
+            self.history_size,
+            self.metrics,
+            self.relay_idle_after,
+        )
         self.relays[stream_id] = relay
         relay.start()
         stream_data = {k: v for k, v in announcement.items() if k not in ("seq", "epoch")}
-        self.hub.broadcast(encode({
-            "type": "stream_started", "streamData": stream_data, "streamId": stream_id,
-            "seq": announcement.get("seq"), "epoch": announcement.get("epoch"),
-        }))
+        self.hub.broadcast(
+            encode(
+                {
+                    "type": "stream_started",
+                    "streamData": stream_data,
+                    "streamId": stream_id,
+                    "seq": announcement.get("seq"),
+                    "epoch": announcement.get("epoch"),
+                }
+            )
+        )
         log.info("stream_appeared", stream_id=stream_id)
         sole = self.sole_live()
         if sole is not None:

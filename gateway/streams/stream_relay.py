@@ -40,7 +40,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -48,10 +49,10 @@ from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGo
 from actors.stream_client import StreamClient
 from core.commands import Command, SyncViewers, ToggleLike
 from core.results import Result
-from core.wire import decode, encode
-from gateway.streams.hub import Delivery, Hub
-from gateway.metrics import GatewayMetrics
 from core.stream_view import StreamView
+from core.wire import decode, encode
+from gateway.metrics import GatewayMetrics
+from gateway.streams.hub import Delivery, Hub
 
 log = structlog.get_logger("gateway.relay")
 
@@ -66,9 +67,16 @@ IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back
 
 
 class StreamRelay:
-    def __init__(self, stream_id: str, gateway_id: str, hub: Hub, locate: Callable[[], StreamClient | None],
-                 history_size: int = 50, metrics: GatewayMetrics | None = None,
-                 idle_after: float = IDLE_AFTER_S) -> None:
+    def __init__(
+        self,
+        stream_id: str,
+        gateway_id: str,
+        hub: Hub,
+        locate: Callable[[], StreamClient | None],
+        history_size: int = 50,
+        metrics: GatewayMetrics | None = None,
+        idle_after: float = IDLE_AFTER_S,
+    ) -> None:
         """`locate()`: the client of the actor the live set names for the stream now, if any."""
         self.stream_id = stream_id
         self._locate = locate
@@ -90,6 +98,7 @@ class StreamRelay:
         self._incarnation: str | None = None
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._unwatched_since: float | None = None  # since when nobody here watches (while polling)
 
     def start(self) -> None:
         self._tasks = [
@@ -104,9 +113,9 @@ class StreamRelay:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         ended = Result.rejected("the stream has ended")
         for item, fut in self._outbox:
-            if fut is None:
-                item.answer(ended)  # type: ignore[union-attr]
-            elif not fut.done():
+            if isinstance(item, _LikeRun):
+                item.answer(ended)
+            elif fut is not None and not fut.done():
                 fut.set_result(ended)
         self._outbox.clear()
 
@@ -135,9 +144,9 @@ class StreamRelay:
         outbox = self._outbox
         if outbox:
             run = outbox[-1][0]
-            if run.__class__ is _LikeRun and len(run.likers) < MAX_LIKE_RUN:  # type: ignore[union-attr]
-                run.likers.append(liker)  # type: ignore[union-attr]
-                run.on_error.append(on_error)  # type: ignore[union-attr]
+            if run.__class__ is _LikeRun and len(run.likers) < MAX_LIKE_RUN:
+                run.likers.append(liker)
+                run.on_error.append(on_error)
                 return
         outbox.append((_LikeRun([liker], [on_error]), None))
         self._kick.set()
@@ -168,7 +177,7 @@ class StreamRelay:
 
     async def _poll_forever(self) -> None:
         delay = RETRY_MIN_S
-        self._unwatched_since: float | None = None
+        self._unwatched_since = None
         while not self._closed:
             woke = await self._idle_if_unwatched()
             actor = self._locate()
@@ -283,16 +292,16 @@ class StreamRelay:
                 batch = self._outbox[:MAX_BATCH]
                 del self._outbox[:MAX_BATCH]
                 batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
-                commands = [c.command() if fut is None else c for c, fut in batch]  # type: ignore[union-attr]
+                commands: list[Command] = [c.command() if isinstance(c, _LikeRun) else c for c, _ in batch]
                 kinds = self.metrics.traffic.commands
                 for command in commands:
                     kinds[type(command).__name__] += 1
-                results = await self._submit(batch_id, commands)  # type: ignore[arg-type]
-                for (item, fut), r in zip(batch, results):
-                    if fut is None:
+                results = await self._submit(batch_id, commands)
+                for (item, fut), r in zip(batch, results, strict=True):  # _submit answers each command
+                    if isinstance(item, _LikeRun):
                         if not r.ok:
-                            item.answer(r)  # type: ignore[union-attr]
-                    elif not fut.done():
+                            item.answer(r)
+                    elif fut is not None and not fut.done():
                         fut.set_result(r)
 
     async def _submit(self, batch_id: str, commands: list[Command]) -> list[Result]:

@@ -30,6 +30,14 @@ def types(events: list[Event]) -> list[str]:
 
 
 def sale(**kw: object) -> dict[str, Any]:
-    base = {"saleId": "f1", "productId": "p1", "price": "9.99", "quantity": 10, "remaining": 10,
-            "perCustomerLimit": 2, "endsAt": "2026-11-25T12:05:00.000Z", "version": 1}
+    base = {
+        "saleId": "f1",
+        "productId": "p1",
+        "price": "9.99",
+        "quantity": 10,
+        "remaining": 10,
+        "perCustomerLimit": 2,
+        "endsAt": "2026-11-25T12:05:00.000Z",
+        "version": 1,
+    }
     return {**base, **kw}

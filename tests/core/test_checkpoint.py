@@ -33,8 +33,15 @@ def through_json(doc: dict[str, Any]) -> dict[str, Any]:
 
 def test_round_trip_restores_everything() -> None:
     s = new_state()
-    apply(s, Join("a"), Join("b"), ToggleLike("a"), Chat("bob", "hi", False, session_id="a"),
-          PinProduct("p1", "Shoe", 10), batch="gw1:1")
+    apply(
+        s,
+        Join("a"),
+        Join("b"),
+        ToggleLike("a"),
+        Chat("bob", "hi", False, session_id="a"),
+        PinProduct("p1", "Shoe", 10),
+        batch="gw1:1",
+    )
     take_events(s, clock=0.0)
     doc = to_checkpoint(s)
     chat = [ChatRecord.from_doc(c.to_doc()) for c in s.recent_chat]
@@ -70,8 +77,18 @@ def test_every_field_is_stored_or_said_not_to_be() -> None:
     """A new field of the state must say how it is stored (or be listed here as
     configuration, chat stored on its own, handed out or derived)."""
     unstored = {f.name for f in dataclasses.fields(StreamState) if STORED not in f.metadata}
-    assert unstored == {"history_size", "update_interval", "batch_memory", "recent_chat", "events", "new_chat",
-                        "new_deletions", "new_viewers", "blocked_re", "view"}
+    assert unstored == {
+        "history_size",
+        "update_interval",
+        "batch_memory",
+        "recent_chat",
+        "events",
+        "new_chat",
+        "new_deletions",
+        "new_viewers",
+        "blocked_re",
+        "view",
+    }
 
 
 def test_a_document_written_by_the_previous_codec_loads_unchanged() -> None:
@@ -85,14 +102,22 @@ def test_a_document_written_by_the_previous_codec_loads_unchanged() -> None:
     assert through_json(back.stats()) == old["stats"]
     assert (back.counters_dirty, list(back.liked_added), list(back.liked_removed)) == (True, ["u4"], ["u1"])
     [update, sale] = take_events(back, clock=101.0)  # the pending updates go out as they would have
-    assert (update.type, update.body["likedByAdded"], update.body["likedByRemoved"]) == ("stream_update", ["u4"],
-                                                                                       ["u1"])
+    assert (update.type, update.body["likedByAdded"], update.body["likedByRemoved"]) == (
+        "stream_update",
+        ["u4"],
+        ["u1"],
+    )
     assert (sale.type, sale.body["flashSale"]["remaining"]) == ("flash_sale_updated", 8)
 
 
 def test_a_document_from_before_later_fields_loads_with_their_defaults() -> None:
-    doc = {"meta": {"streamId": "s1", "title": "t"}, "epoch": "e1", "seq": 7, "likedBy": ["a"],
-           "appliedBatches": [["b1", [[True, None, 3]]]]}  # results without data, no moderation
+    doc = {
+        "meta": {"streamId": "s1", "title": "t"},
+        "epoch": "e1",
+        "seq": 7,
+        "likedBy": ["a"],
+        "appliedBatches": [["b1", [[True, None, 3]]]],
+    }  # results without data, no moderation
     back = from_checkpoint(doc, [])
     assert (back.seq, back.epoch, back.likes, back.slow_mode, back.muted) == (7, "e1", 1, 0, {})
     assert back.applied_batches["b1"][0].seq == 3 and back.applied_batches["b1"][0].data is None

@@ -12,8 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from core.checkpoint import from_checkpoint, to_checkpoint
 from core.command_codec import (
@@ -42,13 +41,30 @@ from core.state import StreamMeta, StreamState
 from core.wire import encode_event
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, 987654, tzinfo=UTC)
-SALE = {"saleId": "f1", "productId": "p1", "price": "5.00", "quantity": 3, "remaining": 3,
-        "perCustomerLimit": 1, "endsAt": "2026-11-25T12:00:02.000Z", "version": 1}
+SALE = {
+    "saleId": "f1",
+    "productId": "p1",
+    "price": "5.00",
+    "quantity": 3,
+    "remaining": 3,
+    "perCustomerLimit": 1,
+    "endsAt": "2026-11-25T12:00:02.000Z",
+    "version": 1,
+}
 
 ALL_COMMANDS = [
-    Join("a"), Leave("a"), SyncViewers(("a", "b")), GatewayGone(), Chat("u", "m", True, "s", "uid"),
-    ToggleLike("x"), ToggleLike("x", None, ("y", "x", "z")), PinProduct("p1", "Shoe", "9.99", "img", 2), UnpinProduct("p1"),
-    StartFlashSale(dict(SALE)), FlashSaleChanged({**SALE, "remaining": 2, "version": 2}), EndFlashSale("f1", "admin"),
+    Join("a"),
+    Leave("a"),
+    SyncViewers(("a", "b")),
+    GatewayGone(),
+    Chat("u", "m", True, "s", "uid"),
+    ToggleLike("x"),
+    ToggleLike("x", None, ("y", "x", "z")),
+    PinProduct("p1", "Shoe", "9.99", "img", 2),
+    UnpinProduct("p1"),
+    StartFlashSale(dict(SALE)),
+    FlashSaleChanged({**SALE, "remaining": 2, "version": 2}),
+    EndFlashSale("f1", "admin"),
 ]
 
 
@@ -59,12 +75,12 @@ def test_every_command_round_trips(command: Command) -> None:
 
 def values_of(hint: Any) -> st.SearchStrategy[Any]:
     """Any value of a command field's declared type that a journal entry can hold."""
-    json_scalars = st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=8)
+    json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=8)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return json_scalars
     if hint is int:
-        return st.integers(-2**53, 2**53)  # what a stored document holds exactly
+        return st.integers(-(2**53), 2**53)  # what a stored document holds exactly
     if hint in (str, bool):
         return st.from_type(hint)
     if origin in (typing.Union, types.UnionType):
@@ -133,8 +149,14 @@ def test_replaying_the_journal_on_the_checkpoint_gives_the_same_events_and_state
             batch.append(StartFlashSale(dict(SALE)))
         if i == 6:
             batch.append(FlashSaleChanged({**SALE, "remaining": 1, "version": 3}))
-        commits.append(CommitInput(batches=[("gw1", f"b{i}", batch)], now=now, clock=now.timestamp(),
-                                   expired_gateways=["gw9"] if i == 10 else []))
+        commits.append(
+            CommitInput(
+                batches=[("gw1", f"b{i}", batch)],
+                now=now,
+                clock=now.timestamp(),
+                expired_gateways=["gw9"] if i == 10 else [],
+            )
+        )
     entries = run(state, commits)
     assert any(e["events"] and '"flash_sale_ended"' in e["events"][-1][1] for e in entries)  # ended on time
 
@@ -148,8 +170,14 @@ def test_replaying_the_journal_on_the_checkpoint_gives_the_same_events_and_state
 
 def test_replay_from_a_later_checkpoint_matches_too() -> None:
     state = StreamState(meta=StreamMeta(stream_id="s1", title="t"), update_interval=0.25)
-    commits = [CommitInput(batches=[("gw", f"b{i}", [ToggleLike(f"u{i}")])], now=T0 + timedelta(milliseconds=40 * i),
-                           clock=(T0 + timedelta(milliseconds=40 * i)).timestamp()) for i in range(20)]
+    commits = [
+        CommitInput(
+            batches=[("gw", f"b{i}", [ToggleLike(f"u{i}")])],
+            now=T0 + timedelta(milliseconds=40 * i),
+            clock=(T0 + timedelta(milliseconds=40 * i)).timestamp(),
+        )
+        for i in range(20)
+    ]
     entries = run(state, commits[:10])
     middle = copy.deepcopy(to_checkpoint(state))  # taken between two commits, with an update pending
     later = run(state, commits[10:])

@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from core.commit import CommitInput, apply_commit, stop_stream, take_events
 from core.state import StreamMeta, StreamState
@@ -29,8 +28,9 @@ def shown(state: StreamState) -> dict[str, Any]:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(run=commits(), resets=st.sets(st.integers(0, 12)), stop=st.booleans())
-def test_a_gateway_view_fed_the_events_shows_the_actors_snapshot(run: list[CommitInput], resets: set[int],
-                                                                 stop: bool) -> None:
+def test_a_gateway_view_fed_the_events_shows_the_actors_snapshot(
+    run: list[CommitInput], resets: set[int], stop: bool
+) -> None:
     state = StreamState(meta=StreamMeta(stream_id=SID, title="Sale", quality="hd"), epoch="e1")
     gateway = StreamView(SID)
     gateway.reset(shown(state))
@@ -48,7 +48,10 @@ def test_a_gateway_view_fed_the_events_shows_the_actors_snapshot(run: list[Commi
     if not (state.counters_dirty or state.sales_dirty):  # every change shown: the view is the state's numbers
         data = state.stream_data()
         assert (data["viewerCount"], data["likes"], set(data["likedBy"])) == (
-            state.viewer_count, state.likes, set(state.liked_by))
+            state.viewer_count,
+            state.likes,
+            set(state.liked_by),
+        )
         assert data["flashSales"] == state.flash_sale_list() and data["pinnedProducts"] == state.pinned_list()
         assert data["slowModeSeconds"] == state.slow_mode
         assert state.snapshot()["chat"] == [c.to_wire() for c in state.recent_chat]

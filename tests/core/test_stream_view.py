@@ -136,7 +136,11 @@ class TestApply:
         assert view.seq == events[-1]["seq"] == state.seq
         assert list(view.chat) == [c.to_wire() for c in state.recent_chat]
         assert view.chat[0] == {
-            "id": 1, "seq": 1, "username": "ann", "message": "hello", "isAdmin": False,
+            "id": 1,
+            "seq": 1,
+            "username": "ann",
+            "message": "hello",
+            "isAdmin": False,
             "timestamp": "2026-11-25T12:00:00.000Z",
         }
         assert view.chat_count == 2
@@ -228,8 +232,11 @@ class TestFrames:
         started, pinned, history = frames(view)
         envelope = {"streamId": SID, "seq": state.seq, "epoch": state.epoch}
         # likedBy says only whether this viewer likes: nobody does yet
-        assert started == {"type": "stream_started",
-                           "streamData": {**state.stream_data(), "likedBy": [], "liked": False}, **envelope}
+        assert started == {
+            "type": "stream_started",
+            "streamData": {**state.stream_data(), "likedBy": [], "liked": False},
+            **envelope,
+        }
         assert pinned == {"type": "pinned_products_updated", "pinnedProducts": state.pinned_list(), **envelope}
         assert history["type"] == "chat_history"
         assert {k: history[k] for k in envelope} == envelope
@@ -281,11 +288,19 @@ class TestFrames:
         view = loaded_view(state)
         event = view.update_event()
         assert orjson.loads(view.personal_update(event, "u")) == {
-            "type": "stream_update", "viewerCount": 1, "likes": 1, "likedBy": ["u"],
-            "streamId": SID, "seq": state.seq, "epoch": state.epoch,
+            "type": "stream_update",
+            "viewerCount": 1,
+            "likes": 1,
+            "likedBy": ["u"],
+            "streamId": SID,
+            "seq": state.seq,
+            "epoch": state.epoch,
         }
         assert orjson.loads(view.personal_update(event, "someone else"))["likedBy"] == []
         message = {"id": 9, "seq": 9, "username": "x", "message": "m", "isAdmin": False, "timestamp": "t"}
         assert orjson.loads(view.chat_frame(message)) == {
-            "type": "chat_message", **message, "streamId": SID, "epoch": state.epoch,
+            "type": "chat_message",
+            **message,
+            "streamId": SID,
+            "epoch": state.epoch,
         }

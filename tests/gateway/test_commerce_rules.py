@@ -8,24 +8,61 @@ import pytest
 from agora_token_builder.AccessToken import AccessToken
 from pydantic import BaseModel, ValidationError
 
-from core import order_rules as rules
-from gateway.services import video_tokens
-from core import money
+from core import money, order_rules as rules
 from core.money import CurrencyIn, MoneyError, MoneyIn, format_minor, parse_amount, to_minor
 from gateway.security.ratelimit import TokenBucket
+from gateway.services import video_tokens
 
 
 class TestMoney:
-    @pytest.mark.parametrize("raw, minor", [("19.99", 1999), ("0.10", 10), ("5", 500), (5, 500), ("0", 0),
-                                            ("1234567.8", 123456780), (0, 0), (5.0, 500), (1e3, 100000),
-                                            ("9999999999.99", 999999999999)])
+    @pytest.mark.parametrize(
+        "raw, minor",
+        [
+            ("19.99", 1999),
+            ("0.10", 10),
+            ("5", 500),
+            (5, 500),
+            ("0", 0),
+            ("1234567.8", 123456780),
+            (0, 0),
+            (5.0, 500),
+            (1e3, 100000),
+            ("9999999999.99", 999999999999),
+        ],
+    )
     def test_amounts_become_exact_minor_units(self, raw: object, minor: int) -> None:
         # 5.0 is the JSON Schema integer 5 (the document says "integer"): whole units, exactly.
         assert to_minor(parse_amount(raw), "USD") == minor
 
-    @pytest.mark.parametrize("raw", [19.99, 5.5, True, None, "-1", "+1", "1e3", "1,5", " ", "", "01", "1.2345",
-                                     "NaN", "Infinity", [], {}, 10**10, 1e10, "99999999999", " 5", "5 ", "5\n",
-                                     float("inf"), float("nan")])
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            19.99,
+            5.5,
+            True,
+            None,
+            "-1",
+            "+1",
+            "1e3",
+            "1,5",
+            " ",
+            "",
+            "01",
+            "1.2345",
+            "NaN",
+            "Infinity",
+            [],
+            {},
+            10**10,
+            1e10,
+            "99999999999",
+            " 5",
+            "5 ",
+            "5\n",
+            float("inf"),
+            float("nan"),
+        ],
+    )
     def test_floats_and_junk_are_refused(self, raw: object) -> None:
         with pytest.raises(MoneyError):
             parse_amount(raw)
@@ -36,8 +73,13 @@ class TestMoney:
         with pytest.raises(MoneyError):
             to_minor(Decimal("1.5"), "JPY")
         assert to_minor(Decimal("1.234"), "KWD") == 1234
-        assert (format_minor(1999, "USD"), format_minor(5, "USD"), format_minor(1200, "JPY"),
-                format_minor(1234, "KWD"), format_minor(-150, "EUR")) == ("19.99", "0.05", "1200", "1.234", "-1.50")
+        assert (
+            format_minor(1999, "USD"),
+            format_minor(5, "USD"),
+            format_minor(1200, "JPY"),
+            format_minor(1234, "KWD"),
+            format_minor(-150, "EUR"),
+        ) == ("19.99", "0.05", "1200", "1.234", "-1.50")
 
     def test_sums_in_minor_units_are_exact(self) -> None:
         total = sum(to_minor(parse_amount("0.10"), "USD") for _ in range(10))
@@ -56,8 +98,11 @@ class TestMoney:
         with pytest.raises(ValidationError, match="at most 2 decimals"):
             Body.model_validate({"price": "2.505"})
         string, integer = Body.model_json_schema()["properties"]["price"]["anyOf"]
-        assert string == {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
-                          "description": "exact decimal, at most 2 decimals (USD)"}
+        assert string == {
+            "type": "string",
+            "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
+            "description": "exact decimal, at most 2 decimals (USD)",
+        }
         assert (integer["type"], integer["minimum"], integer["maximum"]) == ("integer", 0, 10**10 - 1)
 
     def test_the_schema_follows_the_shop_currency(self) -> None:

@@ -38,9 +38,15 @@ def sample_raw() -> dict:
 
 
 def test_thresholds_pass_and_fail() -> None:
-    report = build_report(config={"name": "t"}, raw=sample_raw(), duration=3, stream_ids=["s1"],
-                          thresholds=Thresholds(max_p99_ms=1000, max_loss=0.0, min_connect_rate=1.0),
-                          actions=[], notes=[])
+    report = build_report(
+        config={"name": "t"},
+        raw=sample_raw(),
+        duration=3,
+        stream_ids=["s1"],
+        thresholds=Thresholds(max_p99_ms=1000, max_loss=0.0, min_connect_rate=1.0),
+        actions=[],
+        notes=[],
+    )
     assert report["passed"], report["thresholds"]
     summary = report["summary"]
     assert summary["chat"]["expectedReceipts"] == 30 and summary["chat"]["lost"] == 0
@@ -51,14 +57,25 @@ def test_thresholds_pass_and_fail() -> None:
 
 def test_threshold_on_unmeasured_figure_fails() -> None:
     empty = Aggregate(T0).raw()
-    verdicts = check_thresholds(Thresholds(max_p99_ms=1e9), build_report(
-        config={}, raw=empty, duration=1, stream_ids=[], thresholds=Thresholds(), actions=[], notes=[])["summary"])
+    verdicts = check_thresholds(
+        Thresholds(max_p99_ms=1e9),
+        build_report(config={}, raw=empty, duration=1, stream_ids=[], thresholds=Thresholds(), actions=[], notes=[])[
+            "summary"
+        ],
+    )
     assert verdicts[0]["actual"] is None and not verdicts[0]["ok"]
 
 
 def test_json_and_html_reports(tmp_path: Path) -> None:
-    report = build_report(config={"name": "t", "runId": "abc"}, raw=sample_raw(), duration=3, stream_ids=["s1"],
-                          thresholds=Thresholds(max_p99_ms=1.0), actions=[], notes=["a note"])
+    report = build_report(
+        config={"name": "t", "runId": "abc"},
+        raw=sample_raw(),
+        duration=3,
+        stream_ids=["s1"],
+        thresholds=Thresholds(max_p99_ms=1.0),
+        actions=[],
+        notes=["a note"],
+    )
     back = read_json(write_json(report, tmp_path / "r.json"))
     assert back["summary"] == report["summary"]
     html = write_html(report, tmp_path / "r.html").read_text()
@@ -77,9 +94,30 @@ def test_command_line_parses_into_a_config() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
     cli.add_parser(sub)
-    args = parser.parse_args(["loadtest", "run", "-g", "http://a:1", "-g", "ws://b:2/", "--streams", "3",
-                              "--viewers", "50", "--protocol", "v2", "--max-loss", "0.1%", "--max-p99-ms", "250",
-                              "--action", "pin@5", "--stop-at", "20"])
+    args = parser.parse_args(
+        [
+            "loadtest",
+            "run",
+            "-g",
+            "http://a:1",
+            "-g",
+            "ws://b:2/",
+            "--streams",
+            "3",
+            "--viewers",
+            "50",
+            "--protocol",
+            "v2",
+            "--max-loss",
+            "0.1%",
+            "--max-p99-ms",
+            "250",
+            "--action",
+            "pin@5",
+            "--stop-at",
+            "20",
+        ]
+    )
     config = cli.config_from_args(args)
     assert [g.ws for g in config.gateways] == ["ws://a:1/", "ws://b:2/"]
     assert config.total_viewers == 150 and config.protocol == 2
@@ -91,8 +129,13 @@ def test_plans_spread_viewers_and_rates() -> None:
     from loadtest.config import LoadConfig
     from loadtest.runner import build_plans
 
-    config = LoadConfig(gateways=[Gateway.parse("http://a:1"), Gateway.parse("http://b:2")], viewers=10,
-                        chat_rate=10, workers=3, stop_at=5)
+    config = LoadConfig(
+        gateways=[Gateway.parse("http://a:1"), Gateway.parse("http://b:2")],
+        viewers=10,
+        chat_rate=10,
+        workers=3,
+        stop_at=5,
+    )
     plans = build_plans(config, ["s1", "s2"])
     assert sum(len(p.viewers) for p in plans) == 20
     assert len({v.session_id for p in plans for v in p.viewers}) == 20

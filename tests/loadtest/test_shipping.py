@@ -18,10 +18,23 @@ S = 1_000_000_000
 def end_of_worker() -> WorkerEnd:
     return WorkerEnd(
         windows={"s1": [Window(10, 20), Window(30, 40)]},
-        streams={"s1": StreamEnd(toggles=3, likedSessions=1, updates=5, lastLikes=8, lastLikesSeq=12,
-                                 initialLikes=7, viewerSeconds=1.5, lastViewerCount=2, settleSeconds=None,
-                                 settled=True)},
-        unacked=2, batches=9)
+        streams={
+            "s1": StreamEnd(
+                toggles=3,
+                likedSessions=1,
+                updates=5,
+                lastLikes=8,
+                lastLikesSeq=12,
+                initialLikes=7,
+                viewerSeconds=1.5,
+                lastViewerCount=2,
+                settleSeconds=None,
+                settled=True,
+            )
+        },
+        unacked=2,
+        batches=9,
+    )
 
 
 def test_messages_cross_a_multiprocessing_queue_intact() -> None:
@@ -49,8 +62,18 @@ def test_messages_cross_a_multiprocessing_queue_intact() -> None:
 
 def test_the_parent_merges_what_a_worker_ships() -> None:
     agg = Aggregate(0)
-    agg.add_tick(0, {"second": 0, "counters": {"chat_sent": 1}, "errors": {}, "hists": {}, "sent": {"s1": [15]},
-                     "recvBySend": {0: 1}, "gauges": {}})
+    agg.add_tick(
+        0,
+        {
+            "second": 0,
+            "counters": {"chat_sent": 1},
+            "errors": {},
+            "hists": {},
+            "sent": {"s1": [15]},
+            "recvBySend": {0: 1},
+            "gauges": {},
+        },
+    )
     agg.add_final(end_of_worker())
     loss = agg.compute_loss()
     assert loss["expected"] == 1 and loss["receivedExpected"] == 1  # the send at 15 lies in the window 10..20

@@ -8,6 +8,7 @@ from loadtest import messages
 from loadtest.stats import (
     Aggregate,
     SecondRecorder,
+    Tick,
     decode,
     error_kind,
     expected_receipts,
@@ -47,8 +48,9 @@ def test_error_kind_groups_messages_with_ids() -> None:
     assert a == b == "server: Stream # is not live"
 
 
-def _worker_ticks(worker: int, sends: list[int], receipts: list[tuple[int, int]], connected: int,
-                  start: int = T0) -> list[dict]:
+def _worker_ticks(
+    worker: int, sends: list[int], receipts: list[tuple[int, int]], connected: int, start: int = T0
+) -> list[Tick]:
     rec = SecondRecorder(start)
     for t in sends:
         rec.sent(t, "s1")

@@ -29,10 +29,29 @@ VIEWERS = 20
 
 def run_loadtest(gateway_url: str, out: Path, *args: str, timeout: float = 90) -> tuple[int, dict[str, Any], str]:
     json_path = out / "report.json"
-    cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", gateway_url, "--no-live",
-           "--json", str(json_path), "--html", str(out / "report.html"), *args]
-    proc = subprocess.run(cmd, check=False, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
-                          capture_output=True, text=True, timeout=timeout)
+    cmd = [
+        sys.executable,
+        "-m",
+        "wrencos",
+        "loadtest",
+        "run",
+        "-g",
+        gateway_url,
+        "--no-live",
+        "--json",
+        str(json_path),
+        "--html",
+        str(out / "report.html"),
+        *args,
+    ]
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     report = json.loads(json_path.read_text()) if json_path.exists() else {}
     return proc.returncode, report, proc.stdout + proc.stderr
 
@@ -56,7 +75,9 @@ def run_marks(client: WsClient, run_id: str) -> list[messages.Mark]:
     return out
 
 
-async def observed_run(gateway_url: str, ws_url: str, tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], str, dict[str, list[messages.Mark]]]:
+async def observed_run(
+    gateway_url: str, ws_url: str, tmp_path: Path, *args: str
+) -> tuple[int, dict[str, Any], str, dict[str, list[messages.Mark]]]:
     """Run the tester with an admin observer that sees every stream's events."""
     await stop_all_live(gateway_url)
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -64,6 +85,7 @@ async def observed_run(gateway_url: str, ws_url: str, tmp_path: Path, *args: str
         await observer.send({"type": "register_admin", "userId": "observer", "token": token})
         await observer.wait_type("admin_registered")
         import asyncio
+
         code, report, output = await asyncio.to_thread(run_loadtest, gateway_url, tmp_path, *args)
         await observer.settle(0.5)
     run_id = report.get("config", {}).get("runId", "")
@@ -105,10 +127,40 @@ def check_agrees(report: dict[str, Any], seen: dict[str, list[messages.Mark]], o
 async def test_report_agrees_with_what_was_sent_and_received_v1(gateway_url: str, ws_url: str, tmp_path: Path) -> None:
     started = time.monotonic()
     code, report, output, seen = await observed_run(
-        gateway_url, ws_url, tmp_path, "--streams", "2", "--viewers", str(VIEWERS), "--workers", "2",
-        "--ramp", "400", "--chat-start", "2", "--duration", "8", "--drain", "2", "--chat-rate", "5",
-        "--like-rate", "4", "--pin-every", "3", "--flash-sale-at", "5", "--protocol", "v1",
-        "--max-p99-ms", "5000", "--max-loss", "0", "--min-connect-rate", "1")
+        gateway_url,
+        ws_url,
+        tmp_path,
+        "--streams",
+        "2",
+        "--viewers",
+        str(VIEWERS),
+        "--workers",
+        "2",
+        "--ramp",
+        "400",
+        "--chat-start",
+        "2",
+        "--duration",
+        "8",
+        "--drain",
+        "2",
+        "--chat-rate",
+        "5",
+        "--like-rate",
+        "4",
+        "--pin-every",
+        "3",
+        "--flash-sale-at",
+        "5",
+        "--protocol",
+        "v1",
+        "--max-p99-ms",
+        "5000",
+        "--max-loss",
+        "0",
+        "--min-connect-rate",
+        "1",
+    )
     assert code == 0, output
     check_agrees(report, seen, output)
     # each observed sender's messages arrived in its own order
@@ -135,8 +187,25 @@ async def test_report_agrees_with_what_was_sent_and_received_v1(gateway_url: str
 async def test_missed_threshold_exits_1(gateway_url: str, tmp_path: Path) -> None:
     await stop_all_live(gateway_url)
     code, report, output = run_loadtest(
-        gateway_url, tmp_path, "--streams", "1", "--viewers", "5", "--workers", "1", "--duration", "3",
-        "--drain", "1", "--chat-rate", "5", "--max-p99-ms", "0.001", "--min-deliveries-per-s", "1e9")
+        gateway_url,
+        tmp_path,
+        "--streams",
+        "1",
+        "--viewers",
+        "5",
+        "--workers",
+        "1",
+        "--duration",
+        "3",
+        "--drain",
+        "1",
+        "--chat-rate",
+        "5",
+        "--max-p99-ms",
+        "0.001",
+        "--min-deliveries-per-s",
+        "1e9",
+    )
     assert code == 1, output
     assert report["passed"] is False
     assert [v["ok"] for v in report["thresholds"]] == [False, False]
@@ -148,9 +217,28 @@ async def test_report_agrees_v2(gateway_url: str, ws_url: str, tmp_path: Path) -
     """The opted-in protocol: batch frames, acks for every message, nothing lost.
     Fails while the server does not speak v2 yet."""
     code, report, output, seen = await observed_run(
-        gateway_url, ws_url, tmp_path, "--streams", "2", "--viewers", str(VIEWERS), "--workers", "2",
-        "--ramp", "400", "--chat-start", "2", "--duration", "6", "--drain", "2", "--chat-rate", "5",
-        "--protocol", "v2")
+        gateway_url,
+        ws_url,
+        tmp_path,
+        "--streams",
+        "2",
+        "--viewers",
+        str(VIEWERS),
+        "--workers",
+        "2",
+        "--ramp",
+        "400",
+        "--chat-start",
+        "2",
+        "--duration",
+        "6",
+        "--drain",
+        "2",
+        "--chat-rate",
+        "5",
+        "--protocol",
+        "v2",
+    )
     assert code == 0, output
     assert not any("does not speak v2" in n for n in report["notes"]), report["notes"]
     check_agrees(report, seen, output)
@@ -161,13 +249,42 @@ async def test_report_agrees_v2(gateway_url: str, ws_url: str, tmp_path: Path) -
 def test_locustfile_runs_the_same_scenario(gateway_url: str, tmp_path: Path) -> None:
     """Locust, headless, with the shipped locustfile: viewers connect, chat fans out, pins arrive."""
     csv = tmp_path / "locust"
-    cmd = [sys.executable, "-m", "locust", "-f", str(Path(__file__).parents[2] / "loadtest" / "locustfile.py"),
-           "-H", gateway_url, "--headless", "-u", "7", "-r", "7", "-t", "6s", "--wrencos-streams", "1",
-           "--wrencos-chat-every", "1", "--wrencos-pin-every", "2", "--csv", str(csv), "--only-summary"]
-    proc = subprocess.run(cmd, check=False, env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
-                          capture_output=True, text=True, timeout=60)
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(Path(__file__).parents[2] / "loadtest" / "locustfile.py"),
+        "-H",
+        gateway_url,
+        "--headless",
+        "-u",
+        "7",
+        "-r",
+        "7",
+        "-t",
+        "6s",
+        "--wrencos-streams",
+        "1",
+        "--wrencos-chat-every",
+        "1",
+        "--wrencos-pin-every",
+        "2",
+        "--csv",
+        str(csv),
+        "--only-summary",
+    ]
+    proc = subprocess.run(
+        cmd,
+        check=False,
+        env=base_env(ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     import csv as csv_mod
+
     rows = {r["Name"]: r for r in csv_mod.DictReader((tmp_path / "locust_stats.csv").open())}
     assert int(rows["connect"]["Request Count"]) == 6 and int(rows["connect"]["Failure Count"]) == 0
     assert int(rows["chat fan-out"]["Request Count"]) > 0 and int(rows["chat fan-out"]["Failure Count"]) == 0

@@ -25,8 +25,17 @@ RUN = "run1"
 
 def make_viewer() -> Viewer:
     spec = ViewerSpec(STREAM, "ws://x", "sess")
-    plan = WorkerPlan(index=0, run_id=RUN, viewers=[spec], ramp_rate=0, duration=0, drain=0, chat_rate={},
-                      like_rate={}, chat_stop_at={})
+    plan = WorkerPlan(
+        index=0,
+        run_id=RUN,
+        viewers=[spec],
+        ramp_rate=0,
+        duration=0,
+        drain=0,
+        chat_rate={},
+        like_rate={},
+        chat_stop_at={},
+    )
     w = Worker(plan, time.time_ns() - 5 * 10**9, queue.Queue())
     v = w.viewers[0]
     v.ready = True
@@ -35,14 +44,30 @@ def make_viewer() -> Viewer:
 
 
 def chat(seq: int, send_ns: int, epoch: str = "e1", text: str | None = None, sid: str = STREAM) -> dict[str, Any]:
-    return {"type": "chat_message", "id": seq, "seq": seq, "username": "u", "isAdmin": False,
-            "message": text if text is not None else messages.chat_text(RUN, 1, seq, send_ns),
-            "timestamp": "t", "streamId": sid, "epoch": epoch}
+    return {
+        "type": "chat_message",
+        "id": seq,
+        "seq": seq,
+        "username": "u",
+        "isAdmin": False,
+        "message": text if text is not None else messages.chat_text(RUN, 1, seq, send_ns),
+        "timestamp": "t",
+        "streamId": sid,
+        "epoch": epoch,
+    }
 
 
 def update(seq: int, likes: int, epoch: str = "e1") -> dict[str, Any]:
-    return {"type": "stream_update", "viewerCount": 3, "likes": likes, "likedByAdded": [], "likedByRemoved": [],
-            "streamId": STREAM, "seq": seq, "epoch": epoch}
+    return {
+        "type": "stream_update",
+        "viewerCount": 3,
+        "likes": likes,
+        "likedByAdded": [],
+        "likedByRemoved": [],
+        "streamId": STREAM,
+        "seq": seq,
+        "epoch": epoch,
+    }
 
 
 def batch(*events: dict[str, Any]) -> bytes:
@@ -52,19 +77,32 @@ def batch(*events: dict[str, Any]) -> bytes:
 def state(v: Viewer) -> dict[str, Any]:
     r = v.rec
     r.settle()
-    return {"last_seq": v.last_seq, "epoch": v.epoch, "missing": sorted(v.missing), "likes": v.last_likes,
-            "likes_seq": v.last_likes_seq, "updates": v.updates,
-            "open": {sec: {k: ({h: encode(x) for h, x in val.items()} if k == "hists" else val)
-                           for k, val in bucket.items()} for sec, bucket in r.open.items()},
-            "unexpected": r.recv_unexpected, "foreign": r.foreign_deliveries}
+    return {
+        "last_seq": v.last_seq,
+        "epoch": v.epoch,
+        "missing": sorted(v.missing),
+        "likes": v.last_likes,
+        "likes_seq": v.last_likes_seq,
+        "updates": v.updates,
+        "open": {
+            sec: {k: ({h: encode(x) for h, x in val.items()} if k == "hists" else val) for k, val in bucket.items()}
+            for sec, bucket in r.open.items()
+        },
+        "unexpected": r.recv_unexpected,
+        "foreign": r.foreign_deliveries,
+    }
 
 
 def frames(now: int) -> list[bytes]:
     s = now - 10**9
     return [
         batch(chat(1, s)),  # the first seq: sets the baseline (event by event)
-        batch(chat(2, s + 1), update(3, 10), chat(4, s + 2, text="someone else"), chat(5, s + 3,
-              text=messages.chat_text("otherrun", 2, 9, s))),  # in order: whole
+        batch(
+            chat(2, s + 1),
+            update(3, 10),
+            chat(4, s + 2, text="someone else"),
+            chat(5, s + 3, text=messages.chat_text("otherrun", 2, 9, s)),
+        ),  # in order: whole
         batch(chat(8, s + 4), chat(9, s + 5)),  # a gap: event by event
         batch(chat(10, s + 6), update(11, 12), update(12, 11)),
         batch(chat(11, s + 7)),  # a duplicate
@@ -105,8 +143,7 @@ def test_only_the_common_batch_is_summarized() -> None:
     assert (own.summary.first_seq, own.summary.last_seq) == (2, 3)
     assert own.summary.sends == [now] and len(own.summary.updates) == 1
     gap = classify(batch(chat(2, now), chat(4, now)), messages.own_prefix(RUN))
-    other_kind = classify(batch(chat(2, now), {"type": "pinned_products_updated", "seq": 3}),
-                          messages.own_prefix(RUN))
+    other_kind = classify(batch(chat(2, now), {"type": "pinned_products_updated", "seq": 3}), messages.own_prefix(RUN))
     assert isinstance(gap, BatchDigest) and gap.summary is None
     assert isinstance(other_kind, BatchDigest) and other_kind.summary is None
 
@@ -141,8 +178,18 @@ def first_message(digest: object) -> str:
 def joining_viewer(start_ns: int, protocol: int = 1) -> Viewer:
     """A viewer that has just connected (not watching yet), in a worker of its own started at `start_ns`."""
     spec = ViewerSpec(STREAM, "ws://x", "sess")
-    plan = WorkerPlan(index=0, run_id=RUN, viewers=[spec], ramp_rate=0, duration=0, drain=0, chat_rate={},
-                      like_rate={}, chat_stop_at={}, protocol=protocol)
+    plan = WorkerPlan(
+        index=0,
+        run_id=RUN,
+        viewers=[spec],
+        ramp_rate=0,
+        duration=0,
+        drain=0,
+        chat_rate={},
+        like_rate={},
+        chat_stop_at={},
+        protocol=protocol,
+    )
     v = Worker(plan, start_ns, queue.Queue()).viewers[0]
     v.t0 = start_ns
     return v
@@ -153,33 +200,66 @@ def everything(v: Viewer) -> dict[str, Any]:
     got = state(v)
     for bucket in got["open"].values():
         bucket["counters"].pop("bytes", None)
-    return {**got, "joined": v.joined, "ready": v.ready, "window_start": v.window_start,
-            "initial_likes": v.initial_likes, "pin_max": v.pin_max, "stopped": v.stopped,
-            "viewer_count": v.last_viewer_count, "acks": dict(v.crowd.pending_acks), "batches": v.crowd.batches,
-            "ready_set": len(v.crowd.ready(STREAM))}
+    return {
+        **got,
+        "joined": v.joined,
+        "ready": v.ready,
+        "window_start": v.window_start,
+        "initial_likes": v.initial_likes,
+        "pin_max": v.pin_max,
+        "stopped": v.stopped,
+        "viewer_count": v.last_viewer_count,
+        "acks": dict(v.crowd.pending_acks),
+        "batches": v.crowd.batches,
+        "ready_set": len(v.crowd.ready(STREAM)),
+    }
 
 
 def v1_session(now: int) -> list[Any]:
     s = now  # sent inside the window, which opens at `now` (every frame arrives then)
     pin = {"productId": "65f0c0ffee0000000000aa01", "name": messages.pin_name(RUN, 1, s), "price": 5}
-    long_update = {"type": "stream_update", "viewerCount": 40, "likes": 300,
-                   "likedBy": [f"lt-{RUN}-0-{i}" for i in range(300)], "streamId": STREAM, "seq": 12, "epoch": "e1"}
+    long_update = {
+        "type": "stream_update",
+        "viewerCount": 40,
+        "likes": 300,
+        "likedBy": [f"lt-{RUN}-0-{i}" for i in range(300)],
+        "streamId": STREAM,
+        "seq": 12,
+        "epoch": "e1",
+    }
     return [
         {"type": "registered", "sessionId": "sess"},
-        {"type": "stream_started", "streamData": {"likes": 7, "likedBy": [], "liked": False}, "streamId": STREAM,
-         "seq": 2, "epoch": "e1"},
+        {
+            "type": "stream_started",
+            "streamData": {"likes": 7, "likedBy": [], "liked": False},
+            "streamId": STREAM,
+            "seq": 2,
+            "epoch": "e1",
+        },
         {"type": "pinned_products_updated", "pinnedProducts": [pin], "streamId": STREAM, "seq": 2, "epoch": "e1"},
         {"type": "chat_history", "messages": [], "streamId": STREAM, "seq": 2, "epoch": "e1"},
         chat(3, s),
-        {"type": "stream_update", "viewerCount": 3, "likes": 8, "likedBy": [], "streamId": STREAM, "seq": 4,
-         "epoch": "e1"},
+        {
+            "type": "stream_update",
+            "viewerCount": 3,
+            "likes": 8,
+            "likedBy": [],
+            "streamId": STREAM,
+            "seq": 4,
+            "epoch": "e1",
+        },
         chat(5, s + 1, text=messages.chat_text("otherrun", 2, 9, s)),  # another run's
         chat(6, s + 2, text="someone else"),
         chat(8, s + 3),  # a gap
         chat(7, s + 4),  # fills it
         chat(7, s + 4),  # a duplicate
-        {"type": "pinned_products_updated", "pinnedProducts": [dict(pin, productId="65f0c0ffee0000000000aa02", name=messages.pin_name(RUN, 2, s))],
-         "streamId": STREAM, "seq": 9, "epoch": "e1"},
+        {
+            "type": "pinned_products_updated",
+            "pinnedProducts": [dict(pin, productId="65f0c0ffee0000000000aa02", name=messages.pin_name(RUN, 2, s))],
+            "streamId": STREAM,
+            "seq": 9,
+            "epoch": "e1",
+        },
         chat(10, s + 5, sid=OTHER),  # another stream's
         {"type": "error", "message": "slow down 12"},
         {"type": "stream_stopped", "streamId": STREAM, "seq": 11, "epoch": "e1"},
@@ -194,9 +274,14 @@ def v2_session(now: int) -> list[Any]:
     s = now
     return [
         {"type": "registered", "sessionId": "sess", "protocol": 2},
-        {"type": "batch", "streamId": STREAM, "events": [
-            {"type": "stream_started", "streamData": {"likes": 1}, "streamId": STREAM, "seq": 1, "epoch": "e1"},
-            {"type": "chat_history", "messages": [], "streamId": STREAM, "seq": 1, "epoch": "e1"}]},
+        {
+            "type": "batch",
+            "streamId": STREAM,
+            "events": [
+                {"type": "stream_started", "streamData": {"likes": 1}, "streamId": STREAM, "seq": 1, "epoch": "e1"},
+                {"type": "chat_history", "messages": [], "streamId": STREAM, "seq": 1, "epoch": "e1"},
+            ],
+        },
         {"type": "batch", "streamId": STREAM, "events": [chat(2, s), update(3, 4), chat(4, s + 1)]},  # whole
         {"type": "ack", "clientMsgId": "0-1"},
         {"type": "error", "clientMsgId": "0-2", "message": "rejected"},

@@ -22,8 +22,18 @@ S = 1_000_000_000
 
 
 def make_worker(settle: float) -> Worker:
-    plan = WorkerPlan(index=0, run_id="r", viewers=[], ramp_rate=0, duration=0, drain=0, chat_rate={},
-                      like_rate={STREAM: 100.0}, chat_stop_at={}, settle=settle)
+    plan = WorkerPlan(
+        index=0,
+        run_id="r",
+        viewers=[],
+        ramp_rate=0,
+        duration=0,
+        drain=0,
+        chat_rate={},
+        like_rate={STREAM: 100.0},
+        chat_stop_at={},
+        settle=settle,
+    )
     return Worker(plan, time.time_ns(), queue.Queue())
 
 
@@ -84,8 +94,17 @@ def test_merging_keeps_the_slowest_wait_and_settled_only_if_all_settled() -> Non
 def test_the_end_report_adds_up_the_viewers_of_each_stream() -> None:
     other = "76543210fedcba9876543210"
     specs = [ViewerSpec(STREAM, "ws://x", "a"), ViewerSpec(STREAM, "ws://x", "b"), ViewerSpec(other, "ws://x", "c")]
-    plan = WorkerPlan(index=0, run_id="r", viewers=specs, ramp_rate=0, duration=0, drain=0, chat_rate={},
-                      like_rate={}, chat_stop_at={})
+    plan = WorkerPlan(
+        index=0,
+        run_id="r",
+        viewers=specs,
+        ramp_rate=0,
+        duration=0,
+        drain=0,
+        chat_rate={},
+        like_rate={},
+        chat_stop_at={},
+    )
     start = time.time_ns() - 10 * S
     w = Worker(plan, start, queue.Queue())
     a, b, c = w.viewers
@@ -102,8 +121,16 @@ def test_the_end_report_adds_up_the_viewers_of_each_stream() -> None:
     mine = end["streams"][STREAM]
     assert 10.5 < mine["viewerSeconds"] < 12
     assert {k: v for k, v in mine.items() if k != "viewerSeconds"} == {
-        "toggles": 5, "likedSessions": 1, "updates": 5, "lastLikes": 11, "lastLikesSeq": 9, "lastViewerCount": 3,
-        "initialLikes": 5, "settleSeconds": None, "settled": True}
+        "toggles": 5,
+        "likedSessions": 1,
+        "updates": 5,
+        "lastLikes": 11,
+        "lastLikesSeq": 9,
+        "lastViewerCount": 3,
+        "initialLikes": 5,
+        "settleSeconds": None,
+        "settled": True,
+    }
     assert end["streams"][other]["likedSessions"] == 1 and end["streams"][other]["lastLikes"] is None
     assert end["windows"] == {STREAM: [Window(start, start + 2 * S), Window(start + S, start + 100 * S)], other: []}
     assert end["unacked"] == 1 and end["batches"] == 4

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import os
 import random
 
@@ -43,14 +44,15 @@ class Collector:
     def __init__(self, max_size: int = 2**24) -> None:
         self.messages: list[bytes] = []
         self.controls: list[tuple[int, bytes]] = []
-        self.parser = FrameParser(lambda p, now: self.messages.append(bytes(p)),
-                                  lambda op, p: self.controls.append((op, bytes(p))), max_size)
+        self.parser = FrameParser(
+            lambda p, now: self.messages.append(bytes(p)), lambda op, p: self.controls.append((op, bytes(p))), max_size
+        )
 
 
 def feed_in_pieces(c: Collector, data: bytes, sizes: list[int]) -> None:
     pos = 0
     for s in sizes:
-        c.parser.feed(data[pos:pos + s], 0)
+        c.parser.feed(data[pos : pos + s], 0)
         pos += s
     c.parser.feed(data[pos:], 0)
 
@@ -85,14 +87,14 @@ def test_every_split_of_a_stream_of_frames_gives_the_same_messages() -> None:
     # byte by byte
     c = Collector()
     for i in range(len(data)):
-        c.parser.feed(data[i:i + 1], 0)
+        c.parser.feed(data[i : i + 1], 0)
     assert c.messages == payloads
     # random splits, including inside the 2-, 4- and 10-byte headers
     rng = random.Random(7)
     for _ in range(50):
         c = Collector()
         cuts = sorted(rng.sample(range(1, len(data)), 12))
-        feed_in_pieces(c, data, [b - a for a, b in zip([0] + cuts, cuts)])
+        feed_in_pieces(c, data, [b - a for a, b in itertools.pairwise([0, *cuts])])
         assert c.messages == payloads
 
 
@@ -108,26 +110,33 @@ def test_partial_header_waits_for_the_rest() -> None:
 
 
 def test_fragmented_message_with_a_ping_between_fragments() -> None:
-    data = (server_frame(0x1, b'{"type":', fin=False) + server_frame(0x9, b"hi")
-            + server_frame(0x0, b'"x",', fin=False) + server_frame(0x0, b'"n":1}', fin=True)
-            + server_frame(0x1, b"next"))
+    data = (
+        server_frame(0x1, b'{"type":', fin=False)
+        + server_frame(0x9, b"hi")
+        + server_frame(0x0, b'"x",', fin=False)
+        + server_frame(0x0, b'"n":1}', fin=True)
+        + server_frame(0x1, b"next")
+    )
     c = Collector()
     feed_in_pieces(c, data, [3, 7, 11])
     assert c.messages == [b'{"type":"x","n":1}', b"next"]
     assert c.controls == [(0x9, b"hi")]
 
 
-@pytest.mark.parametrize("data, code", [
-    (bytes((0x81, 0x80 | 3)) + b"\0\0\0\0abc", 1002),                      # masked by the server
-    (server_frame(0x1, b"x", rsv1=True), 1002),                              # compression bit, none negotiated
-    (server_frame(0x0, b"x"), 1002),                                         # continuation of nothing
-    (server_frame(0x1, b"a", fin=False) + server_frame(0x1, b"b"), 1002),    # new message inside a fragmented one
-    (server_frame(0x9, b"p", fin=False), 1002),                              # fragmented control frame
-    (bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126, 1002),      # control frame over 125 bytes
-    (server_frame(0x3, b"x"), 1002),                                         # reserved opcode
-    (server_frame(0x2, b"\x00\x01"), 1003),                                  # binary: text only
-    (server_frame(0x1, b"x" * 1001), 1009),                                  # over max_size
-])
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (bytes((0x81, 0x80 | 3)) + b"\0\0\0\0abc", 1002),  # masked by the server
+        (server_frame(0x1, b"x", rsv1=True), 1002),  # compression bit, none negotiated
+        (server_frame(0x0, b"x"), 1002),  # continuation of nothing
+        (server_frame(0x1, b"a", fin=False) + server_frame(0x1, b"b"), 1002),  # new message inside a fragmented one
+        (server_frame(0x9, b"p", fin=False), 1002),  # fragmented control frame
+        (bytes((0x89, 126)) + (126).to_bytes(2, "big") + b"p" * 126, 1002),  # control frame over 125 bytes
+        (server_frame(0x3, b"x"), 1002),  # reserved opcode
+        (server_frame(0x2, b"\x00\x01"), 1003),  # binary: text only
+        (server_frame(0x1, b"x" * 1001), 1009),  # over max_size
+    ],
+)
 def test_protocol_errors(data: bytes, code: int) -> None:
     c = Collector(max_size=1000)
     with pytest.raises(ProtocolError) as e:
@@ -173,12 +182,13 @@ def test_masking_uses_a_fresh_key_and_is_an_involution() -> None:
 
 
 def test_ping_is_answered_with_a_masked_pong_and_close_is_echoed() -> None:
-    class Transport:
+    class Transport(asyncio.Transport):
         def __init__(self) -> None:
+            super().__init__()
             self.out = b""
             self.closing = False
 
-        def write(self, data: bytes) -> None:
+        def write(self, data: bytes | bytearray | memoryview) -> None:
             self.out += data
 
         def is_closing(self) -> bool:
@@ -192,12 +202,14 @@ def test_ping_is_answered_with_a_masked_pong_and_close_is_echoed() -> None:
         got: list[bytes] = []
         ws = wsclient.WsClient(lambda p, now: got.append(p), key, b"GET / HTTP/1.1\r\n\r\n")
         t = Transport()
-        ws.connection_made(t)  # type: ignore[arg-type]
+        ws.connection_made(t)
         assert t.out.startswith(b"GET / HTTP/1.1")
         t.out = b""
         accept = base64.b64encode(hashlib.sha1(key + wsclient.GUID).digest())
-        response = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
         # the response, a text frame and a ping in one read
         ws.data_received(response + server_frame(0x1, b'{"a":1}') + server_frame(0x9, b"ping!"))
         assert ws.opened.done() and ws.opened.exception() is None
@@ -223,29 +235,37 @@ def test_bad_handshakes() -> None:
     async def answer(response: bytes) -> BaseException | None:
         ws = wsclient.WsClient(lambda p, now: None, base64.b64encode(os.urandom(16)), b"")
 
-        class T:
-            def write(self, d: bytes) -> None: ...
-            def is_closing(self) -> bool: return False
-            def abort(self) -> None: ws.connection_lost(None)
+        class T(asyncio.Transport):
+            def write(self, d: bytes | bytearray | memoryview) -> None: ...
+            def is_closing(self) -> bool:
+                return False
 
-        ws.connection_made(T())  # type: ignore[arg-type]
+            def abort(self) -> None:
+                ws.connection_lost(None)
+
+        ws.connection_made(T())
         ws.data_received(response)
         return ws.opened.exception() if ws.opened.done() else None
 
     e = asyncio.run(answer(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"))
     assert isinstance(e, wsclient.InvalidStatus) and e.status == 503
-    e = asyncio.run(answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                           b"Sec-WebSocket-Accept: wrong\r\n\r\n"))
+    e = asyncio.run(
+        answer(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: wrong\r\n\r\n"
+        )
+    )
     assert isinstance(e, wsclient.HandshakeError) and "Accept" in str(e)
 
 
 def test_connects_to_a_real_websockets_server() -> None:
     """Against the websockets library's server: handshake, text both ways, ping, close."""
-    from websockets.asyncio.server import serve
+    from websockets.asyncio.server import ServerConnection, serve
 
     async def go() -> None:
-        async def handler(conn) -> None:  # type: ignore[no-untyped-def]
+        async def handler(conn: ServerConnection) -> None:
             async for msg in conn:
+                assert isinstance(msg, str)  # the client sends text frames
                 await conn.send("echo " + msg)
                 await conn.send("x" * 70_000)
                 await conn.ping(b"p")
@@ -266,6 +286,7 @@ def test_connects_to_a_real_websockets_server() -> None:
 def test_connect_refused_and_timeout() -> None:
     async def go() -> None:
         import socket
+
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -286,8 +307,13 @@ def test_connect_refused_and_timeout() -> None:
 
 def test_bulk_histogram_recording_equals_one_by_one() -> None:
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.integers(-5, 300, 1000), rng.integers(1, 130_000_000, 20_000),
-                             [0, 1, 127, 128, 255, 256, 1 << 20, 120_000_000, 200_000_000]])
+    values = np.concatenate(
+        [
+            rng.integers(-5, 300, 1000),
+            rng.integers(1, 130_000_000, 20_000),
+            [0, 1, 127, 128, 255, 256, 1 << 20, 120_000_000, 200_000_000],
+        ]
+    )
     one = new_hist()
     for v in values.tolist():
         record_us(one, v)

@@ -39,10 +39,16 @@ async def admin_token(url: str) -> str:
     return _admin_token[url]
 
 
-async def new_product(admin: Api, price: str = "19.99", stock: int = 10, name: str | None = None,
-                      **extra: Any) -> dict[str, Any]:
-    body = {"name": name or f"Product {uuid.uuid4().hex[:6]}", "price": price, "stock": stock,
-            "images": ["https://cdn.example.com/p.jpg"], **extra}
+async def new_product(
+    admin: Api, price: str | int | float = "19.99", stock: int = 10, name: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "name": name or f"Product {uuid.uuid4().hex[:6]}",
+        "price": price,
+        "stock": stock,
+        "images": ["https://cdn.example.com/p.jpg"],
+        **extra,
+    }
     r = await admin.post("/products", json=body)
     assert r.status_code == 201, r.text
     return dict(r.json())

@@ -24,8 +24,8 @@ import pytest
 from actors.registry_client import RegistryClient
 from persistence.chat import ChatStore
 from persistence.database import DatabaseConfig, connect
-from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD
 
 pytestmark = pytest.mark.system
@@ -42,12 +42,16 @@ REPORT = Path(__file__).resolve().parents[2] / "reports" / "chaos-audit.json"
 
 def batch_events(client: WsClient, stream_id: str) -> list[tuple[float, dict[str, Any]]]:
     """Every event of the stream the client got in batch frames, with when its frame arrived."""
-    return [(t, e) for t, f in zip(client.arrived_at, client.frames)
-            if f.get("type") == "batch" and f["streamId"] == stream_id for e in f["events"]]
+    return [
+        (t, e)
+        for t, f in zip(client.arrived_at, client.frames, strict=True)
+        if f.get("type") == "batch" and f["streamId"] == stream_id
+        for e in f["events"]
+    ]
 
 
 async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart(
-    gateway_url: str, embedded_db: EmbeddedMongo
+    gateway_url: str, embedded_db: DatabaseServer
 ) -> None:
     ws_url = gateway_url.replace("http://", "ws://") + "/ws"
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -83,7 +87,7 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
             for at, what in plan:
                 await asyncio.sleep(max(0.0, start + at - time.monotonic()))
                 if what == "kill":
-                    actor = await RegistryClient.find().stream_client(sid)
+                    actor = found(await found(RegistryClient.find()).stream_client(sid))
                     info = await actor.info(timeout_s=20)
                     os.kill(info["pid"], signal.SIGKILL)
                     kills.append((time.monotonic(), int(info["seq"])))
@@ -98,8 +102,7 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
         # Every message and toggle is answered: acknowledged (stored) or refused.
         def answered(client: WsClient) -> bool:
             ids = {f.get("clientMsgId") for f in client.frames if f.get("type") in ("ack", "error")}
-            return all(f"c{n}" in ids for n in range(MESSAGES)) and all(
-                f"l{n}" in ids for n in range(0, MESSAGES, 5))
+            return all(f"c{n}" in ids for n in range(MESSAGES)) and all(f"l{n}" in ids for n in range(0, MESSAGES, 5))
 
         deadline = time.monotonic() + 90
         while not all(answered(c) for c in senders):
@@ -120,8 +123,9 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
         # Let the viewers receive the tail, then stop the stream (its final state is stored).
         last_seq = max(f["seq"] for c in senders for f in c.frames if f.get("type") == "ack" and f.get("seq"))
         for v in viewers:
-            await v.wait_for(lambda f: f.get("type") == "batch" and any(e["seq"] >= last_seq for e in f["events"]),
-                             timeout=30)
+            await v.wait_for(
+                lambda f: f.get("type") == "batch" and any(e["seq"] >= last_seq for e in f["events"]), timeout=30
+            )
         live = (await admin.get(f"/livestreams/{sid}")).json()
         assert live["likes"] == expected_likes
         assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
@@ -145,17 +149,31 @@ async def test_nothing_acknowledged_is_lost_through_kills_and_a_database_restart
 
     # Recovery: from each kill to the first event after it (one the dead process had not produced).
     arrivals = sorted((t, e["seq"]) for v in viewers for t, e in batch_events(v, sid))
-    recovery = [round(next((t for t, seq in arrivals if t > k and seq > at_seq), float("nan")) - k, 3)
-                for k, at_seq in kills]
+    recovery = [
+        round(next((t for t, seq in arrivals if t > k and seq > at_seq), float("nan")) - k, 3) for k, at_seq in kills
+    ]
     after_db = [round(next((t for t, _ in arrivals if t > b), float("nan")) - b, 3) for b in db_back]
     REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(json.dumps({
-        "senders": SENDERS, "viewers": VIEWERS, "messages_sent": SENDERS * MESSAGES,
-        "acknowledged": len(acked_chat), "stored": len(stored), "kills": len(kills),
-        "database_restarts": len(db_back), "recovery_seconds": recovery,
-        "after_database_restart_seconds": after_db, "likes": expected_likes,
-    }, indent=2))
-    print(f"\nchaos audit: {len(acked_chat)} acknowledged = {len(stored)} stored; "
-          f"recovery after each kill (s): {recovery}; first event after the database came back (s): {after_db}")
+    REPORT.write_text(
+        json.dumps(
+            {
+                "senders": SENDERS,
+                "viewers": VIEWERS,
+                "messages_sent": SENDERS * MESSAGES,
+                "acknowledged": len(acked_chat),
+                "stored": len(stored),
+                "kills": len(kills),
+                "database_restarts": len(db_back),
+                "recovery_seconds": recovery,
+                "after_database_restart_seconds": after_db,
+                "likes": expected_likes,
+            },
+            indent=2,
+        )
+    )
+    print(
+        f"\nchaos audit: {len(acked_chat)} acknowledged = {len(stored)} stored; "
+        f"recovery after each kill (s): {recovery}; first event after the database came back (s): {after_db}"
+    )
     for c in viewers + senders:
         await c.close()

@@ -10,15 +10,16 @@ import asyncio
 import os
 import signal
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login, register_customer
-from tests.system.rest_support import new_product
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
+from tests.system.rest_support import new_product
 
 pytestmark = pytest.mark.system
 
@@ -45,12 +46,15 @@ def email() -> str:
 def stream_frames(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
     """Frames of one stream that only its viewers (and admins) may get;
     `stream_started` and `stream_stopped` go to everyone."""
-    return [f for f in client.frames if f.get("streamId") == stream_id
-            and f.get("type") not in ("stream_started", "stream_stopped")]
+    return [
+        f
+        for f in client.frames
+        if f.get("streamId") == stream_id and f.get("type") not in ("stream_started", "stream_stopped")
+    ]
 
 
 async def kill_stream_actor(stream_id: str) -> int:
-    actor = await RegistryClient.find().stream_client(stream_id)
+    actor = await found(RegistryClient.find()).stream_client(stream_id)
     assert actor is not None
     info = await actor.info()
     os.kill(info["pid"], signal.SIGKILL)
@@ -77,8 +81,16 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
                 started = await adm.wait_type("stream_started", streamId=sid)
                 assert started["streamData"]["streamId"] == sid
                 assert started["streamData"]["viewerCount"] == 0
-                assert set(started["streamData"]) >= {"title", "description", "startTime", "viewerCount",
-                                                      "likes", "likedBy", "streamUrl", "quality"}
+                assert set(started["streamData"]) >= {
+                    "title",
+                    "description",
+                    "startTime",
+                    "viewerCount",
+                    "likes",
+                    "likedBy",
+                    "streamUrl",
+                    "quality",
+                }
 
             # Two customers on stream 1 (one logged in), a third on stream 2.
             await a.send({"type": "register", "sessionId": "sess-a", "token": alice_token, "streamId": s1})
@@ -100,8 +112,15 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await c.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1)
 
             # Chat: the client's isAdmin is ignored; the admin's is set by the server.
-            await b.send({"type": "chat_message", "message": "is this leather?", "username": "bob",
-                          "isAdmin": True, "timestamp": "2020-01-01T00:00:00Z"})
+            await b.send(
+                {
+                    "type": "chat_message",
+                    "message": "is this leather?",
+                    "username": "bob",
+                    "isAdmin": True,
+                    "timestamp": "2020-01-01T00:00:00Z",
+                }
+            )
             await adm.send({"type": "chat_message", "message": "yes, full grain", "username": "Shop", "streamId": s1})
             await c.send({"type": "chat_message", "message": "hats!", "username": "carol"})
             for client in (a, b):
@@ -120,24 +139,36 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # unlike
             await b.send({"type": "toggle_like", "sessionId": "sess-b"})  # like again
-            await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
-                             and f["likedBy"] == [alice["id"]])
-            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 2
-                             and f["likedBy"] == ["sess-b"])
+            await a.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 2 and f["likedBy"] == [alice["id"]]
+            )
+            await b.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 2 and f["likedBy"] == ["sess-b"]
+            )
             await a.send({"type": "toggle_like", "userId": alice["id"]})  # alice unlikes
             await a.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["likedBy"] == [])
-            await b.wait_for(lambda f: f.get("type") == "stream_update" and f["likes"] == 1
-                             and f["likedBy"] == ["sess-b"])
+            await b.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likes"] == 1 and f["likedBy"] == ["sess-b"]
+            )
 
             # Pinned products, in display order, as the catalogue has them: an old admin
             # app's name and float price are accepted and ignored.
             boot = (await new_product(admin, price="89.50", name="Boot"))["id"]
             lace = (await new_product(admin, price="4.00", name="Laces"))["id"]
             await adm.send({"type": "pin_product", "streamId": s1, "productId": boot, "name": "Bot", "price": 89.5})
-            await adm.send({"type": "pin_product", "streamId": s1, "productId": lace, "name": "Laces",
-                            "price": 4, "displayOrder": 0})
-            pinned = await b.wait_for(lambda f: f.get("type") == "pinned_products_updated"
-                                      and len(f["pinnedProducts"]) == 2)
+            await adm.send(
+                {
+                    "type": "pin_product",
+                    "streamId": s1,
+                    "productId": lace,
+                    "name": "Laces",
+                    "price": 4,
+                    "displayOrder": 0,
+                }
+            )
+            pinned = await b.wait_for(
+                lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 2
+            )
             assert [p["productId"] for p in pinned["pinnedProducts"]] == [lace, boot]
             assert [(p["name"], p["price"]) for p in pinned["pinnedProducts"]] == [("Laces", "4.00"), ("Boot", "89.50")]
             assert set(pinned["pinnedProducts"][0]) >= {"productId", "name", "price", "image", "displayOrder"}
@@ -163,7 +194,7 @@ async def test_two_streams_admin_and_three_customers(gateway_url: str, ws_url: s
             await adm.send({"type": "stop_stream", "streamId": s1})
             for client in (adm, a, b, c):
                 await client.wait_type("stream_stopped", streamId=s1)
-            assert await RegistryClient.find().stream_client(s1) is None
+            assert await found(RegistryClient.find()).stream_client(s1) is None
             past = (await admin.get("/livestreams/past")).json()
             ended = next(s for s in past if s["id"] == s1)
             assert ended["status"] == "ended" and ended["endTime"]
@@ -198,8 +229,9 @@ async def test_old_app_without_stream_id_follows_the_only_live_stream(gateway_ur
             msg = await old.wait_type("chat_message", message="hello")
             assert msg["streamId"] == sid
             await old.send({"type": "toggle_like", "sessionId": "old-1"})
-            await old.wait_for(lambda f: f.get("type") == "stream_update" and f["likedBy"] == ["old-1"]
-                               and f["viewerCount"] == 1)
+            await old.wait_for(
+                lambda f: f.get("type") == "stream_update" and f["likedBy"] == ["old-1"] and f["viewerCount"] == 1
+            )
 
             # A reconnecting old app registers again with the same session: one viewer, history kept.
             async with WsClient(ws_url) as again:
@@ -258,7 +290,7 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
             await v2.send({"type": "chat_message", "message": "after the crash", "username": "v2"})
             await v1.wait_type("chat_message", message="after the crash", timeout=30)
             assert v1.closed_code is None and v2.closed_code is None
-            info = await (await RegistryClient.find().stream_client(sid)).info()
+            info = await found(await found(RegistryClient.find()).stream_client(sid)).info()
             assert info["pid"] != old_pid
 
             after = (await admin.get(f"/livestreams/{sid}")).json()
@@ -271,7 +303,11 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
                 history = await late.wait_type("chat_history")
                 assert [m["message"] for m in history["messages"]] == ["before the crash", "after the crash"]
             # And the viewers' own sequence numbers never went backwards.
-            seqs = [f["seq"] for f in v1.frames if f.get("streamId") == sid and f.get("type") in STREAM_EVENTS - {"chat_history"}]
+            seqs = [
+                f["seq"]
+                for f in v1.frames
+                if f.get("streamId") == sid and f.get("type") in STREAM_EVENTS - {"chat_history"}
+            ]
             assert seqs == sorted(seqs)
             await admin.post(f"/livestreams/{sid}/stop")
 
@@ -279,7 +315,9 @@ async def test_stream_actor_killed_mid_stream_carries_on(gateway_url: str, ws_ur
 async def test_rest_accounts(gateway_url: str) -> None:
     address = email()
     async with Api(gateway_url) as anon:
-        r = await anon.post("/auth/register", json={"email": address, "password": "long-enough-1", "name": "Dee", "role": "admin"})
+        r = await anon.post(
+            "/auth/register", json={"email": address, "password": "long-enough-1", "name": "Dee", "role": "admin"}
+        )
         assert r.status_code == 201
         body = r.json()
         assert body["user"]["role"] == "customer"  # a body cannot choose its role
@@ -304,7 +342,11 @@ async def test_rest_accounts(gateway_url: str) -> None:
 async def test_rest_lifecycle_roles_and_errors(gateway_url: str) -> None:
     customer_token, _ = await register_customer(gateway_url, email())
     admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
-    async with Api(gateway_url) as anon, Api(gateway_url, customer_token) as cust, Api(gateway_url, admin_token) as admin:
+    async with (
+        Api(gateway_url) as anon,
+        Api(gateway_url, customer_token) as cust,
+        Api(gateway_url, admin_token) as admin,
+    ):
         assert (await anon.post("/livestreams", json={"title": "x"})).status_code == 401
         assert (await cust.post("/livestreams", json={"title": "x"})).status_code == 403
         sid = await create_stream(admin, "Roles")
@@ -324,7 +366,7 @@ async def test_rest_lifecycle_roles_and_errors(gateway_url: str) -> None:
 
 
 async def test_viewers_of_a_killed_gateway_leave_the_count(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Any
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
     """A gateway killed with SIGKILL cannot say goodbye: its viewers leave when its lease runs out."""
     admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -332,7 +374,9 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
         await stop_all_live(admin)
         sid = await create_stream(admin, "Lease")
         await admin.post(f"/livestreams/{sid}/start")
-        doomed, doomed_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
+        doomed, doomed_url = start_gateway(
+            ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name
+        )
         try:
             async with WsClient(ws_url_of(gateway_url)) as here, WsClient(ws_url_of(doomed_url)) as there:
                 await here.send({"type": "register", "sessionId": "stays", "streamId": sid})
@@ -340,7 +384,8 @@ async def test_viewers_of_a_killed_gateway_leave_the_count(
                 await here.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 2, timeout=15)
                 doomed.kill()
                 update = await here.wait_for(
-                    lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1, timeout=15)
+                    lambda f: f.get("type") == "stream_update" and f["viewerCount"] == 1, timeout=15
+                )
                 assert update["seq"] > 0
         finally:
             doomed.kill()
@@ -360,8 +405,8 @@ async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url
         sids = [await create_stream(admin, f"Registry {i}") for i in range(3)]
         for sid in sids:
             assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
-        registry = RegistryClient.find()
-        before = {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids}
+        registry = found(RegistryClient.find())
+        before = {sid: (await found(await registry.stream_client(sid)).info())["pid"] for sid in sids}
         os.kill((await registry.ping_pid()), signal.SIGKILL)
         async with WsClient(ws_url) as v:
             await v.send({"type": "register", "sessionId": "after-registry", "streamId": sids[0]})
@@ -369,7 +414,7 @@ async def test_the_registry_killed_comes_back_with_every_live_stream(gateway_url
             await v.send({"type": "chat_message", "message": "still live"})
             await v.wait_type("chat_message", message="still live", timeout=30)
         # The same actors serve the same streams: nothing was restarted but the registry.
-        assert {sid: (await (await registry.stream_client(sid)).info())["pid"] for sid in sids} == before
+        assert {sid: (await found(await registry.stream_client(sid)).info())["pid"] for sid in sids} == before
         for sid in sids:
             r = await admin.post(f"/livestreams/{sid}/stop")
             assert r.status_code == 200 and r.json()["status"] == "ended"

@@ -7,13 +7,13 @@ import asyncio
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
@@ -26,8 +26,11 @@ def ws(url: str) -> str:
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     r = httpx.get(f"{url}/metrics", timeout=5)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(r.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
 
 
 async def start_live(url: str, title: str) -> str:
@@ -74,12 +77,16 @@ async def test_health_readiness_and_metrics(gateway_url: str) -> None:
 
 
 async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
-    draining, drain_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir,
-                                        db_name=embedded_db.db_name,
-                                        env_overrides={"DRAIN_NOTICE_SECONDS": "1.5", "DRAIN_SECONDS": "1",
-                                                       "METRICS_TOKEN": "scrape-" + "s" * 24})
+    draining, drain_url = start_gateway(
+        ray_cluster,
+        embedded_db.uri,
+        namespace,
+        log_dir,
+        db_name=embedded_db.db_name,
+        env_overrides={"DRAIN_NOTICE_SECONDS": "1.5", "DRAIN_SECONDS": "1", "METRICS_TOKEN": "scrape-" + "s" * 24},
+    )
     try:
         # With METRICS_TOKEN set, /metrics is for Prometheus only.
         assert httpx.get(f"{drain_url}/metrics").status_code == 401
@@ -125,14 +132,23 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
             last = seen[-1]
 
             async with WsClient(ws(gateway_url)) as new2, WsClient(ws(gateway_url)) as old2:
-                await new2.send({"type": "register", "sessionId": "d-new", "streamId": sid, "protocol": 2,
-                                 "resume": {"seq": last["seq"], "epoch": last["epoch"]}})
+                await new2.send(
+                    {
+                        "type": "register",
+                        "sessionId": "d-new",
+                        "streamId": sid,
+                        "protocol": 2,
+                        "resume": {"seq": last["seq"], "epoch": last["epoch"]},
+                    }
+                )
                 await new2.wait_type("resumed", timeout=15)
                 await old2.send({"type": "register", "sessionId": "d-old", "streamId": sid})
                 await old2.wait_type("chat_history", timeout=15)
                 await talking
-                await new2.wait_for(lambda f: f.get("type") == "batch"
-                                    and any(e.get("message") == "during 23" for e in f["events"]), timeout=15)
+                await new2.wait_for(
+                    lambda f: f.get("type") == "batch" and any(e.get("message") == "during 23" for e in f["events"]),
+                    timeout=15,
+                )
                 after = [e for f in new2.frames if f.get("type") == "batch" for e in f["events"]]
                 got = [e["seq"] for e in seen + after]
                 assert got == list(range(got[0], got[-1] + 1)), "no gap, no repeat across the move"
@@ -145,13 +161,19 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
 
 
 async def test_a_gateway_follows_only_the_streams_it_has_viewers_of(
-    gateway_url: str, ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str, ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> None:
     """Fan-out in levels: a stream's actor serves the gateways that have its viewers, not every
     gateway. A gateway whose viewers left stops following the stream; the next viewer there
     still gets the current state (chat sent meanwhile through another gateway), then live events."""
-    quiet, quiet_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name,
-                                     env_overrides={"RELAY_IDLE_SECONDS": "1"})
+    quiet, quiet_url = start_gateway(
+        ray_cluster,
+        embedded_db.uri,
+        namespace,
+        log_dir,
+        db_name=embedded_db.db_name,
+        env_overrides={"RELAY_IDLE_SECONDS": "1"},
+    )
     try:
         sid = await start_live(gateway_url, "levels")
         active = ("wrencos_relays_active", ())
@@ -169,8 +191,9 @@ async def test_a_gateway_follows_only_the_streams_it_has_viewers_of(
             await talker.send({"type": "chat_message", "message": "while nobody watched there", "clientMsgId": "w"})
             await talker.wait_type("ack", clientMsgId="w")
             await asyncio.sleep(0.5)
-            assert scrape(quiet_url)[("wrencos_stream_events_received_total", ())] == received, \
+            assert scrape(quiet_url)[("wrencos_stream_events_received_total", ())] == received, (
                 "the actor sent nothing to a gateway without viewers"
+            )
             async with WsClient(ws(quiet_url)) as back:
                 await back.send({"type": "register", "sessionId": "l-back", "streamId": sid})
                 history = await back.wait_type("chat_history", timeout=15)

@@ -36,7 +36,11 @@ async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) 
         assert_error(await admin.post("/products", json={"name": "x", "price": "1", "images": ["javascript:x"]}), 422)
 
         r = await admin.put(f"/products/{p['id']}", json={"price": "0.10", "stockDelta": 3, "name": "Renamed"})
-        assert r.status_code == 200 and (r.json()["price"], r.json()["stock"], r.json()["name"]) == ("0.10", 7, "Renamed")
+        assert r.status_code == 200 and (r.json()["price"], r.json()["stock"], r.json()["name"]) == (
+            "0.10",
+            7,
+            "Renamed",
+        )
         assert_error(await admin.put(f"/products/{p['id']}", json={"stockDelta": -8}), 409)
         assert_error(await admin.put(f"/products/{p['id']}", json={"stock": 1, "stockDelta": 1}), 422)
         r = await admin.put(f"/products/{p['id']}", json={"stock": 0})
@@ -63,8 +67,9 @@ async def test_last_items_under_real_concurrency(gateway_url: str) -> None:
         p = await new_product(admin, price="7.00", stock=k)
         apis = [Api(gateway_url, c.token) for c in customers]
         try:
-            results = await asyncio.gather(*(
-                api.post("/orders", json={"items": [{"productId": p["id"], "quantity": 1}]}) for api in apis))
+            results = await asyncio.gather(
+                *(api.post("/orders", json={"items": [{"productId": p["id"], "quantity": 1}]}) for api in apis)
+            )
         finally:
             await asyncio.gather(*(api.__aexit__() for api in apis))
         codes = sorted(r.status_code for r in results)
@@ -79,8 +84,10 @@ async def test_last_items_under_real_concurrency(gateway_url: str) -> None:
         # Multi-line orders are all or nothing: the second line fails, the first line's stock comes back.
         plenty = await new_product(admin, price="1.00", stock=5)
         async with Api(gateway_url, customers[0].token) as c0:
-            r = await c0.post("/orders", json={"items": [{"productId": plenty["id"], "quantity": 2},
-                                                         {"productId": p["id"], "quantity": 1}]})
+            r = await c0.post(
+                "/orders",
+                json={"items": [{"productId": plenty["id"], "quantity": 2}, {"productId": p["id"], "quantity": 1}]},
+            )
             assert_error(r, 409)
         assert await stock_of(admin, plenty["id"]) == 5
 
@@ -98,7 +105,9 @@ async def test_idempotent_order_creation(gateway_url: str) -> None:
         assert again.json()["id"] == first.json()["id"]
         # Concurrent retries of a new key: one order, whatever the timing.
         key2 = uuid.uuid4().hex
-        burst = await asyncio.gather(*(api.post("/orders", json=body, headers={"Idempotency-Key": key2}) for _ in range(6)))
+        burst = await asyncio.gather(
+            *(api.post("/orders", json=body, headers={"Idempotency-Key": key2}) for _ in range(6))
+        )
         assert {r.status_code for r in burst} <= {201, 409}
         ids = {r.json()["id"] for r in burst if r.status_code == 201}
         assert len(ids) == 1
@@ -122,8 +131,10 @@ async def test_status_transitions_and_cancelling_returns_stock(gateway_url: str)
         o = (await api.post("/orders", json={"items": [{"productId": p["id"], "quantity": 4}]})).json()
         assert (o["status"], o["total"], o["units"]) == ("pending", "12.00", 4)
         assert await stock_of(admin, p["id"]) == 6
-        assert "allowed: cancelled, confirmed" in assert_error(
-            await admin.patch(f"/orders/{o['id']}", json={"status": "shipped"}), 409)["message"]
+        assert (
+            "allowed: cancelled, confirmed"
+            in assert_error(await admin.patch(f"/orders/{o['id']}", json={"status": "shipped"}), 409)["message"]
+        )
         assert_error(await admin.patch(f"/orders/{o['id']}", json={"status": "lost"}), 422)
         assert (await admin.patch(f"/orders/{o['id']}", json={"status": "confirmed"})).json()["status"] == "confirmed"
         assert_error(await api.post(f"/orders/{o['id']}/cancel"), 409)  # customers cancel only pending orders
@@ -160,34 +171,67 @@ async def test_payments(gateway_url: str) -> None:
         assert o["total"] == "19.90"
         url = f"/orders/{o['id']}/payments"
         # Well-formed, but not this order's total: a conflict with the stored order.
-        assert "19.90" in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 409)["message"]
+        assert (
+            "19.90"
+            in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 409)["message"]
+        )
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": 19.9}), 422)
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.90", "currency": "EUR"}), 422)
         assert_error(await api.post(url, json={"method": "bitcoin", "amount": "19.90"}), 422)
         key = uuid.uuid4().hex
-        first = await api.post(url, json={"method": "bank_transfer", "amount": "19.90"}, headers={"Idempotency-Key": key})
+        first = await api.post(
+            url, json={"method": "bank_transfer", "amount": "19.90"}, headers={"Idempotency-Key": key}
+        )
         assert first.status_code == 201, first.text
         pay = first.json()
-        assert (pay["status"], pay["amount"], pay["provider"], pay["orderId"]) == ("pending", "19.90", "offline", o["id"])
+        assert (pay["status"], pay["amount"], pay["provider"], pay["orderId"]) == (
+            "pending",
+            "19.90",
+            "offline",
+            o["id"],
+        )
         assert pay["reference"] in pay["instructions"]
-        retry = await api.post(url, json={"method": "bank_transfer", "amount": "19.90"}, headers={"Idempotency-Key": key})
-        assert retry.status_code == 201 and retry.json()["id"] == pay["id"] and retry.headers["Idempotent-Replayed"] == "true"
+        retry = await api.post(
+            url, json={"method": "bank_transfer", "amount": "19.90"}, headers={"Idempotency-Key": key}
+        )
+        assert (
+            retry.status_code == 201
+            and retry.json()["id"] == pay["id"]
+            and retry.headers["Idempotent-Replayed"] == "true"
+        )
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.90"}), 409)
         assert (await api.get(f"/orders/{o['id']}")).json()["paymentStatus"] == "pending"
         r = await admin.post(f"/payments/{pay['id']}/confirm")
         assert r.status_code == 200 and r.json()["status"] == "confirmed"
         assert (await api.get(f"/orders/{o['id']}")).json()["paymentStatus"] == "paid"
         assert_error(await admin.post(f"/payments/{pay['id']}/confirm"), 409)
-        assert "paid" in assert_error(await api.post(url, json={"method": "cash_on_delivery", "amount": "19.90"},
-                                                     headers={"Idempotency-Key": uuid.uuid4().hex}), 409)["message"]
+        assert (
+            "paid"
+            in assert_error(
+                await api.post(
+                    url,
+                    json={"method": "cash_on_delivery", "amount": "19.90"},
+                    headers={"Idempotency-Key": uuid.uuid4().hex},
+                ),
+                409,
+            )["message"]
+        )
         assert_error(await admin.post(f"/orders/{o['id']}/cancel"), 409)  # paid: no refunds here
         r = await api.get(url)
         assert [x["id"] for x in r.json()] == [pay["id"]] and r.headers["X-Total-Count"] == "1"
 
         # Many payments of one order at once, each with its own key: one is recorded.
         o2 = await new_order(1)
-        burst = await asyncio.gather(*(api.post(f"/orders/{o2['id']}/payments", json={"method": "bank_transfer", "amount": "9.95"},
-                                                headers={"Idempotency-Key": uuid.uuid4().hex}) for _ in range(6)))
+        burst = await asyncio.gather(
+            *(
+                api.post(
+                    f"/orders/{o2['id']}/payments",
+                    json={"method": "bank_transfer", "amount": "9.95"},
+                    headers={"Idempotency-Key": uuid.uuid4().hex},
+                )
+                for _ in range(6)
+            )
+        )
         assert sorted(r.status_code for r in burst) == [201] + [409] * 5
         # Rejected: the order can be paid again.
         rejected = next(r.json() for r in burst if r.status_code == 201)
@@ -205,7 +249,9 @@ async def test_payments(gateway_url: str) -> None:
         p3 = (await api.post(f"/orders/{o3['id']}/payments", json={"method": "bank_transfer", "amount": "9.95"})).json()
         assert (await api.post(f"/orders/{o3['id']}/cancel")).status_code == 200
         assert (await api.get(f"/payments/{p3['id']}")).json()["status"] == "cancelled"
-        assert_error(await api.post(f"/orders/{o3['id']}/payments", json={"method": "bank_transfer", "amount": "9.95"}), 409)
+        assert_error(
+            await api.post(f"/orders/{o3['id']}/payments", json={"method": "bank_transfer", "amount": "9.95"}), 409
+        )
         r = await api.get("/payments", params={"status": "confirmed"})
         assert {x["id"] for x in r.json()} == {pay["id"], again.json()["id"]}
 
@@ -213,8 +259,10 @@ async def test_payments(gateway_url: str) -> None:
 async def test_rate_limits_answer_429(gateway_url: str) -> None:
     nobody = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
     async with Api(gateway_url) as anon:
-        codes = [(await anon.post("/auth/login", json={"email": nobody, "password": "x"})).status_code
-                 for _ in range(LOGIN_RATE_PER_MINUTE + 1)]
+        codes = [
+            (await anon.post("/auth/login", json={"email": nobody, "password": "x"})).status_code
+            for _ in range(LOGIN_RATE_PER_MINUTE + 1)
+        ]
         assert codes[:LOGIN_RATE_PER_MINUTE] == [401] * LOGIN_RATE_PER_MINUTE
         r = await anon.post("/auth/login", json={"email": nobody, "password": "x"})
         body = assert_error(r, 429)

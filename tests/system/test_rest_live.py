@@ -10,7 +10,7 @@ import base64
 import re
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zlib import crc32
@@ -18,14 +18,13 @@ from zlib import crc32
 import pytest
 from agora_token_builder.AccessToken import AccessToken, unPackContent
 
-from persistence.database import DatabaseConfig, connect
-from persistence.embedded import EmbeddedMongo
-from persistence.users import UserStore
 from gateway.security.credentials import hash_password
+from persistence.database import DatabaseConfig, connect
+from persistence.users import UserStore
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer
 from tests.support.processes import AGORA_APP_CERTIFICATE, AGORA_APP_ID, start_gateway
-from tests.system.rest_support import (admin_token, assert_error, new_customer, new_product, new_stream,
-                                       stop_all_live)
+from tests.system.rest_support import admin_token, assert_error, new_customer, new_product, new_stream, stop_all_live
 
 pytestmark = pytest.mark.system
 
@@ -42,12 +41,16 @@ async def viewer(ws_url: str, session: str, stream_id: str, token: str | None = 
 
 async def test_stream_editing_views_chat_likes_and_pins(gateway_url: str, ws_url: str) -> None:
     c = await new_customer(gateway_url, "liker")
-    async with Api(gateway_url, await admin_token(gateway_url)) as admin, Api(gateway_url) as anon, \
-            Api(gateway_url, c.token) as cust:
+    async with (
+        Api(gateway_url, await admin_token(gateway_url)) as admin,
+        Api(gateway_url) as anon,
+        Api(gateway_url, c.token) as cust,
+    ):
         await stop_all_live(admin)
         sid = await new_stream(admin, "Edit me")
-        r = await admin.put(f"/livestreams/{sid}", json={"title": "Edited", "quality": "hd",
-                                                         "scheduledAt": "2030-01-01T10:00:00+02:00"})
+        r = await admin.put(
+            f"/livestreams/{sid}", json={"title": "Edited", "quality": "hd", "scheduledAt": "2030-01-01T10:00:00+02:00"}
+        )
         assert r.status_code == 200 and (r.json()["title"], r.json()["quality"]) == ("Edited", "hd")
         assert r.json()["scheduledAt"] == "2030-01-01T08:00:00.000Z"
         assert_error(await anon.post(f"/livestreams/{sid}/like", headers={"X-Session-Id": "s1"}), 409)  # not live
@@ -83,14 +86,18 @@ async def test_stream_editing_views_chat_likes_and_pins(gateway_url: str, ws_url
             r = await admin.post(f"/livestreams/{sid}/pin", json={"productId": p1["id"], "name": "fake", "price": 0.01})
             assert r.status_code == 200 and (r.json()["name"], r.json()["price"]) == ("Lamp", "12.30")
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": p2["id"], "displayOrder": 0})
-            pinned = await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 2)
+            pinned = await w.wait_for(
+                lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 2
+            )
             assert [(x["name"], x["price"]) for x in pinned["pinnedProducts"]] == [("Bulb", "4.00"), ("Lamp", "12.30")]
             assert pinned["pinnedProducts"][1]["image"] == "https://cdn.example.com/p.jpg"
             assert_error(await admin.post(f"/livestreams/{sid}/pin", json={"productId": "0" * 24}), 404)
             assert (await admin.delete(f"/livestreams/{sid}/pin/{p2['id']}")).status_code == 204
             assert_error(await admin.delete(f"/livestreams/{sid}/pin/{p2['id']}"), 404)
             await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 1)
-            assert [x["productId"] for x in (await anon.get(f"/livestreams/{sid}")).json()["pinnedProducts"]] == [p1["id"]]
+            assert [x["productId"] for x in (await anon.get(f"/livestreams/{sid}")).json()["pinnedProducts"]] == [
+                p1["id"]
+            ]
 
             # Chat history: newest first, paged.
             for i in range(5):
@@ -127,14 +134,29 @@ async def test_pins_and_moderation_are_one_rule_over_rest_and_the_websocket(gate
         w = await viewer(ws_url, "both-1", sid)
         try:
             # An old admin app's name, price and image are accepted and ignored.
-            await adm.send({"type": "pin_product", "streamId": sid, "productId": lamp["id"], "name": "fake",
-                            "price": 0.01, "image": "https://elsewhere.example.com/x.jpg"})
+            await adm.send(
+                {
+                    "type": "pin_product",
+                    "streamId": sid,
+                    "productId": lamp["id"],
+                    "name": "fake",
+                    "price": 0.01,
+                    "image": "https://elsewhere.example.com/x.jpg",
+                }
+            )
             by_ws = await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and f["pinnedProducts"])
             r = await admin.post(f"/livestreams/{sid}/pin", json={"productId": lamp["id"]})
             assert r.status_code == 200, r.text
             by_rest = await w.wait_for(lambda f: f.get("type") == "pinned_products_updated" and f["seq"] > by_ws["seq"])
-            expected = [{"productId": lamp["id"], "name": "Lamp", "price": "12.30",
-                         "image": "https://cdn.example.com/p.jpg", "displayOrder": 1}]
+            expected = [
+                {
+                    "productId": lamp["id"],
+                    "name": "Lamp",
+                    "price": "12.30",
+                    "image": "https://cdn.example.com/p.jpg",
+                    "displayOrder": 1,
+                }
+            ]
             assert by_ws["pinnedProducts"] == by_rest["pinnedProducts"] == expected
             assert (r.json()["price"], r.json()["currency"]) == ("12.30", lamp["currency"])
 
@@ -162,7 +184,8 @@ async def test_pins_and_moderation_are_one_rule_over_rest_and_the_websocket(gate
                 await adm.send({"type": kind, "streamId": sid, **body})
                 ws_error = await adm.wait_for(lambda f: f.get("type") == "error", start=n)
                 rest_error = assert_error(
-                    await admin.request(method, f"/livestreams/{sid}/moderation/{action}", json=body), 422)
+                    await admin.request(method, f"/livestreams/{sid}/moderation/{action}", json=body), 422
+                )
                 # "Invalid <frame type>: <field>: <problem>" and "Invalid request: body.<field>: <problem>"
                 assert ws_error["code"] == "invalid_frame", (kind, body)
                 assert ws_error["message"].startswith(f"Invalid {kind}: ")
@@ -184,17 +207,35 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
         w = await viewer(ws_url, f"fsv-{uuid.uuid4().hex[:6]}", sid)
         apis = [Api(gateway_url, c.token) for c in customers]
         try:
-            sale_body = {"productId": p["id"], "price": "19.99", "quantity": 10, "perCustomerLimit": 2,
-                         "durationSeconds": 60}
-            assert "not pinned" in assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body), 409)["message"]
+            sale_body = {
+                "productId": p["id"],
+                "price": "19.99",
+                "quantity": 10,
+                "perCustomerLimit": 2,
+                "durationSeconds": 60,
+            }
+            assert (
+                "not pinned"
+                in assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body), 409)["message"]
+            )
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": p["id"]})
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": other["id"]})
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "price": 19.99}), 422)
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "quantity": 31}), 409)
-            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",
-                                          json={**sale_body, "durationSeconds": None, "endsAt": "2001-01-01T00:00:00Z"}), 409)
-            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales",  # not a date-time with an offset
-                                          json={**sale_body, "durationSeconds": None, "endsAt": "2030-01-01T00:00:00"}), 422)
+            assert_error(
+                await admin.post(
+                    f"/livestreams/{sid}/flash-sales",
+                    json={**sale_body, "durationSeconds": None, "endsAt": "2001-01-01T00:00:00Z"},
+                ),
+                409,
+            )
+            assert_error(
+                await admin.post(
+                    f"/livestreams/{sid}/flash-sales",  # not a date-time with an offset
+                    json={**sale_body, "durationSeconds": None, "endsAt": "2030-01-01T00:00:00"},
+                ),
+                422,
+            )
             r = await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body)
             assert r.status_code == 201, r.text
             sale = r.json()
@@ -202,17 +243,25 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             started = await w.wait_type("flash_sale_started")
             assert started["flashSale"]["saleId"] == sale["id"] and started["flashSale"]["remaining"] == 10
             assert started["flashSale"]["price"] == "19.99"
-            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body), 409)  # one running sale per product
+            assert_error(
+                await admin.post(f"/livestreams/{sid}/flash-sales", json=sale_body), 409
+            )  # one running sale per product
 
             line = {"productId": p["id"], "quantity": 1, "saleId": sale["id"]}
             # One customer, five orders at once, limit 2 per customer: exactly two.
             greedy = apis[0]
-            burst = await asyncio.gather(*(greedy.post("/orders", json={"items": [line], "streamId": sid}) for _ in range(5)))
+            burst = await asyncio.gather(
+                *(greedy.post("/orders", json={"items": [line], "streamId": sid}) for _ in range(5))
+            )
             assert sorted(r.status_code for r in burst) == [201, 201, 409, 409, 409], [r.text for r in burst]
             assert any("per customer" in r.json()["message"] for r in burst if r.status_code == 409)
             won = [r.json() for r in burst if r.status_code == 201]
-            assert all(o["items"][0]["unitPrice"] == "19.99" and o["total"] == "19.99" and o["streamId"] == sid for o in won)
-            assert_error(await apis[1].post("/orders", json={"items": [{**line, "quantity": 3}]}), 409)  # above the limit
+            assert all(
+                o["items"][0]["unitPrice"] == "19.99" and o["total"] == "19.99" and o["streamId"] == sid for o in won
+            )
+            assert_error(
+                await apis[1].post("/orders", json={"items": [{**line, "quantity": 3}]}), 409
+            )  # above the limit
             # Ten customers race for the eight left: exactly eight.
             race = await asyncio.gather(*(api.post("/orders", json={"items": [line]}) for api in apis[1:]))
             assert sorted(r.status_code for r in race) == [201] * 8 + [409] * 2, [r.text for r in race]
@@ -229,32 +278,54 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             assert r.status_code == 201 and r.json()["total"] == "50.00"
 
             # A short sale ends by itself on time, with an event; orders after it are refused.
-            r = await admin.post(f"/livestreams/{sid}/flash-sales",
-                                 json={"productId": other["id"], "price": "1.00", "quantity": 5, "perCustomerLimit": 5,
-                                       "durationSeconds": 5})
+            r = await admin.post(
+                f"/livestreams/{sid}/flash-sales",
+                json={
+                    "productId": other["id"],
+                    "price": "1.00",
+                    "quantity": 5,
+                    "perCustomerLimit": 5,
+                    "durationSeconds": 5,
+                },
+            )
             short = r.json()
-            await w.wait_for(lambda f: f.get("type") == "flash_sale_started" and f["flashSale"]["saleId"] == short["id"])
-            ok = await apis[2].post("/orders", json={"items": [{"productId": other["id"], "quantity": 2, "saleId": short["id"]}]})
+            await w.wait_for(
+                lambda f: f.get("type") == "flash_sale_started" and f["flashSale"]["saleId"] == short["id"]
+            )
+            ok = await apis[2].post(
+                "/orders", json={"items": [{"productId": other["id"], "quantity": 2, "saleId": short["id"]}]}
+            )
             assert ok.status_code == 201 and ok.json()["total"] == "2.00"
-            update = await w.wait_for(lambda f: f.get("type") == "flash_sale_updated" and f["flashSale"]["saleId"] == short["id"])
+            update = await w.wait_for(
+                lambda f: f.get("type") == "flash_sale_updated" and f["flashSale"]["saleId"] == short["id"]
+            )
             assert update["flashSale"]["remaining"] == 3
-            end = await w.wait_for(lambda f: f.get("type") == "flash_sale_ended" and f["flashSale"]["saleId"] == short["id"],
-                                   timeout=15)
+            end = await w.wait_for(
+                lambda f: f.get("type") == "flash_sale_ended" and f["flashSale"]["saleId"] == short["id"], timeout=15
+            )
             assert end["reason"] == "time"
-            assert datetime.now(timezone.utc) >= datetime.fromisoformat(short["endsAt"])
-            late = await apis[2].post("/orders", json={"items": [{"productId": other["id"], "quantity": 1, "saleId": short["id"]}]})
+            assert datetime.now(UTC) >= datetime.fromisoformat(short["endsAt"])
+            late = await apis[2].post(
+                "/orders", json={"items": [{"productId": other["id"], "quantity": 1, "saleId": short["id"]}]}
+            )
             assert_error(late, 409)
             assert (await anon.get(f"/livestreams/{sid}/flash-sales/{short['id']}")).json()["status"] == "ended"
 
             # An admin ends a sale early.
-            r = await admin.post(f"/livestreams/{sid}/flash-sales",
-                                 json={"productId": other["id"], "price": "2.00", "quantity": 3, "durationSeconds": 600})
+            r = await admin.post(
+                f"/livestreams/{sid}/flash-sales",
+                json={"productId": other["id"], "price": "2.00", "quantity": 3, "durationSeconds": 600},
+            )
             third = r.json()
             r = await admin.post(f"/livestreams/{sid}/flash-sales/{third['id']}/end")
             assert r.json()["status"] == "ended" and r.json()["endedReason"] == "admin"
             await w.wait_for(lambda f: f.get("type") == "flash_sale_ended" and f["flashSale"]["saleId"] == third["id"])
-            assert_error(await apis[3].post("/orders", json={"items": [{"productId": other["id"], "quantity": 1,
-                                                                          "saleId": third["id"]}]}), 409)
+            assert_error(
+                await apis[3].post(
+                    "/orders", json={"items": [{"productId": other["id"], "quantity": 1, "saleId": third["id"]}]}
+                ),
+                409,
+            )
             r = await anon.get(f"/livestreams/{sid}/flash-sales", params={"limit": 2})
             assert r.headers["X-Total-Count"] == "3" and len(r.json()) == 2
         finally:
@@ -266,7 +337,7 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
 def parse_agora(token: str) -> tuple[AccessToken, bytes, int, int]:
     parsed = AccessToken()
     assert parsed.fromString(token)
-    signature, crc_channel, crc_uid, _ = unPackContent(base64.b64decode(token[3 + 32:]))
+    signature, crc_channel, crc_uid, _ = unPackContent(base64.b64decode(token[3 + 32 :]))
     return parsed, signature, crc_channel, crc_uid
 
 
@@ -291,16 +362,21 @@ def check_agora(answer: dict[str, Any], channel: str, role: str, ttl: int) -> No
     assert forged.build() != token and len(signature) == 32
 
 
-async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cluster: str, namespace: str,
-                            log_dir: Path) -> None:
+async def test_agora_tokens(
+    gateway_url: str, embedded_db: DatabaseServer, ray_cluster: str, namespace: str, log_dir: Path
+) -> None:
     # A second admin, who does not host the stream.
     db = connect(DatabaseConfig(uri=embedded_db.uri, name=embedded_db.db_name))
     other_email = f"admin2-{uuid.uuid4().hex[:6]}@example.com"
     await UserStore(db).create(other_email, hash_password("admin2-password"), "Admin 2", role="admin")
     await db.client.close()
     c = await new_customer(gateway_url, "viewer")
-    async with Api(gateway_url, await admin_token(gateway_url)) as host, Api(gateway_url) as anon, \
-            Api(gateway_url, c.token) as cust, Api(gateway_url, await login(gateway_url, other_email, "admin2-password")) as admin2:
+    async with (
+        Api(gateway_url, await admin_token(gateway_url)) as host,
+        Api(gateway_url) as anon,
+        Api(gateway_url, c.token) as cust,
+        Api(gateway_url, await login(gateway_url, other_email, "admin2-password")) as admin2,
+    ):
         sid = await new_stream(host, "Video")
         seen: list[str] = []
         url = "/livestreams/agora/token"
@@ -322,9 +398,7 @@ async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cl
         check_agora(r2, sid, "audience", 86400)
         assert r2["uid"] == 4242 and r2["expiresIn"] == 86400
         for bad in ({"expiresIn": 86401}, {"expiresIn": 10}, {"uid": 0}, {"uid": 2**32}, {"streamId": "nope"}, {}):
-            params = {"streamId": sid, **bad} if "streamId" in bad or bad == {} else {"streamId": sid, **bad}
-            if bad == {}:
-                params = {}
+            params = {} if bad == {} else {"streamId": sid, **bad}
             assert_error(await cust.get(url, params=params), 422)
         assert_error(await cust.get(url, params={"streamId": "0" * 24}), 404)
         await host.post(f"/livestreams/{sid}/start")
@@ -335,8 +409,14 @@ async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cl
     assert AGORA_APP_CERTIFICATE not in (log_dir / f"gateway-{port}.log").read_text()
 
     # Without the settings: 503 saying what to set.
-    proc, bare = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name,
-                               env_overrides={"AGORA_APP_ID": "", "AGORA_APP_CERTIFICATE": ""})
+    proc, bare = start_gateway(
+        ray_cluster,
+        embedded_db.uri,
+        namespace,
+        log_dir,
+        db_name=embedded_db.db_name,
+        env_overrides={"AGORA_APP_ID": "", "AGORA_APP_CERTIFICATE": ""},
+    )
     try:
         async with Api(bare) as anon:
             body = assert_error(await anon.get("/livestreams/agora/token", params={"streamId": sid}), 503)
@@ -346,7 +426,7 @@ async def test_agora_tokens(gateway_url: str, embedded_db: EmbeddedMongo, ray_cl
 
 
 async def test_analytics_match_what_happened(gateway_url: str, ws_url: str) -> None:
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     buyers = [await new_customer(gateway_url, "an1"), await new_customer(gateway_url, "an2")]
     async with Api(gateway_url, await admin_token(gateway_url)) as admin, Api(gateway_url) as anon:
         await stop_all_live(admin)
@@ -374,15 +454,30 @@ async def test_analytics_match_what_happened(gateway_url: str, ws_url: str) -> N
             async with Api(gateway_url, buyers[0].token) as b0, Api(gateway_url, buyers[1].token) as b1:
                 await b0.post("/orders", json={"items": [{"productId": p["id"], "quantity": 1}], "streamId": sid})
                 await b1.post("/orders", json={"items": [{"productId": p["id"], "quantity": 2}], "streamId": sid})
-                gone = (await b1.post("/orders", json={"items": [{"productId": p["id"], "quantity": 5}], "streamId": sid})).json()
+                gone = (
+                    await b1.post("/orders", json={"items": [{"productId": p["id"], "quantity": 5}], "streamId": sid})
+                ).json()
                 await b1.post(f"/orders/{gone['id']}/cancel")  # cancelled: not counted
                 await b0.post("/orders", json={"items": [{"productId": p["id"], "quantity": 1}]})  # not this stream
             await asyncio.sleep(0.5)
 
             live = (await admin.get(f"/livestreams/{sid}/analytics")).json()
-            expected = {"viewerCount": 3, "peakViewers": 3, "uniqueViewers": 3, "views": 2, "likes": 2,
-                        "chatMessages": 4, "orders": 2, "units": 3, "revenue": "30.00", "revenueMinor": 3000,
-                        "buyers": 2, "conversion": round(2 / 3, 4), "status": "live", "currency": "USD"}
+            expected = {
+                "viewerCount": 3,
+                "peakViewers": 3,
+                "uniqueViewers": 3,
+                "views": 2,
+                "likes": 2,
+                "chatMessages": 4,
+                "orders": 2,
+                "units": 3,
+                "revenue": "30.00",
+                "revenueMinor": 3000,
+                "buyers": 2,
+                "conversion": round(2 / 3, 4),
+                "status": "live",
+                "currency": "USD",
+            }
             assert {k: live[k] for k in expected} == expected
             series = live["timeSeries"]
             assert sum(m["chatMessages"] for m in series) == 4 and sum(m["orders"] for m in series) == 2
@@ -394,15 +489,26 @@ async def test_analytics_match_what_happened(gateway_url: str, ws_url: str) -> N
                 await v.close()
         await admin.post(f"/livestreams/{sid}/stop")
         after_stop = (await admin.get(f"/livestreams/{sid}/analytics")).json()
-        assert {k: after_stop[k] for k in ("peakViewers", "uniqueViewers", "likes", "chatMessages", "orders", "revenue")} == \
-            {"peakViewers": 3, "uniqueViewers": 3, "likes": 2, "chatMessages": 4, "orders": 2, "revenue": "30.00"}
+        assert {
+            k: after_stop[k] for k in ("peakViewers", "uniqueViewers", "likes", "chatMessages", "orders", "revenue")
+        } == {"peakViewers": 3, "uniqueViewers": 3, "likes": 2, "chatMessages": 4, "orders": 2, "revenue": "30.00"}
         assert after_stop["status"] == "ended"
 
         after = await today_row()
-        diff = {k: after[k] - before.get(k, 0) for k in ("streams", "uniqueViewers", "views", "chatMessages",
-                                                          "orders", "units", "revenueMinor", "likes")}
-        assert diff == {"streams": 1, "uniqueViewers": 3, "views": 2, "chatMessages": 4, "orders": 3, "units": 4,
-                        "revenueMinor": 4000, "likes": 2}
+        diff = {
+            k: after[k] - before.get(k, 0)
+            for k in ("streams", "uniqueViewers", "views", "chatMessages", "orders", "units", "revenueMinor", "likes")
+        }
+        assert diff == {
+            "streams": 1,
+            "uniqueViewers": 3,
+            "views": 2,
+            "chatMessages": 4,
+            "orders": 3,
+            "units": 4,
+            "revenueMinor": 4000,
+            "likes": 2,
+        }
         assert after["peakViewers"] >= 3
         assert_error(await admin.get("/analytics/daily", params={"from": "2026-13-45"}), 422)
         assert_error(await admin.get("/livestreams/0123456789abcdef01234567/analytics"), 404)
@@ -416,8 +522,13 @@ async def test_every_list_is_paged(gateway_url: str) -> None:
         await admin.post(f"/orders/{order['id']}/payments", json={"method": "bank_transfer", "amount": order["total"]})
         ids = {"stream_id": sid, "order_id": order["id"]}
         spec = (await admin.get("/openapi.json")).json()
-        lists = [path for path, ops in spec["paths"].items() if "get" in ops
-                 and ops["get"]["responses"]["200"]["content"].get("application/json", {}).get("schema", {}).get("type") == "array"]
+        lists = [
+            path
+            for path, ops in spec["paths"].items()
+            if "get" in ops
+            and ops["get"]["responses"]["200"]["content"].get("application/json", {}).get("schema", {}).get("type")
+            == "array"
+        ]
         assert len(lists) == 10, lists
         for template in lists:
             path = template.format(**ids)
@@ -428,9 +539,16 @@ async def test_every_list_is_paged(gateway_url: str) -> None:
                 assert_error(await admin.get(path, params=bad), 422)
 
 
-JUNK_BODIES: list[Any] = ["not json", "[]", "null", "{\"a\": {\"$ne\": 1}}", "{\"title\": 1e400}",
-                          "{\"items\": [{\"productId\": {\"$gt\": \"\"}, \"quantity\": 1e20}]}",
-                          "{\"price\": NaN, \"status\": [], \"method\": {}}", "\"" + "x" * 70000 + "\""]
+JUNK_BODIES: list[Any] = [
+    "not json",
+    "[]",
+    "null",
+    '{"a": {"$ne": 1}}',
+    '{"title": 1e400}',
+    '{"items": [{"productId": {"$gt": ""}, "quantity": 1e20}]}',
+    '{"price": NaN, "status": [], "method": {}}',
+    '"' + "x" * 70000 + '"',
+]
 JUNK_IDS = ["zz", "0" * 24, "%00", "A" * 24, "1" * 200, "..%2F..%2Fetc"]
 
 
@@ -445,10 +563,17 @@ async def test_junk_never_gets_a_500(gateway_url: str) -> None:
                     for api in (admin, anon):
                         bodies = JUNK_BODIES if method in ("post", "put", "patch") else [None]
                         for body in bodies:
-                            r = await api.request(method.upper(), path, content=body,
-                                                  params={"limit": "-1", "page": "9" * 30, "streamId": junk_id},
-                                                  headers={"Content-Type": "application/json", "X-Session-Id": junk_id,
-                                                           "Idempotency-Key": junk_id})
+                            r = await api.request(
+                                method.upper(),
+                                path,
+                                content=body,
+                                params={"limit": "-1", "page": "9" * 30, "streamId": junk_id},
+                                headers={
+                                    "Content-Type": "application/json",
+                                    "X-Session-Id": junk_id,
+                                    "Idempotency-Key": junk_id,
+                                },
+                            )
                             statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
                             assert r.status_code < 500, (method, path, body and body[:60], r.status_code, r.text[:300])
                             if r.status_code >= 400:
@@ -465,8 +590,10 @@ async def test_stopping_over_the_websocket_ends_running_sales_too(gateway_url: s
         sid = await new_stream(admin, "Stop with a sale", live=True)
         p = await new_product(admin, price="10.00", stock=5)
         await admin.post(f"/livestreams/{sid}/pin", json={"productId": p["id"]})
-        r = await admin.post(f"/livestreams/{sid}/flash-sales",
-                             json={"productId": p["id"], "price": "5.00", "quantity": 2, "durationSeconds": 600})
+        r = await admin.post(
+            f"/livestreams/{sid}/flash-sales",
+            json={"productId": p["id"], "price": "5.00", "quantity": 2, "durationSeconds": 600},
+        )
         sale = r.json()
         async with WsClient(ws_url) as adm:
             await adm.send({"type": "register_admin", "token": token})

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 
-from persistence.embedded import EmbeddedMongo
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 
 pytestmark = pytest.mark.system
@@ -26,10 +26,16 @@ MAX_EXAMPLES = 5
 
 
 @pytest.fixture(scope="module")
-def isolated_gateway(ray_cluster: str, embedded_db: EmbeddedMongo, namespace: str, log_dir: Path) -> Iterator[str]:
+def isolated_gateway(ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path) -> Iterator[str]:
     proc: Process
-    proc, url = start_gateway(ray_cluster, embedded_db.uri, f"{namespace}-st", log_dir, db_name="schemathesis",
-                              env_overrides={"LOGIN_RATE_PER_MINUTE": "0", "ORDER_RATE_PER_MINUTE": "0"})
+    proc, url = start_gateway(
+        ray_cluster,
+        embedded_db.uri,
+        f"{namespace}-st",
+        log_dir,
+        db_name="schemathesis",
+        env_overrides={"LOGIN_RATE_PER_MINUTE": "0", "ORDER_RATE_PER_MINUTE": "0"},
+    )
     yield url
     proc.terminate()
 
@@ -52,16 +58,34 @@ def tokens(url: str) -> dict[str, str | None]:
 def test_openapi_fuzzing_finds_nothing(isolated_gateway: str, role: str, tmp_path: Path) -> None:
     token = tokens(isolated_gateway)[role]
     args = [
-        sys.executable, "-m", "schemathesis.cli", "run", f"{isolated_gateway}/openapi.json",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{isolated_gateway}/openapi.json",
         # One worker: Schemathesis' workers are threads, and on CPython 3.11 concurrent `ast.parse` calls
         # (Hypothesis describing its filters) can fail with "SystemError: AST constructor recursion depth
         # mismatch" (python/cpython#106905), an error of the tool, not of the API.
-        "--max-examples", str(MAX_EXAMPLES), "--seed", "42", "--workers", "1", "--no-color",
-        "--generation-database", "none", "--phases", "examples,coverage,fuzzing",
-        "--request-timeout", "20", "--suppress-health-check", "all", "--max-time", "20",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        "42",
+        "--workers",
+        "1",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--request-timeout",
+        "20",
+        "--suppress-health-check",
+        "all",
+        "--max-time",
+        "20",
     ]
     if token:
         args += ["-H", f"Authorization: Bearer {token}"]
     done = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-15000:] + done.stderr[-3000:]
-    print(role, done.stdout[done.stdout.rfind("Test cases:"):].strip())  # shown with `pytest -rP`
+    print(role, done.stdout[done.stdout.rfind("Test cases:") :].strip())  # shown with `pytest -rP`

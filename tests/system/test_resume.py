@@ -8,13 +8,15 @@ import asyncio
 import os
 import signal
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
 from actors.registry_client import RegistryClient
 from tests.support.clients import Api, WsClient, login
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
@@ -30,8 +32,12 @@ def events(client: WsClient, stream_id: str) -> list[dict[str, Any]]:
     for frame in client.frames:
         if frame.get("type") == "batch" and frame["streamId"] == stream_id:
             out.extend(frame["events"])
-        elif frame.get("streamId") == stream_id and "seq" in frame and frame.get("type") not in (
-                "stream_started", "chat_history", "pinned_products_updated", "resumed", "resume_failed", "ack"):
+        elif (
+            frame.get("streamId") == stream_id
+            and "seq" in frame
+            and frame.get("type")
+            not in ("stream_started", "chat_history", "pinned_products_updated", "resumed", "resume_failed", "ack")
+        ):
             out.append(frame)
     return out
 
@@ -86,34 +92,45 @@ async def resume_scenario(first_url: str, second_url: str, sid: str, kill_actor:
         for i in range(3):
             await talker.send({"type": "chat_message", "message": f"before {i}", "clientMsgId": f"b{i}"})
         await talker.wait_type("ack", clientMsgId="b2")
-        await reader.wait_for(lambda f: f.get("type") == "batch"
-                              and any(e.get("message") == "before 2" for e in f["events"]))
+        await reader.wait_for(
+            lambda f: f.get("type") == "batch" and any(e.get("message") == "before 2" for e in f["events"])
+        )
         seen = events(reader, sid)
         last = seen[-1]
         await reader.close()  # the app goes into a tunnel
 
         if kill_actor:
-            info = await (await RegistryClient.find().stream_client(sid)).info()
+            info = await found(await found(RegistryClient.find()).stream_client(sid)).info()
             os.kill(info["pid"], signal.SIGKILL)
         for i in range(4):
             await talker.send({"type": "chat_message", "message": f"missed {i}", "clientMsgId": f"m{i}"})
         ack = await talker.wait_type("ack", clientMsgId="m3", timeout=30)
 
         async with WsClient(ws(second_url)) as back:
-            await back.send({"type": "register", "sessionId": "reader", "streamId": sid, "protocol": 2,
-                             "resume": {"seq": last["seq"], "epoch": last["epoch"]}})
+            await back.send(
+                {
+                    "type": "register",
+                    "sessionId": "reader",
+                    "streamId": sid,
+                    "protocol": 2,
+                    "resume": {"seq": last["seq"], "epoch": last["epoch"]},
+                }
+            )
             resumed = await back.wait_type("resumed", timeout=15)
             assert resumed["fromSeq"] == last["seq"]
-            await back.wait_for(lambda f: f.get("type") == "batch"
-                                and any(e.get("seq") == ack["seq"] for e in f["events"]), timeout=15)
+            await back.wait_for(
+                lambda f: f.get("type") == "batch" and any(e.get("seq") == ack["seq"] for e in f["events"]), timeout=15
+            )
             got = events(back, sid)
             assert [e["seq"] for e in got] == list(range(last["seq"] + 1, got[-1]["seq"] + 1)), "no gap, no repeat"
             assert [e["message"] for e in got if e["type"] == "chat_message"] == [f"missed {i}" for i in range(4)]
             assert not back.of_type("chat_history"), "a resumed client gets the events, not a snapshot"
             # And it goes on live from there.
             await talker.send({"type": "chat_message", "message": "live again", "clientMsgId": "l"})
-            await back.wait_for(lambda f: f.get("type") == "batch"
-                                and any(e.get("message") == "live again" for e in f["events"]), timeout=15)
+            await back.wait_for(
+                lambda f: f.get("type") == "batch" and any(e.get("message") == "live again" for e in f["events"]),
+                timeout=15,
+            )
 
 
 async def test_resume_on_the_same_gateway(gateway_url: str, live_stream: tuple[str, Api]) -> None:
@@ -121,7 +138,12 @@ async def test_resume_on_the_same_gateway(gateway_url: str, live_stream: tuple[s
 
 
 async def test_resume_on_another_gateway_across_an_actor_restart(
-    gateway_url: str, live_stream: tuple[str, Api], ray_cluster: str, embedded_db: Any, namespace: str, log_dir: Path
+    gateway_url: str,
+    live_stream: tuple[str, Api],
+    ray_cluster: str,
+    embedded_db: DatabaseServer,
+    namespace: str,
+    log_dir: Path,
 ) -> None:
     other, other_url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name)
     try:
@@ -137,8 +159,15 @@ async def test_a_resume_that_cannot_be_served_says_so_and_sends_a_snapshot(
     async with WsClient(ws(gateway_url)) as c:
         await c.send({"type": "chat_message", "message": "x", "streamId": sid})  # not registered: refused
         await c.wait_type("error")
-        await c.send({"type": "register", "sessionId": "late", "streamId": sid, "protocol": 2,
-                      "resume": {"seq": 3, "epoch": "not-this-epoch"}})
+        await c.send(
+            {
+                "type": "register",
+                "sessionId": "late",
+                "streamId": sid,
+                "protocol": 2,
+                "resume": {"seq": 3, "epoch": "not-this-epoch"},
+            }
+        )
         failed = await c.wait_type("resume_failed")
         assert "epoch" in failed["reason"] and failed["epoch"] != "not-this-epoch"
         snap = await c.wait_for(lambda f: f.get("type") == "stream_started" and f.get("streamId") == sid)

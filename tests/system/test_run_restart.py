@@ -95,7 +95,8 @@ async def test_stop_and_start_again_keeps_accounts_streams_and_chat(tmp_path: Pa
 def test_make_run_is_wired_to_wrencos_run() -> None:
     """`make run` must start the same command this file tests."""
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run(["make", "-n", "run"], cwd=root, capture_output=True, text=True,
-                         env={**os.environ, "MAKEFLAGS": ""})
+    out = subprocess.run(
+        ["make", "-n", "run"], cwd=root, capture_output=True, text=True, env={**os.environ, "MAKEFLAGS": ""}
+    )
     assert out.returncode == 0, out.stderr
     assert "wrencos run" in out.stdout

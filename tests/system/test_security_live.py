@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 import websockets
 from websockets.frames import Frame, Opcode
+from websockets.typing import Origin
 
-from persistence.embedded import EmbeddedMongo
 from tests.support.clients import Api, WsClient, login, register_customer
+from tests.support.databases import DatabaseServer
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 from tests.system.rest_support import admin_token, email, new_product, new_stream, stop_all_live
 
@@ -32,10 +34,15 @@ SECRET = "hardened-jwt-secret-" + "Q7w" * 16
 CERTIFICATE = "abcdef0123456789abcdef0123456789"
 ORIGIN = "https://shop.example"
 LIMITS = {
-    "JWT_SECRET": SECRET, "AGORA_APP_CERTIFICATE": CERTIFICATE,
-    "WS_REGISTER_TIMEOUT_SECONDS": "1.5", "WS_IDLE_TIMEOUT_SECONDS": "2",
-    "MAX_CONNECTIONS_PER_IP": "12", "ALLOWED_ORIGINS": ORIGIN,
-    "WS_CHAT_RATE_PER_SECOND": "2", "WS_CHAT_BURST": "3", "MAX_FRAME_BYTES": "8192",
+    "JWT_SECRET": SECRET,
+    "AGORA_APP_CERTIFICATE": CERTIFICATE,
+    "WS_REGISTER_TIMEOUT_SECONDS": "1.5",
+    "WS_IDLE_TIMEOUT_SECONDS": "2",
+    "MAX_CONNECTIONS_PER_IP": "12",
+    "ALLOWED_ORIGINS": ORIGIN,
+    "WS_CHAT_RATE_PER_SECOND": "2",
+    "WS_CHAT_BURST": "3",
+    "MAX_FRAME_BYTES": "8192",
 }
 
 
@@ -47,9 +54,10 @@ class Hardened:
 
 
 @pytest.fixture(scope="module")
-def hardened(ray_cluster: str, embedded_db: EmbeddedMongo, namespace: str, log_dir: Path) -> Iterator[Hardened]:
-    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name,
-                              env_overrides=LIMITS)
+def hardened(ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path) -> Iterator[Hardened]:
+    proc, url = start_gateway(
+        ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name, env_overrides=LIMITS
+    )
     gw = Hardened(proc, url)
     yield gw
     if proc.alive():
@@ -91,14 +99,21 @@ async def test_frame_over_the_size_limit_closes_with_1009(hardened: Hardened, li
         assert client.closed_code == 1009
 
 
-async def test_bad_frames_get_errors_and_the_connection_stays_usable(hardened: Hardened,
-                                                                     live_stream: tuple[str, str]) -> None:
+async def test_bad_frames_get_errors_and_the_connection_stays_usable(
+    hardened: Hardened, live_stream: tuple[str, str]
+) -> None:
     sid, _ = live_stream
     client = await registered(hardened.ws, "bad-frames", sid)
     try:
-        for frame in ("not json", "[1,2]", '{"type":"dance"}', '{"type":"chat_message","message":{"$gt":""}}',
-                      '{"type":"chat_message","message":"hi","isAdmin":{"$where":"1"}}',
-                      '{"type":"toggle_like","streamId":{"$ne":null}}', '{"type":"register"}'):
+        for frame in (
+            "not json",
+            "[1,2]",
+            '{"type":"dance"}',
+            '{"type":"chat_message","message":{"$gt":""}}',
+            '{"type":"chat_message","message":"hi","isAdmin":{"$where":"1"}}',
+            '{"type":"toggle_like","streamId":{"$ne":null}}',
+            '{"type":"register"}',
+        ):
             await client.send(frame)
         await client._ws.send(b"\x00\x01binary")
         await client.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "bad_frame")
@@ -148,9 +163,9 @@ async def test_register_and_idle_timeouts(hardened: Hardened, live_stream: tuple
 
 async def test_origins_and_connections_per_address(hardened: Hardened, live_stream: tuple[str, str]) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(hardened.ws, origin="https://evil.example")  # type: ignore[arg-type]
+        await websockets.connect(hardened.ws, origin=Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
-    ok = await websockets.connect(hardened.ws, origin=ORIGIN)  # type: ignore[arg-type]
+    ok = await websockets.connect(hardened.ws, origin=Origin(ORIGIN))
     await ok.close()
     opened = [await websockets.connect(hardened.ws) for _ in range(12)]
     try:
@@ -176,8 +191,12 @@ def _raw_client(url: str) -> socket.socket:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((host, int(port)))
-    sock.sendall((f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
@@ -190,7 +209,8 @@ def _send_text(sock: socket.socket, data: dict[str, Any]) -> None:
 
 
 async def test_a_reader_that_stops_reading_is_closed_and_costs_bounded_memory(
-        hardened: Hardened, live_stream: tuple[str, str]) -> None:
+    hardened: Hardened, live_stream: tuple[str, str]
+) -> None:
     sid, token = live_stream
     sock = _raw_client(hardened.ws)
     try:
@@ -202,8 +222,9 @@ async def test_a_reader_that_stops_reading_is_closed_and_costs_bounded_memory(
             # Pins come from the catalogue: 50 products with long names and image URLs.
             big = []
             for i in range(50):
-                r = await api.post("/products", json={"name": f"{i:02d}" + "n" * 188, "price": "1.00",
-                                                      "images": [image]})
+                r = await api.post(
+                    "/products", json={"name": f"{i:02d}" + "n" * 188, "price": "1.00", "images": [image]}
+                )
                 assert r.status_code == 201, r.text
                 big.append(r.json()["id"])
             # Each pin sends every pinned product: about 100 kB a frame to the stuck reader, so
@@ -267,8 +288,9 @@ async def test_operators_in_rest_bodies_are_refused(hardened: Hardened, live_str
         assert r.status_code == 200 and r.json() == []  # a string, matched as a string
 
 
-async def test_moderation_takes_effect_on_every_gateway(hardened: Hardened, gateway_url: str, ws_url: str,
-                                                         live_stream: tuple[str, str]) -> None:
+async def test_moderation_takes_effect_on_every_gateway(
+    hardened: Hardened, gateway_url: str, ws_url: str, live_stream: tuple[str, str]
+) -> None:
     sid, token = live_stream
     mod_token, mod_user = await register_customer(hardened.url, email("mod"))
     async with Api(hardened.url, token) as admin:
@@ -304,13 +326,17 @@ async def test_moderation_takes_effect_on_every_gateway(hardened: Hardened, gate
             # Mute the sender of a message over REST.
             await viewer.send({"type": "chat_message", "message": "again"})
             again = await watcher.wait_type("chat_message", message="again")
-            r = await mod.post(f"/livestreams/{sid}/moderation/mute", json={"messageId": again["id"], "durationSeconds": 60})
+            r = await mod.post(
+                f"/livestreams/{sid}/moderation/mute", json={"messageId": again["id"], "durationSeconds": 60}
+            )
             assert r.status_code == 200 and r.json()["userKey"] == "spammer"
             await watcher.wait_type("user_muted", userKey="spammer")
             await viewer.send({"type": "chat_message", "message": "muted?"})
             muted = await viewer.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "muted")
             assert "muted" in muted["message"]
-            assert (await mod.post(f"/livestreams/{sid}/moderation/unmute", json={"sessionId": "spammer"})).status_code == 200
+            assert (
+                await mod.post(f"/livestreams/{sid}/moderation/unmute", json={"sessionId": "spammer"})
+            ).status_code == 200
             await watcher.wait_type("user_unmuted", userKey="spammer")
             # Blocked words and slow mode.
             r = await mod.put(f"/livestreams/{sid}/moderation/blocked-words", json={"words": ["followers"]})
@@ -330,12 +356,16 @@ async def test_moderation_takes_effect_on_every_gateway(hardened: Hardened, gate
             assert (await anon.get(f"/livestreams/{sid}/moderation")).status_code == 401
             customer, _ = await register_customer(hardened.url, email("c"))
             async with Api(hardened.url, customer) as cust:
-                assert (await cust.put(f"/livestreams/{sid}/moderation/slow-mode", json={"seconds": 0})).status_code == 403
+                assert (
+                    await cust.put(f"/livestreams/{sid}/moderation/slow-mode", json={"seconds": 0})
+                ).status_code == 403
             await viewer.send({"type": "set_slow_mode", "seconds": 0})
             denied = await viewer.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "forbidden")
             assert "moderators" in denied["message"]
             assert (await mod.put(f"/livestreams/{sid}/moderation/slow-mode", json={"seconds": 0})).status_code == 200
-            assert (await mod.put(f"/livestreams/{sid}/moderation/blocked-words", json={"words": []})).status_code == 200
+            assert (
+                await mod.put(f"/livestreams/{sid}/moderation/blocked-words", json={"words": []})
+            ).status_code == 200
             for c in (viewer, watcher, moderator):
                 hardened.answers.extend(orjson.dumps(f).decode() for f in c.frames)
     finally:
@@ -345,16 +375,25 @@ async def test_moderation_takes_effect_on_every_gateway(hardened: Hardened, gate
 
 async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_stream: tuple[str, str]) -> None:
     sid, token = live_stream
+    requests: list[tuple[str, str, dict[str, Any]]] = [
+        ("GET", "/openapi.json", {}),
+        ("GET", "/health", {}),
+        ("GET", "/ready", {}),
+        ("GET", f"/livestreams/agora/token?streamId={sid}", {}),
+        (
+            "GET",
+            f"/livestreams/agora/token?streamId={sid}&role=publisher",
+            {"headers": {"Authorization": f"Bearer {token}"}},
+        ),
+        ("GET", "/auth/me", {"headers": {"Authorization": f"Bearer {SECRET}"}}),
+        ("POST", "/auth/login", {"json": {"email": SECRET + "@x.y", "password": SECRET}}),
+        ("POST", "/auth/login", {"content": b"{broken"}),
+        ("GET", "/nope", {}),
+        ("GET", f"/livestreams/{sid}", {}),
+        ("DELETE", "/products/zz", {}),
+    ]
     async with httpx.AsyncClient(base_url=hardened.url) as http:
-        for method, path, kw in [
-            ("GET", "/openapi.json", {}), ("GET", "/health", {}), ("GET", "/ready", {}),
-            ("GET", f"/livestreams/agora/token?streamId={sid}", {}),
-            ("GET", f"/livestreams/agora/token?streamId={sid}&role=publisher", {"headers": {"Authorization": f"Bearer {token}"}}),
-            ("GET", "/auth/me", {"headers": {"Authorization": f"Bearer {SECRET}"}}),
-            ("POST", "/auth/login", {"json": {"email": SECRET + "@x.y", "password": SECRET}}),
-            ("POST", "/auth/login", {"content": b"{broken"}),
-            ("GET", "/nope", {}), ("GET", f"/livestreams/{sid}", {}), ("DELETE", "/products/zz", {}),
-        ]:
+        for method, path, kw in requests:
             r = await http.request(method, path, **kw)
             assert r.status_code < 500, (path, r.status_code)
             hardened.answers.append(r.text + str(r.headers))
@@ -367,14 +406,15 @@ async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_s
         assert secret not in log
     ray_logs = Path("/tmp/ray/session_latest/logs")
     if ray_logs.is_dir():
-        for path in ray_logs.rglob("*"):
-            if path.is_file() and path.stat().st_size < 50_000_000:
-                text = path.read_bytes()
-                assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, path
+        for log_file in ray_logs.rglob("*"):
+            if log_file.is_file() and log_file.stat().st_size < 50_000_000:
+                text = log_file.read_bytes()
+                assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, log_file
 
 
-async def test_sigterm_stops_the_gateway_in_bounded_time(hardened: Hardened, live_stream: tuple[str, str],
-                                                          gateway_url: str) -> None:
+async def test_sigterm_stops_the_gateway_in_bounded_time(
+    hardened: Hardened, live_stream: tuple[str, str], gateway_url: str
+) -> None:
     sid, _ = live_stream
     viewer = await registered(hardened.ws, "leaving", sid)
     await viewer.wait_for(lambda f: f.get("type") == "stream_update" and f["viewerCount"] >= 1)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -29,8 +30,17 @@ pytestmark = [pytest.mark.system, pytest.mark.filterwarnings("ignore::Deprecatio
 
 DOCUMENTED_CLOSES = {1008, 1009, 1013}
 TIME_BUDGET_S = 45.0
-LEGITIMATE = {"registered", "stream_started", "pinned_products_updated", "chat_history", "stream_update",
-              "chat_message", "stream_stopped", "pong", "ack"}
+LEGITIMATE = {
+    "registered",
+    "stream_started",
+    "pinned_products_updated",
+    "chat_history",
+    "stream_update",
+    "chat_message",
+    "stream_stopped",
+    "pong",
+    "ack",
+}
 
 STREAM_PLACEHOLDER = "@stream@"
 TEMPLATES: list[dict[str, Any]] = [
@@ -54,8 +64,11 @@ TEMPLATES: list[dict[str, Any]] = [
 ]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=50),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=50),
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
     max_leaves=15,
 )
@@ -66,7 +79,7 @@ operators = st.sampled_from([{"$gt": ""}, {"$ne": None}, {"$where": "sleep(1000)
 def mutated(draw: st.DrawFn) -> str:
     frame = dict(draw(st.sampled_from(TEMPLATES)))
     for _ in range(draw(st.integers(0, 3))):
-        key = draw(st.sampled_from(sorted(frame) + ["streamId", "message", "extra", "$where"]))
+        key = draw(st.sampled_from([*sorted(frame), "streamId", "message", "extra", "$where"]))
         action = draw(st.sampled_from(["replace", "delete", "operator", "huge"]))
         if action == "delete":
             frame.pop(key, None)
@@ -86,7 +99,9 @@ def deep(draw: st.DrawFn) -> str:
 
 
 frames = st.one_of(
-    mutated(), mutated(), mutated(),
+    mutated(),
+    mutated(),
+    mutated(),
     json_values.map(json.dumps),
     st.text(max_size=200),
     st.binary(max_size=200),
@@ -191,14 +206,21 @@ def stream(gateway_url: str) -> Iterator[tuple[str, dict[str, str]]]:
         http.post(f"/livestreams/{sid}/stop", headers=auth)
 
 
-def test_random_and_mutated_frames_break_nothing(gateway_url: str, ws_url: str,
-                                                 stream: tuple[str, dict[str, str]]) -> None:
+def test_random_and_mutated_frames_break_nothing(
+    gateway_url: str, ws_url: str, stream: tuple[str, dict[str, str]]
+) -> None:
     sid, _ = stream
     viewers = [Viewer(ws_url, "viewer-a", sid), Viewer(ws_url, "viewer-b", sid)]
     fuzzer = Fuzzer(ws_url, sid)
 
-    @settings(max_examples=700, deadline=None, database=None, derandomize=False, print_blob=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=700,
+        deadline=None,
+        database=None,
+        derandomize=False,
+        print_blob=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(frames, min_size=1, max_size=12))
     def property_(batch: list[str | bytes]) -> None:
         if time.monotonic() - fuzzer.started > TIME_BUDGET_S:

@@ -45,8 +45,11 @@ class TestChat:
 class TestClientIds:
     def test_a_resent_chat_is_stored_once(self) -> None:
         s = new_state()
-        first, again = apply(s, Chat("a", "hello", False, session_id="s1", client_msg_id="c1"),
-                             Chat("a", "hello", False, session_id="s1", client_msg_id="c1"))
+        first, again = apply(
+            s,
+            Chat("a", "hello", False, session_id="s1", client_msg_id="c1"),
+            Chat("a", "hello", False, session_id="s1", client_msg_id="c1"),
+        )
         assert first.seq == again.seq and s.chat_count == 1
         [other] = apply(s, Chat("b", "hello", False, session_id="s2", client_msg_id="c1"))
         assert other.seq != first.seq  # ids are per sender

@@ -34,8 +34,12 @@ class TestFlashSales:
         apply(s, StartFlashSale(sale()))
         [started] = take_events(s, 1.0)
         assert started.type == "flash_sale_started" and started.body["flashSale"]["remaining"] == 10
-        apply(s, FlashSaleChanged(sale(remaining=9, version=2)), FlashSaleChanged(sale(remaining=7, version=4)),
-              FlashSaleChanged(sale(remaining=8, version=3)))  # a late, older report is ignored
+        apply(
+            s,
+            FlashSaleChanged(sale(remaining=9, version=2)),
+            FlashSaleChanged(sale(remaining=7, version=4)),
+            FlashSaleChanged(sale(remaining=8, version=3)),
+        )  # a late, older report is ignored
         assert s.stream_data()["flashSales"][0]["remaining"] == 10  # shown once its update is emitted
         [update] = take_events(s, 2.0)
         assert update.type == "flash_sale_updated" and update.body["flashSale"]["remaining"] == 7

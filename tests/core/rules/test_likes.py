@@ -12,13 +12,14 @@ from core.commit import take_events
 from core.results import Result
 from core.state import StreamState
 from tests.core.helpers import apply, new_state
+from tests.support.databases import found
 
 
 class TestLikes:
     def test_toggle_once_per_liker(self) -> None:
         s = new_state()
         r = apply(s, ToggleLike("u1"), ToggleLike("u2"), ToggleLike("u1"))
-        assert [x.data["liked"] for x in r] == [True, True, False]
+        assert [found(x.data)["liked"] for x in r] == [True, True, False]
         assert s.likes == 1
         assert list(s.liked_by) == ["u2"]
 
@@ -55,8 +56,9 @@ class TestLikeRuns:
         assert list(run.liked_by) == list(single.liked_by) and run.likes == single.likes
         assert [e.body for e in take_events(run, clock=2.0)] == [e.body for e in take_events(single, clock=2.0)]
         ignore = ("epoch", "appliedBatches")
-        assert ({k: v for k, v in to_checkpoint(run).items() if k not in ignore}
-                == {k: v for k, v in to_checkpoint(single).items() if k not in ignore})
+        assert {k: v for k, v in to_checkpoint(run).items() if k not in ignore} == {
+            k: v for k, v in to_checkpoint(single).items() if k not in ignore
+        }
 
     def test_the_answer_is_the_first_taps_unless_one_is_refused(self) -> None:
         s = new_state()

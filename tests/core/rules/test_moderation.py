@@ -15,6 +15,7 @@ from core.command_codec import (
 )
 from core.commands import (
     Chat,
+    Command,
     DeleteMessage,
     Mute,
     SetBlockedWords,
@@ -34,8 +35,15 @@ def new_state() -> StreamState:
     return StreamState(meta=StreamMeta(stream_id="s1", title="t"))
 
 
-def chat(state: StreamState, text: str, session: str = "s-a", user: str | None = None, at: datetime = T0,
-         admin: bool = False, moderator: bool = False) -> Result:
+def chat(
+    state: StreamState,
+    text: str,
+    session: str = "s-a",
+    user: str | None = None,
+    at: datetime = T0,
+    admin: bool = False,
+    moderator: bool = False,
+) -> Result:
     return apply(state, "gw", Chat("ann", text, admin, session, user, moderator=moderator), at)
 
 
@@ -149,9 +157,14 @@ def test_moderation_survives_a_checkpoint_and_deleted_chat_stays_out_of_history(
 
 
 def test_moderation_commands_round_trip_and_replay_exactly() -> None:
-    commands = [DeleteMessage(2), Mute(until=iso(T0 + timedelta(seconds=30)), target="s3"),
-                Mute(until=iso(T0 + timedelta(seconds=30)), message_seq=1), Unmute("s3"),
-                SetBlockedWords(("bad", "worse")), SetSlowMode(2)]
+    commands: list[Command] = [
+        DeleteMessage(2),
+        Mute(until=iso(T0 + timedelta(seconds=30)), target="s3"),
+        Mute(until=iso(T0 + timedelta(seconds=30)), message_seq=1),
+        Unmute("s3"),
+        SetBlockedWords(("bad", "worse")),
+        SetSlowMode(2),
+    ]
     for command in commands:
         assert command_from_doc(command_to_doc(command)) == command
     state = new_state()
@@ -159,7 +172,7 @@ def test_moderation_commands_round_trip_and_replay_exactly() -> None:
     commits, entries = [], []
     for i in range(30):
         now = T0 + timedelta(milliseconds=333 * i)
-        batch = [Chat("bob", f"m{i} bad" if i % 7 == 0 else f"m{i}", False, f"s{i % 4}")]
+        batch: list[Command] = [Chat("bob", f"m{i} bad" if i % 7 == 0 else f"m{i}", False, f"s{i % 4}")]
         if i == 3:
             batch.append(SetSlowMode(2))
         if i == 5:
@@ -173,7 +186,9 @@ def test_moderation_commands_round_trip_and_replay_exactly() -> None:
         commits.append(CommitInput(batches=[("gw1", f"b{i}", batch)], now=now, clock=now.timestamp()))
     for commit in commits:
         _, events = apply_commit(state, commit)
-        entries.append(commit_to_entry(commit, state.epoch, [(e.seq, encode_event("s1", state.epoch, e)) for e in events]))
+        entries.append(
+            commit_to_entry(commit, state.epoch, [(e.seq, encode_event("s1", state.epoch, e)) for e in events])
+        )
     replayed = from_checkpoint(checkpoint, [])
     for entry in entries:
         _, events = apply_commit(replayed, commit_from_entry(entry))

@@ -10,7 +10,12 @@ from tests.core.helpers import apply, new_state, types
 class TestPinnedProducts:
     def test_pin_orders_and_unpin(self) -> None:
         s = new_state()
-        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", "5.50"), PinProduct("p3", "Bag", 3, display_order=0))
+        apply(
+            s,
+            PinProduct("p1", "Shoe", 10),
+            PinProduct("p2", "Hat", "5.50"),
+            PinProduct("p3", "Bag", 3, display_order=0),
+        )
         events = take_events(s, 0.0)
         assert types(events) == ["pinned_products_updated"] * 3
         assert [p["productId"] for p in events[-1].body["pinnedProducts"]] == ["p3", "p1", "p2"]
@@ -24,4 +29,6 @@ class TestPinnedProducts:
         s = new_state()
         apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", 5), PinProduct("p1", "Shoe v2", 12))
         assert [(p["productId"], p["displayOrder"], p["name"]) for p in s.pinned_list()] == [
-            ("p1", 1, "Shoe v2"), ("p2", 2, "Hat")]
+            ("p1", 1, "Shoe v2"),
+            ("p2", 2, "Hat"),
+        ]

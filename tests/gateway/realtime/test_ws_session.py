@@ -15,9 +15,9 @@ import pytest
 from actors.call_policy import ActorUnavailable
 from core.commands import Chat, Command, ToggleLike
 from core.results import Result
-from gateway.transport.connection import Connection
 from gateway.realtime.ws_session import WsSession
 from gateway.services.errors import CONFLICT, INVALID, NOT_FOUND, ServiceError
+from gateway.transport.connection import Connection
 from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse
 
 STREAM = "0123456789abcdef01234567"
@@ -41,7 +41,7 @@ class FakeRelay:
 class FakeDirectory:
     def __init__(self, relay: FakeRelay) -> None:
         self._relay = relay
-        self.live = {STREAM: {}}
+        self.live: dict[str, dict[str, Any]] = {STREAM: {}}
 
     def relay(self, stream_id: str) -> FakeRelay | None:
         return self._relay if stream_id in self.live else None
@@ -52,13 +52,18 @@ class FakeDirectory:
 
 def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSession, FakeRaw, FakeRelay]:
     raw = FakeRaw()
-    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
+    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]  # a stand-in socket: only its scope is read
     relay = FakeRelay()
-    settings = SimpleNamespace(ws_frame_rate_per_second=frame_rate, ws_frame_burst=int(frame_rate * 2),
-                               ws_chat_rate_per_second=5.0, ws_chat_burst=10,
-                               ws_like_rate_per_second=like_rate, ws_like_burst=int(like_rate * 2))
+    settings = SimpleNamespace(
+        ws_frame_rate_per_second=frame_rate,
+        ws_frame_burst=int(frame_rate * 2),
+        ws_chat_rate_per_second=5.0,
+        ws_chat_burst=10,
+        ws_like_rate_per_second=like_rate,
+        ws_like_burst=int(like_rate * 2),
+    )
     ctx = SimpleNamespace(settings=settings, directory=FakeDirectory(relay), hub=SimpleNamespace())
-    return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]
+    return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]  # a stand-in context: what the session reads
 
 
 async def watching(s: WsSession) -> None:
@@ -78,11 +83,11 @@ def text(**frame: Any) -> str:
 
 async def test_the_socket_hands_its_messages_to_the_session() -> None:
     s, raw, _ = session()
-    assert raw.inbound == s.handle_now  # type: ignore[attr-defined]
+    assert raw.inbound == s.handle_now
 
 
 async def test_nothing_is_taken_before_the_reader_stops_timing_the_connection() -> None:
-    s, raw, relay = session()
+    s, _, relay = session()
     s.conn.session_id, s.conn.watching = "sess-1", STREAM  # set, but the reader still waits with a timer
     assert not s.handle_now(text(type="toggle_like"))
     await watching(s)
@@ -99,34 +104,47 @@ async def test_likes_chat_and_pings_are_handled_at_once() -> None:
     assert s.handle_now(text(type="chat_message", message="hi", username="ann", clientMsgId="c1"))
     assert s.handle_now(text(type="ping"))
     assert relay.taps == ["sess-1"]
-    assert relay.commands == [ToggleLike("sess-1", "t1"),
-                              Chat(username="ann", message="hi", is_admin=False, session_id="sess-1",
-                                   client_msg_id="c1")]
+    assert relay.commands == [
+        ToggleLike("sess-1", "t1"),
+        Chat(username="ann", message="hi", is_admin=False, session_id="sess-1", client_msg_id="c1"),
+    ]
     await asyncio.sleep(0)
     assert [m["type"] for m in sent(raw)] == ["pong", "ack", "ack"]
 
 
-@pytest.mark.parametrize("frame", [
-    text(type="register", sessionId="s2"), text(type="join_stream", streamId=STREAM), text(type="leave_stream"),
-    text(type="pin_product", productId="p", name="n", price=1), "not json", "[1]", text(type="nope"), text(a=1),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="register", sessionId="s2"),
+        text(type="join_stream", streamId=STREAM),
+        text(type="leave_stream"),
+        text(type="pin_product", productId="p", name="n", price=1),
+        "not json",
+        "[1]",
+        text(type="nope"),
+        text(a=1),
+    ],
+)
 async def test_other_frames_are_left_to_the_reader_without_taking_a_token(frame: str) -> None:
-    s, raw, relay = session(frame_rate=1.0)  # a burst of 2 frames
+    s, _, relay = session(frame_rate=1.0)  # a burst of 2 frames
     await watching(s)  # takes one
     assert not s.handle_now(frame)
     assert s.handle_now(text(type="ping"))  # the last token was still there
     assert relay.taps == [] and relay.commands == []
 
 
-@pytest.mark.parametrize("frame", [
-    text(type="toggle_like", streamId="not-a-stream"),
-    text(type="toggle_like", sessionId={"$ne": ""}),
-    text(type="toggle_like", **{"$where": "1"}),
-    text(type="toggle_like", clientMsgId=""),
-    text(type="toggle_like", streamId="ffffffffffffffffffffffff"),
-    text(type="chat_message"),
-    text(type="chat_message", message=5),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="toggle_like", streamId="not-a-stream"),
+        text(type="toggle_like", sessionId={"$ne": ""}),
+        text(type="toggle_like", **{"$where": "1"}),
+        text(type="toggle_like", clientMsgId=""),
+        text(type="toggle_like", streamId="ffffffffffffffffffffffff"),
+        text(type="chat_message"),
+        text(type="chat_message", message=5),
+    ],
+)
 async def test_refusals_are_the_readers_refusals(frame: str) -> None:
     now, now_raw, now_relay = session()
     later, later_raw, later_relay = session()
@@ -151,7 +169,7 @@ async def test_limits_hold_on_the_immediate_path() -> None:
 
 
 async def test_a_connection_that_stops_watching_goes_back_to_the_reader() -> None:
-    s, raw, relay = session()
+    s, _, _ = session()
     await watching(s)
     s.conn.watching = None
     assert not s.handle_now(text(type="toggle_like"))
@@ -166,7 +184,11 @@ async def test_a_services_refusal_is_an_error_frame_with_its_code() -> None:
     s.refused(ServiceError(CONFLICT, "being created: retry shortly", retry_after=1))
     assert sent(raw) == [
         {"type": "error", "message": "Product p-boot does not exist", "code": "not_found"},
-        {"type": "error", "message": "send userId or sessionId", "code": "invalid_frame"},  # as a frame failing its schema
+        {
+            "type": "error",
+            "message": "send userId or sessionId",
+            "code": "invalid_frame",
+        },  # as a frame failing its schema
         {"type": "error", "message": "Slow mode: wait 3 s", "code": "slow_mode", "retryAfter": 3},
         {"type": "error", "message": "being created: retry shortly", "code": "conflict", "retryAfter": 1},
     ]
@@ -180,16 +202,21 @@ async def test_moderation_from_someone_who_may_not_is_forbidden_before_any_servi
     assert [(m["type"], m["code"]) for m in sent(raw)] == [("error", "forbidden")] and relay.commands == []
 
 
-async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connection_stays() -> None:
+async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connection_stays(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     s, raw, _ = session()
     s.conn.is_admin = True
 
     async def unavailable(stream_id: str) -> None:
         raise ActorUnavailable("the registry is restarting; try again", "registry", "stop_stream")
 
-    s.ctx.directory.stop_stream = unavailable  # type: ignore[attr-defined]  # the fake directory takes it
+    # The fake directory has no stop_stream of its own: this test gives it one that fails.
+    monkeypatch.setattr(s.ctx.directory, "stop_stream", unavailable, raising=False)
     raw.transport.written.clear()
     await s.handle_text(text(type="stop_stream", streamId=STREAM))
     await s.handle_text(text(type="ping"))
     assert [(m["type"], m.get("code"), m.get("retryAfter")) for m in sent(raw)] == [
-        ("error", "unavailable", 1), ("pong", None, None)]
+        ("error", "unavailable", 1),
+        ("pong", None, None),
+    ]

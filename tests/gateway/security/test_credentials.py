@@ -10,7 +10,16 @@ import jwt
 import orjson
 import pytest
 
-from gateway.security.credentials import ALGORITHM, AUDIENCE, ISSUER, Claims, InvalidToken, TokenService, hash_password, verify_password
+from gateway.security.credentials import (
+    ALGORITHM,
+    AUDIENCE,
+    ISSUER,
+    Claims,
+    InvalidToken,
+    TokenService,
+    hash_password,
+    verify_password,
+)
 
 SECRET = "s3cret-for-tests-" + "0123456789abcdef" * 3  # >= 64 bytes: long enough for HS512 too
 OTHER_SECRET = "another-secret-" + "fedcba9876543210" * 3
@@ -27,8 +36,14 @@ _DROP = object()  # a claim value meaning "leave this claim out"
 def payload(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "sub": "u1", "role": "customer", "email": "a@b.c", "name": "Ann",
-        "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600,
+        "sub": "u1",
+        "role": "customer",
+        "email": "a@b.c",
+        "name": "Ann",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
     }
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not _DROP}
@@ -135,7 +150,8 @@ class TestRejected:
 
     @pytest.mark.parametrize("claim", ["exp", "iat", "sub", "iss", "aud"])
     def test_missing_required_claim(self, tokens: TokenService, claim: str) -> None:
-        assert rejected(tokens, signed(**{claim: _DROP})) == "Invalid token"
+        dropped: dict[str, Any] = {claim: _DROP}
+        assert rejected(tokens, signed(**dropped)) == "Invalid token"
 
     def test_wrong_issuer(self, tokens: TokenService) -> None:
         assert rejected(tokens, signed(iss="someone-else")) == "Invalid token"

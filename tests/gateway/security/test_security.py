@@ -10,12 +10,12 @@ from typing import Any
 import jwt
 import pytest
 
+from core.stream_view import StreamView
 from gateway.app import AddressCounter, origin_allowed
+from gateway.realtime.protocol import ProtocolError, parse_frame
 from gateway.security.credentials import ALGORITHM, AUDIENCE, ISSUER, InvalidToken, TokenService
 from gateway.security.guard import find_operator, operator_message
-from gateway.realtime.protocol import ProtocolError, parse_frame
 from gateway.security.ratelimit import RateBucket
-from core.stream_view import StreamView
 from runtime.settings import ConfigError, Settings
 
 SECRET = "current-secret-" + "a" * 40
@@ -65,9 +65,11 @@ class TestOperatorGuard:
     def test_frames_with_operators_in_ignored_fields_are_refused(self, value: Any) -> None:
         import orjson
 
-        for frame in ({"type": "chat_message", "message": "hi", "isAdmin": value},
-                      {"type": "chat_message", "message": "hi", "timestamp": value},
-                      {"type": "ping", "extra": value}):
+        for frame in (
+            {"type": "chat_message", "message": "hi", "isAdmin": value},
+            {"type": "chat_message", "message": "hi", "timestamp": value},
+            {"type": "ping", "extra": value},
+        ):
             with pytest.raises(ProtocolError) as info:
                 parse_frame(orjson.dumps(frame))
             assert "not allowed" in str(info.value)
@@ -149,9 +151,17 @@ class TestTokens:
 class TestStreamViewDeletions:
     def test_a_deleted_message_leaves_the_join_history(self) -> None:
         view = StreamView(STREAM)
-        view.reset({"seq": 2, "epoch": "e", "streamData": {}, "chat": [
-            {"id": 1, "seq": 1, "username": "a", "message": "ok", "isAdmin": False, "timestamp": "t"},
-            {"id": 2, "seq": 2, "username": "b", "message": "spam", "isAdmin": False, "timestamp": "t"}]})
+        view.reset(
+            {
+                "seq": 2,
+                "epoch": "e",
+                "streamData": {},
+                "chat": [
+                    {"id": 1, "seq": 1, "username": "a", "message": "ok", "isAdmin": False, "timestamp": "t"},
+                    {"id": 2, "seq": 2, "username": "b", "message": "spam", "isAdmin": False, "timestamp": "t"},
+                ],
+            }
+        )
         view.join_frames()
         view.apply({"type": "chat_message_deleted", "messageId": 2, "seq": 3})
         view.apply({"type": "moderation_updated", "slowModeSeconds": 5, "blockedWords": 0, "seq": 4})
@@ -178,7 +188,9 @@ class TestRedaction:
         assert uri_password("mongodb://db:27017") is None
         add_secrets([password, "agora-cert-0123456789"])
         configure("info", "json")
-        structlog.get_logger("t").error("failed", uri="mongodb://wren:p@ss-w0rd-xyz@db", error=ValueError("agora-cert-0123456789"))
+        structlog.get_logger("t").error(
+            "failed", uri="mongodb://wren:p@ss-w0rd-xyz@db", error=ValueError("agora-cert-0123456789")
+        )
         logging.getLogger("t").error("connect to mongodb://wren:%s@db failed", password)
         err = stream.getvalue()
         monkeypatch.undo()

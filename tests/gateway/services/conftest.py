@@ -77,11 +77,18 @@ def products(db: AsyncDatabase) -> ProductStore:  # noqa: F811
     return ProductStore(db)
 
 
-async def new_product(products: ProductStore, price_minor: int = 1230, name: str = "Lamp",
-                      images: list[str] | None = None, stock: int = 10, currency: str = "EUR") -> dict[str, Any]:
+async def new_product(
+    products: ProductStore,
+    price_minor: int = 1230,
+    name: str = "Lamp",
+    images: list[str] | None = None,
+    stock: int = 10,
+    currency: str = "EUR",
+) -> dict[str, Any]:
     images = ["https://cdn.example.com/lamp.jpg"] if images is None else images
-    return await products.create(name=name, description="", price_minor=price_minor, currency=currency,
-                                 stock=stock, images=images, category=None)
+    return await products.create(
+        name=name, description="", price_minor=price_minor, currency=currency, stock=stock, images=images, category=None
+    )
 
 
 async def stock_of(products: ProductStore, product_id: str) -> int:

@@ -23,8 +23,9 @@ from tests.gateway.services.test_orders import ADMIN, ANN, BOB
 
 @pytest.fixture
 def orders(db: AsyncDatabase, live: Live, products: ProductStore) -> OrderService:
-    return OrderService(OrderStore(db), products, FlashSaleStore(db), PaymentStore(db), live.streams,
-                        live.directory, "EUR")
+    return OrderService(
+        OrderStore(db), products, FlashSaleStore(db), PaymentStore(db), live.streams, live.directory, "EUR"
+    )
 
 
 @pytest.fixture
@@ -38,7 +39,8 @@ async def an_order(orders: OrderService, products: ProductStore, price_minor: in
 
 
 async def test_paying_the_exact_total_opens_one_payment_and_marks_the_order(
-        checkout: CheckoutService, orders: OrderService, products: ProductStore) -> None:
+    checkout: CheckoutService, orders: OrderService, products: ProductStore
+) -> None:
     order_id = await an_order(orders, products)
     with pytest.raises(ServiceError) as wrong:
         await checkout.pay(ANN, order_id, BANK_TRANSFER, Decimal("24.59"), None)
@@ -52,7 +54,8 @@ async def test_paying_the_exact_total_opens_one_payment_and_marks_the_order(
 
 
 async def test_a_key_replays_the_first_payment_and_refuses_another(
-        checkout: CheckoutService, orders: OrderService, products: ProductStore) -> None:
+    checkout: CheckoutService, orders: OrderService, products: ProductStore
+) -> None:
     order_id = await an_order(orders, products)
     first = await checkout.pay(ANN, order_id, BANK_TRANSFER, Decimal("24.60"), None, "pay-1")
     retry = await checkout.pay(ANN, order_id, BANK_TRANSFER, Decimal("24.60"), None, "pay-1")
@@ -62,8 +65,9 @@ async def test_a_key_replays_the_first_payment_and_refuses_another(
     assert other.value.code == CONFLICT and "different payment" in other.value.message
 
 
-async def test_who_may_pay_and_with_what(checkout: CheckoutService, orders: OrderService,
-                                         products: ProductStore) -> None:
+async def test_who_may_pay_and_with_what(
+    checkout: CheckoutService, orders: OrderService, products: ProductStore
+) -> None:
     order_id = await an_order(orders, products)
     with pytest.raises(ServiceError) as hidden:
         await checkout.pay(BOB, order_id, BANK_TRANSFER, Decimal("24.60"), None)
@@ -72,12 +76,14 @@ async def test_who_may_pay_and_with_what(checkout: CheckoutService, orders: Orde
     with pytest.raises(ServiceError) as currency:
         await checkout.pay(ANN, order_id, BANK_TRANSFER, Decimal("24.60"), "USD")
     assert (hidden.value.code, method.value.code, currency.value.code) == (NOT_FOUND, INVALID, CONFLICT)
-    assert (await checkout.pay(ADMIN, order_id, CASH_ON_DELIVERY, Decimal("24.60"), None)).payment["paidBy"] \
-        == ADMIN.user_id
+    assert (await checkout.pay(ADMIN, order_id, CASH_ON_DELIVERY, Decimal("24.60"), None)).payment[
+        "paidBy"
+    ] == ADMIN.user_id
 
 
 async def test_settling_happens_once_and_a_rejected_order_can_be_paid_again(
-        checkout: CheckoutService, orders: OrderService, products: ProductStore) -> None:
+    checkout: CheckoutService, orders: OrderService, products: ProductStore
+) -> None:
     order_id = await an_order(orders, products)
     payment = (await checkout.pay(ANN, order_id, BANK_TRANSFER, Decimal("24.60"), None)).payment
     assert (await checkout.settle(ADMIN, payment["_id"], FAILED))["status"] == FAILED

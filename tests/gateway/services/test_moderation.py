@@ -57,7 +57,8 @@ def problems(e: ValidationError) -> list[str]:
 
 @pytest.mark.parametrize("kind, body, data", INVALID)
 def test_rest_and_the_websocket_refuse_the_same_input_with_the_same_words(
-        kind: str, body: type[BaseModel], data: dict[str, Any]) -> None:
+    kind: str, body: type[BaseModel], data: dict[str, Any]
+) -> None:
     with pytest.raises(ValidationError) as by_rest:
         body.model_validate_json(orjson.dumps(data))
     with pytest.raises(protocol.ProtocolError) as by_ws:
@@ -66,13 +67,16 @@ def test_rest_and_the_websocket_refuse_the_same_input_with_the_same_words(
     assert first in str(by_ws.value) and str(by_ws.value).startswith(f"Invalid {kind}: ")
 
 
-@pytest.mark.parametrize("kind, body, data", [
-    ("mute_user", rest.MuteBody, {"userId": "u1", "durationSeconds": 600.0}),
-    ("mute_user", rest.MuteBody, {"sessionId": "an app's session: any 128 chars", "durationSeconds": 1}),
-    ("mute_user", rest.MuteBody, {"messageId": 7}),
-    ("set_blocked_words", rest.BlockedWordsBody, {"words": ["  spam ", "scam link"]}),
-    ("set_slow_mode", rest.SlowModeBody, {"seconds": MAX_SLOW_MODE_SECONDS}),
-])
+@pytest.mark.parametrize(
+    "kind, body, data",
+    [
+        ("mute_user", rest.MuteBody, {"userId": "u1", "durationSeconds": 600.0}),
+        ("mute_user", rest.MuteBody, {"sessionId": "an app's session: any 128 chars", "durationSeconds": 1}),
+        ("mute_user", rest.MuteBody, {"messageId": 7}),
+        ("set_blocked_words", rest.BlockedWordsBody, {"words": ["  spam ", "scam link"]}),
+        ("set_slow_mode", rest.SlowModeBody, {"seconds": MAX_SLOW_MODE_SECONDS}),
+    ],
+)
 def test_and_accept_the_same_input_as_the_same_request(kind: str, body: type[BaseModel], data: dict[str, Any]) -> None:
     by_rest = body.model_validate_json(orjson.dumps(data))
     by_ws = protocol.parse_frame(orjson.dumps({"type": kind, **data}))
@@ -93,8 +97,9 @@ def service(live: Live) -> ModerationService:
 
 async def said(live: Live, stream: str, session: str, text: str) -> int:
     """A viewer's chat message, through the stream's relay; its id."""
-    result = await live.directory.relays[stream].submit(Chat(username="v", message=text, is_admin=False,
-                                                              session_id=session, user_id=None))
+    result = await live.directory.relays[stream].submit(
+        Chat(username="v", message=text, is_admin=False, session_id=session, user_id=None)
+    )
     assert result.ok and result.seq is not None
     return result.seq
 
@@ -108,11 +113,13 @@ async def test_mute_by_message_mutes_its_sender_until_the_time_asked(live: Live)
     assert done.user_key == "viewer-a" and done.seq is not None and done.until is not None
     until = datetime.fromisoformat(done.until)
     assert before + timedelta(seconds=119) <= until <= datetime.now(UTC) + timedelta(seconds=121)
-    refused = await live.directory.relays[stream].submit(Chat(username="v", message="again", is_admin=False,
-                                                               session_id="viewer-a", user_id=None))
+    refused = await live.directory.relays[stream].submit(
+        Chat(username="v", message="again", is_admin=False, session_id="viewer-a", user_id=None)
+    )
     assert not refused.ok
     assert await (await mods.unmute(stream, UnmuteRequest(sessionId="viewer-a"))).stored() == Done(
-        seq=done.seq + 1, user_key="viewer-a")  # the refused message made no event
+        seq=done.seq + 1, user_key="viewer-a"
+    )  # the refused message made no event
     assert await (await mods.unmute(stream, UnmuteRequest(sessionId="viewer-a"))).stored() == Done(seq=None)
 
 

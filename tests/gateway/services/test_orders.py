@@ -33,8 +33,9 @@ ADMIN = Claims(user_id="c" * 24, email="admin@example.com", role="admin", name="
 
 @pytest.fixture
 def service(db: AsyncDatabase, live: Live, products: ProductStore) -> OrderService:
-    return OrderService(OrderStore(db), products, FlashSaleStore(db), PaymentStore(db), live.streams,
-                        live.directory, "EUR")
+    return OrderService(
+        OrderStore(db), products, FlashSaleStore(db), PaymentStore(db), live.streams, live.directory, "EUR"
+    )
 
 
 def lines(*items: tuple[str, int]) -> OrderRequest:
@@ -43,25 +44,40 @@ def lines(*items: tuple[str, int]) -> OrderRequest:
 
 def test_the_idempotency_digest_is_the_one_of_the_request_body() -> None:
     """Orders stored before the service hashed their REST body: a retry must still match."""
-    body = OrderIn.model_validate({"items": [{"productId": "d" * 24, "quantity": 2, "saleId": "e" * 24},
-                                             {"productId": "f" * 24, "quantity": 1}],
-                                   "streamId": "1" * 24, "note": "ring twice", "total": "0.01"})
+    body = OrderIn.model_validate(
+        {
+            "items": [
+                {"productId": "d" * 24, "quantity": 2, "saleId": "e" * 24},
+                {"productId": "f" * 24, "quantity": 1},
+            ],
+            "streamId": "1" * 24,
+            "note": "ring twice",
+            "total": "0.01",
+        }
+    )
     as_before = hashlib.sha256(json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     assert order_request(body).digest() == as_before
     assert order_request(body.model_copy(update={"note": "ring once"})).digest() != as_before
 
 
 async def test_an_order_is_priced_from_the_catalogue_and_takes_stock(
-        service: OrderService, products: ProductStore) -> None:
+    service: OrderService, products: ProductStore
+) -> None:
     lamp = await new_product(products, price_minor=1230, stock=5)
     bulb = await new_product(products, price_minor=400, name="Bulb", images=[], stock=5)
     placed = await service.place(ANN, lines((lamp["_id"], 2), (bulb["_id"], 3)))
     order = placed.order
     assert not placed.replayed
-    assert (order["status"], order["userId"], order["units"], order["totalMinor"]) == (rules.PENDING, ANN.user_id,
-                                                                                        5, 2 * 1230 + 3 * 400)
+    assert (order["status"], order["userId"], order["units"], order["totalMinor"]) == (
+        rules.PENDING,
+        ANN.user_id,
+        5,
+        2 * 1230 + 3 * 400,
+    )
     assert [(i["name"], i["image"], i["unitPriceMinor"]) for i in order["items"]] == [
-        ("Lamp", "https://cdn.example.com/lamp.jpg", 1230), ("Bulb", None, 400)]
+        ("Lamp", "https://cdn.example.com/lamp.jpg", 1230),
+        ("Bulb", None, 400),
+    ]
     assert [await stock_of(products, p["_id"]) for p in (lamp, bulb)] == [3, 2]
     assert await service.orders.get(order["_id"]) == order  # durable before answered
 
@@ -73,7 +89,9 @@ async def test_a_line_that_cannot_be_had_gives_everything_back(service: OrderSer
         await service.place(ANN, lines((lamp["_id"], 2), (bulb["_id"], 2)))
     assert (refused.value.code, refused.value.message) == (CONFLICT, "Only 1 of 'Bulb' left: order fewer")
     assert [await stock_of(products, p["_id"]) for p in (lamp, bulb)] == [5, 1]
-    assert await service.orders.count({}) == 0 and await service.orders.list({"status": CREATING}, skip=0, limit=5) == []
+    assert (
+        await service.orders.count({}) == 0 and await service.orders.list({"status": CREATING}, skip=0, limit=5) == []
+    )
 
 
 async def test_unknown_products_and_streams_are_not_found(service: OrderService, products: ProductStore) -> None:
@@ -87,7 +105,8 @@ async def test_unknown_products_and_streams_are_not_found(service: OrderService,
 
 
 async def test_a_key_replays_the_first_order_and_refuses_another_request(
-        service: OrderService, products: ProductStore) -> None:
+    service: OrderService, products: ProductStore
+) -> None:
     lamp = await new_product(products, stock=5)
     first = await service.place(ANN, lines((lamp["_id"], 1)), "key-1")
     again = await service.place(ANN, lines((lamp["_id"], 1)), "key-1")
@@ -102,8 +121,9 @@ async def test_a_key_replays_the_first_order_and_refuses_another_request(
 
 async def test_concurrent_requests_with_one_key_take_stock_once(service: OrderService, products: ProductStore) -> None:
     lamp = await new_product(products, stock=50)
-    outcomes = await asyncio.gather(*(service.place(ANN, lines((lamp["_id"], 1)), "race") for _ in range(8)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(service.place(ANN, lines((lamp["_id"], 1)), "race") for _ in range(8)), return_exceptions=True
+    )
     placed = [o for o in outcomes if not isinstance(o, BaseException)]
     retry = [o for o in outcomes if isinstance(o, ServiceError)]
     assert len(placed) + len(retry) == 8 and all(e.retry_after == 1 for e in retry)
@@ -112,12 +132,21 @@ async def test_concurrent_requests_with_one_key_take_stock_once(service: OrderSe
 
 
 async def test_a_flash_sale_line_sells_at_the_sale_price_within_the_limit_and_tells_the_stream(
-        service: OrderService, products: ProductStore, live: Live, db: AsyncDatabase) -> None:
+    service: OrderService, products: ProductStore, live: Live, db: AsyncDatabase
+) -> None:
     stream = await live.stream()
     lamp = await new_product(products, price_minor=5000, stock=30)
-    sale = await FlashSaleStore(db).create(stream_id=stream, product_id=lamp["_id"], product_name="Lamp",
-                                           price_minor=1999, currency="EUR", quantity=10, per_customer_limit=2,
-                                           ends_at=iso(now() + timedelta(minutes=5)), created_by=ADMIN.user_id)
+    sale = await FlashSaleStore(db).create(
+        stream_id=stream,
+        product_id=lamp["_id"],
+        product_name="Lamp",
+        price_minor=1999,
+        currency="EUR",
+        quantity=10,
+        per_customer_limit=2,
+        ends_at=iso(now() + timedelta(minutes=5)),
+        created_by=ADMIN.user_id,
+    )
     request = OrderRequest(items=(OrderLine(lamp["_id"], 2, sale["_id"]),))
     order = (await service.place(ANN, request)).order
     assert (order["totalMinor"], order["streamId"]) == (2 * 1999, stream)
@@ -132,7 +161,8 @@ async def test_a_flash_sale_line_sells_at_the_sale_price_within_the_limit_and_te
 
 
 async def test_cancelling_returns_stock_once_and_customers_only_cancel(
-        service: OrderService, products: ProductStore) -> None:
+    service: OrderService, products: ProductStore
+) -> None:
     lamp = await new_product(products, stock=5)
     order = (await service.place(ANN, lines((lamp["_id"], 2)))).order
     with pytest.raises(ServiceError) as forbidden:

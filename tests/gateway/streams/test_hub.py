@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterable
 
-import pytest
-
+from gateway.streams.hub import Delivery, Hub
 from gateway.transport.connection import CLOSE_TRY_AGAIN_LATER, Connection
-from gateway.streams.hub import Hub
 
 A = "a" * 24
 B = "b" * 24
 
 
 def conn(session: str | None = None, *, admin: bool = False, queue_size: int = 16) -> Connection:
-    c = Connection(websocket=object(), queue_size=queue_size)  # type: ignore[arg-type]
+    c = Connection(websocket=object(), queue_size=queue_size)  # type: ignore[arg-type]  # the hub never reads the socket
     c.session_id = session
     c.is_admin = admin
     return c
@@ -37,9 +36,9 @@ def opted_in(hub: Hub, session: str) -> Connection:
     return c
 
 
-def publish_now(hub: Hub, stream_id: str, texts: object) -> int:
+def publish_now(hub: Hub, stream_id: str, texts: Iterable[Delivery]) -> int:
     """Publish, then run the write tick at once: the frames written to old apps."""
-    hub.publish(stream_id, texts)  # type: ignore[arg-type]
+    hub.publish(stream_id, texts)
     before = hub.frames_out
     hub.write_all()
     return hub.frames_out - before
@@ -47,12 +46,21 @@ def publish_now(hub: Hub, stream_id: str, texts: object) -> int:
 
 def drain(c: Connection) -> list[str | None]:
     """Every frame queued on the connection so far (None is the close marker)."""
+    queue = c._queue
+    assert queue is not None, "the connection has a queue from its creation"
     out: list[str | None] = []
     while True:
         try:
-            out.append(c._queue.get_nowait())
+            out.append(queue.get_nowait())
         except asyncio.QueueEmpty:
             return out
+
+
+def text_frames(c: Connection) -> list[str]:
+    """Every frame queued on the connection so far, which must all be text (no close marker)."""
+    frames = drain(c)
+    assert None not in frames, frames
+    return [f for f in frames if f is not None]
 
 
 class TestWatching:
@@ -302,7 +310,7 @@ class TestBatchesForOptedInApps:
         assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: each its own frame, one write
         assert drain(new) == []  # opted-in: their tick is longer
         await asyncio.sleep(0.08)
-        [frame] = drain(new)
+        [frame] = text_frames(new)
         assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}
 
     async def test_a_newcomer_does_not_get_events_from_before_it_joined(self) -> None:
@@ -313,8 +321,8 @@ class TestBatchesForOptedInApps:
         assert drain(first) == [] and drain(late) == []  # a newcomer does not make anyone a frame early
         hub.publish(A, ['{"seq":6}'])
         assert hub.flush(A) == 2
-        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 5}, {"seq": 6}]]
-        assert [json.loads(f)["events"] for f in drain(late)] == [[{"seq": 6}]]
+        assert [json.loads(f)["events"] for f in text_frames(first)] == [[{"seq": 5}, {"seq": 6}]]
+        assert [json.loads(f)["events"] for f in text_frames(late)] == [[{"seq": 6}]]
 
     async def test_newcomers_of_one_tick_share_the_frames_they_need(self) -> None:
         hub = Hub(batch_interval=10)
@@ -324,17 +332,17 @@ class TestBatchesForOptedInApps:
         hub.publish(A, ['{"seq":2}'])
         last = opted_in(hub, "z")  # has everything waiting: nothing for it at this tick
         assert hub.flush(A) == 4
-        assert [json.loads(f)["events"] for f in drain(first)] == [[{"seq": 1}, {"seq": 2}]]
-        frames = [drain(c) for c in early]
+        assert [json.loads(f)["events"] for f in text_frames(first)] == [[{"seq": 1}, {"seq": 2}]]
+        frames = [text_frames(c) for c in early]
         assert all(f == frames[0] for f in frames) and [json.loads(f)["events"] for f in frames[0]] == [[{"seq": 2}]]
         assert drain(last) == []
         hub.publish(A, ['{"seq":3}'])
         hub.flush(A)
-        assert [json.loads(f)["events"] for f in drain(last)] == [[{"seq": 3}]]  # from then on, like everyone
+        assert [json.loads(f)["events"] for f in text_frames(last)] == [[{"seq": 3}]]  # from then on, like everyone
 
     async def test_a_newcomer_that_leaves_before_the_tick_gets_nothing(self) -> None:
         hub = Hub(batch_interval=10)
-        first = opted_in(hub, "a")
+        opted_in(hub, "a")
         hub.publish(A, ['{"seq":1}'])
         gone = opted_in(hub, "g")
         hub.publish(A, ['{"seq":2}'])

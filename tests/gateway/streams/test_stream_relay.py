@@ -6,6 +6,7 @@ live set names next. The actors are fakes behind a real `StreamClient`."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
@@ -20,12 +21,13 @@ from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
 
 STREAM = "0123456789abcdef01234567"
+ACCEPTED = Result(ok=True)
 
 
 class FakeActor:
     """Takes batches one at a time: each `submit` waits until the test lets it answer."""
 
-    def __init__(self, answer: Result = Result(ok=True), fails_with: Exception | None = None) -> None:
+    def __init__(self, answer: Result = ACCEPTED, fails_with: Exception | None = None) -> None:
         self.batches: list[list[Any]] = []
         self.batch_ids: list[str] = []
         self.answer = answer
@@ -51,7 +53,9 @@ class LiveSet:
         self.client: StreamClient | None = None
 
     def name(self, actor: FakeActor) -> None:
-        self.client = StreamClient(cast(ActorHandle, actor), STREAM)  # a fake handle: the client's `.remote()` reaches it
+        self.client = StreamClient(
+            cast(ActorHandle, actor), STREAM
+        )  # a fake handle: the client's `.remote()` reaches it
 
 
 @pytest.fixture
@@ -91,8 +95,9 @@ async def test_taps_queued_back_to_back_go_as_one_command(relay: StreamRelay, li
     task.cancel()
 
 
-async def test_a_tap_with_an_id_or_any_other_command_ends_a_run_so_nothing_is_reordered(relay: StreamRelay,
-                                                                                        live: LiveSet) -> None:
+async def test_a_tap_with_an_id_or_any_other_command_ends_a_run_so_nothing_is_reordered(
+    relay: StreamRelay, live: LiveSet
+) -> None:
     actor = FakeActor()
     task = await run_sends(relay, actor, live)
     relay.submit(Chat("ann", "hold", False))
@@ -105,8 +110,13 @@ async def test_a_tap_with_an_id_or_any_other_command_ends_a_run_so_nothing_is_re
     relay.toggle_like("c", lambda r: None)
     actor.release.set()
     await settle()
-    assert actor.batches[1] == [ToggleLike("a", None, ("b",)), ToggleLike("a", "tap-1"), ToggleLike("a"),
-                                Chat("ann", "hi", False), ToggleLike("c")]
+    assert actor.batches[1] == [
+        ToggleLike("a", None, ("b",)),
+        ToggleLike("a", "tap-1"),
+        ToggleLike("a"),
+        Chat("ann", "hi", False),
+        ToggleLike("c"),
+    ]
     assert (await acked).ok and (await chat).ok
     task.cancel()
 
@@ -115,16 +125,25 @@ async def test_a_run_is_bounded(relay: StreamRelay, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(stream_relay, "MAX_LIKE_RUN", 3)
     for liker in "abcdefg":
         relay.toggle_like(liker, lambda r: None)
-    assert [c.command() for c, _ in relay._outbox] == [
-        ToggleLike("a", None, ("b", "c")), ToggleLike("d", None, ("e", "f")), ToggleLike("g")]
+    runs = [c for c, _ in relay._outbox if isinstance(c, stream_relay._LikeRun)]
+    assert len(runs) == len(relay._outbox)  # every tap is in a run
+    assert [run.command() for run in runs] == [
+        ToggleLike("a", None, ("b", "c")),
+        ToggleLike("d", None, ("e", "f")),
+        ToggleLike("g"),
+    ]
 
 
 async def test_a_refusal_reaches_every_tap_of_the_run(relay: StreamRelay, live: LiveSet) -> None:
     actor = FakeActor(answer=Result.rejected("the stream could not take this; try again"))
     actor.release.set()
     told: list[str] = []
+
+    def tell(who: str) -> Callable[[Result], None]:
+        return lambda r: told.append(f"{who}: {r.error}")
+
     for liker in ["a", "b", "c"]:
-        relay.toggle_like(liker, lambda r, who=liker: told.append(f"{who}: {r.error}"))
+        relay.toggle_like(liker, tell(liker))
     task = await run_sends(relay, actor, live)
     await settle()
     assert told == [f"{w}: the stream could not take this; try again" for w in "abc"]
@@ -142,7 +161,8 @@ async def test_taps_still_queued_when_the_stream_ends_are_each_told(relay: Strea
 
 @pytest.mark.parametrize("refusal", [ActorFenced("replaced"), ActorGone("ended")])
 async def test_a_batch_refused_by_a_fenced_or_ended_actor_goes_to_the_next_one_the_live_set_names(
-        relay: StreamRelay, live: LiveSet, refusal: Exception) -> None:
+    relay: StreamRelay, live: LiveSet, refusal: Exception
+) -> None:
     old, new = FakeActor(fails_with=refusal), FakeActor()
     new.release.set()
     task = await run_sends(relay, old, live)
@@ -156,7 +176,8 @@ async def test_a_batch_refused_by_a_fenced_or_ended_actor_goes_to_the_next_one_t
 
 
 async def test_a_batch_for_a_stream_that_has_ended_is_refused_once_its_actor_is_gone(
-        relay: StreamRelay, live: LiveSet) -> None:
+    relay: StreamRelay, live: LiveSet
+) -> None:
     task = await run_sends(relay, FakeActor(fails_with=ActorGone("ended")), live)
     relay.stopped.set()  # the actor published stream_stopped
     acked = relay.submit(Chat("ann", "too late", False))

@@ -3,6 +3,8 @@ connection that falls too far behind is closed rather than buffered forever."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
@@ -18,7 +20,7 @@ def parse(data: bytes) -> Frame:
     try:
         next(gen)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        return done.value
     raise AssertionError("incomplete frame")
 
 
@@ -52,6 +54,7 @@ class FakeRaw:
     def __init__(self) -> None:
         self.transport = FakeTransport()
         self.aborted: tuple[int, str] | None = None
+        self.inbound: Callable[[str], bool] | None = None  # as RawSocket's: a session may handle frames inline
 
     def abort(self, code: int, reason: str) -> None:
         self.aborted = (code, reason)
@@ -65,7 +68,7 @@ class FakeWebSocket:
 
 async def test_shared_frames_are_written_as_given_and_slow_readers_are_closed() -> None:
     raw = FakeRaw()
-    conn = Connection(FakeWebSocket(raw), max_buffered_bytes=1000)  # type: ignore[arg-type]
+    conn = Connection(FakeWebSocket(raw), max_buffered_bytes=1000)  # type: ignore[arg-type]  # a stand-in socket
     shared = text_frame('{"type":"x"}')
     assert conn.send_shared('{"type":"x"}', shared)
     assert raw.transport.written == [shared]
@@ -81,6 +84,6 @@ async def test_shared_frames_are_written_as_given_and_slow_readers_are_closed() 
 
 async def test_a_socket_closed_by_the_peer_is_not_written() -> None:
     raw = FakeRaw()
-    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]
+    conn = Connection(FakeWebSocket(raw))  # type: ignore[arg-type]  # a stand-in socket: only its scope is read
     raw.transport.closing = True
     assert not conn.send("x") and conn.closed and raw.transport.written == []

@@ -171,7 +171,8 @@ async def report(ws: ClientConnection) -> list[list[str]]:
     """What the app handled since the last report, as [path, body] pairs. On
     return the app is back in `receive` with nothing queued."""
     await ws.send("asgi:report")
-    return json.loads(await asyncio.wait_for(ws.recv(), 10))  # type: ignore[no-any-return]  # json of a list
+    reported: list[list[str]] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    return reported
 
 
 async def test_interleaved_inline_and_asgi_messages_are_handled_in_arrival_order(client: ClientConnection) -> None:
