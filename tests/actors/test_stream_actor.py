@@ -23,7 +23,7 @@ import pytest
 from actors.config import ActorConfig
 from actors.stream_actor import Fenced, StreamActor
 from actors.stream_stores import StreamStores
-from core.stream_state import Chat, Join, Result
+from core.stream_state import Chat, Join, Leave, Result
 from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.embedded import EmbeddedMongo
 
@@ -332,6 +332,24 @@ async def test_a_silent_gateway_has_its_viewers_removed_after_its_lease(cluster:
         alive.cancel()
     entries = await stores.journal.after(sid, 0)
     assert [e["expired"] for e in entries if e["expired"]] == [["gw-silent"]]
+
+
+async def test_viewers_and_each_minutes_peak_are_recorded_for_analytics(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores)
+    await actor.ready()
+    await actor.submit("gw1", "b1", [Join("sess-1"), Join("sess-2"), Join("sess-3")])
+    await actor.submit("gw1", "b2", [Leave("sess-1"), Join("sess-2")])
+
+    async def recorded() -> bool:
+        samples = await stores.audience.samples(sid)
+        return await stores.audience.unique_viewers(sid) == 3 and any(s["viewers"] == 3 for s in samples)
+
+    # Stored after the commit is answered (derived from the journal): wait for it.
+    await wait_until(recorded, 3.0, "three viewers and a peak of three recorded")
+    samples = await stores.audience.samples(sid)
+    assert all(s["viewers"] in (2, 3) for s in samples)  # 3, then 2 only if a new minute began
 
 
 # ---------------------------------------------------------------- spares
