@@ -35,6 +35,8 @@ Guarantees:
 * **Viewer leases.** A gateway that has neither polled nor submitted for
   `gateway_lease` seconds is taken for dead: its viewers leave the count
   (`gateway_leases`).
+* **Viewer samples.** Best effort, for analytics: the most viewers of each
+  minute (`viewer_peaks`).
 
 Its stores come in as one `StreamStores`: Ray creates the actor with
 `(stream_id, meta, config)` and it connects them to `config.db` itself; tests
@@ -59,6 +61,7 @@ from actors.checkpoint_schedule import CheckpointSchedule
 from actors.config import ActorConfig
 from actors.gateway_leases import GatewayLeases
 from actors.stream_stores import StreamStores
+from actors.viewer_peaks import MinutePeaks
 from core.command_codec import commit_from_entry, commit_to_entry
 from core.event_log import EventLog
 from core.poll import PollResult
@@ -141,7 +144,7 @@ class StreamActor:
         self._fenced = False
         self._healthy = True
         self._leases = GatewayLeases(config.gateway_lease)
-        self._sample: tuple[str, int] | None = None  # (minute, most viewers recorded for it)
+        self._peaks = MinutePeaks()
         self._load_started = time.monotonic()
         self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
@@ -561,11 +564,10 @@ class StreamActor:
         """Best effort, for analytics: the most viewers seen in each minute."""
         assert self._state is not None
         minute, count = now_iso()[:16], self._state.viewer_count
-        if self._sample is not None and self._sample[0] == minute and count <= self._sample[1]:
+        if not self._peaks.offer(minute, count):
             return
-        self._sample = (minute, max(count, self._sample[1] if self._sample and self._sample[0] == minute else 0))
         try:
-            await self._stores.audience.record_sample(self.stream_id, minute, self._sample[1])
+            await self._stores.audience.record_sample(self.stream_id, minute, count)
         except Exception as e:
             log.warning("viewer_sample_not_stored", stream_id=self.stream_id, error=repr(e))
 

@@ -19,6 +19,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pymongo.errors import AutoReconnect
 
 from actors.config import ActorConfig
 from actors.stream_actor import Fenced, StreamActor
@@ -77,10 +78,11 @@ class Cluster:
         return actor
 
     async def close(self) -> None:
+        """Close every actor, then every client; a step that hangs fails the test and says which."""
         for actor in self.actors:
-            await actor.close()
+            await asyncio.wait_for(actor.close(), 10.0)
         for db in self._dbs:
-            await db.client.close()
+            await asyncio.wait_for(db.client.close(), 10.0)
 
 
 def meta_of(stream_id: str) -> dict[str, Any]:
@@ -207,6 +209,48 @@ async def test_a_batch_submitted_again_is_applied_once_with_the_first_answers(cl
     assert (await actor.snapshot())["chatCount"] == 1
 
 
+async def test_while_the_journal_cannot_be_written_nothing_is_published_or_answered(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    append = stores.journal.append
+    down = asyncio.Event()
+
+    async def failing_append(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        if down.is_set():
+            raise AutoReconnect("the database is down (injected by the test)")
+        await append(stream_id, version, writer, entry)
+
+    stores.journal.append = failing_append  # type: ignore[method-assign]  # the real append, failing while `down`
+    actor = cluster.actor(sid, stores=stores, max_pending_commands=3)
+    snap = await actor.ready()
+    down.set()
+    waiting = asyncio.create_task(actor.submit("gw1", "b1", [chat("waits for the database")]))
+
+    async def unhealthy() -> bool:
+        return (await actor.info())["healthy"] is False
+
+    await wait_until(unhealthy, 3.0, "the actor reports itself unhealthy")
+    polled = await actor.poll("gw2", snap["seq"], snap["epoch"], 0.0)
+    assert polled.events == [] and polled.healthy is False
+    assert not waiting.done()
+    queued = asyncio.create_task(actor.submit("gw1", "b2", [chat("queued"), chat("queued too")]))
+
+    async def two_pending() -> bool:
+        return (await actor.info())["pendingCommands"] == 2
+
+    await wait_until(two_pending, 3.0, "two commands waiting in memory")
+    # Two commands wait in memory; two more would exceed `max_pending_commands`: refused at once.
+    refused = await asyncio.wait_for(actor.submit("gw1", "b3", [chat("one too many"), chat("two too many")]), 2.0)
+    assert refused == [Result.rejected("the stream cannot store right now; try again shortly")] * 2
+
+    down.clear()
+    assert (await asyncio.wait_for(waiting, 5.0))[0].ok
+    assert [r.ok for r in await asyncio.wait_for(queued, 5.0)] == [True, True]
+    assert (await actor.info())["healthy"] is True
+    polled = await actor.poll("gw2", snap["seq"], snap["epoch"], 1.0)
+    assert polled.healthy and len(polled.events) >= 3
+
+
 # ---------------------------------------------------------------- checkpoints
 
 
@@ -228,19 +272,21 @@ async def test_a_checkpoint_is_written_after_the_snapshot_interval_and_not_soone
     busy.cancel()
     starts = [c.started for c in saves]
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    # Commits come every ~20 ms; checkpoints only every 0.3 s (less the few ms between
-    # taking one and its write starting).
-    assert min(gaps) >= 0.3 - 0.03, gaps
+    # Commits come every ~20 ms; checkpoints only every 0.3 s (less the moment between
+    # taking one and its write starting, longer on a loaded machine).
+    assert min(gaps) >= 0.3 - 0.1, gaps
     assert all(b.version > a.version for a, b in itertools.pairwise(saves))
 
-    async def caught_up() -> bool:
-        journal, checkpoint = await versions(actor)
-        return journal == checkpoint
+    # A last command, then none: its commit gets a checkpoint too, without a flush.
+    await actor.submit("gw1", "last", [chat("the last one")])
+    last = (await versions(actor))[0]
 
-    # No more commits: the last ones still get a checkpoint, without a flush.
+    async def caught_up() -> bool:
+        return (await versions(actor))[1] >= last
+
     await wait_until(caught_up, 3.0, "a checkpoint of the last journal version")
     stored = await stores.checkpoints.load(sid)
-    assert stored is not None and stored["version"] == (await versions(actor))[0]
+    assert stored is not None and stored["version"] >= last
 
 
 async def test_slow_checkpoint_writes_space_the_next_ones_out(
@@ -309,8 +355,8 @@ async def test_a_silent_gateway_has_its_viewers_removed_after_its_lease(cluster:
     stores = cluster.stores()
     actor = cluster.actor(sid, stores=stores, gateway_lease=0.4)
     snap = await actor.ready()
+    last_heard = time.monotonic()  # before the call: the actor hears from it a little later
     assert [r.ok for r in await actor.submit("gw-silent", "a1", [Join("sess-a"), Join("sess-b")])] == [True, True]
-    last_heard = time.monotonic()
     assert [r.ok for r in await actor.submit("gw-alive", "b1", [Join("sess-c")])] == [True]
 
     async def keep_polling() -> None:
@@ -326,7 +372,7 @@ async def test_a_silent_gateway_has_its_viewers_removed_after_its_lease(cluster:
             return (await actor.snapshot())["streamData"]["viewerCount"] == 1
 
         await wait_until(silent_one_gone, 5.0, "the silent gateway's viewers removed")
-        assert time.monotonic() - last_heard > 0.4
+        assert time.monotonic() - last_heard >= 0.4
         assert (await actor.info())["gateways"] == ["gw-alive"]
     finally:
         alive.cancel()
