@@ -16,10 +16,11 @@ Guarantees:
   `snapshot_interval` (versioned: only a newer one lands), while the commits
   after it go on (one write at a time; stopping and `flush` wait for it). A
   big stream's checkpoints are spaced out so their writes take at most 1/40
-  of the time, and never more than 20 s apart (`checkpoint_schedule`). The state is the
-  last checkpoint plus the journal entries after it, replayed through the pure
-  core; chat messages and viewer records are derived from the same entries and
-  stored idempotently, so a crash between two writes loses nothing.
+  of the time, and never more than 20 s apart (`checkpoint_schedule`). The
+  state is the last checkpoint plus the journal entries after it, replayed
+  through the pure core; chat messages and viewer records are derived from
+  the same entries and stored idempotently, so a crash between two writes
+  loses nothing.
 * **Loaded before serving.** Every method waits until the checkpoint is loaded
   and the journal replayed. The event log is refilled from the journal, so
   gateways and resuming clients go on from their position without a gap.
@@ -102,6 +103,8 @@ class _Pending:
 
 
 class StreamActor:
+    """The single writer of one live stream (its guarantees: see this module)."""
+
     def __init__(
         self,
         stream_id: str | None,
