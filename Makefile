@@ -24,7 +24,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/wrencos run
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest
 
 # Static checks, cheapest first; each says what it checks. Configured in pyproject.toml.
@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	@echo "== ruff format --check: every file is in the house format (line length 120)"
 	$(VENV)/bin/ruff format --check .
-	@echo "== mypy: types (strict on runtime); see [tool.mypy]"
+	@echo "== mypy: types (strict on the core and the runtime); see [tool.mypy]"
 	$(VENV)/bin/mypy
 	@echo "== every '# type: ignore[code]' says why on the same line"
 	@! grep -rnE --include='*.py' --exclude-dir=$(VENV) 'type: ignore(\[[^]]*\])?[[:space:]]*$$' . || \

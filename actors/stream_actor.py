@@ -16,10 +16,11 @@ Guarantees:
   `snapshot_interval` (versioned: only a newer one lands), while the commits
   after it go on (one write at a time; stopping and `flush` wait for it). A
   big stream's checkpoints are spaced out so their writes take at most 1/40
-  of the time, and never more than `CHECKPOINT_MAX_GAP_S` apart. The state is the
-  last checkpoint plus the journal entries after it, replayed through the pure
-  core; chat messages and viewer records are derived from the same entries and
-  stored idempotently, so a crash between two writes loses nothing.
+  of the time, and never more than 20 s apart (`checkpoint_schedule`). The
+  state is the last checkpoint plus the journal entries after it, replayed
+  through the pure core; chat messages and viewer records are derived from
+  the same entries and stored idempotently, so a crash between two writes
+  loses nothing.
 * **Loaded before serving.** Every method waits until the checkpoint is loaded
   and the journal replayed. The event log is refilled from the journal, so
   gateways and resuming clients go on from their position without a gap.
@@ -33,25 +34,39 @@ Guarantees:
   nothing, and refuses commands beyond `max_pending_commands`. Its memory is
   always exactly what the pending entry will store.
 * **Viewer leases.** A gateway that has neither polled nor submitted for
-  `gateway_lease` seconds is taken for dead: its viewers leave the count.
+  `gateway_lease` seconds is taken for dead: its viewers leave the count
+  (`gateway_leases`).
+* **Viewer samples.** Best effort, for analytics: the most viewers of each
+  minute (`viewer_peaks`).
+
+Its stores come in as one `StreamStores`: Ray creates the actor with
+`(stream_id, meta, config)` and it connects them to `config.db` itself; tests
+give it stores on a database of their own and run it in their event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import structlog
+from pymongo.errors import PyMongoError
 
-from core.command_codec import commit_from_entry, commit_to_entry
 from actors.call_policy import Fenced
+from actors.checkpoint_schedule import CheckpointSchedule
 from actors.config import ActorConfig
+from actors.gateway_leases import GatewayLeases
+from actors.stream_stores import StreamStores
+from actors.viewer_peaks import MinutePeaks
 from core.checkpoint import from_checkpoint, to_checkpoint
+from core.command_codec import commit_from_entry, commit_to_entry
 from core.commands import Command, ToggleLike
 from core.commit import CommitInput, apply_commit, stop_stream
 from core.event_log import EventLog
@@ -60,26 +75,17 @@ from core.poll import PollResult
 from core.results import Result
 from core.state import StreamMeta, StreamState
 from core.wire import encode_event
-from persistence.audience import AudienceStore
-from persistence.chat import ChatStore
-from persistence.checkpoints import CheckpointStore
-from persistence.database import connect
-from persistence.journal import JournalStore, StaleWriter
-from persistence.slots import SlotStore
+from persistence.journal import StaleWriter
 from runtime.clock import now_iso
 from runtime.gc_policy import freeze_startup
 
 log = structlog.get_logger("actors.stream")
+T = TypeVar("T")
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
 LEASE_CHECK_S = 1.0
 SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is logged
-# Checkpoints are spaced so their writes take at most 1/CHECKPOINT_SPACING of the time (a write
-# holds up the journal appends the database serves next), but never further apart than
-# CHECKPOINT_MAX_GAP_S (what a restart replays from the journal).
-CHECKPOINT_SPACING = 40
-CHECKPOINT_MAX_GAP_S = 20.0
 
 
 @dataclass(slots=True)
@@ -91,29 +97,39 @@ class _Pending:
 
 
 class StreamActor:
-    def __init__(self, stream_id: str | None, meta: dict[str, Any] | None, config: ActorConfig) -> None:
-        """`stream_id` None makes a spare: started ahead of time, it serves the
-        stream it is given by `adopt` (or, after a restart, the one it had adopted)."""
-        from runtime.logs import configure
+    """The single writer of one live stream (its guarantees: see this module)."""
 
-        configure(config.log_level, "json")
-        freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
+    def __init__(
+        self,
+        stream_id: str | None,
+        meta: dict[str, Any] | None,
+        config: ActorConfig,
+        stores: StreamStores | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        """`stream_id` None makes a spare: started ahead of time, it serves the
+        stream it is given by `adopt` (or, after a restart, the one it had adopted).
+
+        Ray creates it with the first three arguments (see `actors.handles`):
+        it then sets up its actor process and connects its stores to
+        `config.db`, and its `name` is its Ray actor name. Run in a process of
+        one's own (tests), pass `stores` and `name` (the slot a spare is
+        recorded under), create it inside the running event loop, and `close`
+        it when done."""
+        if stores is None:
+            stores = _set_up_actor_process(config)
         self.stream_id = stream_id or "spare"
         self.incarnation = secrets.token_hex(4)
         self._meta = meta or {}
         self._config = config
-        db = connect(config.db)
-        self._slots = SlotStore(db)
-        self._checkpoints = CheckpointStore(db)
-        self._journal = JournalStore(db)
-        self._chat = ChatStore(db)
-        self._audience = AudienceStore(db)
+        self._name = name
+        self._stores = stores
         self._state: StreamState | None = None
         self._version = 0  # last journal version stored
         self._snapshot_version = 0
-        self._last_snapshot = 0.0
         self._saving: asyncio.Task[bool] | None = None  # the checkpoint being written, if any
-        self._snapshot_gap = config.snapshot_interval  # seconds between checkpoints (grows with their cost)
+        self._schedule = CheckpointSchedule(config.snapshot_interval, time.monotonic())
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
         self._pending_commands = 0
@@ -124,8 +140,8 @@ class StreamActor:
         self._stopped = False
         self._fenced = False
         self._healthy = True
-        self._gateways_seen: dict[str, float] = {}
-        self._sample: tuple[str, int] | None = None  # (minute, most viewers recorded for it)
+        self._leases = GatewayLeases(config.gateway_lease)
+        self._peaks = MinutePeaks()
         self._load_started = time.monotonic()
         self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
@@ -146,11 +162,9 @@ class StreamActor:
     async def adopt(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         """Serve `stream_id` (a spare only). The assignment is stored first, so a
         restart of this actor comes back serving the same stream. Idempotent."""
-        import ray
-
-        name = ray.get_runtime_context().get_actor_name()
+        name = self._slot_name()
         if not self._adoption.done():
-            await self._retry("assign_slot", lambda: self._slots.assign(name, stream_id, meta))
+            await self._retry("assign_slot", lambda: self._stores.slots.assign(name, stream_id, meta))
             if not self._adoption.done():
                 self._adoption.set_result((stream_id, meta))
         elif self._adoption.result()[0] != stream_id:
@@ -161,7 +175,7 @@ class StreamActor:
         """Apply a batch of commands, in order, once. Returns one `Result` per
         command once the batch's effects are stored."""
         state = await self._ready_state()
-        self._gateways_seen[gateway_id] = time.monotonic()
+        self._leases.renew(gateway_id, time.monotonic())
         if self._stopped:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
@@ -179,24 +193,28 @@ class StreamActor:
         """Events after `after_seq` of `epoch`, waiting up to `timeout` seconds
         for some if there are none yet (a long poll)."""
         state = await self._ready_state()
-        self._gateways_seen[gateway_id] = time.monotonic()
+        self._leases.renew(gateway_id, time.monotonic())
         deadline = time.monotonic() + timeout
         while True:
             if epoch != state.epoch or not self._log.covers(after_seq):
                 async with self._commit_lock:
-                    return PollResult(self.incarnation, state.epoch, snapshot=state.snapshot(),
-                                      stopped=self._stopped, healthy=self._healthy)
+                    return PollResult(
+                        self.incarnation,
+                        state.epoch,
+                        snapshot=state.snapshot(),
+                        stopped=self._stopped,
+                        healthy=self._healthy,
+                    )
             events = self._log.since(after_seq)
             remaining = deadline - time.monotonic()
             if events or self._stopped or remaining <= 0:
-                self._gateways_seen[gateway_id] = time.monotonic()
-                return PollResult(self.incarnation, state.epoch, events=events, stopped=self._stopped,
-                                  healthy=self._healthy)
+                self._leases.renew(gateway_id, time.monotonic())
+                return PollResult(
+                    self.incarnation, state.epoch, events=events, stopped=self._stopped, healthy=self._healthy
+                )
             published = self._published
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(published.wait(), remaining)
-            except TimeoutError:
-                pass
 
     async def events_since(self, after_seq: int, epoch: str) -> list[tuple[int, str]] | None:
         """The published events after `after_seq` of `epoch`, or None if they
@@ -244,7 +262,7 @@ class StreamActor:
             "streamId": self.stream_id,
             "pid": os.getpid(),
             "cpuSeconds": time.process_time(),  # this actor process's CPU time so far
-            "nodeId": ray.get_runtime_context().get_node_id(),
+            "nodeId": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
             "incarnation": self.incarnation,
             "loaded": self._loaded.done() and self._state is not None,
             "loadSeconds": self.load_seconds,
@@ -255,8 +273,19 @@ class StreamActor:
             "version": self._version,
             "snapshotVersion": self._snapshot_version,
             "pendingCommands": self._pending_commands,
-            "gateways": sorted(self._gateways_seen),
+            "gateways": self._leases.holders(),
         }
+
+    async def close(self) -> None:
+        """Stop this object's background work and store nothing more: what the
+        death of its process does to a Ray actor, without the process (for
+        in-process use and tests; a Ray actor is never closed, it dies). The
+        pending commands are not answered; a new instance recovers from what
+        was stored."""
+        tasks = [t for t in (self._committer, self._loaded, self._saving) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------ loading
 
@@ -269,10 +298,8 @@ class StreamActor:
 
     async def _load_when_adopted(self) -> None:
         """A spare: wait for a stream, unless a previous life of this actor had one."""
-        import ray
-
-        name = ray.get_runtime_context().get_actor_name()
-        assigned = await self._retry("read_slot", lambda: self._slots.assignment(name))
+        name = self._slot_name()
+        assigned = await self._retry("read_slot", lambda: self._stores.slots.assignment(name))
         if assigned is not None and not self._adoption.done():
             self._adoption.set_result(assigned)
         self.stream_id, self._meta = await self._adoption
@@ -280,7 +307,7 @@ class StreamActor:
         await self._load()
 
     async def _load(self) -> None:
-        doc = await self._retry("load_checkpoint", lambda: self._checkpoints.load(self.stream_id))
+        doc = await self._retry("load_checkpoint", lambda: self._stores.checkpoints.load(self.stream_id))
         if doc is None:
             await self._create()
         else:
@@ -289,20 +316,29 @@ class StreamActor:
         now = time.monotonic()
         assert self._state is not None
         for gateway_id in self._state.gateways():
-            self._gateways_seen.setdefault(gateway_id, now)
-        self._last_snapshot = now
-        log.info("stream_loaded", stream_id=self.stream_id, seq=self._state.seq, epoch=self._state.epoch,
-                 version=self._version, incarnation=self.incarnation, seconds=round(self.load_seconds, 3),
-                 log_from=self._log.first_seq)
+            self._leases.grant(gateway_id, now)
+        self._schedule.taken(now)  # just loaded from (or written as) a checkpoint
+        log.info(
+            "stream_loaded",
+            stream_id=self.stream_id,
+            seq=self._state.seq,
+            epoch=self._state.epoch,
+            version=self._version,
+            incarnation=self.incarnation,
+            seconds=round(self.load_seconds, 3),
+            log_from=self._log.first_seq,
+        )
 
     async def _create(self) -> None:
         """No checkpoint: a new stream, or one whose state was lost (new epoch)."""
         cfg = self._config
-        recent = await self._retry("load_chat", lambda: self._chat.recent(self.stream_id, 1))
+        recent = await self._retry("load_chat", lambda: self._stores.chat.recent(self.stream_id, 1))
         last_seq = int(recent[-1]["seq"]) if recent else 0
         self._state = StreamState(
-            meta=StreamMeta.from_doc(self._meta), seq=last_seq,
-            history_size=cfg.history_size, update_interval=cfg.update_interval,
+            meta=StreamMeta.from_doc(self._meta),
+            seq=last_seq,
+            history_size=cfg.history_size,
+            update_interval=cfg.update_interval,
         )
         if last_seq:
             log.warning("stream_state_lost_new_epoch", stream_id=self.stream_id, epoch=self._state.epoch)
@@ -314,12 +350,15 @@ class StreamActor:
         cfg = self._config
         base = int(doc.get("version", 0))
         recent = await self._retry(
-            "load_chat", lambda: self._chat.recent(self.stream_id, cfg.history_size, up_to_seq=int(doc["seq"])))
-        state = from_checkpoint(
-            doc, [ChatRecord.from_doc(m) for m in recent],
-            history_size=cfg.history_size, update_interval=cfg.update_interval,
+            "load_chat", lambda: self._stores.chat.recent(self.stream_id, cfg.history_size, up_to_seq=int(doc["seq"]))
         )
-        entries = await self._retry("load_journal", lambda: self._journal.after(self.stream_id, base))
+        state = from_checkpoint(
+            doc,
+            [ChatRecord.from_doc(m) for m in recent],
+            history_size=cfg.history_size,
+            update_interval=cfg.update_interval,
+        )
+        entries = await self._retry("load_journal", lambda: self._stores.journal.after(self.stream_id, base))
         for entry in entries:
             _, events = apply_commit(state, commit_from_entry(entry))
             replayed = [[e.seq, encode_event(self.stream_id, state.epoch, e)] for e in events]
@@ -336,7 +375,7 @@ class StreamActor:
         """The event log from the journal's recent entries, up to the current version."""
         cfg = self._config
         assert self._state is not None
-        entries = await self._retry("load_log", lambda: self._journal.tail(self.stream_id, self._version, 4096))
+        entries = await self._retry("load_log", lambda: self._stores.journal.tail(self.stream_id, self._version, 4096))
         events = [(int(seq), text) for e in entries if e.get("epoch") == self._state.epoch for seq, text in e["events"]]
         # Keep the contiguous run that ends at the current position.
         run: list[tuple[int, str]] = []
@@ -366,12 +405,10 @@ class StreamActor:
             due = LEASE_CHECK_S if due is None else min(due, LEASE_CHECK_S)
             sale_end = self._state.next_sale_end()
             if sale_end is not None:
-                due = min(due, max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(timezone.utc)).total_seconds()))
+                due = min(due, max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(UTC)).total_seconds()))
             if not self._inbox and due > 0.0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), due)
-                except TimeoutError:
-                    pass
             self._wake.clear()
             wait = self._last_commit + interval - time.monotonic()
             if wait > 0:
@@ -393,10 +430,12 @@ class StreamActor:
         assert state is not None
         pending, self._inbox = self._inbox, []
         self._pending_commands = 0
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         commit = CommitInput(
             batches=[(p.gateway_id, p.batch_id, p.commands) for p in pending],
-            now=now, clock=now.timestamp(), expired_gateways=self._expired_gateways(),
+            now=now,
+            clock=now.timestamp(),
+            expired_gateways=self._expired_gateways(),
         )
         results, events = apply_commit(state, commit)
         if not (pending or events or commit.expired_gateways or force):
@@ -406,7 +445,9 @@ class StreamActor:
         version = self._version + 1
         entry = commit_to_entry(commit, state.epoch, encoded)
         try:
-            await self._retry("append_journal", lambda: self._journal.append(self.stream_id, version, self.incarnation, entry))
+            await self._retry(
+                "append_journal", lambda: self._stores.journal.append(self.stream_id, version, self.incarnation, entry)
+            )
         except StaleWriter:
             self._fence(pending)
             raise Fenced(self.stream_id) from None
@@ -416,7 +457,7 @@ class StreamActor:
             self._log.append(seq, text)
         if encoded:
             self._wake_pollers()
-        for p, answer in zip(pending, results):
+        for p, answer in zip(pending, results, strict=True):
             if not p.answer.done():
                 p.answer.set_result(answer)
         if commit.expired_gateways:
@@ -431,14 +472,18 @@ class StreamActor:
         if chat:
             docs = [c.to_doc() for c in chat]
             epoch = self._state.epoch
-            await self._retry("store_chat", lambda: self._chat.insert(self.stream_id, epoch, docs))
+            await self._retry("store_chat", lambda: self._stores.chat.insert(self.stream_id, epoch, docs))
         if viewers:
             at = now_iso()
-            await self._retry("store_viewers", lambda: self._audience.record_viewers(self.stream_id, viewers, at))
+            await self._retry(
+                "store_viewers", lambda: self._stores.audience.record_viewers(self.stream_id, viewers, at)
+            )
         deleted = self._state.take_new_deletions()  # after the chat above: a message may go in one commit
         if deleted:
             epoch, at = self._state.epoch, now_iso()
-            await self._retry("mark_deleted", lambda: self._chat.mark_deleted(self.stream_id, epoch, deleted, at))
+            await self._retry(
+                "mark_deleted", lambda: self._stores.chat.mark_deleted(self.stream_id, epoch, deleted, at)
+            )
 
     def _snapshot_soon(self) -> None:
         """Start a due checkpoint without holding up the commits after it.
@@ -449,8 +494,7 @@ class StreamActor:
         assert self._state is not None
         if self._saving is not None and not self._saving.done():
             return
-        due = time.monotonic() - self._last_snapshot >= self._snapshot_gap
-        if not due or self._version == self._snapshot_version:
+        if not self._schedule.due(time.monotonic()) or self._version == self._snapshot_version:
             return
         version, doc = self._take_checkpoint()
         self._saving = asyncio.get_running_loop().create_task(self._save_checkpoint(version, doc, background=True))
@@ -469,7 +513,7 @@ class StreamActor:
         """The state as of the last stored journal version, as a checkpoint
         document (its version with it); the next one is due a gap from now."""
         assert self._state is not None
-        self._last_snapshot = time.monotonic()
+        self._schedule.taken(time.monotonic())
         return self._version, {**to_checkpoint(self._state), "savedAt": now_iso(), "writer": self.incarnation}
 
     async def _save_checkpoint(self, version: int, doc: dict[str, Any], background: bool) -> bool:
@@ -477,7 +521,9 @@ class StreamActor:
         fenced, if a newer instance of this actor has written a newer one."""
         started = time.perf_counter()
         try:
-            stored = await self._retry("save_checkpoint", lambda: self._checkpoints.save(self.stream_id, version, doc))
+            stored = await self._retry(
+                "save_checkpoint", lambda: self._stores.checkpoints.save(self.stream_id, version, doc)
+            )
         except StaleWriter:
             if not background:
                 raise
@@ -488,10 +534,16 @@ class StreamActor:
             log.exception("checkpoint_failed", stream_id=self.stream_id, version=version)
             return False
         took = time.perf_counter() - started
-        self._snapshot_gap = min(CHECKPOINT_MAX_GAP_S, max(self._config.snapshot_interval, CHECKPOINT_SPACING * took))
+        self._schedule.written(took)
         if took > SLOW_CHECKPOINT_S:
-            log.info("checkpoint_slow", stream_id=self.stream_id, version=version, ms=round(1000 * took),
-                     background=background, next_in_s=round(self._snapshot_gap, 1))
+            log.info(
+                "checkpoint_slow",
+                stream_id=self.stream_id,
+                version=version,
+                ms=round(1000 * took),
+                background=background,
+                next_in_s=round(self._schedule.gap, 1),
+            )
         if not stored:
             self._fence([])
             self._wake.set()  # the commit loop sees the fence and stops
@@ -500,8 +552,8 @@ class StreamActor:
         keep_from = version - 4096  # enough entries to refill the event log after a restart
         if keep_from > 0 and version % 64 == 0:
             try:
-                await self._journal.prune(self.stream_id, keep_from)
-            except Exception as e:
+                await self._stores.journal.prune(self.stream_id, keep_from)
+            except PyMongoError as e:  # pruning is housekeeping: the next checkpoint tries again
                 log.warning("journal_prune_failed", stream_id=self.stream_id, error=repr(e))
         return True
 
@@ -509,22 +561,28 @@ class StreamActor:
         """Best effort, for analytics: the most viewers seen in each minute."""
         assert self._state is not None
         minute, count = now_iso()[:16], self._state.viewer_count
-        if self._sample is not None and self._sample[0] == minute and count <= self._sample[1]:
+        if not self._peaks.offer(minute, count):
             return
-        self._sample = (minute, max(count, self._sample[1] if self._sample and self._sample[0] == minute else 0))
         try:
-            await self._audience.record_sample(self.stream_id, minute, self._sample[1])
-        except Exception as e:
+            await self._stores.audience.record_sample(self.stream_id, minute, count)
+        except PyMongoError as e:  # a lost sample costs one point of a chart, never the stream
             log.warning("viewer_sample_not_stored", stream_id=self.stream_id, error=repr(e))
 
     def _expired_gateways(self) -> list[str]:
-        limit = time.monotonic() - self._config.gateway_lease
-        gone = [g for g, seen in self._gateways_seen.items() if seen < limit]
-        for gateway_id in gone:
-            del self._gateways_seen[gateway_id]
+        """The gateways whose lease expired and through which someone watches."""
+        gone = self._leases.expire(time.monotonic())
         assert self._state is not None
         known = self._state.gateways()
         return [g for g in gone if g in known]
+
+    def _slot_name(self) -> str:
+        """The name this actor's slot is recorded under: given, or its Ray actor name."""
+        if self._name is None:
+            import ray
+
+            self._name = ray.get_runtime_context().get_actor_name()
+        assert self._name is not None
+        return self._name
 
     def _fence(self, pending: list[_Pending]) -> None:
         self._fenced = True
@@ -533,7 +591,7 @@ class StreamActor:
             if not p.answer.done():
                 p.answer.set_result([Result.rejected("the stream moved; try again")] * len(p.commands))
 
-    async def _retry(self, what: str, op: Any) -> Any:
+    async def _retry(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         delay = RETRY_MIN_S
         attempt = 0
         while True:
@@ -545,17 +603,33 @@ class StreamActor:
                 return result
             except StaleWriter:
                 raise
-            except Exception as e:  # the database is down or slow: keep trying
+            except Exception as e:  # noqa: BLE001 - any storage failure is tried again until it succeeds or a newer writer fences this one
                 attempt += 1
                 self._healthy = False
-                log.warning("storage_retry", stream_id=self.stream_id, op=what, attempt=attempt,
-                            error=f"{type(e).__name__}: {e}", next_in_s=delay)
+                log.warning(
+                    "storage_retry",
+                    stream_id=self.stream_id,
+                    op=what,
+                    attempt=attempt,
+                    error=f"{type(e).__name__}: {e}",
+                    next_in_s=delay,
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
 
     def _wake_pollers(self) -> None:
         published, self._published = self._published, asyncio.Event()
         published.set()
+
+
+def _set_up_actor_process(config: ActorConfig) -> StreamStores:
+    """In a Ray actor process of its own: JSON logs at the configured level,
+    the start-up objects frozen, the stores connected to `config.db`."""
+    from runtime.logs import configure
+
+    configure(config.log_level, "json")
+    freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
+    return StreamStores.connect(config.db)
 
 
 def _taps(commands: list[Command]) -> int:
@@ -565,4 +639,3 @@ def _taps(commands: list[Command]) -> int:
 
 def _loggable(stats: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in stats.items() if k != "pinnedProducts"}
-

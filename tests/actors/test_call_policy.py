@@ -76,18 +76,21 @@ def attempts(*outcomes: Any) -> tuple[Callable[[], Awaitable[Any]], list[int]]:
 # ---------------------------------------------------------------- classification
 
 
-@pytest.mark.parametrize(("error", "seen_as"), [
-    (unavailable(), ActorUnavailable),
-    (ray_errors.ActorDiedError(), ActorGone),
-    (task_error(Fenced("newer instance")), ActorFenced),
-    (task_error(ValueError("bad")), ActorFailed),
-    (TimeoutError(), CallTimedOut),
-    (ray_errors.GetTimeoutError("late"), CallTimedOut),
-    (ray_errors.PendingCallsLimitExceeded("full"), ActorRefused),
-    (ray_errors.ObjectLostError("obj", None, "call site"), ActorUnavailable),
-    # The registry's call to a stream actor failed: its caller sees that failure, not an application error.
-    (task_error(ActorUnavailable("stream actor restarting", "the actor of stream s", "ready")), ActorUnavailable),
-])
+@pytest.mark.parametrize(
+    ("error", "seen_as"),
+    [
+        (unavailable(), ActorUnavailable),
+        (ray_errors.ActorDiedError(), ActorGone),
+        (task_error(Fenced("newer instance")), ActorFenced),
+        (task_error(ValueError("bad")), ActorFailed),
+        (TimeoutError(), CallTimedOut),
+        (ray_errors.GetTimeoutError("late"), CallTimedOut),
+        (ray_errors.PendingCallsLimitExceeded("full"), ActorRefused),
+        (ray_errors.ObjectLostError("obj", None, "call site"), ActorUnavailable),
+        # The registry's call to a stream actor failed: its caller sees that failure, not an application error.
+        (task_error(ActorUnavailable("stream actor restarting", "the actor of stream s", "ready")), ActorUnavailable),
+    ],
+)
 def test_each_failure_is_seen_as_one_error_of_the_family(error: Exception, seen_as: type[ActorCallError]) -> None:
     seen = classify(error, "the actor of stream s", "poll", 5.0)
     assert type(seen) is seen_as
@@ -95,24 +98,29 @@ def test_each_failure_is_seen_as_one_error_of_the_family(error: Exception, seen_
 
 
 def test_only_an_actor_coming_back_is_tried_again() -> None:
-    assert [c for c in (ActorUnavailable, CallTimedOut, ActorFenced, ActorRefused, ActorGone, ActorFailed)
-            if c.retryable] == [ActorUnavailable]
+    assert [
+        c for c in (ActorUnavailable, CallTimedOut, ActorFenced, ActorRefused, ActorGone, ActorFailed) if c.retryable
+    ] == [ActorUnavailable]
 
 
 def test_an_error_that_is_not_about_the_call_is_not_classified() -> None:
     assert classify(KeyError("bug"), "a", "poll", 1.0) is None
 
 
-@pytest.mark.parametrize(("error", "status", "code", "retry_after"), [
-    (ActorUnavailable("restarting"), 503, "unavailable", "1"),
-    (CallTimedOut("slow"), 503, "timeout", "1"),
-    (ActorFenced("moved"), 503, "moved", "1"),
-    (ActorRefused("full"), 503, "busy", "1"),
-    (ActorGone("ended"), 409, "gone", None),
-    (ActorFailed("raised"), 500, "actor_error", None),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "code", "retry_after"),
+    [
+        (ActorUnavailable("restarting"), 503, "unavailable", "1"),
+        (CallTimedOut("slow"), 503, "timeout", "1"),
+        (ActorFenced("moved"), 503, "moved", "1"),
+        (ActorRefused("full"), 503, "busy", "1"),
+        (ActorGone("ended"), 409, "gone", None),
+        (ActorFailed("raised"), 500, "actor_error", None),
+    ],
+)
 async def test_each_error_is_answered_over_rest_with_its_status_code_and_retry_after(
-        error: ActorCallError, status: int, code: str, retry_after: str | None) -> None:
+    error: ActorCallError, status: int, code: str, retry_after: str | None
+) -> None:
     app = FastAPI()
     errors.install(app)
 
@@ -130,8 +138,12 @@ async def test_each_error_is_answered_over_rest_with_its_status_code_and_retry_a
 
 def test_an_error_crosses_ray_intact() -> None:
     e = pickle.loads(pickle.dumps(ActorUnavailable("restarting", "the stream registry", "start_stream")))
-    assert (type(e), e.message, e.actor, e.method) == (ActorUnavailable, "restarting", "the stream registry",
-                                                       "start_stream")
+    assert (type(e), e.message, e.actor, e.method) == (
+        ActorUnavailable,
+        "restarting",
+        "the stream registry",
+        "start_stream",
+    )
 
 
 # ---------------------------------------------------------------- retries
@@ -181,8 +193,9 @@ async def test_a_call_that_outlasts_its_timeout_raises_the_timeout_error_and_is_
 
 async def test_a_long_poll_gets_its_wait_on_top_of_the_timeout_and_no_latency_is_reported() -> None:
     seen = Seen()
-    answer = await call(lambda: asyncio.sleep(0.3, "events"), actor="a", method="poll", spec=CallSpec(0.1),
-                        observer=seen, wait_s=0.5)
+    answer = await call(
+        lambda: asyncio.sleep(0.3, "events"), actor="a", method="poll", spec=CallSpec(0.1), observer=seen, wait_s=0.5
+    )
     assert answer == "events" and seen.done == []
 
 

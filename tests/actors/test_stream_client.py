@@ -57,7 +57,8 @@ async def stream(ray_cluster: str, config: ActorConfig, metrics: GatewayMetrics)
 
 
 async def test_a_call_in_flight_when_the_actor_restarts_is_tried_again_and_answered(
-        stream: StreamClient, metrics: GatewayMetrics) -> None:
+    stream: StreamClient, metrics: GatewayMetrics
+) -> None:
     before = await stream.info()
     first = await stream.poll("gw-test", 0, None, 0.0)  # where the stream is (a snapshot: no epoch given)
     assert first.snapshot is not None
@@ -73,10 +74,12 @@ async def test_a_call_in_flight_when_the_actor_restarts_is_tried_again_and_answe
 
 
 async def test_a_call_that_outlasts_its_timeout_raises_the_timeout_error_in_bounded_time(
-        ray_cluster: str, metrics: GatewayMetrics) -> None:
+    ray_cluster: str, metrics: GatewayMetrics
+) -> None:
     # The database is unreachable: the actor retries loading forever, so a snapshot never comes.
-    nowhere = ActorConfig(db=DatabaseConfig(uri="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200", name="t0"),
-                          spare_actors=0)
+    nowhere = ActorConfig(
+        db=DatabaseConfig(uri="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=200", name="t0"), spare_actors=0
+    )
     stream_id = uuid4().hex[:24]
     handle = stream_lifecycle.create_stream_actor(stream_id, {"streamId": stream_id, "title": "stuck"}, nowhere)
     client = StreamClient(handle, stream_id, metrics)
@@ -94,7 +97,8 @@ async def test_a_call_that_outlasts_its_timeout_raises_the_timeout_error_in_boun
 
 
 async def test_an_actor_ended_for_good_raises_gone_at_once_without_retries(
-        stream: StreamClient, metrics: GatewayMetrics) -> None:
+    stream: StreamClient, metrics: GatewayMetrics
+) -> None:
     await stream.info()
     stream_lifecycle.kill(stream.handle)
     deadline = time.monotonic() + 10

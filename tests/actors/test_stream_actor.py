@@ -1,0 +1,530 @@
+"""The real `StreamActor` object, run in the test's event loop without Ray,
+against the real embedded database: group commit (stored before published),
+checkpoint cadence and spacing, gateway leases, spare adoption, recovery
+after a restart, and fencing between two instances of the same stream.
+
+Slow or blocked writes are made by wrapping a real store's method (the store
+itself is real). Where time must pass, the tests wait on a condition with a
+timeout, never a bare sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from pymongo.errors import AutoReconnect
+
+from actors.call_policy import Fenced
+from actors.config import ActorConfig
+from actors.stream_actor import StreamActor
+from actors.stream_stores import StreamStores
+from core.commands import Chat, Join, Leave
+from core.results import Result
+from persistence.database import DatabaseConfig, connect, ensure_indexes
+from persistence.embedded import EmbeddedMongo
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Check `condition` every 20 ms until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class SaveCall:
+    """One call of `CheckpointStore.save`: when it started, how long it took, which version."""
+
+    started: float
+    took: float
+    version: int
+
+
+class Cluster:
+    """Stream actors created in this loop on one fresh database, each with
+    stores of its own client (as separate processes would have); all closed
+    at the end of the test."""
+
+    def __init__(self, config: ActorConfig) -> None:
+        self.config = config
+        self.actors: list[StreamActor] = []
+        self._dbs: list[Any] = []
+
+    def stores(self) -> StreamStores:
+        db = connect(self.config.db)
+        self._dbs.append(db)
+        return StreamStores.on(db)
+
+    def actor(
+        self,
+        stream_id: str | None,
+        meta: dict[str, Any] | None = None,
+        *,
+        stores: StreamStores | None = None,
+        name: str | None = None,
+        **config: Any,
+    ) -> StreamActor:
+        if meta is None and stream_id is not None:
+            meta = meta_of(stream_id)
+        actor = StreamActor(stream_id, meta, replace(self.config, **config), stores or self.stores(), name=name)
+        self.actors.append(actor)
+        return actor
+
+    async def close(self) -> None:
+        """Close every actor, then every client; a step that hangs fails the test and says which."""
+        for actor in self.actors:
+            await asyncio.wait_for(actor.close(), 10.0)
+        for db in self._dbs:
+            await asyncio.wait_for(db.client.close(), 10.0)
+
+
+def meta_of(stream_id: str) -> dict[str, Any]:
+    return {"streamId": stream_id, "title": f"Stream {stream_id}", "startTime": "2026-11-30T12:00:00.000Z"}
+
+
+def new_stream_id() -> str:
+    return f"s{uuid4().hex[:8]}"
+
+
+def chat(text: str, session: str = "sess-1") -> Chat:
+    return Chat(username="ann", message=text, is_admin=False, session_id=session)
+
+
+@pytest.fixture
+async def cluster(embedded_db: EmbeddedMongo) -> AsyncIterator[Cluster]:
+    db_config = DatabaseConfig(uri=embedded_db.uri, name=f"t{uuid4().hex[:8]}")
+    setup = connect(db_config)
+    await ensure_indexes(setup)
+    await setup.client.close()
+    # Short intervals so that cadence and leases show within a test; a long snapshot
+    # interval unless a test is about checkpoints (then only `flush` and `stop` write one).
+    cluster = Cluster(ActorConfig(db=db_config, commit_interval=0.005, snapshot_interval=60.0, gateway_lease=60.0))
+    try:
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+def record_saves(stores: StreamStores, delay: float = 0.0) -> list[SaveCall]:
+    """Wrap the real `stores.checkpoints.save`: each call (after `delay`
+    seconds, a slow write) is recorded once it returns."""
+    calls: list[SaveCall] = []
+    save = stores.checkpoints.save
+
+    async def recorded(stream_id: str, version: int, state: dict[str, Any]) -> bool:
+        started = time.monotonic()
+        if delay:
+            await asyncio.sleep(delay)
+        stored = await save(stream_id, version, state)
+        calls.append(SaveCall(started, time.monotonic() - started, version))
+        return stored
+
+    stores.checkpoints.save = recorded  # type: ignore[method-assign]  # a slow write, on the real store
+    return calls
+
+
+@pytest.fixture
+def keep_submitting() -> Iterator[Callable[[StreamActor, str], asyncio.Task[None]]]:
+    """Start a task that submits a chat message every 20 ms (a busy stream)."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def submit_forever(actor: StreamActor, gateway_id: str) -> None:
+        n = 0
+        while True:
+            n += 1
+            await actor.submit(gateway_id, f"{gateway_id}-{n}", [chat(f"m{n}")])
+            await asyncio.sleep(0.02)
+
+    def start(actor: StreamActor, gateway_id: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(submit_forever(actor, gateway_id))
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        task.cancel()
+
+
+async def versions(actor: StreamActor) -> tuple[int, int]:
+    """(last journal version stored, last checkpoint version stored)."""
+    info = await actor.info()
+    return info["version"], info["snapshotVersion"]
+
+
+# ---------------------------------------------------------------- group commit
+
+
+async def test_commands_are_journaled_before_poll_returns_their_events(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores)
+    snap = await actor.ready()
+    seq, epoch = snap["seq"], snap["epoch"]
+
+    append = stores.journal.append
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_append(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        entered.set()
+        await release.wait()
+        await append(stream_id, version, writer, entry)
+
+    stores.journal.append = held_append  # type: ignore[method-assign]  # the real append, held back by the test
+
+    poll = asyncio.create_task(actor.poll("gw1", seq, epoch, 5.0))
+    submit = asyncio.create_task(actor.submit("gw1", "b1", [Join("sess-1"), chat("hello")]))
+    await asyncio.wait_for(entered.wait(), 5.0)
+    # The journal write is under way and not finished: nothing may be published or answered.
+    done, _ = await asyncio.wait({poll, submit}, timeout=0.3)
+    assert done == set()
+
+    release.set()
+    result = await asyncio.wait_for(poll, 5.0)
+    stored = await stores.journal.after(sid, 0)
+    journaled = [(int(s), text) for entry in stored for s, text in entry["events"]]
+    assert result.events, "the poll returned no events"
+    assert all(event in journaled for event in result.events)
+    answers = await asyncio.wait_for(submit, 5.0)
+    assert [a.ok for a in answers] == [True, True]
+    assert any("hello" in text for _, text in result.events)
+
+
+async def test_a_batch_submitted_again_is_applied_once_with_the_first_answers(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores)
+    await actor.ready()
+    first = await actor.submit("gw1", "b1", [chat("once")])
+    again = await actor.submit("gw1", "b1", [chat("once")])
+    assert again == first
+    stored = await stores.chat.all_in_order(sid)
+    assert [m["message"] for m in stored] == ["once"]
+    assert (await actor.snapshot())["chatCount"] == 1
+
+
+async def test_while_the_journal_cannot_be_written_nothing_is_published_or_answered(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    append = stores.journal.append
+    down = asyncio.Event()
+
+    async def failing_append(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        if down.is_set():
+            raise AutoReconnect("the database is down (injected by the test)")
+        await append(stream_id, version, writer, entry)
+
+    stores.journal.append = failing_append  # type: ignore[method-assign]  # the real append, failing while `down`
+    actor = cluster.actor(sid, stores=stores, max_pending_commands=3)
+    snap = await actor.ready()
+    down.set()
+    waiting = asyncio.create_task(actor.submit("gw1", "b1", [chat("waits for the database")]))
+
+    async def unhealthy() -> bool:
+        return (await actor.info())["healthy"] is False
+
+    await wait_until(unhealthy, 3.0, "the actor reports itself unhealthy")
+    polled = await actor.poll("gw2", snap["seq"], snap["epoch"], 0.0)
+    assert polled.events == [] and polled.healthy is False
+    assert not waiting.done()
+    queued = asyncio.create_task(actor.submit("gw1", "b2", [chat("queued"), chat("queued too")]))
+
+    async def two_pending() -> bool:
+        return (await actor.info())["pendingCommands"] == 2
+
+    await wait_until(two_pending, 3.0, "two commands waiting in memory")
+    # Two commands wait in memory; two more would exceed `max_pending_commands`: refused at once.
+    refused = await asyncio.wait_for(actor.submit("gw1", "b3", [chat("one too many"), chat("two too many")]), 2.0)
+    assert refused == [Result.rejected("the stream cannot store right now; try again shortly")] * 2
+
+    down.clear()
+    assert (await asyncio.wait_for(waiting, 5.0))[0].ok
+    assert [r.ok for r in await asyncio.wait_for(queued, 5.0)] == [True, True]
+    assert (await actor.info())["healthy"] is True
+    polled = await actor.poll("gw2", snap["seq"], snap["epoch"], 1.0)
+    assert polled.healthy and len(polled.events) >= 3
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+async def test_a_checkpoint_is_written_after_the_snapshot_interval_and_not_sooner(
+    cluster: Cluster, keep_submitting: Callable[[StreamActor, str], asyncio.Task[None]]
+) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    saves = record_saves(stores)
+    actor = cluster.actor(sid, stores=stores, snapshot_interval=0.3)
+    await actor.ready()
+    assert [c.version for c in saves] == [0]  # a new stream: its first checkpoint as it is created
+    busy = keep_submitting(actor, "gw1")
+
+    async def three_in_background() -> bool:
+        return len(saves) >= 4
+
+    await wait_until(three_in_background, 5.0, "three background checkpoints of a busy stream")
+    busy.cancel()
+    starts = [c.started for c in saves]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # Commits come every ~20 ms; checkpoints only every 0.3 s (less the moment between
+    # taking one and its write starting, longer on a loaded machine).
+    assert min(gaps) >= 0.3 - 0.1, gaps
+    assert all(b.version > a.version for a, b in itertools.pairwise(saves))
+
+    # A last command, then none: its commit gets a checkpoint too, without a flush.
+    await actor.submit("gw1", "last", [chat("the last one")])
+    last = (await versions(actor))[0]
+
+    async def caught_up() -> bool:
+        return (await versions(actor))[1] >= last
+
+    await wait_until(caught_up, 3.0, "a checkpoint of the last journal version")
+    stored = await stores.checkpoints.load(sid)
+    assert stored is not None and stored["version"] >= last
+
+
+async def test_slow_checkpoint_writes_space_the_next_ones_out(
+    cluster: Cluster, keep_submitting: Callable[[StreamActor, str], asyncio.Task[None]]
+) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    saves = record_saves(stores, delay=0.03)  # 40 x 30 ms: the next at least 1.2 s later
+    actor = cluster.actor(sid, stores=stores, snapshot_interval=0.05)
+    await actor.ready()
+    busy = keep_submitting(actor, "gw1")
+
+    async def two_in_background() -> bool:
+        return len(saves) >= 3
+
+    await wait_until(two_in_background, 8.0, "two background checkpoints of a busy stream")
+    busy.cancel()
+    for before, after in itertools.pairwise(saves):
+        gap = after.started - before.started
+        assert gap >= 40 * before.took - 0.05, (gap, before.took)
+        assert gap >= 1.2 - 0.05  # not the configured 0.05 s
+    assert all(call.took < 0.5 for call in saves)  # so the 20 s cap is not what spaced them
+
+
+async def test_commits_go_on_while_a_checkpoint_is_written_and_flush_waits_for_it(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    saves = record_saves(stores)
+    save = stores.checkpoints.save
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_save(stream_id: str, version: int, state: dict[str, Any]) -> bool:
+        if version >= 1 and not release.is_set():  # the first background checkpoint: held by the test
+            entered.set()
+            await release.wait()
+        return await save(stream_id, version, state)
+
+    stores.checkpoints.save = held_save  # type: ignore[method-assign]  # the real save, held back by the test
+    actor = cluster.actor(sid, stores=stores, snapshot_interval=0.05)
+    await actor.ready()
+    await actor.submit("gw1", "b1", [chat("one")])
+    await asyncio.wait_for(entered.wait(), 5.0)
+
+    # The checkpoint write is held: commits go on and are answered.
+    answers = await asyncio.wait_for(actor.submit("gw1", "b2", [chat("two")]), 2.0)
+    assert answers[0].ok
+    flush = asyncio.create_task(actor.flush())
+    done, _ = await asyncio.wait({flush}, timeout=0.3)
+    assert done == set()  # flush waits for the checkpoint being written
+
+    release.set()
+    await asyncio.wait_for(flush, 5.0)
+    journal, checkpoint = await versions(actor)
+    assert checkpoint == journal >= 2
+    assert [c.version for c in saves][-1] == journal
+    # One write at a time: none started before the one before it had finished.
+    for before, after in itertools.pairwise(saves):
+        assert after.started >= before.started + before.took - 0.001
+
+
+# ---------------------------------------------------------------- leases
+
+
+async def test_a_silent_gateway_has_its_viewers_removed_after_its_lease(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores, gateway_lease=0.4)
+    snap = await actor.ready()
+    last_heard = time.monotonic()  # before the call: the actor hears from it a little later
+    assert [r.ok for r in await actor.submit("gw-silent", "a1", [Join("sess-a"), Join("sess-b")])] == [True, True]
+    assert [r.ok for r in await actor.submit("gw-alive", "b1", [Join("sess-c")])] == [True]
+
+    async def keep_polling() -> None:
+        after, epoch = snap["seq"], snap["epoch"]
+        while True:
+            result = await actor.poll("gw-alive", after, epoch, 0.1)
+            after = result.events[-1][0] if result.events else after
+
+    alive = asyncio.create_task(keep_polling())
+    try:
+
+        async def silent_one_gone() -> bool:
+            return (await actor.snapshot())["streamData"]["viewerCount"] == 1
+
+        await wait_until(silent_one_gone, 5.0, "the silent gateway's viewers removed")
+        assert time.monotonic() - last_heard >= 0.4
+        assert (await actor.info())["gateways"] == ["gw-alive"]
+    finally:
+        alive.cancel()
+    entries = await stores.journal.after(sid, 0)
+    assert [e["expired"] for e in entries if e["expired"]] == [["gw-silent"]]
+
+
+async def test_viewers_and_each_minutes_peak_are_recorded_for_analytics(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores)
+    await actor.ready()
+    await actor.submit("gw1", "b1", [Join("sess-1"), Join("sess-2"), Join("sess-3")])
+    await actor.submit("gw1", "b2", [Leave("sess-1"), Join("sess-2")])
+
+    async def recorded() -> bool:
+        samples = await stores.audience.samples(sid)
+        return await stores.audience.unique_viewers(sid) == 3 and any(s["viewers"] == 3 for s in samples)
+
+    # Stored after the commit is answered (derived from the journal): wait for it.
+    await wait_until(recorded, 3.0, "three viewers and a peak of three recorded")
+    samples = await stores.audience.samples(sid)
+    assert all(s["viewers"] in (2, 3) for s in samples)  # 3, then 2 only if a new minute began
+
+
+# ---------------------------------------------------------------- spares
+
+
+async def test_a_spare_adopts_a_stream_serves_it_and_records_its_slot(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    spare = cluster.actor(None, stores=stores, name="slot:test-1")
+    assert await spare.warm() is True
+    snap = await spare.adopt(sid, meta_of(sid))
+    assert snap["streamData"]["streamId"] == sid
+    assert snap["streamData"]["title"] == f"Stream {sid}"
+    assert await stores.slots.assignment("slot:test-1") == (sid, meta_of(sid))
+    assert await stores.slots.slot_of(sid) == "slot:test-1"
+
+    assert (await spare.adopt(sid, meta_of(sid)))["epoch"] == snap["epoch"]  # idempotent
+    with pytest.raises(RuntimeError, match="already serves"):
+        await spare.adopt(new_stream_id(), meta_of("other"))
+
+    answers = await spare.submit("gw1", "b1", [chat("on a spare")])
+    assert answers[0].ok
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["on a spare"]
+    seq = (await spare.snapshot())["seq"]
+    await spare.flush()
+    await spare.close()
+
+    # Ray restarts the spare's process: it comes back without a stream, reads its slot, serves it.
+    again = cluster.actor(None, name="slot:test-1")
+    snap = await again.ready()
+    assert snap["streamData"]["streamId"] == sid
+    assert snap["seq"] == seq
+
+
+# ---------------------------------------------------------------- recovery
+
+
+async def test_a_restart_recovers_from_the_checkpoint_and_the_journal_after_it(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    first = cluster.actor(sid)
+    snap = await first.ready()
+    await first.submit("gw1", "b1", [Join("sess-1"), chat("before the checkpoint")])
+    await first.flush()
+    at_checkpoint = await versions(first)
+    after = await first.poll("gw1", snap["seq"], snap["epoch"], 0.0)
+    await first.submit("gw1", "b2", [chat("after the checkpoint")])
+    await first.submit("gw1", "b3", [chat("and another")])
+    before = await first.snapshot()
+    journal_version = (await versions(first))[0]
+    assert journal_version > at_checkpoint[0]
+    published = await first.events_since(after.events[-1][0], before["epoch"])
+    await first.close()  # the process dies: nothing more is stored
+
+    second = cluster.actor(sid)
+    recovered = await second.ready()
+    assert recovered["seq"] == before["seq"]
+    assert recovered["epoch"] == before["epoch"]
+    assert recovered["chat"] == before["chat"]
+    assert recovered["streamData"] == before["streamData"]
+    assert await versions(second) == (journal_version, at_checkpoint[0])  # checkpoint plus journal replayed
+    # The event log is refilled from the journal: a gateway goes on from its position.
+    assert published
+    assert await second.events_since(after.events[-1][0], before["epoch"]) == published
+    answers = await second.submit("gw1", "b2", [chat("after the checkpoint")])
+    assert answers[0].ok and answers[0].seq is not None and answers[0].seq <= before["seq"]  # the first answer
+
+
+# ---------------------------------------------------------------- fencing
+
+
+async def test_a_second_instance_taking_over_fences_the_first_through_the_journal(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    old = cluster.actor(sid, stores=stores)
+    await old.ready()
+    assert (await old.submit("gw1", "b1", [chat("from the old one")]))[0].ok
+
+    new = cluster.actor(sid)  # e.g. Ray restarted the actor while the old process still ran
+    await new.ready()
+    assert (await new.submit("gw1", "b2", [chat("from the new one")]))[0].ok
+
+    answers = await old.submit("gw1", "b3", [chat("lost"), chat("also lost")])
+    assert answers == [Result.rejected("the stream moved; try again")] * 2
+    with pytest.raises(Fenced):
+        await old.poll("gw1", 0, None, 0.0)
+    with pytest.raises(Fenced):
+        await old.submit("gw1", "b4", [chat("refused")])
+    assert (await old.info())["healthy"] is False
+
+    assert (await new.submit("gw1", "b5", [chat("still served")]))[0].ok
+    messages = [m["message"] for m in await stores.chat.all_in_order(sid)]
+    assert messages == ["from the old one", "from the new one", "still served"]
+    entries = await stores.journal.after(sid, 0)
+    writers = [e["writer"] for e in entries]
+    assert writers == [old.incarnation] + [new.incarnation] * (len(writers) - 1)
+
+
+async def test_a_newer_checkpoint_fences_an_older_instance_that_flushes(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    old = cluster.actor(sid)
+    await old.ready()
+    await old.submit("gw1", "b1", [chat("one")])
+    new = cluster.actor(sid)
+    await new.ready()
+    await new.submit("gw1", "b2", [chat("two")])
+    await new.flush()  # a checkpoint at a version the old one never reached
+
+    with pytest.raises(Fenced):
+        await old.flush()
+    with pytest.raises(Fenced):
+        await old.snapshot()
+    assert (await new.snapshot())["chatCount"] == 2
+
+
+async def test_stop_publishes_the_end_and_stores_the_final_state(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores)
+    snap = await actor.ready()
+    await actor.submit("gw1", "b1", [Join("sess-1"), chat("bye")])
+    stats = await actor.stop()
+    assert stats["chatCount"] == 1 and stats["totalJoins"] == 1
+    assert await actor.stop() == stats  # idempotent
+    result = await actor.poll("gw1", snap["seq"], snap["epoch"], 1.0)
+    assert result.stopped
+    assert any("stream_stopped" in text for _, text in result.events)
+    assert (await actor.submit("gw1", "b2", [chat("late")]))[0] == Result.rejected("the stream has ended")
+    journal, checkpoint = await versions(actor)
+    stored = await stores.checkpoints.load(sid)
+    assert stored is not None and stored["version"] == journal == checkpoint
