@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import structlog
@@ -238,10 +238,14 @@ async def call(
     spec: CallSpec,
     observer: CallObserver,
     wait_s: float | None = None,
+    timeout_s: float | None = None,
 ) -> T:
     """Make one call by this policy: `invoke()` starts an attempt (one
-    `.remote()`); `wait_s` makes it a long poll of that many seconds. Returns
-    the answer or raises an `ActorCallError` (see the module doc)."""
+    `.remote()`); `wait_s` makes it a long poll of that many seconds; `timeout_s`
+    replaces the method's own timeout for this call. Returns the answer or
+    raises an `ActorCallError` (see the module doc)."""
+    if timeout_s is not None:
+        spec = replace(spec, timeout_s=timeout_s)
     loop = asyncio.get_running_loop()
     timeout = spec.timeout_s + (wait_s or 0.0)
     began = loop.time()

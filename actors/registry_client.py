@@ -9,7 +9,6 @@ wraps one in a `StreamClient`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TypeVar
 
 import ray
@@ -47,10 +46,15 @@ class RegistryClient:
         wait_s: float | None = None,
         timeout_s: float | None = None,
     ) -> T:
-        spec = REGISTRY_CALLS[method]
-        if timeout_s is not None:
-            spec = replace(spec, timeout_s=timeout_s)
-        return await call(invoke, actor=NAME, method=method, spec=spec, observer=self.observer, wait_s=wait_s)
+        return await call(
+            invoke,
+            actor=NAME,
+            method=method,
+            spec=REGISTRY_CALLS[method],
+            observer=self.observer,
+            wait_s=wait_s,
+            timeout_s=timeout_s,
+        )
 
     async def start_stream(self, stream_id: str) -> RegistryAnswer:
         """Make the stream live; the answer names its actor (`RegistryAnswer.actor`). Idempotent."""

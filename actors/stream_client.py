@@ -14,7 +14,6 @@ Every method here is idempotent on the actor's side (see each method of
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from ray.actor import ActorHandle
@@ -46,10 +45,15 @@ class StreamClient:
         wait_s: float | None = None,
         timeout_s: float | None = None,
     ) -> T:
-        spec = STREAM_CALLS[method]
-        if timeout_s is not None:
-            spec = replace(spec, timeout_s=timeout_s)
-        return await call(invoke, actor=self._name, method=method, spec=spec, observer=self.observer, wait_s=wait_s)
+        return await call(
+            invoke,
+            actor=self._name,
+            method=method,
+            spec=STREAM_CALLS[method],
+            observer=self.observer,
+            wait_s=wait_s,
+            timeout_s=timeout_s,
+        )
 
     # ------------------------------------------------------------ gateways
 
