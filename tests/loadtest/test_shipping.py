@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing as mp
+import os
 import queue
 import time
 from typing import Any
@@ -110,4 +111,6 @@ def test_the_shipper_counts_the_cpu_in_whole_ms_and_carries_the_rest() -> None:
     counted = sum(t["counters"].get("worker_cpu_ms", 0) for t in shipped)
     assert used_ms - 3 <= counted <= used_ms, (used_ms, counted)  # whole ms; the rest (< 1 ms) carried
     gauges = [t["gauges"] for t in shipped if t["gauges"]]
-    assert gauges[-1]["connected"] == 6 and 0 <= gauges[-1]["cpuPercent"] <= 100
+    # The last tick span was a busy spin: about one core. The process's other threads (Ray's, when the suite
+    # started Ray in this process) count too, so the bound above is every core, not one.
+    assert gauges[-1]["connected"] == 6 and 50 <= gauges[-1]["cpuPercent"] <= 100 * (os.cpu_count() or 1)
