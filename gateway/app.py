@@ -45,8 +45,9 @@ from gateway.rest import (
     users as rest_users,
     video as rest_video,
 )
-from gateway.security.credentials import TokenService, hash_password
+from gateway.security.credentials import TokenService
 from gateway.security.guard import reject_operators
+from gateway.security.password_pool import PasswordPool
 from gateway.security.ratelimit import TokenBucket
 from gateway.services.errors import ServiceError
 from gateway.streams.hub import Hub
@@ -136,8 +137,9 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         db = connect(database_config(settings, mongodb_uri))
         await ensure_indexes(db)
         users = UserStore(db)
+        passwords = PasswordPool(settings.password_hash_workers, settings.password_hash_queue)
         if settings.admin_email and settings.admin_password:
-            await users.ensure_admin(settings.admin_email, hash_password(settings.admin_password))
+            await users.ensure_admin(settings.admin_email, await passwords.hash(settings.admin_password))
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
         hub.on_fanout = metrics.fanout_seconds.observe
@@ -176,6 +178,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             chat_pages=ChatPages(db),
             login_limit=TokenBucket(settings.login_rate_per_minute),
             order_limit=TokenBucket(settings.order_rate_per_minute),
+            signup_limit=TokenBucket(settings.signup_rate_per_minute),
+            passwords=passwords,
         )
         directory.start()
         try:
@@ -193,6 +197,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         await directory.leave_all()
         await directory.close()
         await db.client.close()
+        passwords.close()
         log.info("gateway_stopped", gateway_id=gateway_id)
 
     app = FastAPI(

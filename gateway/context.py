@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from gateway.metrics import GatewayMetrics
 from gateway.security.credentials import TokenService
+from gateway.security.password_pool import PasswordPool
 from gateway.security.ratelimit import TokenBucket
 from gateway.services.checkout import CheckoutService
 from gateway.services.moderation import ModerationService
@@ -53,6 +54,8 @@ class GatewayContext:
     payment_provider: PaymentProvider = field(default_factory=OfflineProvider)
     login_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
     order_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    signup_limit: TokenBucket = field(default_factory=lambda: TokenBucket(0))
+    passwords: PasswordPool = field(default_factory=PasswordPool)  # Argon2, off the event loop
     # The rules, one implementation each for REST and the WebSocket.
     pins: PinService = field(init=False)
     moderation: ModerationService = field(init=False)

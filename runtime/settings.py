@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
     login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
     order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
+    signup_rate_per_minute: int = Field(10, alias="SIGNUP_RATE_PER_MINUTE")  # per client IP; 0 = off
+    # Argon2 runs in this many threads, off the event loop; at most PASSWORD_HASH_QUEUE more calls
+    # wait for one, beyond which a login or sign-up is answered 429 with Retry-After at once.
+    password_hash_workers: int = Field(2, ge=1, alias="PASSWORD_HASH_WORKERS")
+    password_hash_queue: int = Field(16, ge=0, alias="PASSWORD_HASH_QUEUE")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
     ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
     ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")

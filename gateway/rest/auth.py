@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from gateway.errors import ApiError
 from gateway.rest.deps import Ctx, User
 from gateway.rest.types import EmailIn
-from gateway.security.credentials import hash_password, verify_password
 from gateway.security.identity import client_ip, enforce
+from gateway.security.password_pool import PoolBusy
 from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from persistence.users import EmailTaken
 
@@ -51,16 +51,31 @@ class MeOut(BaseModel):
     user: UserOut
 
 
+def _busy(e: PoolBusy) -> ApiError:
+    """The password pool is full: a flood of logins or sign-ups is answered at once, never queued without bound."""
+    return ApiError(
+        429,
+        f"Too many logins and sign-ups at the moment: try again in {e.retry_after} s",
+        headers={"Retry-After": str(e.retry_after)},
+    )
+
+
 def _user_out(public: dict[str, Any]) -> UserOut:
     return UserOut(**{k: public[k] for k in ("id", "email", "name", "role", "createdAt")})
 
 
 @router.post("/register", status_code=201, response_model=AuthOut)
-async def register(body: RegisterBody, ctx: Ctx) -> AuthOut:
-    """Create a customer account and log it in."""
+async def register(body: RegisterBody, ctx: Ctx, request: Request) -> AuthOut:
+    """Create a customer account and log it in. At most `SIGNUP_RATE_PER_MINUTE`
+    sign-ups a minute per client address (429 with `Retry-After` beyond)."""
+    enforce(ctx.signup_limit, client_ip(request), "sign-ups")
     name = body.name or body.email.split("@", 1)[0]
     try:
-        user = await ctx.users.create(body.email, hash_password(body.password), name, role="customer")
+        password_hash = await ctx.passwords.hash(body.password)
+    except PoolBusy as e:
+        raise _busy(e) from e
+    try:
+        user = await ctx.users.create(body.email, password_hash, name, role="customer")
     except EmailTaken as e:
         raise ApiError(409, "An account with this email exists: log in instead") from e
     token = ctx.tokens.issue(user.id, user.role, user.email, user.name)
@@ -70,10 +85,15 @@ async def register(body: RegisterBody, ctx: Ctx) -> AuthOut:
 @router.post("/login", response_model=AuthOut)
 async def login(body: LoginBody, ctx: Ctx, request: Request) -> AuthOut:
     """Log in. At most `LOGIN_RATE_PER_MINUTE` attempts a minute per client
-    address and email (429 with `Retry-After` beyond)."""
+    address and email (429 with `Retry-After` beyond). An unknown email costs
+    as much as a wrong password (both are verified), so the time tells nothing."""
     enforce(ctx.login_limit, f"{client_ip(request)}|{body.email.strip().lower()}", "login attempts")
     user = await ctx.users.by_email(body.email)
-    if user is None or not verify_password(body.password, user.password_hash):
+    try:
+        ok = await ctx.passwords.verify(body.password, user.password_hash if user is not None else None)
+    except PoolBusy as e:
+        raise _busy(e) from e
+    if user is None or not ok:
         raise ApiError(401, "Wrong email or password")
     token = ctx.tokens.issue(user.id, user.role, user.email, user.name)
     return AuthOut(token=token, user=_user_out(user.public()))

@@ -1,6 +1,9 @@
 """Passwords and tokens.
 
-Passwords are hashed with Argon2id (pwdlib). Tokens are HS256 JWTs with the
+Passwords are hashed with Argon2id (pwdlib); a login for an unknown account
+is verified against a dummy hash of the same parameters, so it costs the same.
+These calls take tens of milliseconds of CPU: the gateway runs them in its
+`PasswordPool` (`password_pool.py`), never on the event loop. Tokens are HS256 JWTs with the
 algorithm pinned, an issuer, an audience and an expiry; a token is only
 trusted after all of those check out. Refused, always: `alg: none` and any
 other algorithm (RS256/HS512 swaps included), a missing or past `exp`, a wrong
@@ -15,6 +18,8 @@ until the old secret is removed (at the latest `JWT_TTL_SECONDS` later).
 
 from __future__ import annotations
 
+import functools
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -39,6 +44,24 @@ def verify_password(password: str, password_hash: str) -> bool:
         return _hasher.verify(password, password_hash)
     except UnknownHashError:  # not a hash of ours (the hasher itself answers False for a malformed one of ours)
         return False
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password nobody knows, made once with the same
+    hasher (so the same Argon2 parameters) as every account's."""
+    return _hasher.hash(secrets.token_urlsafe(24))
+
+
+def verify_login(password: str, password_hash: str | None) -> bool:
+    """Whether `password` opens the account whose hash is `password_hash`.
+    With no account (`None`), the password is verified against `dummy_hash()`
+    and the answer is False: a login costs the same whether or not the account
+    exists, so its time does not tell who has one."""
+    if password_hash is None:
+        verify_password(password, dummy_hash())
+        return False
+    return verify_password(password, password_hash)
 
 
 class InvalidToken(Exception):

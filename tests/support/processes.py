@@ -20,6 +20,7 @@ AGORA_APP_ID = "970ca35de60c44645bbae8a215061b33"
 AGORA_APP_CERTIFICATE = "5cfd2fd1755d40ecb72977518be15d3b"
 LOGIN_RATE_PER_MINUTE = 30
 ORDER_RATE_PER_MINUTE = 60
+SIGNUP_RATE_PER_MINUTE = 1000  # the suite signs up many customers from one address
 
 
 class Process:
@@ -100,6 +101,7 @@ def start_gateway(
         AGORA_APP_CERTIFICATE=AGORA_APP_CERTIFICATE,
         LOGIN_RATE_PER_MINUTE=str(LOGIN_RATE_PER_MINUTE),
         ORDER_RATE_PER_MINUTE=str(ORDER_RATE_PER_MINUTE),
+        SIGNUP_RATE_PER_MINUTE=str(SIGNUP_RATE_PER_MINUTE),
     )
     env.update(env_overrides or {})
     proc = Process(
