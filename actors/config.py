@@ -26,3 +26,7 @@ class ActorConfig:
     # (`RAY_worker_maximum_startup_concurrency`), so more than that only queues in the raylet.
     spare_starts_parallel: int = 2
     log_level: str = "info"
+    # For tests only, never set in production: a commit holding a chat message that contains this
+    # text raises inside `StreamActor._commit_once`, after the inbox is taken and the commit applied
+    # (before it is stored), as a bug would. None (the default) turns the hook off.
+    fault_inject_commit: str | None = None
