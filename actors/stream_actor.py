@@ -113,6 +113,9 @@ class ReplayDiffers(RuntimeError):
     """A recovery replayed the journal into events other than the ones it says were published."""
 
 
+_BUSY = Result.rejected("the stream cannot store right now; try again shortly", "busy", retryAfter=RETRY_AFTER_S)
+
+
 @dataclass(slots=True)
 class _Pending:
     gateway_id: str
@@ -157,7 +160,8 @@ class StreamActor:
         self._schedule = CheckpointSchedule(config.snapshot_interval, time.monotonic())
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
-        self._pending_commands = 0
+        self._pending_commands = 0  # in the inbox
+        self._loading_commands = 0  # in calls waiting for the state to load
         self._wake = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._published = asyncio.Event()
@@ -199,24 +203,36 @@ class StreamActor:
 
     async def submit(self, gateway_id: str, batch_id: str, commands: list[Command]) -> list[Result]:
         """Apply a batch of commands, in order, once. Returns one `Result` per
-        command once the batch's effects are stored."""
-        state = await self._ready_state()
+        command once the batch's effects are stored. Beyond
+        `max_pending_commands` waiting (in the inbox, or for the state to load
+        or reload), refused at once with code `busy`."""
+        size = _taps(commands)
+        if not self._loaded.done():  # loading, or reloading after a failed commit: wait, counted
+            if self._full(size):
+                return [_BUSY] * len(commands)
+            self._loading_commands += size
+            try:
+                state = await self._ready_state()
+            finally:
+                self._loading_commands -= size
+        else:
+            state = await self._ready_state()
         self._leases.renew(gateway_id, time.monotonic())
         if self._stopped:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
             return state.applied_batches[batch_id]
-        size = _taps(commands)
-        if self._pending_commands + size > self._config.max_pending_commands:
-            refused = Result.rejected(
-                "the stream cannot store right now; try again shortly", "busy", retryAfter=RETRY_AFTER_S
-            )
-            return [refused] * len(commands)
+        if self._full(size):
+            return [_BUSY] * len(commands)
         answer: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
         self._pending_commands += size
         self._wake.set()
         return await answer
+
+    def _full(self, size: int) -> bool:
+        """Whether `size` more commands would exceed `max_pending_commands`."""
+        return self._pending_commands + self._loading_commands + size > self._config.max_pending_commands
 
     async def poll(self, gateway_id: str, after_seq: int, epoch: str | None, timeout: float) -> PollResult:
         """Events after `after_seq` of `epoch`, waiting up to `timeout` seconds
@@ -304,7 +320,7 @@ class StreamActor:
             "epoch": state.epoch if state else None,
             "version": self._version,
             "snapshotVersion": self._snapshot_version,
-            "pendingCommands": self._pending_commands,
+            "pendingCommands": self._pending_commands + self._loading_commands,
             "gateways": self._leases.holders(),
         }
 

@@ -291,6 +291,41 @@ async def test_an_exception_in_a_commit_answers_its_commands_and_the_actor_reloa
     assert (await actor.info())["healthy"] is True
 
 
+async def test_while_a_failed_commit_reloads_the_waiting_commands_stay_bounded(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    load = stores.checkpoints.load
+    reloading, release = asyncio.Event(), asyncio.Event()
+
+    async def held_reload(stream_id: str) -> dict[str, Any] | None:
+        if reloading.is_set():  # the reload after the failed commit: held by the test
+            await release.wait()
+        return await load(stream_id)
+
+    stores.checkpoints.load = held_reload  # type: ignore[method-assign]  # the real load, held back by the test
+    actor = cluster.actor(sid, stores=stores, fault_inject_commit="BOOM", max_pending_commands=3)
+    await actor.ready()
+    reloading.set()
+    assert await asyncio.wait_for(actor.submit("gw1", "f1", [chat("BOOM")]), 5.0) == [FAILED]
+
+    # The reload is held: commands wait for it, counted, up to `max_pending_commands`.
+    waiting = asyncio.create_task(actor.submit("gw1", "b1", [chat("waits"), chat("waits too")]))
+
+    async def two_waiting() -> bool:
+        return (await actor.info())["pendingCommands"] == 2
+
+    await wait_until(two_waiting, 3.0, "two commands waiting for the reload")
+    refused = await asyncio.wait_for(actor.submit("gw2", "b2", [chat("one too many"), chat("two too many")]), 2.0)
+    busy = Result.rejected("the stream cannot store right now; try again shortly", "busy", retryAfter=1)
+    assert refused == [busy] * 2
+    assert not waiting.done()
+
+    release.set()
+    assert [r.ok for r in await asyncio.wait_for(waiting, 5.0)] == [True, True]
+    assert (await actor.info())["pendingCommands"] == 0
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["waits", "waits too"]
+
+
 async def test_a_permanent_storage_error_fails_the_commit_once_and_the_next_commit_is_stored(
     cluster: Cluster,
 ) -> None:
