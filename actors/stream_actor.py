@@ -338,7 +338,12 @@ class StreamActor:
     # ------------------------------------------------------------ loading
 
     async def _ready_state(self) -> StreamState:
-        await asyncio.shield(self._loaded)
+        try:
+            await asyncio.shield(self._loaded)
+        except BaseException:
+            if self._fenced and self._loaded.done():  # fenced while loading (its load ended by the fence)
+                raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over") from None
+            raise
         if self._fenced:
             raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over")
         assert self._state is not None
