@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from persistence.database import DatabaseConfig
 
@@ -26,3 +27,11 @@ class ActorConfig:
     # (`RAY_worker_maximum_startup_concurrency`), so more than that only queues in the raylet.
     spare_starts_parallel: int = 2
     log_level: str = "info"
+    # For tests only, never set in production: a commit holding a chat message that contains this
+    # text raises inside `StreamActor._commit_once`, after the inbox is taken and the commit applied
+    # (before it is stored), as a bug would. Off (None) unless a test passes it, or sets
+    # FAULT_INJECT_COMMIT_ENV in the environment of the process that makes the config (a gateway).
+    fault_inject_commit: str | None = field(default_factory=lambda: os.environ.get(FAULT_INJECT_COMMIT_ENV) or None)
+
+
+FAULT_INJECT_COMMIT_ENV = "WRENCOS_TEST_FAULT_INJECT_COMMIT"  # tests only: see `ActorConfig.fault_inject_commit`

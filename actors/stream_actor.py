@@ -28,11 +28,24 @@ Guarantees:
 * **Idempotent submits.** A batch id is applied at most once; submitting it
   again (after a timeout or a restart) returns the first answers.
 * **Fenced.** If another instance of this actor already wrote a journal
-  version, this one stops serving and acknowledges nothing more.
-* **Never blocks on the database.** Storage is async; while it fails the actor
-  retries with backoff, reports itself unhealthy, publishes and acknowledges
-  nothing, and refuses commands beyond `max_pending_commands`. Its memory is
+  version, this one stops serving and acknowledges nothing more: its pending
+  calls get `Fenced` (the gateway resends them to the newer instance), its
+  loops stop, and it ends its own actor so Ray frees its `stream` unit.
+* **Never blocks on the database.** Storage is async; while it fails with a
+  transient error (`storage_errors.classify`) the actor retries with capped
+  backoff, reports itself degraded (`healthy` false in polls, `degraded` in
+  `info`), publishes and acknowledges nothing, and refuses commands beyond
+  `max_pending_commands` (code `busy`, with `retryAfter`). Its memory is
   always exactly what the pending entry will store.
+* **Crash-only commits.** A commit that fails otherwise (a permanent storage
+  error such as a document too large, or any unexpected exception while
+  applying or storing it) is never retried: each of its commands is answered
+  with a refusal of code `internal`, and the actor reloads from its
+  checkpoint and journal (the path a restart takes) before serving again, so
+  its state is always what it stored.
+* **Replay checked.** A recovery whose replayed events differ from the ones
+  the journal says were published is logged as an error and loaded again
+  from the database (up to `REPLAY_RELOADS` times) before the stream serves.
 * **Viewer leases.** A gateway that has neither polled nor submitted for
   `gateway_lease` seconds is taken for dead: its viewers leave the count
   (`gateway_leases`).
@@ -48,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import secrets
 import time
@@ -63,11 +77,12 @@ from actors.call_policy import Fenced
 from actors.checkpoint_schedule import CheckpointSchedule
 from actors.config import ActorConfig
 from actors.gateway_leases import GatewayLeases
+from actors.storage_errors import StorageError, classify
 from actors.stream_stores import StreamStores
 from actors.viewer_peaks import MinutePeaks
 from core.checkpoint import from_checkpoint, to_checkpoint
 from core.command_codec import commit_from_entry, commit_to_entry
-from core.commands import Command, ToggleLike
+from core.commands import Chat, Command, ToggleLike
 from core.commit import CommitInput, apply_commit, stop_stream
 from core.event_log import EventLog
 from core.events import ChatRecord
@@ -84,8 +99,21 @@ T = TypeVar("T")
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
+REPLAY_RELOADS = 3  # a recovery whose replay differs from what was published is loaded again this often
+RETRY_AFTER_S = 1  # what a refused command's `retryAfter` says
 LEASE_CHECK_S = 1.0
 SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is logged
+
+
+class InjectedFault(RuntimeError):
+    """Raised by the test-only fault hook (`ActorConfig.fault_inject_commit`)."""
+
+
+class ReplayDiffers(RuntimeError):
+    """A recovery replayed the journal into events other than the ones it says were published."""
+
+
+_BUSY = Result.rejected("the stream cannot store right now; try again shortly", "busy", retryAfter=RETRY_AFTER_S)
 
 
 @dataclass(slots=True)
@@ -132,7 +160,8 @@ class StreamActor:
         self._schedule = CheckpointSchedule(config.snapshot_interval, time.monotonic())
         self._log = EventLog(config.event_log_size)
         self._inbox: list[_Pending] = []
-        self._pending_commands = 0
+        self._pending_commands = 0  # in the inbox
+        self._loading_commands = 0  # in calls waiting for the state to load
         self._wake = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._published = asyncio.Event()
@@ -140,6 +169,7 @@ class StreamActor:
         self._stopped = False
         self._fenced = False
         self._healthy = True
+        self._exiting: asyncio.Task[None] | None = None  # a fenced instance ending itself
         self._leases = GatewayLeases(config.gateway_lease)
         self._peaks = MinutePeaks()
         self._load_started = time.monotonic()
@@ -173,21 +203,36 @@ class StreamActor:
 
     async def submit(self, gateway_id: str, batch_id: str, commands: list[Command]) -> list[Result]:
         """Apply a batch of commands, in order, once. Returns one `Result` per
-        command once the batch's effects are stored."""
-        state = await self._ready_state()
+        command once the batch's effects are stored. Beyond
+        `max_pending_commands` waiting (in the inbox, or for the state to load
+        or reload), refused at once with code `busy`."""
+        size = _taps(commands)
+        if not self._loaded.done():  # loading, or reloading after a failed commit: wait, counted
+            if self._full(size):
+                return [_BUSY] * len(commands)
+            self._loading_commands += size
+            try:
+                state = await self._ready_state()
+            finally:
+                self._loading_commands -= size
+        else:
+            state = await self._ready_state()
         self._leases.renew(gateway_id, time.monotonic())
         if self._stopped:
             return [Result.rejected("the stream has ended")] * len(commands)
         if batch_id in state.applied_batches:
             return state.applied_batches[batch_id]
-        size = _taps(commands)
-        if self._pending_commands + size > self._config.max_pending_commands:
-            return [Result.rejected("the stream cannot store right now; try again shortly")] * len(commands)
+        if self._full(size):
+            return [_BUSY] * len(commands)
         answer: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
         self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
         self._pending_commands += size
         self._wake.set()
         return await answer
+
+    def _full(self, size: int) -> bool:
+        """Whether `size` more commands would exceed `max_pending_commands`."""
+        return self._pending_commands + self._loading_commands + size > self._config.max_pending_commands
 
     async def poll(self, gateway_id: str, after_seq: int, epoch: str | None, timeout: float) -> PollResult:
         """Events after `after_seq` of `epoch`, waiting up to `timeout` seconds
@@ -215,6 +260,7 @@ class StreamActor:
             published = self._published
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(published.wait(), remaining)
+            state = await self._ready_state()  # fenced, or reloaded after a failed commit, meanwhile
 
     async def events_since(self, after_seq: int, epoch: str) -> list[tuple[int, str]] | None:
         """The published events after `after_seq` of `epoch`, or None if they
@@ -267,12 +313,14 @@ class StreamActor:
             "loaded": self._loaded.done() and self._state is not None,
             "loadSeconds": self.load_seconds,
             "healthy": self._healthy and not self._fenced,
+            "degraded": not self._healthy,  # storage failing transiently: retried, nothing published meanwhile
+            "fenced": self._fenced,
             "stopped": self._stopped,
             "seq": state.seq if state else None,
             "epoch": state.epoch if state else None,
             "version": self._version,
             "snapshotVersion": self._snapshot_version,
-            "pendingCommands": self._pending_commands,
+            "pendingCommands": self._pending_commands + self._loading_commands,
             "gateways": self._leases.holders(),
         }
 
@@ -290,7 +338,12 @@ class StreamActor:
     # ------------------------------------------------------------ loading
 
     async def _ready_state(self) -> StreamState:
-        await asyncio.shield(self._loaded)
+        try:
+            await asyncio.shield(self._loaded)
+        except BaseException:
+            if self._fenced and self._loaded.done():  # fenced while loading (its load ended by the fence)
+                raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over") from None
+            raise
         if self._fenced:
             raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over")
         assert self._state is not None
@@ -307,11 +360,19 @@ class StreamActor:
         await self._load()
 
     async def _load(self) -> None:
-        doc = await self._retry("load_checkpoint", lambda: self._stores.checkpoints.load(self.stream_id))
-        if doc is None:
-            await self._create()
-        else:
-            await self._recover(doc)
+        for attempt in itertools.count(1):
+            doc = await self._retry("load_checkpoint", lambda: self._stores.checkpoints.load(self.stream_id))
+            if doc is None:
+                await self._create()
+                break
+            try:
+                await self._recover(doc, check=attempt <= REPLAY_RELOADS)
+                break
+            except ReplayDiffers as e:
+                # What clients were shown is not what the journal replays into: serve neither
+                # until the checkpoint and journal, read again, agree with it.
+                log.error("journal_replay_differs", stream_id=self.stream_id, version=str(e), attempt=attempt)
+                await asyncio.sleep(min(RETRY_MIN_S * 2**attempt, RETRY_MAX_S))
         self.load_seconds = time.monotonic() - self._load_started
         now = time.monotonic()
         assert self._state is not None
@@ -345,8 +406,11 @@ class StreamActor:
         self._log = EventLog(cfg.event_log_size, last_seq=last_seq)
         await self._snapshot()
 
-    async def _recover(self, doc: dict[str, Any]) -> None:
-        """Checkpoint, then the journal after it, replayed through the core."""
+    async def _recover(self, doc: dict[str, Any], check: bool = True) -> None:
+        """Checkpoint, then the journal after it, replayed through the core.
+        Raises `ReplayDiffers` (nothing loaded) if `check` and the replay's
+        events are not the ones each entry says were published; without
+        `check` (the last attempt) that is only logged."""
         cfg = self._config
         base = int(doc.get("version", 0))
         recent = await self._retry(
@@ -362,8 +426,10 @@ class StreamActor:
         for entry in entries:
             _, events = apply_commit(state, commit_from_entry(entry))
             replayed = [[e.seq, encode_event(self.stream_id, state.epoch, e)] for e in events]
-            if replayed != entry.get("events", []):
-                log.error("journal_replay_differs", stream_id=self.stream_id, version=entry["version"])
+            if replayed != [list(e) for e in entry.get("events", [])]:
+                if check:
+                    raise ReplayDiffers(entry["version"])
+                log.error("journal_replay_still_differs", stream_id=self.stream_id, version=entry["version"])
         self._state = state
         self._version = int(entries[-1]["version"]) if entries else base
         self._snapshot_version = base
@@ -421,15 +487,44 @@ class StreamActor:
                     self._snapshot_soon()
                 except Fenced:
                     break
-                except Exception:
-                    log.exception("commit_failed", stream_id=self.stream_id)
+                except Exception:  # noqa: BLE001 - answered and reloaded by _commit_once; the loop goes on
+                    loaded = self._loaded
+                    if loaded.done() and not loaded.cancelled() and loaded.exception() is not None:
+                        # Every call now raises the load's error (bounded: no call waits on it).
+                        log.error("stream_reload_failed", stream_id=self.stream_id, error=repr(loaded.exception()))
+                        break
 
     async def _commit_once(self, force: bool = False) -> None:
-        """Apply the inbox, store the journal entry, publish, answer. Caller holds the commit lock."""
-        state = self._state
-        assert state is not None
+        """Apply the inbox, store the journal entry, publish, answer. Caller holds the commit lock.
+
+        Crash-only: if that fails other than by fencing (a permanent storage
+        error, a bug), every command of the commit is answered with a refusal
+        (code `internal`), the state is reloaded from the checkpoint and
+        journal, and the error is raised again."""
         pending, self._inbox = self._inbox, []
         self._pending_commands = 0
+        try:
+            await self._apply_and_store(pending, force)
+        except Fenced:
+            raise
+        except Exception as e:
+            log.exception("commit_failed", stream_id=self.stream_id, version=self._version + 1, commands=len(pending))
+            failed = Result.rejected("the stream could not store this; try again", "internal", retryAfter=RETRY_AFTER_S)
+            for p in pending:
+                if not p.answer.done():
+                    p.answer.set_result([failed] * len(p.commands))
+            await self._reload()
+            raise e
+
+    async def _reload(self) -> None:
+        """Load again from the checkpoint and journal, as a restart would; calls wait for it."""
+        self._load_started = time.monotonic()
+        self._loaded = asyncio.get_running_loop().create_task(self._load())
+        await asyncio.shield(self._loaded)
+
+    async def _apply_and_store(self, pending: list[_Pending], force: bool) -> None:
+        state = self._state
+        assert state is not None
         now = datetime.now(UTC)
         commit = CommitInput(
             batches=[(p.gateway_id, p.batch_id, p.commands) for p in pending],
@@ -438,6 +533,7 @@ class StreamActor:
             expired_gateways=self._expired_gateways(),
         )
         results, events = apply_commit(state, commit)
+        self._inject_fault(pending)
         if not (pending or events or commit.expired_gateways or force):
             self._last_commit = time.monotonic()
             return
@@ -585,11 +681,49 @@ class StreamActor:
         return self._name
 
     def _fence(self, pending: list[_Pending]) -> None:
+        """A newer instance took over: answer every waiting call with `Fenced`
+        (the gateway sends those commands to the newer one), wake the long
+        polls (they raise `Fenced` too), and end this instance."""
+        if self._fenced:
+            return
         self._fenced = True
         log.error("stream_fenced", stream_id=self.stream_id, incarnation=self.incarnation, version=self._version)
-        for p in pending:
+        waiting, self._inbox = pending + self._inbox, []
+        self._pending_commands = 0
+        for p in waiting:
             if not p.answer.done():
-                p.answer.set_result([Result.rejected("the stream moved; try again")] * len(p.commands))
+                p.answer.set_exception(Fenced(f"stream {self.stream_id}: a newer instance of this actor took over"))
+        self._wake_pollers()
+        self._wake.set()  # the commit loop sees the fence and stops
+        self._exiting = asyncio.get_running_loop().create_task(self._exit_fenced())
+
+    async def _exit_fenced(self) -> None:
+        """Stop this instance's loops and, in Ray, end its actor: Ray frees
+        its `stream` unit. `exit_actor` marks the actor to exit once the
+        methods running now have answered (an intentional exit: Ray does not
+        restart it, and the newer instance is another process)."""
+        await asyncio.sleep(0)  # let the answers above go out first
+        await self.close()
+        import ray
+
+        if not ray.is_initialized():
+            return
+        try:
+            ray.actor.exit_actor()
+        except TypeError:  # not an actor's process: this object runs in a driver (tests), closed above
+            return
+        except BaseException as e:  # noqa: BLE001 - exit_actor raises to end the calling task; the actor exits after the running calls
+            log.info("stream_fenced_exiting", stream_id=self.stream_id, how=type(e).__name__)
+
+    def _inject_fault(self, pending: list[_Pending]) -> None:
+        """The test-only fault hook (`ActorConfig.fault_inject_commit`, None in production)."""
+        marker = self._config.fault_inject_commit
+        if marker is None:
+            return
+        for p in pending:
+            for c in p.commands:
+                if isinstance(c, Chat) and marker in c.message:
+                    raise InjectedFault(f"fault injected into a commit of stream {self.stream_id} (test hook)")
 
     async def _retry(self, what: str, op: Callable[[], Awaitable[T]]) -> T:
         delay = RETRY_MIN_S
@@ -601,9 +735,11 @@ class StreamActor:
                     log.info("storage_recovered", stream_id=self.stream_id, op=what, attempts=attempt + 1)
                 self._healthy = True
                 return result
-            except StaleWriter:
-                raise
-            except Exception as e:  # noqa: BLE001 - any storage failure is tried again until it succeeds or a newer writer fences this one
+            except Exception as e:
+                if classify(e) is not StorageError.TRANSIENT:
+                    # Fenced, or permanent: trying again would fail the same way. The database answered.
+                    self._healthy = True
+                    raise
                 attempt += 1
                 self._healthy = False
                 log.warning(

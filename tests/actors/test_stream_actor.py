@@ -19,11 +19,11 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from actors.call_policy import Fenced
 from actors.config import ActorConfig
-from actors.stream_actor import StreamActor
+from actors.stream_actor import REPLAY_RELOADS, StreamActor
 from actors.stream_stores import StreamStores
 from core.commands import Chat, Join, Leave
 from core.results import Result
@@ -243,7 +243,8 @@ async def test_while_the_journal_cannot_be_written_nothing_is_published_or_answe
     await wait_until(two_pending, 3.0, "two commands waiting in memory")
     # Two commands wait in memory; two more would exceed `max_pending_commands`: refused at once.
     refused = await asyncio.wait_for(actor.submit("gw1", "b3", [chat("one too many"), chat("two too many")]), 2.0)
-    assert refused == [Result.rejected("the stream cannot store right now; try again shortly")] * 2
+    busy = Result.rejected("the stream cannot store right now; try again shortly", "busy", retryAfter=1)
+    assert refused == [busy] * 2
 
     down.clear()
     assert (await asyncio.wait_for(waiting, 5.0))[0].ok
@@ -251,6 +252,238 @@ async def test_while_the_journal_cannot_be_written_nothing_is_published_or_answe
     assert (await actor.info())["healthy"] is True
     polled = await actor.poll("gw2", snap["seq"], snap["epoch"], 1.0)
     assert polled.healthy and len(polled.events) >= 3
+
+
+# ---------------------------------------------------------------- failed commits (crash-only)
+
+FAILED = Result.rejected("the stream could not store this; try again", "internal", retryAfter=1)
+
+
+async def test_an_exception_in_a_commit_answers_its_commands_and_the_actor_reloads_from_its_journal(
+    cluster: Cluster,
+) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores, fault_inject_commit="BOOM")
+    await actor.ready()
+    assert (await actor.submit("gw1", "b1", [Join("sess-1"), chat("stored")]))[1].ok
+    before = await actor.snapshot()
+    version = (await versions(actor))[0]
+
+    # Several submits, each failing in its commit after the commit was applied to the state (the
+    # hook raises between applying and storing): every one is answered, none waits.
+    failing = [
+        asyncio.create_task(actor.submit("gw1", f"f{n}", [chat(f"BOOM {n}"), chat(f"with it {n}")])) for n in range(3)
+    ]
+    answers = await asyncio.wait_for(asyncio.gather(*failing), 10.0)
+    assert answers == [[FAILED, FAILED]] * 3
+
+    # Reloaded from the checkpoint and journal: the seq the applied-but-unstored commits took is
+    # given back, nothing of them is stored or published, and the stream serves on from there.
+    after = await asyncio.wait_for(actor.snapshot(), 5.0)
+    assert after["seq"] == before["seq"]
+    assert after["chat"] == before["chat"] and after["chatCount"] == 1
+    assert (await versions(actor))[0] == version
+    assert await actor.events_since(before["seq"], before["epoch"]) == []
+    answer = await asyncio.wait_for(actor.submit("gw1", "b2", [chat("served again")]), 5.0)
+    assert answer[0].ok and answer[0].seq == before["seq"] + 1
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["stored", "served again"]
+    assert (await actor.info())["healthy"] is True
+
+
+async def test_while_a_failed_commit_reloads_the_waiting_commands_stay_bounded(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    load = stores.checkpoints.load
+    reloading, release = asyncio.Event(), asyncio.Event()
+
+    async def held_reload(stream_id: str) -> dict[str, Any] | None:
+        if reloading.is_set():  # the reload after the failed commit: held by the test
+            await release.wait()
+        return await load(stream_id)
+
+    stores.checkpoints.load = held_reload  # type: ignore[method-assign]  # the real load, held back by the test
+    actor = cluster.actor(sid, stores=stores, fault_inject_commit="BOOM", max_pending_commands=3)
+    await actor.ready()
+    reloading.set()
+    assert await asyncio.wait_for(actor.submit("gw1", "f1", [chat("BOOM")]), 5.0) == [FAILED]
+
+    # The reload is held: commands wait for it, counted, up to `max_pending_commands`.
+    waiting = asyncio.create_task(actor.submit("gw1", "b1", [chat("waits"), chat("waits too")]))
+
+    async def two_waiting() -> bool:
+        return (await actor.info())["pendingCommands"] == 2
+
+    await wait_until(two_waiting, 3.0, "two commands waiting for the reload")
+    refused = await asyncio.wait_for(actor.submit("gw2", "b2", [chat("one too many"), chat("two too many")]), 2.0)
+    busy = Result.rejected("the stream cannot store right now; try again shortly", "busy", retryAfter=1)
+    assert refused == [busy] * 2
+    assert not waiting.done()
+
+    release.set()
+    assert [r.ok for r in await asyncio.wait_for(waiting, 5.0)] == [True, True]
+    assert (await actor.info())["pendingCommands"] == 0
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["waits", "waits too"]
+
+
+async def test_a_permanent_storage_error_fails_the_commit_once_and_the_next_commit_is_stored(
+    cluster: Cluster,
+) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    append = stores.journal.append
+    too_large: list[int] = []
+
+    async def append_or_too_large(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        if "HUGE" in repr(entry):
+            too_large.append(version)
+            raise DocumentTooLarge("BSON document too large (17000000 bytes) (injected by the test)")
+        await append(stream_id, version, writer, entry)
+
+    stores.journal.append = append_or_too_large  # type: ignore[method-assign]  # the real append, refusing one entry
+    actor = cluster.actor(sid, stores=stores)
+    before = await actor.ready()
+
+    answers = await asyncio.wait_for(actor.submit("gw1", "b1", [chat("HUGE"), chat("in the same commit")]), 5.0)
+    assert answers == [FAILED, FAILED]
+    assert len(too_large) == 1  # never tried again
+    # The commit loop goes on (no lock held by a retry): snapshots and the next commit are answered.
+    assert (await asyncio.wait_for(actor.snapshot(), 2.0))["seq"] == before["seq"]
+    answer = await asyncio.wait_for(actor.submit("gw1", "b2", [chat("next")]), 5.0)
+    assert answer[0].ok and answer[0].seq == before["seq"] + 1
+    assert len(too_large) == 1
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["next"]
+    info = await actor.info()
+    assert info["healthy"] is True and info["degraded"] is False
+
+
+async def test_a_transient_storage_error_is_retried_while_the_stream_reports_degraded(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    append = stores.journal.append
+    calls: list[int] = []
+    second_failure = asyncio.Event()
+
+    async def flaky_append(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        calls.append(version)
+        if len(calls) == 2:
+            await second_failure.wait()  # held until the test has seen the stream degraded
+        if len(calls) <= 2:
+            raise AutoReconnect("connection reset (injected by the test)")
+        await append(stream_id, version, writer, entry)
+
+    actor = cluster.actor(sid, stores=stores)
+    before = await actor.ready()
+    stores.journal.append = flaky_append  # type: ignore[method-assign]  # the real append, failing twice
+    submit = asyncio.create_task(actor.submit("gw1", "b1", [chat("kept"), chat("kept too")]))
+
+    async def degraded() -> bool:
+        return (await actor.info())["degraded"] is True
+
+    await wait_until(degraded, 5.0, "the stream reports itself degraded")
+    polled = await actor.poll("gw2", before["seq"], before["epoch"], 0.0)
+    assert polled.healthy is False and polled.events == []
+    assert not submit.done()
+    second_failure.set()
+
+    assert [a.ok for a in await asyncio.wait_for(submit, 5.0)] == [True, True]
+    assert len(calls) == 3 and len(set(calls)) == 1  # the same entry, tried three times
+    assert (await actor.info())["degraded"] is False
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["kept", "kept too"]
+
+
+async def test_a_fenced_instance_answers_its_waiting_calls_and_closes_itself(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    stores = cluster.stores()
+    append = stores.journal.append
+    entered, release = asyncio.Event(), asyncio.Event()
+
+    async def held_append(stream_id: str, version: int, writer: str, entry: dict[str, Any]) -> None:
+        if "held" in repr(entry):
+            entered.set()
+            await release.wait()
+        await append(stream_id, version, writer, entry)
+
+    stores.journal.append = held_append  # type: ignore[method-assign]  # the real append, held back by the test
+    old = cluster.actor(sid, stores=stores)
+    snap = await old.ready()
+    held = asyncio.create_task(old.submit("gw1", "b1", [chat("held")]))
+    await asyncio.wait_for(entered.wait(), 5.0)
+    waiting = asyncio.create_task(old.submit("gw2", "b2", [chat("waits in the inbox")]))
+    polling = asyncio.create_task(old.poll("gw3", snap["seq"], snap["epoch"], 30.0))
+
+    new = cluster.actor(sid)  # takes over and writes the version the old one is writing
+    await new.ready()
+    assert (await new.submit("gw1", "n1", [chat("from the new one")]))[0].ok
+    release.set()
+
+    # Every call waiting on the old instance is told `Fenced` (the long poll too), at once.
+    for call in (held, waiting, polling):
+        with pytest.raises(Fenced):
+            await asyncio.wait_for(call, 5.0)
+
+    async def closed() -> bool:
+        # Private, for want of a process to watch: its loops have ended (in Ray the actor exits).
+        return old._committer.done() and old._exiting is not None and old._exiting.done()
+
+    await wait_until(closed, 5.0, "the fenced instance closed itself")
+    info = await old.info()
+    assert info["fenced"] is True and info["pendingCommands"] == 0
+    assert (await new.submit("gw1", "b1", [chat("held")]))[0].ok  # the gateway's resend, applied once
+    assert [m["message"] for m in await stores.chat.all_in_order(sid)] == ["from the new one", "held"]
+
+
+async def test_a_replay_that_differs_from_what_was_published_is_loaded_again(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    first = cluster.actor(sid)
+    await first.ready()
+    await first.submit("gw1", "b1", [Join("sess-1"), chat("one")])
+    await first.submit("gw1", "b2", [chat("two")])
+    before = await first.snapshot()
+    await first.close()  # no checkpoint since: recovery replays the journal
+
+    stores = cluster.stores()
+    after = stores.journal.after
+    reads: list[int] = []
+
+    async def after_once_tampered(stream_id: str, version: int) -> list[dict[str, Any]]:
+        entries = await after(stream_id, version)
+        reads.append(version)
+        if len(reads) == 1:  # the first read: one published event is not what the replay makes
+            seq, text = entries[-1]["events"][-1]
+            entries[-1]["events"][-1] = [seq, text.replace("two", "TWO")]
+        return entries
+
+    stores.journal.after = after_once_tampered  # type: ignore[method-assign]  # the real read, altered once
+    second = cluster.actor(sid, stores=stores)
+    recovered = await asyncio.wait_for(second.ready(), 10.0)
+    assert len(reads) == 2  # served only after a second load agreed with what was published
+    assert recovered["seq"] == before["seq"] and recovered["chat"] == before["chat"]
+    assert (await second.submit("gw1", "b3", [chat("three")]))[0].ok
+
+
+async def test_a_replay_that_keeps_differing_is_loaded_a_bounded_number_of_times(cluster: Cluster) -> None:
+    sid = new_stream_id()
+    first = cluster.actor(sid)
+    await first.ready()
+    await first.submit("gw1", "b1", [chat("one")])
+    await first.close()
+
+    stores = cluster.stores()
+    after = stores.journal.after
+    reads: list[int] = []
+
+    async def after_tampered(stream_id: str, version: int) -> list[dict[str, Any]]:
+        entries = await after(stream_id, version)
+        reads.append(version)
+        seq, text = entries[-1]["events"][-1]
+        entries[-1]["events"][-1] = [seq, text.replace("one", "ONE")]
+        return entries
+
+    stores.journal.after = after_tampered  # type: ignore[method-assign]  # the real read, always altered
+    second = cluster.actor(sid, stores=stores)
+    await asyncio.wait_for(second.ready(), 10.0)  # serves in the end: the journal is what was stored
+    assert len(reads) == REPLAY_RELOADS + 1
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -479,8 +712,9 @@ async def test_a_second_instance_taking_over_fences_the_first_through_the_journa
     await new.ready()
     assert (await new.submit("gw1", "b2", [chat("from the new one")]))[0].ok
 
-    answers = await old.submit("gw1", "b3", [chat("lost"), chat("also lost")])
-    assert answers == [Result.rejected("the stream moved; try again")] * 2
+    # Not stored: the waiting call is told `Fenced`, so the gateway sends the batch to the new one.
+    with pytest.raises(Fenced):
+        await old.submit("gw1", "b3", [chat("lost"), chat("also lost")])
     with pytest.raises(Fenced):
         await old.poll("gw1", 0, None, 0.0)
     with pytest.raises(Fenced):
