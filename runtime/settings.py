@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
     login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
     order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
+    # A `creating` order older than this was stranded by a gateway that died placing it: every
+    # gateway's sweeper gives its stock back (once), checking every ORDER_SWEEP_INTERVAL_SECONDS.
+    # The saga itself gives up at half this time.
+    order_creating_timeout_seconds: float = Field(60.0, gt=0, alias="ORDER_CREATING_TIMEOUT_SECONDS")
+    order_sweep_interval_seconds: float = Field(10.0, gt=0, alias="ORDER_SWEEP_INTERVAL_SECONDS")
+    # For tests only, never set in production (0 = off): the order saga waits this long after
+    # taking its stock, before confirming, so a test can kill the gateway mid-order.
+    test_order_hold_seconds: float = Field(0.0, ge=0, alias="WRENCOS_TEST_ORDER_HOLD_SECONDS")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
     ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
     ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")
