@@ -246,3 +246,25 @@ async def test_the_sweeper_runs_on_its_timer_until_stopped(db: AsyncDatabase, pr
     finally:
         await s.stop()
     assert await stock_of(products, lamp["_id"]) == 10
+
+
+async def test_a_saga_past_its_deadline_gives_back_what_it_took_itself(
+    db: AsyncDatabase, products: ProductStore, live: Live
+) -> None:
+    lamp = await new_product(products, stock=10)
+    slow = OrderService(
+        OrderStore(db),
+        products,
+        FlashSaleStore(db),
+        PaymentStore(db),
+        live.streams,
+        live.directory,
+        "EUR",
+        saga_deadline_seconds=0.5,
+        test_hold_seconds=30,
+    )
+    with pytest.raises(ServiceError) as refused:
+        await asyncio.wait_for(slow.place(ANN, OrderRequest(items=(OrderLine(lamp["_id"], 4),)), "k1"), 10)
+    assert refused.value.code == CONFLICT and refused.value.retry_after == 1
+    assert await stock_of(products, lamp["_id"]) == 10
+    assert await OrderStore(db).count({"status": CREATING}) == 0
