@@ -60,6 +60,8 @@ class OrderSweeper:
         self.name = name  # who claimed an order (`abandonedBy`): the gateway id
         self.batch = batch
         self._task: asyncio.Task[None] | None = None
+        self._sweeping = False  # a round is running
+        self._stopping = False
 
     async def sweep_once(self) -> list[dict[str, Any]]:
         """One round: claim up to `batch` stranded orders and give back what each
@@ -95,21 +97,30 @@ class OrderSweeper:
         )
 
     async def run_forever(self) -> None:
-        """Sweep every `interval_seconds` until cancelled; a failed round is logged and the next one runs."""
-        while True:
+        """Sweep every `interval_seconds` until stopped; a failed round is logged and the next one runs."""
+        while not self._stopping:
             await asyncio.sleep(self.interval_seconds)
+            self._sweeping = True
             try:
                 await self.sweep_once()
             except Exception:
                 log.exception("order_sweep_failed", by=self.name)
+            finally:
+                self._sweeping = False
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self.run_forever(), name="order-sweeper")
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop sweeping. A round in progress may finish (within `grace_seconds`), so an
+        order it claimed is not left `abandoned` with its stock still held."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping = True
+        if not self._sweeping:
+            task.cancel()  # asleep between rounds
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, grace_seconds)

@@ -268,3 +268,28 @@ async def test_a_saga_past_its_deadline_gives_back_what_it_took_itself(
     assert refused.value.code == CONFLICT and refused.value.retry_after == 1
     assert await stock_of(products, lamp["_id"]) == 10
     assert await OrderStore(db).count({"status": CREATING}) == 0
+
+
+async def test_stopping_lets_a_round_in_progress_finish_its_orders(db: AsyncDatabase, products: ProductStore) -> None:
+    lamp = await new_product(products, stock=10)
+    slow_products = SlowReturns(db)
+    s = OrderSweeper(
+        OrderStore(db), slow_products, FlashSaleStore(db), timeout_seconds=60, interval_seconds=0.01, name="gw-a"
+    )
+    await strand(db, [(lamp, 3)], taken=1)
+    s.start()
+    await asyncio.wait_for(slow_products.returning.wait(), 10)
+    await s.stop()  # in the middle of giving back
+    assert await stock_of(products, lamp["_id"]) == 10
+    assert await OrderStore(db).count({"status": {"$exists": True}}) == 0
+
+
+class SlowReturns(ProductStore):
+    def __init__(self, db: AsyncDatabase) -> None:
+        super().__init__(db)
+        self.returning = asyncio.Event()
+
+    async def return_stock(self, product_id: str, quantity: int) -> None:
+        self.returning.set()
+        await asyncio.sleep(0.3)
+        await super().return_stock(product_id, quantity)
