@@ -182,6 +182,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             passwords=passwords,
         )
         directory.start()
+        app.state.ctx.order_sweeper.start()
         try:
             await asyncio.wait_for(directory.synced.wait(), 30)
         except TimeoutError:
@@ -194,6 +195,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         app.state.draining = True  # new sockets are refused from here on
         for conn in list(hub.connections):
             conn.close(CLOSE_GOING_AWAY, "server shutting down")
+        await app.state.ctx.order_sweeper.stop()
         await directory.leave_all()
         await directory.close()
         await db.client.close()

@@ -11,7 +11,9 @@ from gateway.security.credentials import TokenService
 from gateway.security.password_pool import PasswordPool
 from gateway.security.ratelimit import TokenBucket
 from gateway.services.checkout import CheckoutService
+from gateway.services.live_numbers import LiveNumbersCache
 from gateway.services.moderation import ModerationService
+from gateway.services.order_sweeper import OrderSweeper
 from gateway.services.orders import OrderService
 from gateway.services.payments import OfflineProvider, PaymentProvider
 from gateway.services.pins import PinService
@@ -61,6 +63,8 @@ class GatewayContext:
     moderation: ModerationService = field(init=False)
     order_service: OrderService = field(init=False)
     checkout: CheckoutService = field(init=False)
+    order_sweeper: OrderSweeper = field(init=False)  # started and stopped by the app
+    live_numbers: LiveNumbersCache = field(init=False)  # REST live numbers of streams this gateway does not follow
 
     def __post_init__(self) -> None:
         live = LiveStreams(self.directory, self.streams)
@@ -74,5 +78,16 @@ class GatewayContext:
             self.streams,
             self.directory,
             self.settings.shop_currency,
+            saga_deadline_seconds=self.settings.order_creating_timeout_seconds / 2,
+            test_hold_seconds=self.settings.test_order_hold_seconds,
         )
         self.checkout = CheckoutService(self.order_service, self.orders, self.payments, self.payment_provider)
+        self.order_sweeper = OrderSweeper(
+            self.orders,
+            self.products,
+            self.flash_sales,
+            timeout_seconds=self.settings.order_creating_timeout_seconds,
+            interval_seconds=self.settings.order_sweep_interval_seconds,
+            name=self.gateway_id,
+        )
+        self.live_numbers = LiveNumbersCache()

@@ -13,6 +13,12 @@ Guarantees:
   is taken; a failed creation deletes it. Lists and analytics never show
   `creating` orders. (A gateway that dies between the two leaves a `creating`
   order holding stock; `taken` says how many lines were complete.)
+* **A stranded `creating` order is claimed once.** `claim_stranded` moves an
+  old `creating` order to `abandoned` with one conditional update, so of any
+  number of sweepers (and the saga itself, whose `progress` and confirm are
+  conditional on `creating`) exactly one wins it; the winner alone returns its
+  stock (the `taken` lines as of the claim), then `delete_abandoned` removes it.
+  An `abandoned` order is never listed, counted or shown.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from pymongo.errors import DuplicateKeyError
 from runtime.clock import now_iso
 
 CREATING = "creating"
+ABANDONED = "abandoned"  # a stranded `creating` order claimed by the sweeper (its stock is being returned)
+HIDDEN = [CREATING, ABANDONED]  # never listed, counted or shown
 
 
 class DuplicateIdempotencyKey(Exception):
@@ -49,14 +57,50 @@ class OrderStore:
     async def get(self, order_id: str) -> dict[str, Any] | None:
         return await self._orders.find_one({"_id": order_id})
 
-    async def progress(self, order_id: str, taken: int) -> None:
-        await self._orders.update_one({"_id": order_id}, {"$set": {"taken": taken}})
+    async def progress(self, order_id: str, taken: int) -> bool:
+        """Record that `taken` lines are complete, only while the order is still
+        `creating`. False if it is not (a sweeper claimed it): the caller then
+        owns only what it took since its last recorded progress."""
+        result = await self._orders.update_one({"_id": order_id, "status": CREATING}, {"$set": {"taken": taken}})
+        return result.matched_count == 1
 
-    async def delete_creating(self, order_id: str) -> None:
-        await self._orders.delete_one({"_id": order_id, "status": CREATING})
+    async def delete_creating(self, order_id: str) -> bool:
+        """Delete the order if it is still `creating`. True if deleted: the caller
+        won it and must give back what it took; False: a sweeper claimed it first."""
+        result = await self._orders.delete_one({"_id": order_id, "status": CREATING})
+        return result.deleted_count == 1
+
+    async def stranded_ids(self, created_before: str, limit: int) -> list[str]:
+        """Up to `limit` ids of `creating` orders created before `created_before` (oldest first)."""
+        docs = (
+            await self._orders.find({"status": CREATING, "createdAt": {"$lt": created_before}}, {"_id": 1})
+            .sort([("createdAt", 1), ("_id", 1)])
+            .limit(limit)
+            .to_list()
+        )
+        return [str(d["_id"]) for d in docs]
+
+    async def claim_stranded(self, order_id: str, created_before: str, by: str) -> dict[str, Any] | None:
+        """`creating` -> `abandoned` if the order is still `creating` and was created
+        before `created_before`, in one conditional update; its idempotency key is
+        freed (a retry with it places a new order). The order as claimed (its
+        `items` and `taken` say what to return), or None if someone else won it."""
+        now = now_iso()
+        return await self._orders.find_one_and_update(
+            {"_id": order_id, "status": CREATING, "createdAt": {"$lt": created_before}},
+            {
+                "$set": {"status": ABANDONED, "updatedAt": now, "abandonedAt": now, "abandonedBy": by},
+                "$unset": {"idemKey": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def delete_abandoned(self, order_id: str) -> None:
+        """Forget an `abandoned` order once its stock is back."""
+        await self._orders.delete_one({"_id": order_id, "status": ABANDONED})
 
     async def list(self, query: dict[str, Any], *, skip: int, limit: int) -> list[dict[str, Any]]:
-        q = {**query, "status": query.get("status", {"$ne": CREATING})}
+        q = {**query, "status": query.get("status", {"$nin": HIDDEN})}
         return (
             await self._orders.find(q)
             .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
@@ -66,7 +110,7 @@ class OrderStore:
         )
 
     async def count(self, query: dict[str, Any]) -> int:
-        return await self._orders.count_documents({**query, "status": query.get("status", {"$ne": CREATING})})
+        return await self._orders.count_documents({**query, "status": query.get("status", {"$nin": HIDDEN})})
 
     async def transition(
         self, order_id: str, from_status: str, to_status: str, extra: dict[str, Any] | None = None

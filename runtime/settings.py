@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     # wait for one, beyond which a login or sign-up is answered 429 with Retry-After at once.
     password_hash_workers: int = Field(2, ge=1, alias="PASSWORD_HASH_WORKERS")
     password_hash_queue: int = Field(16, ge=0, alias="PASSWORD_HASH_QUEUE")
+    # A `creating` order older than this was stranded by a gateway that died placing it: every
+    # gateway's sweeper gives its stock back (once), checking every ORDER_SWEEP_INTERVAL_SECONDS.
+    # The saga itself gives up at half this time.
+    order_creating_timeout_seconds: float = Field(60.0, gt=0, alias="ORDER_CREATING_TIMEOUT_SECONDS")
+    order_sweep_interval_seconds: float = Field(10.0, gt=0, alias="ORDER_SWEEP_INTERVAL_SECONDS")
+    # For tests only, never set in production (0 = off): the order saga waits this long after
+    # taking its stock, before confirming, so a test can kill the gateway mid-order.
+    test_order_hold_seconds: float = Field(0.0, ge=0, alias="WRENCOS_TEST_ORDER_HOLD_SECONDS")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
     ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
     ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from actors.call_policy import ActorCallError
 from core.commands import ToggleLike
 from core.live_set import RegistryAnswer
 from gateway.context import GatewayContext
@@ -78,11 +77,8 @@ async def _live_numbers(ctx: GatewayContext, stream_id: str) -> dict[str, Any] |
     actor = ctx.directory.stream_client(stream_id)
     if actor is None:
         return None
-    try:
-        snap = await actor.snapshot()
-    except ActorCallError:
-        return None  # stopped since the record was read, or restarting, or slow: show the record
-    return live_numbers.of_snapshot(stream_id, snap)
+    # One cached answer per stream (shared by concurrent requests), never one actor call per request.
+    return await ctx.live_numbers.of_actor(stream_id, actor)
 
 
 async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:

@@ -7,13 +7,26 @@ While a stream is live its numbers are the projection of its events onto a
 follows the stream (what its WebSocket viewers were sent), else a view built
 from the actor's snapshot, projected the same way. After the stream, and for
 anything the stream does not know, the stored record's values count.
+
+A gateway that does not follow a stream asks its actor through
+`LiveNumbersCache`: one answer per stream, kept `ttl_seconds` (1 s), one
+snapshot call in flight per stream shared by every request that wants it, a
+few such calls at once per gateway, so a list of 100 streams asked by many
+clients at once costs each actor at most one snapshot (and commit-lock turn)
+per second, not one per listed stream per request.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from actors.call_policy import ActorCallError
+from actors.stream_client import StreamClient
 from core.stream_view import StreamView
 from gateway.streams.live_directory import LiveDirectory
 
@@ -69,3 +82,66 @@ def merged(record: dict[str, Any], live: dict[str, Any] | None) -> LiveNumbers:
         seq=numbers.get("seq"),
         epoch=numbers.get("epoch"),
     )
+
+
+Numbers = dict[str, Any] | None
+
+
+class LiveNumbersCache:
+    """Live numbers per stream from its actor, cached. Guarantees: within
+    `ttl_seconds` of an answer for a stream, no new call for it; while a call
+    for a stream is in flight, every request for that stream waits for that
+    call (a request that gives up does not cancel it for the others); at most
+    `max_fetches` calls at once; at most `max_streams` answers kept (the
+    oldest forgotten first). An actor that does not answer is remembered as
+    "no numbers" (None: the caller shows the stored record) for the TTL too."""
+
+    def __init__(
+        self,
+        ttl_seconds: float = 1.0,
+        max_streams: int = 1024,
+        max_fetches: int = 8,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_seconds = ttl_seconds
+        self.max_streams = max_streams
+        self._clock = clock
+        self._answers: OrderedDict[str, tuple[float, Numbers]] = OrderedDict()  # stream -> (expires, numbers)
+        self._in_flight: dict[str, asyncio.Task[Numbers]] = {}
+        self._fetches = asyncio.Semaphore(max_fetches)
+
+    async def of_actor(self, stream_id: str, actor: StreamClient) -> Numbers:
+        """The numbers of the actor's snapshot (None if it brought no answer), cached."""
+
+        async def fetch() -> Numbers:
+            try:
+                return of_snapshot(stream_id, await actor.snapshot())
+            except ActorCallError:
+                return None  # stopped since the record was read, or restarting, or slow: show the record
+
+        return await self.get(stream_id, fetch)
+
+    async def get(self, stream_id: str, fetch: Callable[[], Awaitable[Numbers]]) -> Numbers:
+        """The cached answer for `stream_id` if fresh, else the one of the call in
+        flight for it, else `fetch()`'s (then cached). An exception from `fetch`
+        reaches every waiter and is not cached."""
+        cached = self._answers.get(stream_id)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        task = self._in_flight.get(stream_id)
+        if task is None:
+            task = asyncio.create_task(self._fetch(stream_id, fetch))
+            self._in_flight[stream_id] = task
+        return await asyncio.shield(task)
+
+    async def _fetch(self, stream_id: str, fetch: Callable[[], Awaitable[Numbers]]) -> Numbers:
+        try:
+            async with self._fetches:
+                numbers = await fetch()
+            self._answers[stream_id] = (self._clock() + self.ttl_seconds, numbers)
+            self._answers.move_to_end(stream_id)
+            while len(self._answers) > self.max_streams:
+                self._answers.popitem(last=False)
+            return numbers
+        finally:
+            del self._in_flight[stream_id]

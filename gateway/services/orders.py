@@ -16,7 +16,17 @@ Guarantees of `place`:
   be had, everything taken so far is given back and the `creating` order
   deleted, so stock never goes below zero and nothing is held by a refused
   order. (A gateway that dies mid-saga leaves a `creating` order with its
-  `taken` lines; it is never listed.)
+  `taken` lines; it is never listed, and the order sweeper,
+  `gateway/services/order_sweeper.py`, gives its stock back after
+  `ORDER_CREATING_TIMEOUT_SECONDS`.)
+* **Never swept in the middle, never given back twice.** The saga has a
+  deadline (`saga_deadline_seconds`, half the sweeper's timeout in a gateway)
+  after which it gives back what it took itself. Recording a line's progress
+  and the final `creating` -> `pending` are conditional on the order still
+  being `creating`; giving back on failure starts by deleting the `creating`
+  order (conditionally). So if a sweeper claimed the order first, the saga
+  fails cleanly (`conflict`, retry) and gives back only what it took after its
+  last recorded progress; the sweeper gives back the recorded lines.
 * **Durable before answered.** The order is `pending` in the database before
   `place` returns. Telling the stream a flash sale's new remaining quantity
   comes after and is best effort (the database has the truth).
@@ -29,6 +39,7 @@ exist (`not_found`), as is a `creating` order.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -53,7 +64,7 @@ from gateway.services.errors import (
 from gateway.services.payments import CASH_ON_DELIVERY
 from gateway.streams.live_directory import LiveDirectory
 from persistence.flash_sales import FlashSaleStore
-from persistence.orders import CREATING, DuplicateIdempotencyKey, OrderStore
+from persistence.orders import CREATING, HIDDEN, DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, CONFIRMED, PENDING, PaymentStore
 from persistence.products import ProductStore
 from persistence.streams import StreamStore
@@ -114,7 +125,7 @@ def sale_wire(sale: dict[str, Any]) -> dict[str, Any]:
 
 def visible(doc: dict[str, Any] | None, caller: Claims, what: str, ident: str) -> dict[str, Any]:
     """The document if the caller may see it; otherwise `not_found`, whether it exists or not."""
-    if doc is None or (not caller.is_admin and doc.get("userId") != caller.user_id) or doc.get("status") == CREATING:
+    if doc is None or (not caller.is_admin and doc.get("userId") != caller.user_id) or doc.get("status") in HIDDEN:
         raise ServiceError(NOT_FOUND, f"{what} {ident} does not exist")
     return doc
 
@@ -134,7 +145,15 @@ class OrderService:
         streams: StreamStore,
         directory: LiveDirectory,
         currency: str,
+        saga_deadline_seconds: float | None = None,
+        test_hold_seconds: float = 0.0,
     ) -> None:
+        """`saga_deadline_seconds`: a saga still running after this long gives back
+        what it took and fails (None: no deadline). `test_hold_seconds`: for tests
+        only (`WRENCOS_TEST_ORDER_HOLD_SECONDS`, 0 = off): the saga waits this long
+        after taking every line, before confirming, so a test can kill or race it."""
+        self.saga_deadline_seconds = saga_deadline_seconds
+        self.test_hold_seconds = test_hold_seconds
         self.orders = orders
         self.products = products
         self.flash_sales = flash_sales
@@ -192,7 +211,12 @@ class OrderService:
                 ) from e
             return _replayed(existing, digest)
 
-        placed, sales_after = await self._take(customer.user_id, order_id, lines)
+        try:
+            async with asyncio.timeout(self.saga_deadline_seconds):
+                placed, sales_after = await self._take(customer.user_id, order_id, lines)
+        except TimeoutError as e:  # the saga gave back what it took (or the sweeper will)
+            log.warning("order_saga_deadline", order_id=order_id, deadline_s=self.saga_deadline_seconds)
+            raise ServiceError(CONFLICT, "Placing this order took too long: retry", retry_after=1) from e
         for sale in sales_after.values():
             self._tell_stream(sale)
         return Placed(placed, replayed=False)
@@ -259,8 +283,14 @@ class OrderService:
         """The saga: take each line's sale claim, sale units and stock, then make
         the order `pending`. On any failure (a refusal, an error, a cancellation)
         give back what was taken, newest first, delete the `creating` order, and
-        re-raise. Returns the `pending` order, and each sale as it is after its units were taken."""
+        re-raise. Returns the `pending` order, and each sale as it is after its units were taken.
+
+        A sweeper may claim the order (`creating` -> `abandoned`) while this runs:
+        it then gives back the lines recorded by `progress` up to its claim, so
+        this gives back only what it took after its last recorded progress, and
+        fails with `conflict`."""
         undo: list[Callable[[], Awaitable[Any]]] = []
+        recorded = 0  # undo steps covered by a recorded `progress` (what a sweeper would give back)
         sales_after: dict[str, dict[str, Any]] = {}
         try:
             for n, line in enumerate(lines, start=1):
@@ -283,16 +313,27 @@ class OrderService:
                     left = int(current["stock"]) if current else 0
                     raise ServiceError(CONFLICT, f"Only {left} of {line['name']!r} left: order fewer")
                 undo.append(partial(self.products.return_stock, pid, qty))
-                await self.orders.progress(order_id, n)
+                if not await self.orders.progress(order_id, n):
+                    raise _swept(order_id)
+                recorded = len(undo)
+            if self.test_hold_seconds > 0:
+                await asyncio.sleep(self.test_hold_seconds)  # tests only: hold the saga in `creating`
             placed = await self.orders.transition(order_id, CREATING, rules.PENDING)
-            assert placed is not None
+            if placed is None:
+                raise _swept(order_id)
         except BaseException:
-            for step in reversed(undo):
+            # Deleting the `creating` order claims it: if that fails, a sweeper owns the recorded
+            # lines. What was taken after the last recorded progress is this saga's alone.
+            try:
+                won = await self.orders.delete_creating(order_id)
+            except Exception:  # unknown: leave the recorded lines to the sweeper rather than risk twice
+                log.exception("order_delete_failed", order_id=order_id)
+                won = False
+            for step in reversed(undo if won else undo[recorded:]):
                 try:
                     await step()
                 except Exception:
                     log.exception("order_undo_failed", order_id=order_id)
-            await self.orders.delete_creating(order_id)
             raise
         return placed, sales_after
 
@@ -339,6 +380,12 @@ class OrderService:
                     await self.orders.set_payment(order_id, "paid", payment_id, only_if_payment=payment_id) or updated
                 )
         return updated
+
+
+def _swept(order_id: str) -> ServiceError:
+    """The sweeper claimed this order while its saga ran (it gives back the recorded lines)."""
+    log.warning("order_swept_while_placing", order_id=order_id)
+    return ServiceError(CONFLICT, "Placing this order took too long and it was abandoned: retry", retry_after=1)
 
 
 def _replayed(existing: dict[str, Any], digest: str) -> Placed:

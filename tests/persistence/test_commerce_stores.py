@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from persistence.analytics import AnalyticsStore
 from persistence.flash_sales import FlashSaleStore
-from persistence.orders import DuplicateIdempotencyKey, OrderStore
+from persistence.orders import ABANDONED, CREATING, DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, PENDING, PaymentExists, PaymentStore
 from persistence.products import ProductStore
 from tests.support.databases import found
@@ -165,3 +165,25 @@ async def test_analytics_aggregations(db: AsyncDatabase) -> None:
     ) == (1, 9, 4, 3, 7, 5, 3, 4, 2249, 2)
     assert [d["day"] for d in await a.days("USD", "2026-01-02", "2026-01-02")] == ["2026-01-02"]
     assert await a.days("USD", "2030-01-01") == []
+
+
+async def test_a_stranded_order_is_claimed_once_and_then_hidden(db: AsyncDatabase) -> None:
+    orders = OrderStore(db)
+    old, young, cutoff = "2026-01-01T10:00:00.000Z", "2026-01-01T12:00:00.000Z", "2026-01-01T11:00:00.000Z"
+    base = {"userId": "u", "items": [], "status": CREATING, "taken": 0, "updatedAt": old}
+    await orders.insert({**base, "_id": "o1", "createdAt": old, "idemKey": "u:k"})
+    await orders.insert({**base, "_id": "o2", "createdAt": young})
+    assert await orders.progress("o1", 1)
+    assert await orders.stranded_ids(cutoff, 10) == ["o1"]
+    assert await orders.claim_stranded("o2", cutoff, "gw-a") is None  # too young
+    claims = await asyncio.gather(*(orders.claim_stranded("o1", cutoff, f"gw-{i}") for i in range(6)))
+    won = [c for c in claims if c is not None]
+    assert len(won) == 1 and won[0]["status"] == ABANDONED and won[0]["taken"] == 1 and "idemKey" not in won[0]
+    # the saga that owned it can no longer record progress, confirm, or delete it
+    assert not await orders.progress("o1", 2)
+    assert await orders.transition("o1", CREATING, "pending") is None
+    assert not await orders.delete_creating("o1")
+    assert await orders.list({}, skip=0, limit=10) == [] and await orders.count({}) == 0  # never listed
+    assert await orders.by_idempotency_key("u:k") is None  # the key is free again
+    await orders.delete_abandoned("o1")
+    assert await orders.get("o1") is None and await orders.stranded_ids(cutoff, 10) == []

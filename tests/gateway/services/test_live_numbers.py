@@ -3,8 +3,12 @@ relay's view or from the actor's snapshot, and the stored record's after."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any, cast
 
+from actors.call_policy import ActorCallError
+from actors.stream_client import StreamClient
 from core.commands import Chat, Command, Join, PinProduct, ToggleLike
 from core.commit import apply_batch, take_events
 from core.state import StreamMeta, StreamState
@@ -74,3 +78,74 @@ def test_merged_prefers_live_numbers_then_the_record() -> None:
         12,
         "e",
     )  # the peak is never below the viewers now
+
+
+class FakeStreamClient:
+    """Counts snapshot calls; each waits for `release` so calls can overlap."""
+
+    def __init__(self, snapshot: dict[str, Any], fail: bool = False) -> None:
+        self.snapshot_ = snapshot
+        self.fail = fail
+        self.calls = 0
+        self.release = asyncio.Event()
+
+    async def snapshot(self) -> dict[str, Any]:
+        self.calls += 1
+        await self.release.wait()
+        if self.fail:
+            raise ActorCallError("slow")
+        return self.snapshot_
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_concurrent_requests_for_one_stream_ask_its_actor_once_per_ttl() -> None:
+    clock = Clock()
+    cache = live_numbers.LiveNumbersCache(ttl_seconds=1.0, clock=clock)
+    actor = FakeStreamClient(busy_state().snapshot())
+    client = cast(StreamClient, actor)
+    waiting = [asyncio.create_task(cache.of_actor(STREAM, client)) for _ in range(50)]
+    await asyncio.sleep(0.05)
+    assert actor.calls == 1  # one call in flight, shared
+    actor.release.set()
+    answers = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert all(a is not None and a["viewerCount"] == 2 and a["likes"] == 2 for a in answers)
+    clock.t += 0.9
+    assert (await cache.of_actor(STREAM, client) or {})["likes"] == 2 and actor.calls == 1  # fresh: cached
+    clock.t += 0.2
+    await asyncio.gather(*(cache.of_actor(STREAM, client) for _ in range(20)))
+    assert actor.calls == 2  # stale: asked again, once
+
+
+async def test_an_actor_without_an_answer_is_remembered_as_none_and_a_waiter_giving_up_cancels_nobody() -> None:
+    clock = Clock()
+    cache = live_numbers.LiveNumbersCache(ttl_seconds=1.0, clock=clock)
+    actor = FakeStreamClient({}, fail=True)
+    client = cast(StreamClient, actor)
+    impatient = asyncio.create_task(cache.of_actor(STREAM, client))
+    patient = asyncio.create_task(cache.of_actor(STREAM, client))
+    await asyncio.sleep(0.05)
+    impatient.cancel()
+    actor.release.set()
+    assert await asyncio.wait_for(patient, 5) is None
+    assert await cache.of_actor(STREAM, client) is None and actor.calls == 1
+
+
+async def test_the_cache_keeps_at_most_max_streams_answers() -> None:
+    cache = live_numbers.LiveNumbersCache(ttl_seconds=60.0, max_streams=3)
+    actor = FakeStreamClient(busy_state().snapshot())
+    actor.release.set()
+    client = cast(StreamClient, actor)
+    for i in range(5):
+        await cache.of_actor(f"s{i}", client)
+    assert len(cache._answers) == 3 and list(cache._answers) == ["s2", "s3", "s4"]
+    await cache.of_actor("s4", client)
+    assert actor.calls == 5  # still cached
+    await cache.of_actor("s0", client)
+    assert actor.calls == 6  # forgotten, asked again
