@@ -238,6 +238,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         database answers a ping within READY_DB_PING_S (else 503 naming `database`)."""
         ctx: GatewayContext = app.state.ctx
         database_ok = await ping(app.state.db, READY_DB_PING_S)
+        ctx.metrics.dependency_up.labels("database").set(1 if database_ok else 0)
         ok = ctx.directory.synced.is_set() and not app.state.draining and database_ok
         status = "draining" if app.state.draining else "ready" if ok else "starting"
         if not database_ok and not app.state.draining:

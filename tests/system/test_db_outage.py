@@ -35,6 +35,12 @@ def _pid(db: EmbeddedMongo) -> int:
     return int((db.data_dir / "nx-27017.pid").read_text().strip())
 
 
+def _metrics(client: httpx.Client) -> str:
+    r = client.get("/metrics")  # no METRICS_TOKEN in the tests: open
+    assert r.status_code == 200, r.text
+    return r.text
+
+
 def test_hung_database_answers_503_quickly_and_recovers(
     private_db: EmbeddedMongo, ray_cluster: str, namespace: str, log_dir: Path
 ) -> None:
@@ -65,6 +71,7 @@ def test_hung_database_answers_503_quickly_and_recovers(
                 ready = client.get("/ready")
                 assert ready.status_code == 503
                 assert ready.json()["database"] == "unavailable"
+                assert 'wrencos_dependency_up{dependency="database"} 0.0' in _metrics(client)
             finally:
                 os.kill(pid, signal.SIGCONT)
 
@@ -73,6 +80,7 @@ def test_hung_database_answers_503_quickly_and_recovers(
                 assert time.monotonic() < deadline, "/ready did not come back"
                 time.sleep(0.5)
             assert client.get("/livestreams/active").status_code == 200
+            assert 'wrencos_dependency_up{dependency="database"} 1.0' in _metrics(client)
             assert client.get("/products").status_code == 200
             assert client.post("/auth/login", json=creds).status_code == 200
     finally:
