@@ -56,7 +56,7 @@ from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER
 from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
-from persistence.database import DatabaseConfig, connect, ensure_indexes
+from persistence.database import DatabaseConfig, connect, ensure_indexes, ping
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import OrderStore
 from persistence.payments import PaymentStore
@@ -76,6 +76,7 @@ def database_config(settings: Settings, uri: str) -> DatabaseConfig:
     return DatabaseConfig(uri=uri, name=settings.mongodb_db, write_concern=settings.mongodb_write_concern)
 
 
+READY_DB_PING_S = 1.5  # /ready must itself answer quickly while the database hangs
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_SERVICE_RESTART = 1012  # "reconnect": this gateway is going away, another one serves
 DRAIN_WAVES_PER_SECOND = 10
@@ -135,6 +136,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = connect(database_config(settings, mongodb_uri))
+        app.state.db = db  # /ready pings it
         await ensure_indexes(db)
         users = UserStore(db)
         passwords = PasswordPool(settings.password_hash_workers, settings.password_hash_queue)
@@ -239,11 +241,17 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
 
     @app.get("/ready", tags=["ops"])
     async def ready() -> JSONResponse:
-        """Ready for traffic: the live-stream directory is in sync with the cluster."""
+        """Ready for traffic: the live-stream directory is in sync with the cluster and the
+        database answers a ping within READY_DB_PING_S (else 503 naming `database`)."""
         ctx: GatewayContext = app.state.ctx
-        ok = ctx.directory.synced.is_set() and not app.state.draining
+        database_ok = await ping(app.state.db, READY_DB_PING_S)
+        ctx.metrics.dependency_up.labels("database").set(1 if database_ok else 0)
+        ok = ctx.directory.synced.is_set() and not app.state.draining and database_ok
         status = "draining" if app.state.draining else "ready" if ok else "starting"
+        if not database_ok and not app.state.draining:
+            status = "unavailable"
         body = {
+            "database": "ok" if database_ok else "unavailable",
             "status": status,
             "gatewayId": ctx.gateway_id,
             "nodeId": ctx.node_id,

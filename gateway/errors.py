@@ -6,21 +6,30 @@ Validation errors add `details` (where and what). No handler ever lets a
 client's bad input become a 500. A call to an actor that brought no answer
 (`actors.call_policy.ActorCallError`) is answered with the status, `error`
 code and `Retry-After` the error carries (503 and `Retry-After` while an
-actor restarts or is slow, so clients know to come back).
+actor restarts or is slow, so clients know to come back). A database
+outage or timeout (any `PyMongoError` reaching a route) is answered 503 with
+`Retry-After`; any other unexpected exception is logged with its traceback and
+answered as a JSON 500, never plain text.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from actors.call_policy import ActorCallError
+
+log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_S = 5  # about one database timeout budget: come back once it has had a chance to answer
 
 CODES = {
     400: "bad_request",
@@ -31,6 +40,7 @@ CODES = {
     409: "conflict",
     422: "validation_error",
     429: "too_many_requests",
+    500: "internal_error",
     503: "unavailable",
 }
 
@@ -70,7 +80,32 @@ def error_body(status: int, message: str, code: str | None = None, **extra: Any)
     return {"error": code or CODES.get(status, "error"), "message": message, "status": status, **extra}
 
 
+def database_unavailable(e: PyMongoError) -> JSONResponse:
+    """A database outage or timeout, as a client sees it: 503, JSON, Retry-After."""
+    log.warning("database unavailable: %s: %s", type(e).__name__, e)
+    message = "The database did not answer in time; try again shortly"
+    return JSONResponse(
+        error_body(503, message, "database_unavailable"),
+        status_code=503,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+def internal_error(request: Request, e: Exception) -> JSONResponse:
+    """Anything unexpected: logged with its traceback, answered as a JSON 500 that leaks nothing."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=e)
+    return JSONResponse(error_body(500, "Internal error; it has been logged"), status_code=500)
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(PyMongoError)
+    async def _database_error(_: Request, e: PyMongoError) -> JSONResponse:
+        return database_unavailable(e)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, e: Exception) -> JSONResponse:
+        return internal_error(request, e)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, e: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if e.status == 401 else {}

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter as PromCounter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter as PromCounter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -72,6 +72,12 @@ class GatewayMetrics:
             "wrencos_actor_call_errors_total",
             "Ray actor calls that failed, by method and error (retried or not)",
             ["method", "error"],
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "wrencos_dependency_up",
+            "1 when the dependency answered the last /ready check in time, 0 when it did not",
+            ["dependency"],
             registry=self.registry,
         )
         self.gc_pauses = GcPauses(self.registry)

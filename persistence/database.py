@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pymongo
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +30,33 @@ class DatabaseConfig:
 
 
 def connect(config: DatabaseConfig) -> AsyncDatabase:
-    """An `AsyncDatabase` with the configured write concern. The client connects lazily."""
+    """An `AsyncDatabase` with the configured write concern. The client connects lazily.
+
+    Every database call is bounded here, in one place: `timeoutMS` bounds each
+    operation including PyMongo's own retries, and server selection and connecting
+    are bounded by the same budget. A call that runs out raises a `PyMongoError`
+    whose `.timeout` is True ("try later"); the gateway answers it 503 + Retry-After.
+    """
     w: int | str = int(config.write_concern) if config.write_concern.isdigit() else config.write_concern
     client: AsyncMongoClient = AsyncMongoClient(
         config.uri,
         tz_aware=True,
+        timeoutMS=config.timeout_ms,  # a hung database (SIGSTOP, partition) costs at most this per call
         serverSelectionTimeoutMS=config.timeout_ms,
         connectTimeoutMS=config.timeout_ms,
         appname="wrencos-live",
     )
     return client.get_database(config.name, write_concern=WriteConcern(w=w))
+
+
+async def ping(db: AsyncDatabase, timeout_s: float) -> bool:
+    """True when the database answers a ping within `timeout_s`; never raises."""
+    try:
+        with pymongo.timeout(timeout_s):
+            await db.command("ping")
+    except PyMongoError:
+        return False
+    return True
 
 
 async def ensure_indexes(db: AsyncDatabase) -> None:
