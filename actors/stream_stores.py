@@ -44,5 +44,11 @@ class StreamStores:
 
     @classmethod
     def connect(cls, config: DatabaseConfig) -> StreamStores:
-        """Every store on the database `config` names (the client connects lazily)."""
-        return cls.on(connect(config))
+        """Every store on the database `config` names (the client connects lazily), without
+        a client-side operation timeout: the actor retries and classifies its storage calls itself."""
+        return cls.on(stream_database(config))
+
+
+def stream_database(config: DatabaseConfig) -> AsyncDatabase:
+    """The database as a stream actor's stores use it (see `persistence.database.connect`)."""
+    return connect(config, operation_timeout=False)

@@ -24,7 +24,7 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge
 from actors.call_policy import Fenced
 from actors.config import ActorConfig
 from actors.stream_actor import REPLAY_RELOADS, StreamActor
-from actors.stream_stores import StreamStores
+from actors.stream_stores import StreamStores, stream_database
 from core.commands import Chat, Join, Leave
 from core.results import Result
 from persistence.database import DatabaseConfig, connect, ensure_indexes
@@ -60,7 +60,7 @@ class Cluster:
         self._dbs: list[Any] = []
 
     def stores(self) -> StreamStores:
-        db = connect(self.config.db)
+        db = stream_database(self.config.db)
         self._dbs.append(db)
         return StreamStores.on(db)
 
