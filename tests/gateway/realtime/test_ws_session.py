@@ -227,7 +227,7 @@ async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connectio
 async def test_a_full_outbox_is_an_error_frame_busy_with_retry_after_for_chat_and_likes() -> None:
     s, raw, _ = session()
     relay = StreamRelay(STREAM, "gw1", Hub(), lambda: None, outbox_max=1)  # no actor: nothing leaves
-    s.ctx.directory = FakeDirectory(relay)  # type: ignore[assignment]  # a real relay behind the stand-in
+    s.ctx.directory = FakeDirectory(relay)  # type: ignore[assignment, arg-type]  # a real relay behind the stand-in
     await watching(s)
     raw.transport.written.clear()
     assert s.handle_now(text(type="chat_message", message="queued", username="ann", clientMsgId="c1"))
