@@ -145,7 +145,14 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             log.info("admin_ensured", email=settings.admin_email)
         hub = Hub()
         hub.on_fanout = metrics.fanout_seconds.observe
-        directory = LiveDirectory(hub, gateway_id, settings.chat_history_size, metrics, settings.relay_idle_seconds)
+        directory = LiveDirectory(
+            hub,
+            gateway_id,
+            settings.chat_history_size,
+            metrics,
+            settings.relay_idle_seconds,
+            settings.relay_outbox_max_commands,
+        )
 
         def gauges() -> LiveGauges:
             v2 = sum(1 for c in hub.connections if c.protocol >= 2)
@@ -157,6 +164,8 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
                 relays_active=sum(1 for r in directory.relays.values() if r.active),
                 draining=bool(app.state.draining),
                 frames_sent=hub.frames_out,
+                outbox_queued=sum(r.queued for r in directory.relays.values()),
+                streams_degraded=sum(1 for r in directory.relays.values() if r.active and not r.healthy),
             )
 
         metrics.bind(gauges)

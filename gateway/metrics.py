@@ -34,6 +34,8 @@ class LiveGauges:
     relays_active: int  # live streams this gateway receives events of
     draining: bool
     frames_sent: int  # frames written to viewers since start
+    outbox_queued: int = 0  # commands queued toward stream actors (each like tap counted)
+    streams_degraded: int = 0  # followed streams whose actor's last poll said unhealthy
 
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -48,6 +50,7 @@ class TrafficCounts:
     def __init__(self) -> None:
         self.events_received = 0  # stream events received from actors
         self.commands: Counter[str] = Counter()  # commands sent to actors, by kind
+        self.refused: Counter[str] = Counter()  # commands refused before reaching an actor, by reason
 
 
 class GatewayMetrics:
@@ -124,6 +127,16 @@ class _LiveCollector(Collector):
         yield GaugeMetricFamily(
             "wrencos_draining", "1 while this gateway drains (no new connections)", value=1 if now.draining else 0
         )
+        yield GaugeMetricFamily(
+            "wrencos_outbox_queued",
+            "Commands queued on this gateway toward stream actors (each like tap counted)",
+            value=now.outbox_queued,
+        )
+        yield GaugeMetricFamily(
+            "wrencos_streams_degraded",
+            "Followed streams whose actor last reported itself unhealthy (storage retrying)",
+            value=now.streams_degraded,
+        )
         yield CounterMetricFamily(
             "wrencos_stream_events_received",
             "Stream events received from stream actors",
@@ -138,3 +151,11 @@ class _LiveCollector(Collector):
         for kind, n in sorted(self.traffic.commands.items()):
             commands.add_metric([kind], n)
         yield commands
+        refused = CounterMetricFamily(
+            "wrencos_commands_refused",
+            "Commands this gateway refused before sending them, by reason",
+            labels=["reason"],
+        )
+        for reason, n in sorted(self.traffic.refused.items()):
+            refused.add_metric([reason], n)
+        yield refused

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(None, alias="METRICS_TOKEN")
     # A gateway with no viewer (and no admin) of a stream for this long stops following it.
     relay_idle_seconds: float = Field(10.0, gt=0, alias="RELAY_IDLE_SECONDS")
+    # Commands (each like tap counted) a gateway queues toward one stream's actor; beyond it new ones
+    # are refused with `busy` and retryAfter (gateway/streams/stream_relay.py OUTBOX_MAX_COMMANDS).
+    relay_outbox_max_commands: int = Field(50_000, gt=0, alias="RELAY_OUTBOX_MAX_COMMANDS")
     # Freeze what startup made out of the garbage collector's reach and collect young objects less
     # often (runtime/gc_policy.py): shorter event-loop pauses under load. Off only to compare.
     gc_freeze: bool = Field(True, alias="GATEWAY_GC_FREEZE")

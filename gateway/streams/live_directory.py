@@ -32,7 +32,7 @@ from core.live_set import RegistryAnswer
 from core.wire import encode
 from gateway.metrics import GatewayMetrics
 from gateway.streams.hub import Hub
-from gateway.streams.stream_relay import StreamRelay
+from gateway.streams.stream_relay import OUTBOX_MAX_COMMANDS, StreamRelay
 
 log = structlog.get_logger("gateway.directory")
 
@@ -50,8 +50,10 @@ class LiveDirectory:
         history_size: int = 50,
         metrics: GatewayMetrics | None = None,
         relay_idle_after: float = 10.0,
+        relay_outbox_max: int = OUTBOX_MAX_COMMANDS,
     ) -> None:
         self.hub = hub
+        self.relay_outbox_max = relay_outbox_max
         self.relay_idle_after = relay_idle_after
         self.metrics = metrics or GatewayMetrics()
         self.gateway_id = gateway_id
@@ -175,6 +177,7 @@ class LiveDirectory:
             self.history_size,
             self.metrics,
             self.relay_idle_after,
+            self.relay_outbox_max,
         )
         self.relays[stream_id] = relay
         relay.start()

@@ -47,7 +47,7 @@ import structlog
 
 from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone
 from actors.stream_client import StreamClient
-from core.commands import Command, SyncViewers, ToggleLike
+from core.commands import Command, EndFlashSale, FlashSaleChanged, GatewayGone, Join, Leave, SyncViewers, ToggleLike
 from core.results import Result
 from core.stream_view import StreamView
 from core.wire import decode, encode
@@ -63,6 +63,14 @@ MAX_LIKE_RUN = 4096  # taps in one command, so one batch stays bounded
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0  # a batch whose stream has no reachable actor this long is refused
+# Commands (each like tap counted) queued toward the actor before new ones are refused. A like
+# storm of 20,000 taps/s queues about 1,000 per 50 ms round trip and 36,000 over a 1.8 s actor
+# restart; 50,000 never refuses that, and holds a few MB at most (RELAY_OUTBOX_MAX_COMMANDS).
+OUTBOX_MAX_COMMANDS = 50_000
+OUTBOX_RETRY_AFTER_S = 2  # about one actor restart
+# What the gateway itself must tell the actor (viewers it holds, sales' stock) is queued even when
+# the outbox is full: a handful per viewer or order, and refusing it would leave the stream wrong.
+NEVER_REFUSED = (Join, Leave, SyncViewers, GatewayGone, FlashSaleChanged, EndFlashSale)
 IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
 
 
@@ -76,6 +84,7 @@ class StreamRelay:
         history_size: int = 50,
         metrics: GatewayMetrics | None = None,
         idle_after: float = IDLE_AFTER_S,
+        outbox_max: int = OUTBOX_MAX_COMMANDS,
     ) -> None:
         """`locate()`: the client of the actor the live set names for the stream now, if any."""
         self.stream_id = stream_id
@@ -93,6 +102,9 @@ class StreamRelay:
         self._advanced = asyncio.Event()
         # (command, its future), or a run of like taps: (_LikeRun, None)
         self._outbox: list[tuple[Command | _LikeRun, asyncio.Future[Result] | None]] = []
+        self.healthy = True  # the actor's last poll said it stores its commits (not degraded)
+        self._queued = 0  # commands in the outbox, each like tap counted
+        self.outbox_max = outbox_max
         self._kick = asyncio.Event()
         self._batch_ids = itertools.count(1)
         self._incarnation: str | None = None
@@ -118,6 +130,21 @@ class StreamRelay:
             elif fut is not None and not fut.done():
                 fut.set_result(ended)
         self._outbox.clear()
+        self._queued = 0
+
+    @property
+    def queued(self) -> int:
+        """Commands waiting to be sent to the actor (each like tap counted)."""
+        return self._queued
+
+    def _full(self) -> Result | None:
+        """A refusal when the outbox is at its bound (the actor is slow or restarting):
+        nothing already queued is dropped, the new command is not applied, so an app
+        resending it later with the same client id has it applied exactly once."""
+        if self._queued < self.outbox_max:
+            return None
+        self.metrics.traffic.refused["busy"] += 1
+        return Result.rejected("the stream is busy; try again", "busy", retryAfter=OUTBOX_RETRY_AFTER_S)
 
     async def attend(self) -> None:
         """Wait until the view is current: wakes an idle relay (someone here
@@ -131,6 +158,11 @@ class StreamRelay:
         if self._closed:
             fut.set_result(Result.rejected("the stream has ended"))
             return fut
+        refused = None if isinstance(command, NEVER_REFUSED) else self._full()
+        if refused is not None:
+            fut.set_result(refused)
+            return fut
+        self._queued += 1
         self._outbox.append((command, fut))
         self._kick.set()
         return fut
@@ -141,6 +173,11 @@ class StreamRelay:
         if self._closed:
             on_error(Result.rejected("the stream has ended"))
             return
+        refused = self._full()
+        if refused is not None:
+            on_error(refused)
+            return
+        self._queued += 1
         outbox = self._outbox
         if outbox:
             run = outbox[-1][0]
@@ -203,6 +240,7 @@ class StreamRelay:
     def _receive(self, result: Any) -> None:
         restarted = self._incarnation is not None and result.incarnation != self._incarnation
         self._incarnation = result.incarnation
+        self.healthy = bool(getattr(result, "healthy", True))
         if restarted:
             log.info("stream_actor_restarted", stream_id=self.stream_id, incarnation=result.incarnation)
             self.submit(SyncViewers(tuple(self.hub.sessions(self.stream_id))))
@@ -291,6 +329,7 @@ class StreamRelay:
             while self._outbox and not self._closed:
                 batch = self._outbox[:MAX_BATCH]
                 del self._outbox[:MAX_BATCH]
+                self._queued -= sum(len(c.likers) if isinstance(c, _LikeRun) else 1 for c, _ in batch)
                 batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
                 commands: list[Command] = [c.command() if isinstance(c, _LikeRun) else c for c, _ in batch]
                 kinds = self.metrics.traffic.commands

@@ -17,6 +17,8 @@ from core.commands import Chat, Command, ToggleLike
 from core.results import Result
 from gateway.realtime.ws_session import WsSession
 from gateway.services.errors import CONFLICT, INVALID, NOT_FOUND, ServiceError
+from gateway.streams.hub import Hub
+from gateway.streams.stream_relay import StreamRelay
 from gateway.transport.connection import Connection
 from tests.gateway.transport.test_fanout_protocol import FakeRaw, FakeWebSocket, parse
 
@@ -220,3 +222,19 @@ async def test_an_actor_that_does_not_answer_is_an_error_frame_and_the_connectio
         ("error", "unavailable", 1),
         ("pong", None, None),
     ]
+
+
+async def test_a_full_outbox_is_an_error_frame_busy_with_retry_after_for_chat_and_likes() -> None:
+    s, raw, _ = session()
+    relay = StreamRelay(STREAM, "gw1", Hub(), lambda: None, outbox_max=1)  # no actor: nothing leaves
+    s.ctx.directory = FakeDirectory(relay)  # type: ignore[assignment, arg-type]  # a real relay behind the stand-in
+    await watching(s)
+    raw.transport.written.clear()
+    assert s.handle_now(text(type="chat_message", message="queued", username="ann", clientMsgId="c1"))
+    assert s.handle_now(text(type="chat_message", message="refused", username="ann", clientMsgId="c2"))
+    assert s.handle_now(text(type="toggle_like", streamId=STREAM))
+    await asyncio.sleep(0)
+    errors = [m for m in sent(raw) if m["type"] == "error"]
+    assert [(m["code"], m["retryAfter"] > 0) for m in errors] == [("busy", True), ("busy", True)]
+    assert relay.queued == 1  # the first chat waits for the actor; the refused ones took no room
+    await relay.close()

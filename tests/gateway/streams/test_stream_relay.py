@@ -14,7 +14,8 @@ from ray.actor import ActorHandle
 
 from actors.call_policy import ActorFenced, ActorGone
 from actors.stream_client import StreamClient
-from core.commands import Chat, ToggleLike
+from core.commands import Chat, Join, ToggleLike
+from core.poll import PollResult
 from core.results import Result
 from gateway.streams import stream_relay
 from gateway.streams.hub import Hub
@@ -183,3 +184,48 @@ async def test_a_batch_for_a_stream_that_has_ended_is_refused_once_its_actor_is_
     acked = relay.submit(Chat("ann", "too late", False))
     assert (await asyncio.wait_for(acked, 2)).error == "the stream has ended"
     task.cancel()
+
+
+async def test_the_outbox_is_bounded_refusals_are_busy_and_what_was_queued_is_kept(live: LiveSet) -> None:
+    relay = StreamRelay(STREAM, "gw1", Hub(), lambda: live.client, outbox_max=4)
+    actor = FakeActor()  # never answers until released: a slow or stopped actor
+    task = await run_sends(relay, actor, live)
+    first = relay.submit(Chat("ann", "in flight", False))
+    await settle()
+    assert relay.queued == 0  # taken as the batch in flight
+    queued = [relay.submit(Chat("ann", f"q{i}", False)) for i in range(2)]
+    told: list[Result] = []
+    relay.toggle_like("a", told.append)
+    relay.toggle_like("b", told.append)  # each tap of the run counts: the outbox is now full
+    assert relay.queued == 4
+    refused = relay.submit(Chat("ann", "one too many", False))
+    relay.toggle_like("c", told.append)
+    r = await asyncio.wait_for(refused, 1)
+    assert not r.ok and (r.data or {}).get("code") == "busy" and (r.data or {}).get("retryAfter", 0) > 0
+    assert [(t.data or {}).get("code") for t in told] == ["busy"]
+    assert relay.metrics.traffic.refused["busy"] == 2
+    assert relay.queued == 4  # refusals take no room and drop nothing queued
+    actor.release.set()
+    await settle()
+    assert (await first).ok and all([(await q).ok for q in queued])
+    assert actor.batches[1] == [Chat("ann", "q0", False), Chat("ann", "q1", False), ToggleLike("a", None, ("b",))]
+    assert relay.queued == 0
+    again = relay.submit(Chat("ann", "one too many", False))  # room again: the resend is taken
+    await settle()
+    assert (await asyncio.wait_for(again, 1)).ok
+    task.cancel()
+
+
+async def test_what_the_gateway_must_tell_the_actor_is_queued_even_when_the_outbox_is_full(live: LiveSet) -> None:
+    relay = StreamRelay(STREAM, "gw1", Hub(), lambda: live.client, outbox_max=1)
+    relay.submit(Chat("ann", "fills it", False))
+    assert not (await asyncio.wait_for(relay.submit(Chat("ann", "refused", False)), 1)).ok
+    join = relay.submit(Join("s1"))
+    assert not join.done() and relay.queued == 2
+
+
+async def test_the_relay_reports_what_the_actor_last_said_of_its_health(relay: StreamRelay) -> None:
+    relay._receive(PollResult("inc", "ep", healthy=False))
+    assert not relay.healthy
+    relay._receive(PollResult("inc", "ep"))
+    assert relay.healthy
