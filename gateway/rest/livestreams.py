@@ -25,6 +25,7 @@ from gateway.services import live_numbers
 from gateway.services.errors import ServiceError
 from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from gateway.services.pins import DisplayOrder
+from gateway.services.stream_commands import refusal
 from persistence.streams import ENDED, LIVE
 from runtime.clock import iso
 
@@ -309,8 +310,8 @@ async def toggle_like(
         raise ApiError(401, "Log in, or send the app's session id in an X-Session-Id header, to like")
     relay = await _live_relay(ctx, stream_id)
     result = await relay.submit(ToggleLike(key))
-    if not result.ok:
-        raise ApiError(409, result.error or "The stream could not take the like")
+    if not result.ok:  # 409, or 503 + Retry-After when the stream is busy or reloading (`rest/refusals.py`)
+        raise api_error(refusal(result, "The stream could not take the like"))
     data = result.data or {}
     return LikeOut(liked=bool(data.get("liked", True)), likes=int(data.get("likes", 0)), likedBy=key)
 

@@ -12,7 +12,12 @@ from gateway.services import errors as refusal
 from gateway.services.errors import ServiceError
 
 # Any other code (a stream's own: `rejected`, `slow_mode`, ...) is a conflict with the stream's state: 409.
+# A stream that cannot take the command now (its queue full, its actor reloading) is a dependency
+# that is down for the moment: 503, with the refusal's Retry-After.
 STATUS = {
+    "busy": 503,
+    "unavailable": 503,
+    "internal": 503,
     refusal.NOT_FOUND: 404,
     refusal.INVALID: 422,
     refusal.FORBIDDEN: 403,

@@ -25,10 +25,13 @@ T = TypeVar("T")
 
 def refusal(result: Result, default: str = "the stream refused this") -> ServiceError:
     """A stream's refusal as a `ServiceError`: the stream's code (else `rejected`),
-    its message, and whatever detail it gave."""
+    its message, when to try again (`retryAfter`), and whatever other detail it gave."""
     data = dict(result.data or {})
     code = data.pop("code", None) or REJECTED
-    return ServiceError(code, result.error or default, **data)
+    retry_after = data.pop("retryAfter", None)
+    return ServiceError(
+        code, result.error or default, retry_after=retry_after if isinstance(retry_after, int) else None, **data
+    )
 
 
 class Queued(Generic[T]):
