@@ -183,6 +183,30 @@ def register_action(name: str) -> Callable[[Action], Action]:
     return deco
 
 
+async def new_product(ctx: AdminContext, action: str, stream_id: str, name: str, stock: int) -> str | ActionResult:
+    """Create a catalogue product for this run (pins and sales show the catalogue's product): its id,
+    or the action's result when it could not be made (skipped where the server has no products endpoint)."""
+    assert ctx.token is not None
+    r = await ctx.http.post(
+        "/products",
+        json={"name": name, "price": "9.99", "stock": stock},
+        headers={"Authorization": f"Bearer {ctx.token}"},
+    )
+    if r.status_code == 404:
+        return ActionResult(
+            action,
+            stream_id,
+            ctx.elapsed(),
+            False,
+            skipped=True,
+            status=404,
+            message="skipped: the server has no products endpoint (404)",
+        )
+    if r.status_code >= 300:
+        return ActionResult(action, stream_id, ctx.elapsed(), False, status=r.status_code, message=api_error(r))
+    return str(r.json()["id"])
+
+
 @register_action("pin")
 async def pin_product(ctx: AdminContext, stream_id: str) -> ActionResult:
     """Pin a new catalogue product (created for this pin over REST) over the admin WebSocket; its
@@ -191,19 +215,10 @@ async def pin_product(ctx: AdminContext, stream_id: str) -> ActionResult:
         return ActionResult("pin", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
     n = ctx.pins.get(stream_id, 0) + 1
     ctx.pins[stream_id] = n
-    send_ns = time.time_ns()
-    product = await ctx.http.post(
-        "/products",
-        json={"name": messages.pin_name(ctx.config.run_id, n, send_ns), "price": "9.99", "stock": 1},
-        headers={"Authorization": f"Bearer {ctx.token}"},
-    )
-    if product.status_code >= 300:
-        return ActionResult(
-            "pin", stream_id, ctx.elapsed(), False, status=product.status_code, message=api_error(product)
-        )
-    await ctx.socket.send(
-        {"type": "pin_product", "streamId": stream_id, "productId": product.json()["id"], "displayOrder": n}
-    )
+    product_id = await new_product(ctx, "pin", stream_id, messages.pin_name(ctx.config.run_id, n, time.time_ns()), 1)
+    if isinstance(product_id, ActionResult):
+        return product_id
+    await ctx.socket.send({"type": "pin_product", "streamId": stream_id, "productId": product_id, "displayOrder": n})
     ctx.counters("pins_sent", 1)
     return ActionResult("pin", stream_id, ctx.elapsed(), True, message=f"product {n}")
 
@@ -216,24 +231,9 @@ async def flash_sale(ctx: AdminContext, stream_id: str) -> ActionResult:
         return ActionResult("flash-sale", stream_id, ctx.elapsed(), False, skipped=True, message="no admin credentials")
     auth = {"Authorization": f"Bearer {ctx.token}"}
     path = ctx.config.flash_sale_path.format(stream_id=stream_id)
-    product = await ctx.http.post(
-        "/products", json={"name": f"loadtest {ctx.config.run_id}", "price": "9.99", "stock": 1000}, headers=auth
-    )
-    if product.status_code == 404:
-        return ActionResult(
-            "flash-sale",
-            stream_id,
-            ctx.elapsed(),
-            False,
-            skipped=True,
-            status=404,
-            message="skipped: the server has no products endpoint (404)",
-        )
-    if product.status_code >= 300:
-        return ActionResult(
-            "flash-sale", stream_id, ctx.elapsed(), False, status=product.status_code, message=api_error(product)
-        )
-    product_id = product.json()["id"]
+    product_id = await new_product(ctx, "flash-sale", stream_id, f"loadtest {ctx.config.run_id}", 1000)
+    if isinstance(product_id, ActionResult):
+        return product_id
     pinned = await ctx.http.post(f"/livestreams/{stream_id}/pin", json={"productId": product_id}, headers=auth)
     if pinned.status_code >= 300:
         return ActionResult(
