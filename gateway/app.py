@@ -53,6 +53,7 @@ from gateway.services.errors import ServiceError
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
 from gateway.transport.connection import CLOSE_GOING_AWAY, CLOSE_TRY_AGAIN_LATER, Connection
+from gateway.transport.deadline import RequestDeadline
 from persistence.analytics import AnalyticsStore
 from persistence.chat import ChatStore
 from persistence.chat_pages import ChatPages
@@ -221,6 +222,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
     )
     errors.install(app)
+    app.add_middleware(RequestDeadline, seconds=settings.rest_deadline_seconds)  # no REST request waits longer
     app.add_exception_handler(ServiceError, rest_refusals.handle)  # a service's refusal, as REST answers it
     routers = [
         rest_auth.router,

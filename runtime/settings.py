@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # For tests only, never set in production (0 = off): the order saga waits this long after
     # taking its stock, before confirming, so a test can kill the gateway mid-order.
     test_order_hold_seconds: float = Field(0.0, ge=0, alias="WRENCOS_TEST_ORDER_HOLD_SECONDS")
+    # Every REST request is answered within this: a handler still waiting (on a slow or absent
+    # dependency) is cancelled and the client gets 503 with Retry-After (gateway/transport/deadline.py).
+    # Above every dependency's own bound (database 5 s, actor calls), so it is only ever the backstop.
+    rest_deadline_seconds: float = Field(30.0, gt=0, alias="REST_DEADLINE_SECONDS")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
     ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
     ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")
