@@ -116,8 +116,11 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
             await asyncio.sleep(0.5)
             stopped_at = time.monotonic()
             draining.proc.send_signal(15)  # SIGTERM: what systemd and Kubernetes send
-            await asyncio.sleep(0.3)
             ready = httpx.get(f"{drain_url}/ready", timeout=5)
+            deadline = time.monotonic() + 10  # within the notice (1.5 s) on a calm machine; polled, not slept
+            while ready.status_code == 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                ready = httpx.get(f"{drain_url}/ready", timeout=5)
             assert ready.status_code == 503 and ready.json()["status"] == "draining"
             async with WsClient(ws(drain_url)) as refused:  # no new connections
                 await asyncio.sleep(0.5)
@@ -190,6 +193,15 @@ async def test_a_gateway_follows_only_the_streams_it_has_viewers_of(
             await talker.wait_type("chat_history")
             await talker.send({"type": "chat_message", "message": "while nobody watched there", "clientMsgId": "w"})
             await talker.wait_type("ack", clientMsgId="w")
+            # The chat is published: the gateway that follows the stream has it. Any poll the quiet
+            # gateway had open would have returned it by now too; give it half a second more.
+            await talker.wait_for(
+                lambda f: (
+                    f.get("type") == "batch"
+                    and any(e.get("message") == "while nobody watched there" for e in f["events"])
+                ),
+                timeout=15,
+            )
             await asyncio.sleep(0.5)
             assert scrape(quiet_url)[("wrencos_stream_events_received_total", ())] == received, (
                 "the actor sent nothing to a gateway without viewers"

@@ -10,6 +10,7 @@ so the limits are reached quickly and its log can be searched for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -131,13 +132,17 @@ async def test_chat_rate_limit_answers_a_clear_error(hardened: Hardened, live_st
     sid, _ = live_stream
     client = await registered(hardened.ws, "chatty", sid)
     try:
+        began = time.monotonic()
         for i in range(10):
             await client.send({"type": "chat_message", "message": f"flood {i}"})
         limited = await client.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "rate_limited")
         assert "slow down" in limited["message"] and limited["retryAfter"] >= 1
         await client.settle(0.5)
         got = [f["message"] for f in client.of_type("chat_message")]
-        assert 3 <= len(got) <= 5, got  # the burst (plus what refilled), not all ten
+        # The burst (3), plus what refilled (2/s) while the server read the flood: at most until the last
+        # answer arrived. On a calm machine that is the burst alone; a loaded one may let a few more in.
+        refilled = int(2 * (max(client.arrived_at) - began))
+        assert 3 <= len(got) <= min(3 + refilled, 9), (got, refilled)  # never all ten
         await asyncio.sleep(1.2)
         await client.send({"type": "chat_message", "message": "after a pause"})
         await client.wait_type("chat_message", message="after a pause")
@@ -146,17 +151,26 @@ async def test_chat_rate_limit_answers_a_clear_error(hardened: Hardened, live_st
 
 
 async def test_register_and_idle_timeouts(hardened: Hardened, live_stream: tuple[str, str]) -> None:
+    async def closed_after(client: WsClient, began: float) -> float:
+        """Seconds from `began` until the server closed `client` (waited for, at most 15 s)."""
+        deadline = began + 15
+        while client.closed_code is None:
+            assert time.monotonic() < deadline, "never closed"
+            await asyncio.sleep(0.05)
+        return time.monotonic() - began
+
     async with WsClient(hardened.ws) as silent:
-        await asyncio.sleep(2.5)
+        assert await closed_after(silent, time.monotonic()) >= 1.5  # WS_REGISTER_TIMEOUT_SECONDS, not sooner
         assert silent.closed_code == 1008
         assert any(e.get("code") == "register_timeout" for e in errors(silent))
-    async with WsClient(hardened.ws) as idle:
-        await idle.send({"type": "register", "sessionId": "idle-1", "streamId": "0" * 24})  # watches nothing
-        await asyncio.sleep(3.5)
-        assert idle.closed_code == 1001
     sid, _ = live_stream
-    watcher = await registered(hardened.ws, "watcher", sid)  # a silent viewer is not idle
-    await asyncio.sleep(3)
+    watcher = await registered(hardened.ws, "watcher", sid)  # a silent viewer is not idle...
+    async with WsClient(hardened.ws) as idle:
+        began = time.monotonic()
+        await idle.send({"type": "register", "sessionId": "idle-1", "streamId": "0" * 24})  # ...one watching nothing is
+        assert await closed_after(idle, began) >= 2  # WS_IDLE_TIMEOUT_SECONDS, not sooner
+        assert idle.closed_code == 1001
+    await asyncio.sleep(0.5)  # the watcher, silent for longer than the idle one, is still open
     assert watcher.closed_code is None
     await watcher.close()
 
@@ -178,11 +192,17 @@ async def test_origins_and_connections_per_address(hardened: Hardened, live_stre
     finally:
         for ws in opened:
             await ws.close()
-    await asyncio.sleep(0.3)
-    again = await websockets.connect(hardened.ws)  # released when they closed
-    await again.send('{"type":"ping"}')
-    assert orjson.loads(await again.recv())["type"] == "pong"
-    await again.close()
+    deadline = time.monotonic() + 15  # released when they closed (the server may take a moment to see it)
+    while True:
+        again = await websockets.connect(hardened.ws)
+        with contextlib.suppress(websockets.ConnectionClosed):  # a refused one may be closed before the ping
+            await again.send('{"type":"ping"}')
+        answer = orjson.loads(await asyncio.wait_for(again.recv(), 10))  # pong, or the refusal sent before closing
+        await again.close()
+        if answer["type"] == "pong":
+            break
+        assert answer.get("code") == "too_many_connections" and time.monotonic() < deadline, answer
+        await asyncio.sleep(0.1)
 
 
 def _raw_client(url: str) -> socket.socket:

@@ -297,7 +297,9 @@ async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
 
 class TestBatchesForOptedInApps:
     async def test_events_wait_for_the_tick_then_go_as_one_frame(self) -> None:
-        hub = Hub(batch_interval=0.08, write_interval=0.04)
+        # Both ticks are timers set at publish, so the write tick (0.04 s) always fires before this test's
+        # 0.045 s sleep ends; the batch tick is far enough out (0.5 s) that a stalled loop cannot fire it first.
+        hub = Hub(batch_interval=0.5, write_interval=0.04)
         new = joined(hub, "n")
         new.protocol = 2
         hub.watch(new, A)  # moves it to the batched group
@@ -309,7 +311,7 @@ class TestBatchesForOptedInApps:
         await asyncio.sleep(0.045)
         assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: each its own frame, one write
         assert drain(new) == []  # opted-in: their tick is longer
-        await asyncio.sleep(0.08)
+        await asyncio.sleep(0.5)
         [frame] = text_frames(new)
         assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}
 
