@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import ray
 import websockets
 from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
@@ -424,12 +425,14 @@ async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_s
     for secret in (SECRET, CERTIFICATE):
         assert secret not in answers
         assert secret not in log
-    ray_logs = Path("/tmp/ray/session_latest/logs")
-    if ray_logs.is_dir():
-        for log_file in ray_logs.rglob("*"):
-            if log_file.is_file() and log_file.stat().st_size < 50_000_000:
-                text = log_file.read_bytes()
-                assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, log_file
+    # This cluster's own Ray logs (workers, actors, raylet): the session's folder, not `session_latest`,
+    # which names whichever cluster on this machine started last. Ray has no public call for it.
+    ray_logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    scanned = [f for f in ray_logs.rglob("*") if f.is_file() and f.stat().st_size < 50_000_000]
+    assert any(f.name.startswith("worker-") for f in scanned), f"no worker logs to scan in {ray_logs}"
+    for log_file in scanned:
+        text = log_file.read_bytes()
+        assert SECRET.encode() not in text and CERTIFICATE.encode() not in text, log_file
 
 
 async def test_sigterm_stops_the_gateway_in_bounded_time(
