@@ -26,7 +26,7 @@ from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
 
 from tests.support.clients import Api, WsClient, login, register_customer
-from tests.support.databases import DatabaseServer
+from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 from tests.system.rest_support import admin_token, email, new_product, new_stream, stop_all_live
 
@@ -427,7 +427,7 @@ async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_s
         assert secret not in log
     # This cluster's own Ray logs (workers, actors, raylet): the session's folder, not `session_latest`,
     # which names whichever cluster on this machine started last. Ray has no public call for it.
-    ray_logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    ray_logs = Path(found(ray._private.worker._global_node).get_logs_dir_path())
     scanned = [f for f in ray_logs.rglob("*") if f.is_file() and f.stat().st_size < 50_000_000]
     assert any(f.name.startswith("worker-") for f in scanned), f"no worker logs to scan in {ray_logs}"
     for log_file in scanned:
