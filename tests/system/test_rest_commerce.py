@@ -4,7 +4,10 @@ exact money, stock under real concurrency, idempotency, status transitions, paym
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -256,15 +259,28 @@ async def test_payments(gateway_url: str) -> None:
         assert {x["id"] for x in r.json()} == {pay["id"], again.json()["id"]}
 
 
+async def until_limited(send: Callable[[], Awaitable[Any]], per_minute: int) -> tuple[list[int], Any]:
+    """Requests until one is refused with 429: the statuses before it, and the refusal. A bucket of
+    `per_minute` lets that many through at once, plus what refills while they are served (a loaded
+    machine serves them slower, so a few more may pass); more than that is a limit that does not hold."""
+    began = time.monotonic()
+    codes: list[int] = []
+    while True:
+        r = await send()
+        if r.status_code == 429:
+            return codes, r
+        codes.append(r.status_code)
+        refilled = math.ceil((time.monotonic() - began) * per_minute / 60)
+        assert len(codes) <= per_minute + refilled, f"{len(codes)} requests and no 429"
+
+
 async def test_rate_limits_answer_429(gateway_url: str) -> None:
     nobody = f"nobody-{uuid.uuid4().hex[:8]}@example.com"
     async with Api(gateway_url) as anon:
-        codes = [
-            (await anon.post("/auth/login", json={"email": nobody, "password": "x"})).status_code
-            for _ in range(LOGIN_RATE_PER_MINUTE + 1)
-        ]
-        assert codes[:LOGIN_RATE_PER_MINUTE] == [401] * LOGIN_RATE_PER_MINUTE
-        r = await anon.post("/auth/login", json={"email": nobody, "password": "x"})
+        codes, r = await until_limited(
+            lambda: anon.post("/auth/login", json={"email": nobody, "password": "x"}), LOGIN_RATE_PER_MINUTE
+        )
+        assert len(codes) >= LOGIN_RATE_PER_MINUTE and set(codes) == {401}
         body = assert_error(r, 429)
         assert body["error"] == "too_many_requests" and int(r.headers["Retry-After"]) >= 1
         # Another email from the same address is not held back.
@@ -272,8 +288,7 @@ async def test_rate_limits_answer_429(gateway_url: str) -> None:
     c = await new_customer(gateway_url, "greedy")
     async with Api(gateway_url, c.token) as api:
         missing = {"items": [{"productId": "0" * 24, "quantity": 1}]}
-        codes = [(await api.post("/orders", json=missing)).status_code for _ in range(ORDER_RATE_PER_MINUTE)]
-        assert codes == [404] * ORDER_RATE_PER_MINUTE
-        r = await api.post("/orders", json=missing)
+        codes, r = await until_limited(lambda: api.post("/orders", json=missing), ORDER_RATE_PER_MINUTE)
+        assert len(codes) >= ORDER_RATE_PER_MINUTE and set(codes) == {404}
         assert_error(r, 429)
         assert "Retry-After" in r.headers
