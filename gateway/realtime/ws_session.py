@@ -258,7 +258,7 @@ class WsSession:
             }
         )
         if auth_error:
-            self.error(auth_error)
+            self.error(auth_error, "invalid_token")
         await ctx.directory.synced.wait()
         if frame.streamId is not None:
             conn.follows_sole_stream = False
@@ -279,15 +279,15 @@ class WsSession:
 
     async def register_admin(self, frame: p.RegisterAdmin) -> None:
         if not frame.token:
-            self.error("Token required")
+            self.error("Token required", "token_required")
             return
         try:
             claims = self.ctx.tokens.verify(frame.token)
         except InvalidToken:
-            self.error("Authentication failed")
+            self.error("Authentication failed", "invalid_token")
             return
         if not claims.is_admin:
-            self.error("Authentication failed: not an admin")
+            self.error("Authentication failed: not an admin", "forbidden")
             return
         self.conn.claims = claims
         self.conn.is_admin = True
