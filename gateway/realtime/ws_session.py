@@ -489,11 +489,20 @@ class WsSession:
     def require_admin(self, what: str) -> None:
         if not self.conn.is_admin:
             raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first", "forbidden")
+        self.require_unexpired(what)
 
     def require_moderator(self, what: str) -> None:
         if not (self.conn.is_admin or may_moderate(self.conn.claims)):
             raise p.ProtocolError(
                 f"{what} is for moderators: register with a moderator's or an admin's token first", "forbidden"
+            )
+        self.require_unexpired(what)
+
+    def require_unexpired(self, what: str) -> None:
+        """The rights a token gave a connection end when the token expires (as over REST)."""
+        if self.conn.claims is not None and self.conn.claims.expired():
+            raise p.ProtocolError(
+                f"{what}: your token has expired: log in again and register with the new token", "token_expired"
             )
 
     def require_registered(self) -> None:

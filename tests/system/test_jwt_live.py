@@ -15,6 +15,7 @@ and moderation settings, the customer's role.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -185,6 +186,56 @@ async def test_forged_tokens_get_nothing_over_rest_or_the_websocket(gateway_url:
             assert [f["authenticated"] for f in answers if f["type"] == "registered"] == [True], answers
             await guest.send({"type": "set_slow_mode", "seconds": 30, "streamId": stream})
             await viewer.wait_type("moderation_updated", slowModeSeconds=30)
+        finally:
+            await room.close()
+        await admin.post(f"/livestreams/{stream}/stop")
+
+
+async def test_a_token_that_expires_while_connected_stops_giving_rights(gateway_url: str, ws_url: str) -> None:
+    """An admin's token valid for a few seconds: while it is valid, its connections moderate and
+    pin; once it has expired, the same connections are refused (`token_expired`) and a viewer
+    sees nothing, as REST refuses the token (401)."""
+    lifetime = 10  # long enough for the proof before it expires on a busy machine
+    async with Api(gateway_url, await admin_token(gateway_url)) as admin:
+        await stop_all_live(admin)
+        admin_user = (await admin.get("/auth/me")).json()["user"]
+        product = await new_product(admin, price="3.00")
+        stream = await new_stream(admin, "jwt expiry", live=True)
+        now = int(time.time())
+        short = jwt.encode(forged(admin_user, iat=now, exp=now + lifetime), JWT_SECRET, algorithm="HS256")
+        room = Room(ws_url, stream)
+        try:
+            viewer = await room.open("expiry-viewer")
+            sentinel_sender = await room.open("expiry-control", admin.token)
+            moderating = await room.open("expiry-moderator", short)
+            admin_app = await room.open(None, short, admin=True)
+            # While valid: both connections act.
+            await moderating.send({"type": "set_slow_mode", "seconds": 5, "streamId": stream})
+            await viewer.wait_type("moderation_updated", slowModeSeconds=5)
+            await admin_app.send({"type": "pin_product", "productId": product["id"], "streamId": stream})
+            await viewer.wait_for(lambda f: f.get("type") == "pinned_products_updated" and bool(f["pinnedProducts"]))
+            assert time.time() < now + lifetime, "the proof took longer than the token's life"
+            # Once expired (JWT `exp` is in whole seconds: a second more), they no longer do.
+            await asyncio.sleep(now + lifetime + 1 - time.time())
+            async with Api(gateway_url, short) as expired:
+                assert (await expired.get("/analytics/daily")).status_code == 401
+            seen = len(viewer.frames)
+            failures = []
+            for client, frame in (
+                (moderating, {"type": "set_slow_mode", "seconds": 0, "streamId": stream}),
+                (admin_app, {"type": "set_slow_mode", "seconds": 0, "streamId": stream}),
+                (admin_app, {"type": "unpin_product", "productId": product["id"], "streamId": stream}),
+                (admin_app, {"type": "stop_stream", "streamId": stream}),
+            ):
+                answers = await until_pong_after(client, frame)
+                if [(f["type"], f.get("code")) for f in answers] != [("error", "token_expired")]:
+                    failures.append(f"{frame['type']} after expiry: {answers}")
+            leaked = await room.leaks(sentinel_sender, viewer, seen)
+            assert not failures and not leaked, (failures, leaked)
+            settings = (await admin.get(f"/livestreams/{stream}/moderation")).json()
+            assert settings["slowModeSeconds"] == 5
+            state = (await admin.get(f"/livestreams/{stream}")).json()
+            assert state["status"] == "live" and [p["productId"] for p in state["pinnedProducts"]] == [product["id"]]
         finally:
             await room.close()
         await admin.post(f"/livestreams/{stream}/stop")
