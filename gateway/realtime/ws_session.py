@@ -327,11 +327,13 @@ class WsSession:
         username = frame.username if isinstance(frame.username, str) else None
         if conn.is_admin and not username:
             username = conn.claims.name if conn.claims else "Admin"
-        moderator = conn.claims is not None and conn.claims.can_moderate
+        # An admin's mark and a moderator's exemptions (mutes, slow mode) end with their token.
+        expired = conn.claims is not None and (conn.is_admin or conn.claims.can_moderate) and conn.claims.expired()
+        moderator = conn.claims is not None and conn.claims.can_moderate and not expired
         chat = Chat(
             username=username or "",
             message=frame.message,
-            is_admin=conn.is_admin,
+            is_admin=conn.is_admin and not expired,
             session_id=conn.session_id,
             user_id=conn.user_id,
             client_msg_id=frame.clientMsgId,

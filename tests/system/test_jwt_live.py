@@ -232,6 +232,15 @@ async def test_a_token_that_expires_while_connected_stops_giving_rights(gateway_
                     failures.append(f"{frame['type']} after expiry: {answers}")
             leaked = await room.leaks(sentinel_sender, viewer, seen)
             assert not failures and not leaked, (failures, leaked)
+            # Its chat is an ordinary viewer's again: not marked as an admin's, held by slow mode.
+            for text in ("expired-1", "expired-2"):
+                await admin_app.send({"type": "chat_message", "message": text, "streamId": stream})
+            await moderating.send({"type": "chat_message", "message": "expired-3", "streamId": stream})
+            await moderating.send({"type": "chat_message", "message": "expired-4", "streamId": stream})
+            assert (await viewer.wait_type("chat_message", message="expired-1"))["isAdmin"] is False
+            slowed = await moderating.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "slow_mode")
+            assert slowed["retryAfter"] >= 1
+            await admin_app.wait_for(lambda f: f.get("type") == "error" and f.get("code") == "slow_mode")
             settings = (await admin.get(f"/livestreams/{stream}/moderation")).json()
             assert settings["slowModeSeconds"] == 5
             state = (await admin.get(f"/livestreams/{stream}")).json()
