@@ -258,7 +258,7 @@ class WsSession:
             }
         )
         if auth_error:
-            self.error(auth_error)
+            self.error(auth_error, "invalid_token")
         await ctx.directory.synced.wait()
         if frame.streamId is not None:
             conn.follows_sole_stream = False
@@ -279,15 +279,15 @@ class WsSession:
 
     async def register_admin(self, frame: p.RegisterAdmin) -> None:
         if not frame.token:
-            self.error("Token required")
+            self.error("Token required", "token_required")
             return
         try:
             claims = self.ctx.tokens.verify(frame.token)
         except InvalidToken:
-            self.error("Authentication failed")
+            self.error("Authentication failed", "invalid_token")
             return
         if not claims.is_admin:
-            self.error("Authentication failed: not an admin")
+            self.error("Authentication failed: not an admin", "forbidden")
             return
         self.conn.claims = claims
         self.conn.is_admin = True
@@ -327,11 +327,13 @@ class WsSession:
         username = frame.username if isinstance(frame.username, str) else None
         if conn.is_admin and not username:
             username = conn.claims.name if conn.claims else "Admin"
-        moderator = conn.claims is not None and conn.claims.can_moderate
+        # An admin's mark and a moderator's exemptions (mutes, slow mode) end with their token.
+        expired = conn.claims is not None and (conn.is_admin or conn.claims.can_moderate) and conn.claims.expired()
+        moderator = conn.claims is not None and conn.claims.can_moderate and not expired
         chat = Chat(
             username=username or "",
             message=frame.message,
-            is_admin=conn.is_admin,
+            is_admin=conn.is_admin and not expired,
             session_id=conn.session_id,
             user_id=conn.user_id,
             client_msg_id=frame.clientMsgId,
@@ -489,11 +491,20 @@ class WsSession:
     def require_admin(self, what: str) -> None:
         if not self.conn.is_admin:
             raise p.ProtocolError(f"{what} is for admins: send 'register_admin' with an admin token first", "forbidden")
+        self.require_unexpired(what)
 
     def require_moderator(self, what: str) -> None:
         if not (self.conn.is_admin or may_moderate(self.conn.claims)):
             raise p.ProtocolError(
                 f"{what} is for moderators: register with a moderator's or an admin's token first", "forbidden"
+            )
+        self.require_unexpired(what)
+
+    def require_unexpired(self, what: str) -> None:
+        """The rights a token gave a connection end when the token expires (as over REST)."""
+        if self.conn.claims is not None and self.conn.claims.expired():
+            raise p.ProtocolError(
+                f"{what}: your token has expired: log in again and register with the new token", "token_expired"
             )
 
     def require_registered(self) -> None:

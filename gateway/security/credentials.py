@@ -74,6 +74,14 @@ class Claims:
     role: str
     email: str
     name: str
+    expires_at: int | None = None  # the token's `exp` (seconds since the epoch); None for claims made in code
+
+    def expired(self, now: float | None = None) -> bool:
+        """Whether the token these claims came from has expired. A WebSocket connection
+        outlives the token it registered with: what the token allowed ends with it."""
+        if self.expires_at is None:
+            return False
+        return (time.time() if now is None else now) >= self.expires_at  # as PyJWT: expired at `exp`
 
     @property
     def is_admin(self) -> bool:
@@ -148,4 +156,5 @@ class TokenService:
             role=str(role),
             email=str(payload.get("email", "")),
             name=str(payload.get("name", "")),
+            expires_at=int(str(payload["exp"])),
         )

@@ -86,8 +86,17 @@ class TestRoundTrip:
     def test_issue_then_verify(self, tokens: TokenService) -> None:
         token = tokens.issue("u42", "admin", "root@example.com", "Root")
         claims = tokens.verify(token)
-        assert claims == Claims(user_id="u42", role="admin", email="root@example.com", name="Root")
+        exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+        assert claims == Claims(user_id="u42", role="admin", email="root@example.com", name="Root", expires_at=exp)
         assert claims.is_admin
+
+    def test_claims_expire_with_their_token(self, tokens: TokenService) -> None:
+        claims = tokens.verify(tokens.issue("u1", "moderator", "m@example.com", "M"))
+        assert claims.expires_at is not None and 3590 <= claims.expires_at - time.time() <= 3600
+        assert not claims.expired()
+        assert not claims.expired(now=claims.expires_at - 1)
+        assert claims.expired(now=claims.expires_at)
+        assert not Claims(user_id="u", role="admin", email="", name="").expired(now=2**40)  # made in code
 
     def test_customer_is_not_admin(self, tokens: TokenService) -> None:
         claims = tokens.verify(tokens.issue("u1", "customer", "c@example.com", "C"))
