@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field, computed_field
 class DocumentOut(BaseModel):
     id: str
 
-    @computed_field(alias="_id", description="the same as `id` (the old apps read `_id`)")  # type: ignore[prop-decorator]  # pydantic's documented form: computed_field over property
+    @computed_field(alias="_id", description="the same as `id` (the old apps read `_id`)")  # type: ignore[prop-decorator]  # pydantic's documented form: a computed field over a property
     @property
     def underscore_id(self) -> str:
         return self.id
