@@ -33,7 +33,7 @@ pytestmark = pytest.mark.system
 
 JSON = {"Content-Type": "application/json"}
 NOW = "2026-11-30T20:00:00.000Z"  # the old apps stamp chat with `new Date().toISOString()`
-EXACT_EXAMPLES = 25  # each is six requests to a real gateway: about three seconds in all
+EXACT_EXAMPLES = 25  # each is six requests to a real gateway: under two seconds in all
 
 
 def js(body: dict[str, Any]) -> str:
