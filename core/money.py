@@ -2,17 +2,26 @@
 
 * Stored: integer minor units (`priceMinor`, `totalMinor`, ...) plus an ISO
   4217 `currency` code. Sums are integer sums, so they are exact.
-* Shown: an exact decimal string with the currency's number of decimals
-  (`"19.99"`, `"1200"` for JPY).
-* Accepted (`MoneyIn`): a decimal string (`"19.99"`, `"5"`: digits, at most
-  one point, no sign, no spaces, at most as many decimals as the shop's
-  currency has) or a JSON integer meaning whole units (`5` is 5.00; `5.0` is
-  the same JSON Schema integer and means the same). A JSON number with a
-  fraction (`19.99`) is refused, because a binary float cannot hold most prices
-  exactly. Every amount is below ten billion units.
+* Shown (`money_number`): a JSON number whose text is the exact amount
+  (`49.99`, never `49.990000000000002`), as the old apps read it, with the
+  integer minor units and the currency beside it for new apps to compute with.
+  Every writer of JSON this project uses (Python's `json`, orjson, and
+  JavaScript's) prints a float as the shortest text that reads back as the
+  same float, and a decimal of at most 15 significant digits is that text for
+  its nearest float. Every amount shown is below ten billion units (orders are
+  refused beyond), so it has at most 13 significant digits. `format_minor` is
+  the same amount as a decimal string (messages, stored copies).
+* Accepted (`MoneyIn`): a JSON number (`49.99`, `5`, `4.999e1`), or a decimal
+  string (`"19.99"`, `"5"`: digits, at most one point, no sign, no spaces).
+  A number is read by its decimal text, never through a binary float: the REST
+  routes parse JSON numbers as `Decimal` (`gateway/rest/exact_json.py`).
+  Either way at most as many decimals as the shop's currency has (a number's
+  trailing zeros do not count: `49.990` is 49.99). Every amount is below ten
+  billion units.
 
 The OpenAPI document states exactly this (`money_schema`): a `pattern` for the
-string (with the shop currency's decimals) or an `integer` with its bounds.
+string and a `number` that is a `multipleOf` the currency's minor unit, with
+its bounds.
 """
 
 from __future__ import annotations
@@ -61,24 +70,42 @@ def decimal_pattern(decimals: int) -> str:
 _ANY_DECIMALS = re.compile(decimal_pattern(MAX_DECIMALS))
 
 
+def _digits(amount: Decimal) -> tuple[int, int]:
+    """(significant digits, decimals) of a finite decimal's value, trailing zeros
+    not counted, without rounding (`Decimal.normalize` rounds to the context's precision)."""
+    _, digits, exp = amount.as_tuple()
+    assert isinstance(exp, int)
+    if not any(digits):
+        return 0, 0
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0:
+        end -= 1
+        exp += 1
+    return end, max(0, -exp)
+
+
 def parse_amount(value: Any) -> Decimal:
-    """A non-negative exact decimal from a string (at most `MAX_DECIMALS`
-    decimals) or a whole number (an int, or a float equal to one). Fractions in
-    floats, booleans, exponents in strings, signs, spaces and more than
-    `MAX_DECIMALS` decimals are refused, as is anything from `MAX_UNITS` up."""
+    """A non-negative exact decimal from a JSON number (an int, a `Decimal` as
+    the REST routes parse numbers, or a float, read by its shortest text as
+    JavaScript writes it) or a decimal string. Booleans, exponents in strings,
+    signs, spaces, infinities, more than `MAX_DECIMALS` decimals and anything
+    from `MAX_UNITS` up are refused."""
     if isinstance(value, bool):
-        raise MoneyError('send money as a decimal string such as "19.99" (or a whole number)')
+        raise MoneyError('send money as a number such as 19.99 or a decimal string such as "19.99"')
     if isinstance(value, float):
-        if not value.is_integer():
-            raise MoneyError('send money as a decimal string such as "19.99" (or a whole number), never a float')
-        value = int(value)
+        value = Decimal(repr(value))  # the float's shortest text: what a JSON writer sent for it
     if isinstance(value, int):
-        if not 0 <= value < MAX_UNITS:
-            raise MoneyError("amount out of range: 0 to 9999999999")
-        return Decimal(value)
+        value = Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite() or not 0 <= value < MAX_UNITS:
+            raise MoneyError(f"amount out of range: 0 to {MAX_UNITS - 1}.{'9' * MAX_DECIMALS}")
+        if _digits(value)[1] > MAX_DECIMALS:
+            raise MoneyError(f"an amount has at most {MAX_DECIMALS} decimals")
+        return value + 0  # -0 is 0; exact: at most 13 significant digits
+
     if isinstance(value, str) and _ANY_DECIMALS.fullmatch(value):
         return Decimal(value)
-    raise MoneyError('send money as a decimal string such as "19.99" (digits, at most one point, no sign)')
+    raise MoneyError('send money as a number such as 19.99 or a decimal string such as "19.99" (no sign)')
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
@@ -97,6 +124,31 @@ def format_minor(minor: int, currency: str) -> str:
     sign = "-" if minor < 0 else ""
     whole, frac = divmod(abs(int(minor)), 10**exp)
     return f"{sign}{whole}.{frac:0{exp}d}"
+
+
+EXACT_FLOAT_DIGITS = 15
+"""A decimal with at most this many significant digits is the shortest text of its nearest float."""
+
+
+def max_minor(currency: str) -> int:
+    """The largest amount in minor units (just below `MAX_UNITS` units): the most an order may total."""
+    most: int = MAX_UNITS * 10 ** exponent(currency) - 1
+    return most
+
+
+def money_number(minor: int, currency: str) -> float:
+    """Integer minor units -> the float whose shortest text is the exact amount
+    (`4999`, USD -> `49.99`, written `49.99` by every JSON writer here).
+    Raises `MoneyError` for an amount of more than `EXACT_FLOAT_DIGITS`
+    significant digits, which no float writes exactly (never below `MAX_UNITS`)."""
+    return decimal_number(Decimal(format_minor(minor, currency)))
+
+
+def decimal_number(amount: Decimal) -> float:
+    """An exact decimal -> the float whose shortest text is that decimal (see `money_number`)."""
+    if _digits(amount)[0] > EXACT_FLOAT_DIGITS:
+        raise MoneyError(f"{amount} has more than {EXACT_FLOAT_DIGITS} digits: no JSON number writes it exactly")
+    return float(amount)
 
 
 # ------------------------------------------------------------------ the shop currency of requests
@@ -120,18 +172,25 @@ def request_currency() -> str:
 def money_schema(currency: str) -> dict[str, Any]:
     """The JSON Schema of a request amount in `currency`: exactly what `MoneyIn` accepts."""
     decimals = exponent(currency)
+    step = decimal_number(Decimal(1).scaleb(-decimals))
     return {
         "anyOf": [
+            {
+                "type": "number",
+                "minimum": 0,
+                "maximum": decimal_number(Decimal(MAX_UNITS) - Decimal(1).scaleb(-decimals)),
+                "multipleOf": step,
+                "description": f"read by its decimal text, at most {decimals} decimals ({currency})",
+            },
             {
                 "type": "string",
                 "pattern": decimal_pattern(decimals),
                 "description": f"exact decimal, at most {decimals} decimals ({currency})",
             },
-            {"type": "integer", "minimum": 0, "maximum": MAX_UNITS - 1, "description": "whole units"},
         ],
-        "description": f"an amount in {currency}: an exact decimal string, or whole units; "
-        "numbers with a fraction are refused",
-        "examples": ["19.99" if decimals else "1999"],
+        "description": f"an amount in {currency}: a JSON number (its decimal text is the amount) "
+        "or an exact decimal string",
+        "examples": [49.99 if decimals else 1999],
     }
 
 

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from core.events import CHAT_WIRE_KEYS
-from core.wire import encode
+from core.wire import encode, pinned_products, stream_document
 
 
 def _sale_order(sale: dict[str, Any]) -> tuple[str, str]:
@@ -59,7 +59,7 @@ class StreamView:
         missed = [m for m in snapshot["chat"] if snapshot["epoch"] == self.epoch and m["seq"] > self.seq]
         self.seq = int(snapshot["seq"])
         self.epoch = str(snapshot["epoch"])
-        self.stream_data = dict(snapshot["streamData"])
+        self.stream_data = stream_document(snapshot["streamData"])  # `_id`, pinned products as shown
         self.liked = dict.fromkeys(self.stream_data.pop("likedBy", []))
         self.chat.clear()
         self.chat.extend(snapshot["chat"])
@@ -117,7 +117,7 @@ class StreamView:
             liked.update(dict.fromkeys(body.get("likedByAdded", ())))  # in C: a storm adds thousands
             self.peak_viewers = max(self.peak_viewers, int(body.get("viewerCount", 0)))
         elif kind == "pinned_products_updated":
-            data["pinnedProducts"] = body["pinnedProducts"]
+            data["pinnedProducts"] = pinned_products(body["pinnedProducts"])
         elif kind in ("flash_sale_started", "flash_sale_updated"):
             sales = {s["saleId"]: s for s in data.get("flashSales", [])}
             sales[body["flashSale"]["saleId"]] = body["flashSale"]

@@ -26,6 +26,14 @@ def new_id() -> str:
     return str(ObjectId())
 
 
+def main_image(doc: dict[str, Any]) -> str | None:
+    """A product's one image (what the old apps show, pins and order lines
+    carry): its `image` if set, else the first of its `images`."""
+    images = doc.get("images") or []
+    image: str | None = doc.get("image") or (images[0] if images else None)
+    return image
+
+
 class ProductStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self._products = db.products
@@ -40,6 +48,7 @@ class ProductStore:
         stock: int,
         images: list[str],
         category: str | None = None,
+        image: str | None = None,
     ) -> dict[str, Any]:
         now = now_iso()
         doc = {
@@ -50,6 +59,7 @@ class ProductStore:
             "currency": currency,
             "stock": int(stock),
             "images": list(images),
+            "image": image,
             "category": category,
             "deleted": False,
             "createdAt": now,

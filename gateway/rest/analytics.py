@@ -19,10 +19,11 @@ from pydantic import BaseModel
 from core.money import format_minor
 from gateway.errors import ApiError
 from gateway.rest.deps import Admin, Ctx, Page
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.livestreams import present
 from gateway.rest.types import DayIn
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(tags=["analytics"], route_class=ExactJsonRoute)
 
 
 class MinuteOut(BaseModel):

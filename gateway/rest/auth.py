@@ -9,13 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from gateway.errors import ApiError
 from gateway.rest.deps import Ctx, User
+from gateway.rest.documents import DocumentOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.types import EmailIn
 from gateway.security.identity import client_ip, enforce
 from gateway.security.password_pool import PoolBusy
 from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from persistence.users import EmailTaken
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=ExactJsonRoute)
 
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 Name = Annotated[str, Field(min_length=1, max_length=80, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
@@ -34,8 +36,7 @@ class LoginBody(BaseModel):
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class UserOut(BaseModel):
-    id: str
+class UserOut(DocumentOut):
     email: str
     name: str
     role: str

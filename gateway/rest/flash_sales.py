@@ -20,12 +20,14 @@ from core.commands import EndFlashSale, StartFlashSale
 from core.money import MoneyError, MoneyIn, format_minor, to_minor
 from gateway.errors import ApiError
 from gateway.rest.deps import Admin, Ctx, Page
+from gateway.rest.documents import DocumentOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.types import DateTimeIn, one_of
 from gateway.services.inputs import Integral
 from gateway.services.orders import sale_wire
 from runtime.clock import iso, now, now_iso
 
-router = APIRouter(prefix="/livestreams", tags=["flash sales"])
+router = APIRouter(prefix="/livestreams", tags=["flash sales"], route_class=ExactJsonRoute)
 
 ID = r"^[0-9a-f]{24}$"
 StreamIdPath = Annotated[str, Path(pattern=ID, description="24 hex characters")]
@@ -52,8 +54,7 @@ class FlashSaleIn(BaseModel):
         return self
 
 
-class FlashSaleOut(BaseModel):
-    id: str
+class FlashSaleOut(DocumentOut):
     saleId: str
     streamId: str
     productId: str

@@ -15,9 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.commands import ToggleLike
 from core.live_set import RegistryAnswer
+from core.money import money_number
+from core.wire import pinned_products
 from gateway.context import GatewayContext
 from gateway.errors import ApiError
 from gateway.rest.deps import Admin, Ctx, OptionalUser, Page
+from gateway.rest.documents import DocumentOut, MoneyOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.refusals import api_error
 from gateway.rest.types import DateTimeIn
 from gateway.security.identity import SessionHeader, viewer_key
@@ -29,7 +33,7 @@ from gateway.services.stream_commands import refusal
 from persistence.streams import ENDED, LIVE
 from runtime.clock import iso
 
-router = APIRouter(prefix="/livestreams", tags=["livestreams"])
+router = APIRouter(prefix="/livestreams", tags=["livestreams"], route_class=ExactJsonRoute)
 
 StreamIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="24 hex characters")]
 Title = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
@@ -44,8 +48,7 @@ class CreateStreamBody(BaseModel):
     scheduledAt: DateTimeIn | None = None
 
 
-class StreamOut(BaseModel):
-    id: str
+class StreamOut(DocumentOut):
     title: str
     description: str
     streamUrl: str
@@ -62,7 +65,10 @@ class StreamOut(BaseModel):
     likes: int
     likedBy: list[str]
     chatCount: int
-    pinnedProducts: list[dict[str, Any]]
+    pinnedProducts: list[dict[str, Any]] = Field(
+        description="as in `pinned_products_updated`: `productId` and `_id`, `name`, `price` (an exact "
+        "JSON number) and `priceMinor`, `image`, `displayOrder`"
+    )
     seq: int | None = None
     epoch: str | None = None
 
@@ -103,7 +109,7 @@ async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:
         likes=n.likes,
         likedBy=n.liked_by,
         chatCount=n.chat_count,
-        pinnedProducts=n.pinned_products,
+        pinnedProducts=pinned_products(n.pinned_products),
         seq=n.seq,
         epoch=n.epoch,
     )
@@ -252,6 +258,7 @@ async def record_view(
 
 class ChatMessageOut(BaseModel):
     id: int
+    id_: int = Field(serialization_alias="_id", description="the same as `id`")
     seq: int
     username: str
     message: str
@@ -270,6 +277,7 @@ async def chat_history(stream_id: StreamIdPath, ctx: Ctx, page: Page, response: 
     return [
         ChatMessageOut(
             id=int(d["seq"]),
+            id_=int(d["seq"]),
             seq=int(d["seq"]),
             username=str(d.get("username", "")),
             message=str(d.get("message", "")),
@@ -323,9 +331,13 @@ class PinBody(BaseModel):
 
 
 class PinnedOut(BaseModel):
+    """A pinned product, as `pinned_products_updated` shows it (with its currency)."""
+
     productId: str
+    id_: str = Field(serialization_alias="_id", description="the same as `productId`")
     name: str
-    price: str
+    price: MoneyOut
+    priceMinor: int
     currency: str
     image: str | None
     displayOrder: int | None
@@ -343,8 +355,10 @@ async def pin_product(stream_id: StreamIdPath, body: PinBody, admin: Admin, ctx:
         raise api_error(e, 409) from e  # whatever the stream refuses conflicts with what it has pinned
     return PinnedOut(
         productId=p.product_id,
+        id_=p.product_id,
         name=p.name,
-        price=p.price,
+        price=money_number(p.price_minor, p.currency),
+        priceMinor=p.price_minor,
         currency=p.currency,
         image=p.image,
         displayOrder=p.display_order,

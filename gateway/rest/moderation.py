@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import ApiError
 from gateway.rest.deps import Ctx, Moderator
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.livestreams import StreamIdPath, _live_relay
 from gateway.rest.types import any_of
 from gateway.services import moderation
@@ -21,7 +22,7 @@ from gateway.services.moderation import Done
 from gateway.services.stream_commands import Queued
 from runtime.clock import now_iso
 
-router = APIRouter(prefix="/livestreams", tags=["moderation"])
+router = APIRouter(prefix="/livestreams", tags=["moderation"], route_class=ExactJsonRoute)
 
 
 # The bodies are the moderation service's requests: the same fields, limits and

@@ -6,7 +6,9 @@ call it, and shape its answer.
 
 Statuses: 422 when a request is invalid in itself; 409 when it is well-formed
 but conflicts with what is stored (stock, a flash sale of another product or
-stream, an Idempotency-Key used for another request). Orders belong to the
+stream, an Idempotency-Key used for another request, a total of ten billion
+units or more). Money is answered as exact JSON numbers beside its minor
+units (`gateway/rest/documents.py`). Orders belong to the
 customer who placed them and to admins: another customer's order answers 404,
 as if it did not exist. Ordering needs an account.
 """
@@ -19,14 +21,16 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core import order_rules as rules
-from core.money import format_minor
+from core.money import money_number
 from gateway.rest.deps import Ctx, Page, User
+from gateway.rest.documents import DocumentOut, MoneyOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.types import ID_PATTERN, Id, IdempotencyKey
 from gateway.security.identity import enforce
 from gateway.services.inputs import Integral
 from gateway.services.orders import OrderLine, OrderRequest
 
-router = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/orders", tags=["orders"], route_class=ExactJsonRoute)
 
 OrderIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="24 hex characters")]
 
@@ -51,18 +55,19 @@ class OrderItemOut(BaseModel):
     name: str
     image: str | None
     quantity: int
-    unitPrice: str
-    lineTotal: str
+    unitPrice: MoneyOut
+    unitPriceMinor: int
+    lineTotal: MoneyOut
+    lineTotalMinor: int
     saleId: str | None
 
 
-class OrderOut(BaseModel):
-    id: str
+class OrderOut(DocumentOut):
     userId: str
     items: list[OrderItemOut]
     units: int
     currency: str
-    total: str
+    total: MoneyOut
     totalMinor: int
     status: str
     paymentStatus: str = Field(description="unpaid, pending (a payment awaits confirmation) or paid")
@@ -90,15 +95,17 @@ def order_out(doc: dict[str, Any]) -> OrderOut:
                 name=i["name"],
                 image=i.get("image"),
                 quantity=i["quantity"],
-                unitPrice=format_minor(i["unitPriceMinor"], cur),
-                lineTotal=format_minor(i["lineTotalMinor"], cur),
+                unitPrice=money_number(i["unitPriceMinor"], cur),
+                unitPriceMinor=i["unitPriceMinor"],
+                lineTotal=money_number(i["lineTotalMinor"], cur),
+                lineTotalMinor=i["lineTotalMinor"],
                 saleId=i.get("saleId"),
             )
             for i in doc["items"]
         ],
         units=int(doc["units"]),
         currency=cur,
-        total=format_minor(doc["totalMinor"], cur),
+        total=money_number(doc["totalMinor"], cur),
         totalMinor=doc["totalMinor"],
         status=doc["status"],
         paymentStatus=doc.get("paymentStatus", "unpaid"),

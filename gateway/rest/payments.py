@@ -2,7 +2,8 @@
 
 Paying and settling are the checkout service's (`gateway/services/checkout.py`,
 which states what holds): the amount must equal the order's total, in the
-order's currency (exact decimal strings, never floats); an order has at most
+order's currency (a JSON number read by its decimal text, or a decimal
+string; answered as an exact JSON number beside `amountMinor`); an order has at most
 one live payment; with an `Idempotency-Key`, a retried payment answers the
 first one (`Idempotent-Replayed: true`). Payments belong to the customer who placed the
 order and to admins; another customer's payment answers 404. Admins settle
@@ -16,15 +17,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.money import CurrencyIn, MoneyIn, format_minor
+from core.money import CurrencyIn, MoneyIn, money_number
 from gateway.rest.deps import Admin, Ctx, Page, User
+from gateway.rest.documents import DocumentOut, MoneyOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.orders import OrderIdPath
 from gateway.rest.types import ID_PATTERN, IdempotencyKey
 from gateway.services.orders import visible
 from persistence.payments import CONFIRMED, FAILED
 
-router = APIRouter(prefix="/payments", tags=["payments"])
-order_payments = APIRouter(prefix="/orders", tags=["orders"])
+router = APIRouter(prefix="/payments", tags=["payments"], route_class=ExactJsonRoute)
+order_payments = APIRouter(prefix="/orders", tags=["orders"], route_class=ExactJsonRoute)
 
 PaymentIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="24 hex characters")]
 
@@ -36,13 +39,12 @@ class PaymentIn(BaseModel):
     currency: CurrencyIn | None = None
 
 
-class PaymentOut(BaseModel):
-    id: str
+class PaymentOut(DocumentOut):
     orderId: str
     userId: str
     provider: str
     method: str
-    amount: str
+    amount: MoneyOut
     amountMinor: int
     currency: str
     status: str = Field(description="pending, confirmed, failed or cancelled")
@@ -59,7 +61,7 @@ def payment_out(doc: dict[str, Any]) -> PaymentOut:
         userId=doc["userId"],
         provider=doc["provider"],
         method=doc["method"],
-        amount=format_minor(doc["amountMinor"], doc["currency"]),
+        amount=money_number(doc["amountMinor"], doc["currency"]),
         amountMinor=doc["amountMinor"],
         currency=doc["currency"],
         status=doc["status"],

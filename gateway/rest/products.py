@@ -1,8 +1,11 @@
 """`/products`: the shop's catalogue.
 
 Money is stored in integer minor units with the shop's currency
-(`SHOP_CURRENCY`) and shown as exact decimal strings; request amounts are
-decimal strings (or whole numbers), never floats (see `core/money.py`).
+(`SHOP_CURRENCY`) and shown as a JSON number whose text is exact (`49.99`),
+with `priceMinor` and `currency` beside it; request amounts are JSON numbers,
+read by their decimal text, or decimal strings (see `core/money.py`). A
+product has one `image` (what the old apps send and show) beside its
+`images`: `image` is the one sent, else the first of `images`.
 Unknown fields of a request are ignored. Products are public; changing the
 catalogue is for admins. 422 when a request is invalid in itself; 409 when it
 conflicts with what is stored (stock).
@@ -15,14 +18,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from core.money import MoneyError, MoneyIn, format_minor, to_minor
+from core.money import MoneyError, MoneyIn, money_number, to_minor
 from gateway.context import GatewayContext
 from gateway.errors import ApiError
 from gateway.rest.deps import Admin, Ctx, Page
+from gateway.rest.documents import DocumentOut, MoneyOut
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.rest.types import HTTP_URL_SCHEMA, ID_PATTERN, HttpUrl, not_both
 from gateway.services.inputs import NOT_BLANK_SCHEMA, Integral, NotBlank
+from persistence.products import main_image
 
-router = APIRouter(prefix="/products", tags=["products"])
+router = APIRouter(prefix="/products", tags=["products"], route_class=ExactJsonRoute)
 
 ProductIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="24 hex characters")]
 Name = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
@@ -39,6 +45,7 @@ class ProductIn(BaseModel):
     price: MoneyIn
     stock: Stock = 0
     images: Annotated[list[ImageUrl], Field(max_length=10)] = []
+    image: ImageUrl | None = Field(None, description="the product's one image (else the first of `images`)")
     category: Category | None = None
 
 
@@ -54,6 +61,7 @@ class ProductUpdate(BaseModel):
     stock: Stock | None = None
     stockDelta: Annotated[int, Field(strict=True, ge=-MAX_STOCK, le=MAX_STOCK), Integral] | None = None
     images: Annotated[list[ImageUrl], Field(max_length=10)] | None = None
+    image: ImageUrl | None = None
     category: Category | None = None
 
     @model_validator(mode="after")
@@ -63,11 +71,10 @@ class ProductUpdate(BaseModel):
         return self
 
 
-class ProductOut(BaseModel):
-    id: str
+class ProductOut(DocumentOut):
     name: str
     description: str
-    price: str = Field(description="exact decimal string in `currency`")
+    price: MoneyOut
     priceMinor: int
     currency: str
     stock: int
@@ -85,13 +92,13 @@ def product_out(doc: dict[str, Any]) -> ProductOut:
         id=doc["_id"],
         name=doc["name"],
         description=doc.get("description", ""),
-        price=format_minor(int(doc["priceMinor"]), doc["currency"]),
+        price=money_number(int(doc["priceMinor"]), doc["currency"]),
         priceMinor=int(doc["priceMinor"]),
         currency=doc["currency"],
         stock=int(doc["stock"]),
         inStock=int(doc["stock"]) > 0,
         images=images,
-        image=images[0] if images else None,
+        image=main_image(doc),
         category=doc.get("category"),
         createdAt=doc["createdAt"],
         updatedAt=doc["updatedAt"],
@@ -116,6 +123,7 @@ async def create_product(body: ProductIn, admin: Admin, ctx: Ctx) -> ProductOut:
         stock=body.stock,
         images=body.images,
         category=body.category,
+        image=body.image,
     )
     return product_out(doc)
 
@@ -143,7 +151,7 @@ async def update_product(product_id: ProductIdPath, body: ProductUpdate, admin: 
     """Change a product (admin). Pinned copies in live streams keep the values
     they were pinned with until pinned again."""
     fields: dict[str, Any] = {}
-    for key in ("name", "description", "images", "category", "stock"):
+    for key in ("name", "description", "images", "image", "category", "stock"):
         value = getattr(body, key)
         if value is not None:
             fields[key] = value

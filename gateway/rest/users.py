@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 from gateway.errors import ApiError
 from gateway.rest.auth import UserOut, _user_out
 from gateway.rest.deps import Admin, Ctx
+from gateway.rest.exact_json import ExactJsonRoute
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=ExactJsonRoute)
 
 UserIdPath = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$", description="24 hex characters")]
 

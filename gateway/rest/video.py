@@ -25,12 +25,13 @@ from pydantic import BaseModel
 
 from gateway.errors import ApiError
 from gateway.rest.deps import Ctx, OptionalUser
+from gateway.rest.exact_json import ExactJsonRoute
 from gateway.security.identity import SessionHeader
 from gateway.services import video_tokens
 from persistence.streams import ENDED
 from runtime.clock import iso
 
-router = APIRouter(prefix="/livestreams", tags=["video"])
+router = APIRouter(prefix="/livestreams", tags=["video"], route_class=ExactJsonRoute)
 
 APP_ID = re.compile(r"^[0-9a-fA-F]{32}$")
 STREAM_ID = r"^[0-9a-f]{24}$"

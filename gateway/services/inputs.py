@@ -3,7 +3,9 @@ frames), so the same value is accepted or refused, with the same words, on both.
 
 * `Integral`: JSON Schema's `integer` is a value, not a spelling: `2.0` is
   an integer. Accepted: JSON integers and whole-valued numbers (as `int`), within
-  the bounds. Refused: fractions, booleans, strings ("2"), infinities.
+  the bounds, whether a number was parsed as a float (WebSocket frames) or as
+  an exact `Decimal` (REST bodies, `gateway/rest/exact_json.py`). Refused:
+  fractions, booleans, strings ("2"), infinities.
 * `NotBlank`: lengths count the string as sent (as `minLength`/`maxLength`
   do); surrounding whitespace is then stripped, and a value that is whitespace
   only is refused by a `pattern` that says so. "Whitespace" is one explicit set
@@ -13,6 +15,7 @@ frames), so the same value is accepted or refused, with the same words, on both.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from pydantic import AfterValidator, BeforeValidator
@@ -20,10 +23,20 @@ from pydantic import AfterValidator, BeforeValidator
 # ------------------------------------------------------------------ integers
 
 
+_WHOLE_DIGITS = 30  # far beyond any bound here; keeps int() of `1e999999999` from running for ever
+
+
 def _integral(value: Any) -> Any:
-    """A whole-valued float becomes the int it equals; anything else passes on
-    unchanged to the strict int validation (which refuses it unless it is an int)."""
+    """A whole-valued float or Decimal becomes the int it equals; anything else passes
+    on unchanged to the strict int validation (which refuses it unless it is an int)."""
     if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < _WHOLE_DIGITS
+        and value == value.to_integral_value()
+    ):
         return int(value)
     return value
 

@@ -52,7 +52,7 @@ from bson import ObjectId
 
 from core import order_rules as rules
 from core.commands import FlashSaleChanged
-from core.money import format_minor
+from core.money import format_minor, max_minor
 from gateway.security.credentials import Claims
 from gateway.services.errors import (
     CONFLICT,
@@ -66,7 +66,7 @@ from gateway.streams.live_directory import LiveDirectory
 from persistence.flash_sales import FlashSaleStore
 from persistence.orders import CREATING, HIDDEN, DuplicateIdempotencyKey, OrderStore
 from persistence.payments import CANCELLED, CONFIRMED, PENDING, PaymentStore
-from persistence.products import ProductStore
+from persistence.products import ProductStore, main_image
 from persistence.streams import StreamStore
 from runtime.clock import now_iso
 
@@ -168,7 +168,7 @@ class OrderService:
         """Place an order for `customer` (see the module docstring for what holds).
         Refused: a product, sale or stream that does not exist (`not_found`);
         stock, a sale's cap, end or per-customer limit, a sale of another
-        product or stream, a reused key (`conflict`)."""
+        product or stream, a reused key, a total of ten billion units or more (`conflict`)."""
         digest = request.digest()
         idem = f"{customer.user_id}:{idempotency_key}" if idempotency_key else None
         if idem is not None:
@@ -178,6 +178,10 @@ class OrderService:
         if request.stream_id is not None and await self.streams.get(request.stream_id) is None:
             raise ServiceError(NOT_FOUND, f"Stream {request.stream_id} does not exist")
         lines, sale_stream = await self._price(request)
+        total_minor = sum(line["lineTotalMinor"] for line in lines)
+        if total_minor > max_minor(self.currency):  # no amount reaches ten billion units (`core/money.py`)
+            limit = format_minor(max_minor(self.currency), self.currency)
+            raise ServiceError(CONFLICT, f"An order totals at most {limit} {self.currency}: order fewer units")
 
         now = now_iso()
         order_id = str(ObjectId())
@@ -187,7 +191,7 @@ class OrderService:
             "items": lines,
             "units": sum(line["quantity"] for line in lines),
             "currency": self.currency,
-            "totalMinor": sum(line["lineTotalMinor"] for line in lines),
+            "totalMinor": total_minor,
             "status": CREATING,
             "taken": 0,
             "paymentStatus": "unpaid",
@@ -250,12 +254,11 @@ class OrderService:
                     raise ServiceError(CONFLICT, why[0].upper() + why[1:])
                 unit = int(sale["priceMinor"])
                 sale_stream = sale["streamId"]
-            images = product.get("images") or []
             lines.append(
                 {
                     "productId": item.product_id,
                     "name": product["name"],
-                    "image": images[0] if images else None,
+                    "image": main_image(product),
                     "quantity": item.quantity,
                     "unitPriceMinor": unit,
                     "lineTotalMinor": unit * item.quantity,

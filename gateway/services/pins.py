@@ -3,7 +3,7 @@
 `unpin_product`).
 
 What a pin shows comes from the catalogue (`persistence/products.py`), never
-from the caller: the product's name, its first image, and its price as an
+from the caller: the product's name, its one image (`main_image`), and its price as an
 exact decimal string in the product's currency (`core/money.py`). A product
 the catalogue does not have is refused (`not_found`). Pinning a pinned product
 again refreshes it from the catalogue (and moves it with `display_order`).
@@ -27,7 +27,7 @@ from core.results import Result
 from gateway.services.errors import NOT_FOUND, ServiceError
 from gateway.services.inputs import Integral
 from gateway.services.stream_commands import LiveStreams, Queued
-from persistence.products import ProductStore
+from persistence.products import ProductStore, main_image
 
 MAX_DISPLAY_ORDER = 10_000
 DisplayOrder = Annotated[int, Field(strict=True, ge=0, le=MAX_DISPLAY_ORDER), Integral]
@@ -36,11 +36,13 @@ DisplayOrder = Annotated[int, Field(strict=True, ge=0, le=MAX_DISPLAY_ORDER), In
 
 @dataclass(frozen=True)
 class PinnedProduct:
-    """A product as the stream shows it while pinned (`price`: exact, in `currency`)."""
+    """A product as the stream shows it while pinned (`price`: exact, in `currency`;
+    the stream keeps this decimal string, `core.wire.pinned_product` shows it as a number)."""
 
     product_id: str
     name: str
     price: str
+    price_minor: int
     currency: str
     image: str | None
     display_order: int | None
@@ -79,14 +81,14 @@ class PinService:
 
 
 def pinned_from(product: dict[str, Any], display_order: int | None) -> PinnedProduct:
-    """A stored catalogue product as it is pinned: its first image, its exact price."""
-    images = product.get("images") or []
+    """A stored catalogue product as it is pinned: its one image, its exact price."""
     return PinnedProduct(
         product_id=product["_id"],
         name=product["name"],
         price=format_minor(int(product["priceMinor"]), product["currency"]),
+        price_minor=int(product["priceMinor"]),
         currency=product["currency"],
-        image=images[0] if images else None,
+        image=main_image(product),
         display_order=display_order,
     )
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from core.commit import CommitInput, apply_commit, stop_stream, take_events
 from core.state import StreamMeta, StreamState
 from core.stream_view import StreamView
-from core.wire import decode, encode_event
+from core.wire import decode, encode_event, pinned_products
 from tests.core.strategies import commits
 
 SID = "0123456789abcdef01234567"
@@ -52,7 +52,9 @@ def test_a_gateway_view_fed_the_events_shows_the_actors_snapshot(
             state.likes,
             set(state.liked_by),
         )
-        assert data["flashSales"] == state.flash_sale_list() and data["pinnedProducts"] == state.pinned_list()
+        assert data["flashSales"] == state.flash_sale_list() and data["pinnedProducts"] == pinned_products(
+            state.pinned_list()
+        )
         assert data["slowModeSeconds"] == state.slow_mode
         assert state.snapshot()["chat"] == [c.to_wire() for c in state.recent_chat]
         assert state.snapshot()["chatCount"] == state.chat_count

@@ -20,7 +20,7 @@ from core.commands import (
 from core.commit import apply_batch, take_events
 from core.state import StreamMeta, StreamState
 from core.stream_view import StreamView
-from core.wire import decode, encode_event
+from core.wire import decode, encode_event, pinned_products
 
 SID = "0123456789abcdef01234567"
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -177,7 +177,7 @@ class TestApply:
         assert [p["productId"] for p in view.stream_data["pinnedProducts"]] == ["p2", "p1"]
         for e in run(state, UnpinProduct("p2")):
             view.apply(e)
-        assert view.stream_data["pinnedProducts"] == state.pinned_list()
+        assert view.stream_data["pinnedProducts"] == pinned_products(state.pinned_list())  # as shown (issue 15)
         assert [p["productId"] for p in view.stream_data["pinnedProducts"]] == ["p1"]
 
     def test_view_tracks_the_state_through_mixed_events(self) -> None:
@@ -237,7 +237,8 @@ class TestFrames:
             "streamData": {**state.stream_data(), "likedBy": [], "liked": False},
             **envelope,
         }
-        assert pinned == {"type": "pinned_products_updated", "pinnedProducts": state.pinned_list(), **envelope}
+        shown = pinned_products(state.pinned_list())  # `_id`, exact number prices (issue 15)
+        assert pinned == {"type": "pinned_products_updated", "pinnedProducts": shown, **envelope}
         assert history["type"] == "chat_history"
         assert {k: history[k] for k in envelope} == envelope
         assert [m["message"] for m in history["messages"]] == ["hello", "again"]  # oldest first

@@ -28,17 +28,24 @@ class TestMoney:
             (5.0, 500),
             (1e3, 100000),
             ("9999999999.99", 999999999999),
+            # JSON numbers (issue 15): read by their decimal text, as REST parses them (Decimal) ...
+            (Decimal("49.99"), 4999),
+            (Decimal("4.999E1"), 4999),
+            (Decimal("49.990"), 4999),
+            (Decimal("-0.0"), 0),
+            (Decimal("9999999999.99"), 999999999999),
+            # ... or as a float's shortest text (what a JSON writer sent for it)
+            (19.99, 1999),
+            (5.5, 550),
+            (0.1, 10),
         ],
     )
     def test_amounts_become_exact_minor_units(self, raw: object, minor: int) -> None:
-        # 5.0 is the JSON Schema integer 5 (the document says "integer"): whole units, exactly.
         assert to_minor(parse_amount(raw), "USD") == minor
 
     @pytest.mark.parametrize(
         "raw",
         [
-            19.99,
-            5.5,
             True,
             None,
             "-1",
@@ -61,6 +68,13 @@ class TestMoney:
             "5\n",
             float("inf"),
             float("nan"),
+            Decimal("1.2345"),
+            Decimal("5.0000000000000000000000000000001"),  # beyond a Decimal's 28 digits: never rounded away
+            Decimal("-1"),
+            Decimal("NaN"),
+            Decimal("Infinity"),
+            Decimal("1E+10"),
+            Decimal("1E+999999999"),
         ],
     )
     def test_floats_and_junk_are_refused(self, raw: object) -> None:
@@ -91,19 +105,24 @@ class TestMoney:
 
         assert Body.model_validate({"price": "2.50"}).price == Decimal("2.50")
         assert Body.model_validate({"price": 2.0}).price == Decimal(2)
-        with pytest.raises(ValidationError, match="never a float"):
-            Body.model_validate({"price": 2.5})
-        with pytest.raises(ValidationError):
-            Body.model_validate_json('{"price": 2.5}')
+        assert Body.model_validate({"price": Decimal("2.5")}).price == Decimal("2.5")
+        assert Body.model_validate_json('{"price": 2.5}').price == Decimal("2.5")
         with pytest.raises(ValidationError, match="at most 2 decimals"):
             Body.model_validate({"price": "2.505"})
-        string, integer = Body.model_json_schema()["properties"]["price"]["anyOf"]
+        with pytest.raises(ValidationError, match="at most 2 decimals"):
+            Body.model_validate({"price": Decimal("2.505")})
+        number, string = Body.model_json_schema()["properties"]["price"]["anyOf"]
         assert string == {
             "type": "string",
             "pattern": r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$",
             "description": "exact decimal, at most 2 decimals (USD)",
         }
-        assert (integer["type"], integer["minimum"], integer["maximum"]) == ("integer", 0, 10**10 - 1)
+        assert (number["type"], number["minimum"], number["maximum"], number["multipleOf"]) == (
+            "number",
+            0,
+            9999999999.99,
+            0.01,
+        )
 
     def test_the_schema_follows_the_shop_currency(self) -> None:
         class Body(BaseModel):
@@ -113,11 +132,14 @@ class TestMoney:
         try:
             money.use_currency("JPY")
             schema = Body.model_json_schema()
-            assert schema["properties"]["price"]["anyOf"][0]["pattern"] == "^(0|[1-9][0-9]{0,9})$"
+            assert schema["properties"]["price"]["anyOf"][1]["pattern"] == "^(0|[1-9][0-9]{0,9})$"
+            assert schema["properties"]["price"]["anyOf"][0]["multipleOf"] == 1
             assert schema["properties"]["currency"]["enum"] == ["JPY"]
             assert Body.model_validate({"price": "1200", "currency": "JPY"}).price == Decimal(1200)
             with pytest.raises(ValidationError):
                 Body.model_validate({"price": "12.5", "currency": "JPY"})
+            with pytest.raises(ValidationError, match="JPY amounts have at most 0 decimals"):
+                Body.model_validate({"price": Decimal("12.5"), "currency": "JPY"})
             with pytest.raises(ValidationError, match="sells in JPY"):
                 Body.model_validate({"price": "1200", "currency": "USD"})
             money.use_currency("KWD")

@@ -23,16 +23,18 @@ async def stock_of(api: Api, product_id: str) -> int:
     return int((await api.get(f"/products/{product_id}")).json()["stock"])
 
 
-async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) -> None:
+async def test_products_money_is_exact_and_junk_is_refused(gateway_url: str) -> None:
     async with Api(gateway_url, await admin_token(gateway_url)) as admin, Api(gateway_url) as anon:
         p = await new_product(admin, price="19.99", stock=4)
-        assert (p["price"], p["priceMinor"], p["currency"], p["stock"], p["inStock"]) == ("19.99", 1999, "USD", 4, True)
+        # Money answers as an exact JSON number beside its minor units (issue 15).
+        assert (p["price"], p["priceMinor"], p["currency"], p["stock"], p["inStock"]) == (19.99, 1999, "USD", 4, True)
         assert p["image"] == "https://cdn.example.com/p.jpg"
         whole = await new_product(admin, price=5)  # a JSON integer is whole units
-        assert whole["price"] == "5.00"
+        assert (whole["price"], whole["priceMinor"]) == (5, 500)
         whole = await new_product(admin, price=5.0)  # the same JSON Schema integer
-        assert whole["price"] == "5.00"
-        for bad in (19.99, 5.5, " 5", "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
+        assert (whole["price"], whole["priceMinor"]) == (5, 500)
+        assert (await new_product(admin, price=19.99))["priceMinor"] == 1999  # a JSON number is accepted (issue 15)
+        for bad in (19.999, -1, " 5", "19.999", "-1", "1e3", "abc", "", True, None, {"$gt": 0}, "12345678901234"):
             assert_error(await admin.post("/products", json={"name": "x", "price": bad, "stock": 1}), 422)
         for bad_stock in (-1, "5", 2.5, 10**9):
             assert_error(await admin.post("/products", json={"name": "x", "price": "1", "stock": bad_stock}), 422)
@@ -40,7 +42,7 @@ async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) 
 
         r = await admin.put(f"/products/{p['id']}", json={"price": "0.10", "stockDelta": 3, "name": "Renamed"})
         assert r.status_code == 200 and (r.json()["price"], r.json()["stock"], r.json()["name"]) == (
-            "0.10",
+            0.10,
             7,
             "Renamed",
         )
@@ -49,7 +51,7 @@ async def test_products_money_is_exact_and_floats_are_refused(gateway_url: str) 
         r = await admin.put(f"/products/{p['id']}", json={"stock": 0})
         assert r.json()["stock"] == 0 and r.json()["inStock"] is False
         r = await anon.get(f"/products/{p['id']}")
-        assert r.status_code == 200 and r.json()["price"] == "0.10"
+        assert r.status_code == 200 and r.json()["price"] == 0.10
         assert (await admin.delete(f"/products/{p['id']}")).status_code == 204
         assert_error(await anon.get(f"/products/{p['id']}"), 404)
         assert_error(await admin.delete(f"/products/{p['id']}"), 404)
@@ -132,7 +134,7 @@ async def test_status_transitions_and_cancelling_returns_stock(gateway_url: str)
     async with Api(gateway_url, await admin_token(gateway_url)) as admin, Api(gateway_url, c.token) as api:
         p = await new_product(admin, price="3.00", stock=10)
         o = (await api.post("/orders", json={"items": [{"productId": p["id"], "quantity": 4}]})).json()
-        assert (o["status"], o["total"], o["units"]) == ("pending", "12.00", 4)
+        assert (o["status"], o["total"], o["totalMinor"], o["units"]) == ("pending", 12, 1200, 4)
         assert await stock_of(admin, p["id"]) == 6
         assert (
             "allowed: cancelled, confirmed"
@@ -171,14 +173,14 @@ async def test_payments(gateway_url: str) -> None:
             return dict((await api.post("/orders", json={"items": [{"productId": p["id"], "quantity": qty}]})).json())
 
         o = await new_order()
-        assert o["total"] == "19.90"
+        assert (o["total"], o["totalMinor"]) == (19.9, 1990)
         url = f"/orders/{o['id']}/payments"
         # Well-formed, but not this order's total: a conflict with the stored order.
         assert (
             "19.90"
             in assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.00"}), 409)["message"]
         )
-        assert_error(await api.post(url, json={"method": "bank_transfer", "amount": 19.9}), 422)
+        assert_error(await api.post(url, json={"method": "bank_transfer", "amount": 19.905}), 422)
         assert_error(await api.post(url, json={"method": "bank_transfer", "amount": "19.90", "currency": "EUR"}), 422)
         assert_error(await api.post(url, json={"method": "bitcoin", "amount": "19.90"}), 422)
         key = uuid.uuid4().hex
@@ -187,9 +189,10 @@ async def test_payments(gateway_url: str) -> None:
         )
         assert first.status_code == 201, first.text
         pay = first.json()
-        assert (pay["status"], pay["amount"], pay["provider"], pay["orderId"]) == (
+        assert (pay["status"], pay["amount"], pay["amountMinor"], pay["provider"], pay["orderId"]) == (
             "pending",
-            "19.90",
+            19.9,
+            1990,
             "offline",
             o["id"],
         )

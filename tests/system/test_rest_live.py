@@ -80,16 +80,23 @@ async def test_stream_editing_views_chat_likes_and_pins(gateway_url: str, ws_url
             live = (await anon.get(f"/livestreams/{sid}")).json()
             assert live["likes"] == 1 and live["likedBy"] == [c.id]
 
-            # Pins: resolved from the catalogue, prices as exact strings.
+            # Pins: resolved from the catalogue, prices as exact JSON numbers (issue 15).
             p1 = await new_product(admin, price="12.30", name="Lamp")
             p2 = await new_product(admin, price="4.00", name="Bulb")
             r = await admin.post(f"/livestreams/{sid}/pin", json={"productId": p1["id"], "name": "fake", "price": 0.01})
-            assert r.status_code == 200 and (r.json()["name"], r.json()["price"]) == ("Lamp", "12.30")
+            assert r.status_code == 200 and (r.json()["name"], r.json()["price"], r.json()["priceMinor"]) == (
+                "Lamp",
+                12.3,
+                1230,
+            )
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": p2["id"], "displayOrder": 0})
             pinned = await w.wait_for(
                 lambda f: f.get("type") == "pinned_products_updated" and len(f["pinnedProducts"]) == 2
             )
-            assert [(x["name"], x["price"]) for x in pinned["pinnedProducts"]] == [("Bulb", "4.00"), ("Lamp", "12.30")]
+            assert [(x["name"], x["price"], x["_id"]) for x in pinned["pinnedProducts"]] == [
+                ("Bulb", 4, p2["id"]),
+                ("Lamp", 12.3, p1["id"]),
+            ]
             assert pinned["pinnedProducts"][1]["image"] == "https://cdn.example.com/p.jpg"
             assert_error(await admin.post(f"/livestreams/{sid}/pin", json={"productId": "0" * 24}), 404)
             assert (await admin.delete(f"/livestreams/{sid}/pin/{p2['id']}")).status_code == 204
@@ -151,14 +158,16 @@ async def test_pins_and_moderation_are_one_rule_over_rest_and_the_websocket(gate
             expected = [
                 {
                     "productId": lamp["id"],
+                    "_id": lamp["id"],
                     "name": "Lamp",
-                    "price": "12.30",
+                    "price": 12.3,
+                    "priceMinor": 1230,
                     "image": "https://cdn.example.com/p.jpg",
                     "displayOrder": 1,
                 }
             ]
             assert by_ws["pinnedProducts"] == by_rest["pinnedProducts"] == expected
-            assert (r.json()["price"], r.json()["currency"]) == ("12.30", lamp["currency"])
+            assert (r.json()["price"], r.json()["currency"]) == (12.3, lamp["currency"])
 
             # An unknown product: not_found on both, in the same words.
             n = len(adm.frames)
@@ -220,7 +229,8 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             )
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": p["id"]})
             await admin.post(f"/livestreams/{sid}/pin", json={"productId": other["id"]})
-            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "price": 19.99}), 422)
+            # A JSON number is a price (issue 15); one with more decimals than the currency has is not.
+            assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "price": 19.999}), 422)
             assert_error(await admin.post(f"/livestreams/{sid}/flash-sales", json={**sale_body, "quantity": 31}), 409)
             assert_error(
                 await admin.post(
@@ -257,7 +267,7 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             assert any("per customer" in r.json()["message"] for r in burst if r.status_code == 409)
             won = [r.json() for r in burst if r.status_code == 201]
             assert all(
-                o["items"][0]["unitPrice"] == "19.99" and o["total"] == "19.99" and o["streamId"] == sid for o in won
+                o["items"][0]["unitPrice"] == 19.99 and o["total"] == 19.99 and o["streamId"] == sid for o in won
             )
             assert_error(
                 await apis[1].post("/orders", json={"items": [{**line, "quantity": 3}]}), 409
@@ -275,7 +285,7 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             assert updates == sorted(updates, reverse=True) and all(0 < u < 10 for u in updates)
             # Regular price still available after the sale.
             r = await apis[0].post("/orders", json={"items": [{"productId": p["id"], "quantity": 1}]})
-            assert r.status_code == 201 and r.json()["total"] == "50.00"
+            assert r.status_code == 201 and r.json()["total"] == 50
 
             # A short sale ends by itself on time, with an event; orders after it are refused.
             r = await admin.post(
@@ -295,7 +305,7 @@ async def test_flash_sale_cap_limit_end_time_and_events(gateway_url: str, ws_url
             ok = await apis[2].post(
                 "/orders", json={"items": [{"productId": other["id"], "quantity": 2, "saleId": short["id"]}]}
             )
-            assert ok.status_code == 201 and ok.json()["total"] == "2.00"
+            assert ok.status_code == 201 and ok.json()["total"] == 2
             update = await w.wait_for(
                 lambda f: f.get("type") == "flash_sale_updated" and f["flashSale"]["saleId"] == short["id"]
             )

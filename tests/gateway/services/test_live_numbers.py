@@ -13,6 +13,7 @@ from core.commands import Chat, Command, Join, PinProduct, ToggleLike
 from core.commit import apply_batch, take_events
 from core.state import StreamMeta, StreamState
 from core.stream_view import StreamView
+from core.wire import pinned_products
 from gateway.services import live_numbers
 
 STREAM = "0123456789abcdef01234567"
@@ -47,7 +48,7 @@ def test_numbers_of_a_snapshot_are_the_states_own() -> None:
         "seq": state.seq,
         "epoch": state.epoch,
     }
-    assert numbers["pinnedProducts"] == state.pinned_list()
+    assert numbers["pinnedProducts"] == pinned_products(state.pinned_list())  # as shown (issue 15)
 
 
 def test_a_relays_view_and_a_snapshot_give_the_same_numbers() -> None:

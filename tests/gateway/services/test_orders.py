@@ -184,3 +184,15 @@ async def test_admins_see_every_order_customers_their_own(service: OrderService,
     with pytest.raises(ServiceError) as hidden:
         await service.get(BOB, order["_id"])
     assert (hidden.value.code, hidden.value.message) == (NOT_FOUND, f"Order {order['_id']} does not exist")
+
+
+async def test_an_order_totalling_ten_billion_units_or_more_is_refused_before_taking_stock(
+    service: OrderService, products: ProductStore
+) -> None:
+    """No amount shown reaches ten billion units: every one is then written exactly as a JSON number (#15)."""
+    dear = await new_product(products, price_minor=999_999_999_999, stock=5)  # 9 999 999 999.99 EUR
+    with pytest.raises(ServiceError) as refused:
+        await service.place(ANN, lines((dear["_id"], 2)))
+    assert refused.value.code == CONFLICT and "at most 9999999999.99 EUR" in str(refused.value)
+    assert await stock_of(products, dear["_id"]) == 5
+    assert (await service.place(ANN, lines((dear["_id"], 1)))).order["totalMinor"] == 999_999_999_999

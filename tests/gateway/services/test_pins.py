@@ -25,6 +25,7 @@ async def test_a_pin_takes_name_image_and_exact_price_from_the_catalogue(live: L
         product_id=lamp["_id"],
         name="Lamp",
         price="12.30",
+        price_minor=1230,
         currency="EUR",
         image="https://cdn.example.com/lamp.jpg",
         display_order=3,
