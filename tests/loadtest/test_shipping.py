@@ -97,8 +97,10 @@ def test_the_shipper_counts_the_cpu_in_whole_ms_and_carries_the_rest() -> None:
         for _ in range(30):  # under a millisecond each time: only the carried remainder makes them count
             busy(0.0007)
             shipper.tick(connected=7)
+        span_cpu0, span_wall0 = time.process_time(), time.monotonic()
         busy(0.2)  # long enough that the process clock's coarse steps (4 ms on some kernels) do not matter
         shipper.tick(connected=6, final=True)
+        span_share = 100 * (time.process_time() - span_cpu0) / (time.monotonic() - span_wall0)
         used_ms = (time.process_time() - cpu0) * 1000
     finally:
         gc.enable()
@@ -111,6 +113,7 @@ def test_the_shipper_counts_the_cpu_in_whole_ms_and_carries_the_rest() -> None:
     counted = sum(t["counters"].get("worker_cpu_ms", 0) for t in shipped)
     assert used_ms - 3 <= counted <= used_ms, (used_ms, counted)  # whole ms; the rest (< 1 ms) carried
     gauges = [t["gauges"] for t in shipped if t["gauges"]]
-    # The last tick's span was a busy spin: about one core. The process's other threads (Ray's, when the suite
-    # started Ray in this process) count too, so the bound above is every core, not one.
-    assert gauges[-1]["connected"] == 6 and 50 <= gauges[-1]["cpuPercent"] <= 100 * (os.cpu_count() or 1)
+    # The last tick's span was a busy spin: the share of a core this process got meanwhile, as we measured it
+    # around the same span (about one core on a calm machine; less on a busy one, where others share the cores).
+    assert gauges[-1]["connected"] == 6 and abs(gauges[-1]["cpuPercent"] - span_share) <= 10, (gauges, span_share)
+    assert gauges[-1]["cpuPercent"] <= 100 * (os.cpu_count() or 1)
