@@ -3,7 +3,9 @@
 A role (`gateway-a`, `stream:<id>`, `registry`, `db`, `raylet-head`, ...) may change its process
 during the run: that is what the faults do. Growth is therefore measured on the longest stretch of
 one process of each role, from its first sample after `warmup_s` to its last, and only judged when
-that stretch is at least `MIN_JUDGED_S` long (a shorter one extrapolates noise to an hour)."""
+that stretch is at least `MIN_JUDGED_S` long (a shorter one extrapolates noise to an hour). Ray's
+own control store (`gcs`) is reported, not judged: it is Ray's, and keeps a record of every actor
+restart the faults cause."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import psutil
 
 MIB = 1024 * 1024
 MIN_JUDGED_S = 600.0
+REPORTED_ONLY = frozenset({"gcs"})
 
 
 @dataclass
@@ -53,6 +56,6 @@ class MemoryLog:
                 "measuredFromS": round(measured[0].t, 1),
                 "measuredToS": round(measured[-1].t, 1),
                 "growthMiBPerHour": round(growth, 1),
-                "judged": span >= MIN_JUDGED_S,
+                "judged": span >= MIN_JUDGED_S and role not in REPORTED_ONLY,
             }
         return out

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="soak-", dir="/tmp"))
     system = SoakSystem(work)
     console.print(f"soak: {opts.minutes:g} min; processes and logs under {work}")
+    t0 = time.monotonic()
     try:
         system.start()
+        console.print(f"soak: system up in {time.monotonic() - t0:.0f} s (database, two Ray nodes, two gateways)")
         assert system.ray is not None
         ray.init(
             address=system.ray.address,
@@ -109,6 +111,7 @@ def loadtest_command(
     cmd += [
         "--viewers", str(opts.viewers), "--chat-rate", str(opts.chat_rate), "--like-rate", str(opts.like_rate),
         "--duration", str(opts.duration_s), "--protocol", protocol, "--workers", "1", "--ramp", "50",
+        "--drain", "2", "--settle", "2",  # the soak reads stored likes itself: no long wait for counts to settle
         "--max-reconnects", "1000", "--no-live", "--name", f"{opts.name}-{protocol}",
         "--json", str(json_path), "--html", str(json_path.with_suffix(".html")),
     ]  # fmt: skip
@@ -223,6 +226,7 @@ async def soak(opts: Options, system: SoakSystem, console: Console, work: Path) 
     probe_task.cancel()
     await asyncio.gather(memory_task, probe_task, return_exceptions=True)
 
+    console.print(f"soak: load over; apps answered and load testers done {clock() - opts.duration_s:.0f} s later")
     # Stop every stream (its final state stored), then read back what the database holds.
     await stop_all(gws[0].http, token, streams)
     lt = {p: loadtest_figures(path) for p, path in reports.items()}
