@@ -386,6 +386,9 @@ def print_summary(console: Console, report: dict[str, Any], paths: list[str]) ->
     slow = report["apps"]["slow"]
     console.print(
         f"opted-in apps: {report['apps']['sent']} commands, {report['apps']['resent']} resent, "
+        f"{report['apps']['reconnects']} reconnects (load testers: "
+        + ", ".join(f"{p} {lt.get('reconnects')}" for p, lt in report["loadtest"].items())
+        + "), "
         f"{len(slow)} answered after more than {report['apps']['slowAfterS']:g} s"
         + (f" (sent at {sorted({x['sentAtS'] for x in slow})[:10]} s)" if slow else "")
     )

@@ -16,13 +16,35 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak.faults import KINDS
-
-pytestmark = pytest.mark.system
+from bench.soak.faults import KINDS, schedule
+from bench.soak.verdict import judge
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.parametrize("minutes", [2, 20])
+def test_the_schedule_has_every_kind_of_fault_spread_over_the_run(minutes: float) -> None:
+    faults = schedule(minutes * 60, ["s1", "s2", "audit"], ["a", "b"])
+    assert {f.kind for f in faults} == set(KINDS)
+    times = [f.at_s for f in faults]
+    assert times == sorted(times) and times[0] > 0 and times[-1] <= 0.85 * minutes * 60
+    assert all(0 < f.hold_s <= 30 for f in faults if f.kind == "db_hang")
+    assert {f.target for f in faults if f.kind == "actor_kill"} <= {"s1", "s2", "audit"}
+
+
+def test_the_verdict_fails_on_a_message_acknowledged_but_not_stored_or_stored_twice() -> None:
+    def verdict(acked: list[str], stored: list[str]) -> bool:
+        figures = {"auditChat": stored, "auditLikes": 1, "loadtestStored": {}}
+        return bool(judge(acked, 1, figures, {}, 0, 0, [{"error": None, "startedAtS": 1.0}], {})["passed"])
+
+    assert verdict(["soak a 1", "soak a 2"], ["soak a 1", "soak a 2"])
+    assert not verdict(["soak a 1", "soak a 2"], ["soak a 1"])
+    assert not verdict(["soak a 1"], ["soak a 1", "soak a 1"])
+    assert not verdict(["soak a 1"], ["soak a 1", "soak a 2"])
+    assert not verdict([], [])
+
+
+@pytest.mark.system
 @pytest.mark.timeout(420)
 def test_two_minute_soak_stores_exactly_what_was_acknowledged_and_nothing_hangs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_"))}
