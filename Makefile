@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench install clean
+.PHONY: run test test-fast lint format bench soak install clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
@@ -49,6 +49,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+# The whole system for 20 minutes under load and a fault schedule; prints the verdict, writes reports/soak.json
+# and reports/soak.png; exits 0 only if it passed. E.g. `make soak SOAK_ARGS="--minutes 5"`.
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not system"
