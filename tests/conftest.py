@@ -52,7 +52,9 @@ def ray_cluster(namespace: str) -> Iterator[str]:
     import ray
 
     from actors.placement import SINGLE_NODE_RESOURCES
+    from actors.ray_env import apply_ray_env
 
+    apply_ray_env(os.environ)  # before Ray starts: its processes inherit it
     ray.init(
         address="local",
         namespace=namespace,

@@ -3,8 +3,10 @@
 import os
 import sys
 
-os.environ.setdefault("RAY_AUTH_MODE", "token")  # the cluster authenticates with a token; Ray reads this on import
+from actors.ray_env import apply_ray_env
 
-from bench.soak.run import main  # after the environment Ray reads on import
+apply_ray_env(os.environ)  # Ray reads part of it when it is imported
+
+from bench.soak.run import main  # noqa: E402 - after the environment Ray reads on import
 
 sys.exit(main())

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from actors.ray_env import RAY_ENV
 from persistence.embedded import EmbeddedMongo, free_port
 from wrencos.local_cluster import LocalCluster
 
@@ -89,7 +90,7 @@ class SoakSystem:
             JWT_SECRET=self.jwt_secret,
             WRENCOS_NAMESPACE=self.namespace,
             WRENCOS_RAY_TEMP_DIR=str(self.ray.nodes["head"].temp_dir),
-            RAY_AUTH_MODE="token",
+            **RAY_ENV,
             PORT=str(gw.port),
             HOST="127.0.0.1",
             AGORA_APP_ID="970ca35de60c44645bbae8a215061b33",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -13,6 +14,8 @@ import pytest
 import ray
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
+
+from actors.ray_env import RAY_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_FILES = sorted([ROOT / "ray_cluster.yaml", *(ROOT / "deploy").glob("ray_cluster*.yaml")])
@@ -57,3 +60,21 @@ def test_every_onprem_worker_host_has_a_role() -> None:
     assert set(roles) == set(config["provider"]["worker_ips"])
     assert set(roles.values()) == {"gateway", "stream"}
     assert config["provider"]["head_ip"] not in roles
+
+
+START_FILES = [
+    ROOT / "ray_cluster.yaml",
+    *(ROOT / "deploy").glob("ray_cluster*.yaml"),
+    ROOT / "deploy" / "node-start.sh",
+]
+
+
+@pytest.mark.parametrize("path", START_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_ray_and_gateway_start_carries_the_ray_environment(path: Path) -> None:
+    """`actors/ray_env.py` is what our own starters set; the launcher files spell it out by hand."""
+    text = path.read_text()
+    starts = [line for line in text.splitlines() if re.search(r'ray"? start', line) or "Environment=RAY" in line]
+    assert starts, f"no `ray start` or gateway unit in {path}"
+    for line in starts:
+        for name, value in RAY_ENV.items():
+            assert f"{name}={value}" in line, f"{path.name}: {line.strip()!r} lacks {name}={value}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from actors.ray_env import RAY_ENV
 from persistence.embedded import free_port
 
 ADMIN_EMAIL = "admin@example.com"
@@ -75,7 +76,7 @@ def wait_ready(base_url: str, proc: Process, timeout: float = 120.0) -> None:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MONGODB_", "WRENCOS_", "JWT_", "ADMIN_"))}
-    env.update({"LOG_FORMAT": "json", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD})
+    env.update({"LOG_FORMAT": "json", "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": ADMIN_PASSWORD, **RAY_ENV})
     env.update(extra)
     return env
 
