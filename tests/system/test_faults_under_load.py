@@ -118,8 +118,9 @@ def warm_password_pool(url: str) -> None:
 # ---------------------------------------------------------------- one scenario
 
 
-async def fresh_stream(admin: Api, title: str) -> str:
-    """A new live stream, the only one live (old apps watch the only live stream)."""
+async def fresh_stream(admin: Api, title: str, urls: list[str]) -> str:
+    """A new live stream, the only one live (old apps watch the only live stream), once every
+    gateway of `urls` follows it (its live set names the stream's actor: `seq` in its answer)."""
     for s in (await admin.get("/livestreams/active", params={"limit": 100})).json():
         assert (await admin.post(f"/livestreams/{s['id']}/stop")).status_code == 200
     r = await admin.post("/livestreams", json={"title": title})
@@ -127,6 +128,11 @@ async def fresh_stream(admin: Api, title: str) -> str:
     sid = str(r.json()["id"])
     r = await admin.post(f"/livestreams/{sid}/start")
     assert r.status_code == 200, r.text
+    async with asyncio.timeout(30):
+        for url in urls:
+            async with Api(url) as api:
+                while (await api.get(f"/livestreams/{sid}")).json().get("seq") is None:
+                    await asyncio.sleep(0.1)
     return sid
 
 
@@ -169,8 +175,8 @@ async def run_scenario(
     checks of the module doc. Returns the stream."""
     url = system.urls[0]
     async with Api(url, await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)) as admin:
-        sid = await fresh_stream(admin, name)
         gateways = {u: p.proc.pid for p, u in system.gateways} | (extra_gateways or {})
+        sid = await fresh_stream(admin, name, list(gateways))
         load = Load(name, sid, apps_on(system.urls, name) + (extra_apps or []), gateways)
         await load.start()
         try:
@@ -306,7 +312,7 @@ async def test_registry_killed_during_a_burst_of_go_lives(system: System) -> Non
     url = system.urls[0]
     token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
     answers: dict[str, list[tuple[int, float, str | None]]] = {}  # stream -> (status, seconds, Retry-After)
-    in_flight: list[int] = []  # go-lives not yet answered when the registry was killed
+    in_flight: list[float] = []  # go-lives not yet answered at the kill; seconds until the registry was back
 
     async def burst(load: Load, sid: str) -> float:
         async with Api(url, token) as admin:
@@ -332,6 +338,7 @@ async def test_registry_killed_during_a_burst_of_go_lives(system: System) -> Non
         going = [asyncio.create_task(go_live(i)) for i in ids]
         await asyncio.sleep(0.3)  # the burst has reached the registry
         os.kill(old_pid, signal.SIGKILL)
+        killed = time.monotonic()
         in_flight.append(sum(1 for t in going if not t.done()))
         async with asyncio.timeout(GO_LIVE_BOUND_S):
             while True:
@@ -342,6 +349,7 @@ async def test_registry_killed_during_a_burst_of_go_lives(system: System) -> Non
                     pass
                 await asyncio.sleep(0.1)
         back = time.monotonic()
+        in_flight.append(round(back - killed, 2))  # seconds from the kill until the registry answered again
         await asyncio.wait_for(asyncio.gather(*going), GO_LIVE_BOUND_S * 5)
         async with Api(url, token) as admin:
             await asyncio.gather(*(admin.post(f"/livestreams/{i}/stop") for i in ids))
@@ -354,6 +362,7 @@ async def test_registry_killed_during_a_burst_of_go_lives(system: System) -> Non
         "statuses": dict(statuses),
         "max_s": round(max(times), 2),
         "in_flight_at_kill": in_flight[0],
+        "registry_back_s": in_flight[1],
     }
     print(f"registry: go-lives {dict(statuses)}, {in_flight[0]} in flight at the kill, slowest {max(times):.1f} s")
     assert in_flight[0] > 0, "the registry was not killed during the burst"
@@ -374,6 +383,7 @@ async def test_gateway_killed_mid_order(system: System) -> None:
     survivor = system.urls[0]
     on_doomed = [App("gone-n", doomed_url, True), App("gone-o", doomed_url, False)]
     stock: list[int] = []
+    stock_back: list[float] = []  # seconds from the kill until the stranded order's stock was back
     resumed: list[Any] = []
 
     async def stock_of(admin: Api, product_id: str) -> int:
@@ -409,6 +419,7 @@ async def test_gateway_killed_mid_order(system: System) -> None:
             async with asyncio.timeout(SWEEP_AFTER_S + 20):
                 while await stock_of(admin, product["id"]) != 10:
                     await asyncio.sleep(0.2)
+            stock_back.append(time.monotonic() - killed)
             stock.append(await stock_of(admin, product["id"]))
             await asyncio.sleep(2.0)  # several more sweeps of both gateways: nothing more comes back
             stock.append(await stock_of(admin, product["id"]))
@@ -420,6 +431,8 @@ async def test_gateway_killed_mid_order(system: System) -> None:
         )
     finally:
         doomed.kill()
+    FIGURES["gateway"]["stock_back_s"] = round(stock_back[0], 2)
+    print(f"gateway: the stranded order's stock was back {stock_back[0]:.1f} s after the kill")
     assert stock == [10, 10]
     returned = [
         line for proc, _ in system.gateways for line in proc.output().splitlines() if "order_stranded_returned" in line
