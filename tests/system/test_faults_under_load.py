@@ -22,6 +22,7 @@ containing `MARKER` trips it) and sweep stranded orders quickly. The measured fi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -107,11 +108,16 @@ def system(ray_cluster: str, log_dir: Path, tmp_path_factory: pytest.TempPathFac
 
 
 def warm_password_pool(url: str) -> None:
-    """Concurrent logins, so that every thread of the gateway's password pool has hashed once before
-    any memory is sampled: Argon2 takes 64 MiB per hash, which a thread's allocator keeps (a one-time
-    cost of at most workers x 64 MiB, not growth under load)."""
+    """Concurrent sign-ups and logins, so that every thread of the gateway's password pool has hashed
+    and verified before any memory is sampled: Argon2 takes 64 MiB per hash, which a thread's
+    allocator may keep (a one-time cost of at most workers x 64 MiB, not growth under load)."""
+
+    async def sign_up_and_log_in() -> str:
+        await new_customer(url, "warm")
+        return await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+
     with ThreadPoolExecutor(4) as pool:
-        for token in pool.map(lambda _: asyncio.run(login(url, ADMIN_EMAIL, ADMIN_PASSWORD)), range(4)):
+        for token in pool.map(lambda _: asyncio.run(sign_up_and_log_in()), range(4)):
             assert token
 
 
@@ -216,6 +222,10 @@ def check(load: Load, fault_end: float, answer_bound_s: float, like_bound_s: flo
         "answer_max_s": round(max(waits), 2),
         "refused": dict(load.refusals()),
         "rss_growth_mib": {u[-5:]: round(g, 1) for u, g in growth.items()},
+        "rss_steps_mib": {
+            u[-5:]: [round((b - a) / 1024, 1) for a, b in itertools.pairwise(s) if b - a > 4096]
+            for u, s in load.rss_kib.items()
+        },
         "outbox_max": {u[-5:]: q for u, q in outbox.items()},
     }
     print(f"\n{load.scenario}: {json.dumps(figures)}")
