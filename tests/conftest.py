@@ -17,7 +17,12 @@ from typing import Any
 
 import pytest
 
+from actors.ray_env import apply_ray_env
 from tests.support.databases import DatabaseServer, ExternalMongo, SessionMongo
+
+# Before any test module imports Ray (it reads part of this on import) or starts a cluster (its
+# processes inherit it): the tests' clusters run as ours do.
+apply_ray_env(os.environ)
 
 
 @pytest.fixture(scope="session")
@@ -52,9 +57,7 @@ def ray_cluster(namespace: str) -> Iterator[str]:
     import ray
 
     from actors.placement import SINGLE_NODE_RESOURCES
-    from actors.ray_env import apply_ray_env
 
-    apply_ray_env(os.environ)  # before Ray starts: its processes inherit it
     ray.init(
         address="local",
         namespace=namespace,

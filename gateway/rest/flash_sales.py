@@ -10,6 +10,7 @@ sold out (`flash_sale_ended`).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, timedelta
 from typing import Annotated, Any
 
@@ -18,13 +19,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from core.commands import EndFlashSale, StartFlashSale
 from core.money import MoneyError, MoneyIn, format_minor, to_minor
+from core.results import Result
+from gateway.context import GatewayContext
 from gateway.errors import ApiError
 from gateway.rest.deps import Admin, Ctx, Page
 from gateway.rest.documents import DocumentOut
 from gateway.rest.exact_json import ExactJsonRoute
+from gateway.rest.refusals import api_error
 from gateway.rest.types import DateTimeIn, one_of
 from gateway.services.inputs import Integral
 from gateway.services.orders import sale_wire
+from gateway.services.stream_commands import answer_within, not_yet_stored
 from runtime.clock import iso, now, now_iso
 
 router = APIRouter(prefix="/livestreams", tags=["flash sales"], route_class=ExactJsonRoute)
@@ -137,11 +142,26 @@ async def start_flash_sale(stream_id: StreamIdPath, body: FlashSaleIn, admin: Ad
         created_by=admin.user_id,
     )
     # The stream checks that the product is pinned (its own state, in command order).
-    result = await relay.submit(StartFlashSale(sale_wire(sale)))
+    answer = relay.submit(StartFlashSale(sale_wire(sale)))
+    result = await answer_within(answer)
+    if result is None:  # still queued: the stream decides later; a sale it then refuses is discarded then
+        answer.add_done_callback(lambda f: _discard_if_refused(ctx, sale["_id"], f))
+        raise api_error(not_yet_stored())
     if not result.ok:
         await ctx.flash_sales.discard(sale["_id"])
         raise ApiError(409, f"The stream refused the sale: {result.error}")
     return sale_out(sale)
+
+
+def _discard_if_refused(ctx: GatewayContext, sale_id: str, answer: asyncio.Future[Result]) -> None:
+    """A sale the stream refused after its caller stopped waiting is discarded, as if refused at once."""
+    if not answer.cancelled() and not answer.result().ok:
+        task = asyncio.ensure_future(ctx.flash_sales.discard(sale_id))
+        _DISCARDING.add(task)
+        task.add_done_callback(_DISCARDING.discard)
+
+
+_DISCARDING: set[asyncio.Task[Any]] = set()  # held until done (the loop keeps only weak references to tasks)
 
 
 @router.get("/{stream_id}/flash-sales", response_model=list[FlashSaleOut])
@@ -170,7 +190,7 @@ async def end_flash_sale(stream_id: StreamIdPath, sale_id: SaleIdPath, admin: Ad
         raise ApiError(404, f"Flash sale {sale_id} does not exist in stream {stream_id}")
     ended = await ctx.flash_sales.end(sale_id, "admin") or await ctx.flash_sales.get(sale_id)
     relay = ctx.directory.relay(stream_id)
-    if relay is not None:
-        await relay.submit(EndFlashSale(sale_id, "admin"))
+    if relay is not None:  # the sale is ended in the database already; the stream is told, and applies it once
+        await answer_within(relay.submit(EndFlashSale(sale_id, "admin")))
     assert ended is not None
     return sale_out(ended)

@@ -11,6 +11,7 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from core.commands import ToggleLike
@@ -29,7 +30,7 @@ from gateway.services import live_numbers
 from gateway.services.errors import ServiceError
 from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from gateway.services.pins import DisplayOrder
-from gateway.services.stream_commands import refusal
+from gateway.services.stream_commands import STORED_WAIT_S, answer_within, refusal
 from persistence.streams import ENDED, LIVE
 from runtime.clock import iso
 
@@ -303,12 +304,27 @@ async def _live_relay(ctx: GatewayContext, stream_id: str) -> Any:
     return relay
 
 
-@router.post("/{stream_id}/like", response_model=LikeOut)
+class LikeQueuedOut(BaseModel):
+    queued: bool = Field(description="always true: the toggle waits in the stream's queue and is applied once")
+    likedBy: str = Field(description="the key the like is counted under")
+    message: str
+
+
+@router.post(
+    "/{stream_id}/like",
+    response_model=LikeOut,
+    responses={202: {"model": LikeQueuedOut, "description": "queued: the stream is slow to store; applied once"}},
+)
 async def toggle_like(
     stream_id: StreamIdPath, ctx: Ctx, claims: OptionalUser, session_id: SessionHeader = None
-) -> LikeOut:
+) -> LikeOut | JSONResponse:
     """Like, or unlike if already liked (as `toggle_like` on the WebSocket):
     once per user when logged in, else per `X-Session-Id`. 409 unless live.
+
+    Answered 200 with the new state once the stream stored it. If that takes
+    longer than the database's own budget (the stream's storage is slow or
+    down), 202: the toggle is queued and will be applied, once. Not a failure,
+    so not to be sent again: a second toggle would undo it.
 
     A like is counted under an identity: a bearer token, or the app's
     `X-Session-Id`. With neither, 401 (the session id is not a credential, so
@@ -317,7 +333,15 @@ async def toggle_like(
     if key is None:
         raise ApiError(401, "Log in, or send the app's session id in an X-Session-Id header, to like")
     relay = await _live_relay(ctx, stream_id)
-    result = await relay.submit(ToggleLike(key))
+    result = await answer_within(relay.submit(ToggleLike(key)))
+    if result is None:
+        queued = LikeQueuedOut(
+            queued=True,
+            likedBy=key,
+            message=f"The stream has not stored the like within {STORED_WAIT_S:g} s; it is queued and will be "
+            "applied once. Do not send it again (that would undo it): the stream's likes show it when applied",
+        )
+        return JSONResponse(queued.model_dump(), status_code=202)
     if not result.ok:  # 409, or 503 + Retry-After when the stream is busy or reloading (`rest/refusals.py`)
         raise api_error(refusal(result, "The stream could not take the like"))
     data = result.data or {}

@@ -16,7 +16,7 @@ from gateway.services.errors import ServiceError
 # that is down for the moment: 503, with the refusal's Retry-After.
 STATUS = {
     "busy": 503,
-    "unavailable": 503,
+    refusal.UNAVAILABLE: 503,
     "internal": 503,
     refusal.NOT_FOUND: 404,
     refusal.INVALID: 422,

@@ -19,6 +19,7 @@ CONFLICT = "conflict"  # well-formed, but conflicts with what is stored now
 INVALID = "invalid"  # the request is invalid in itself
 FORBIDDEN = "forbidden"  # the caller may not do this
 REJECTED = "rejected"  # the stream refused the command without saying more
+UNAVAILABLE = "unavailable"  # the stream cannot answer now (storage slow or down, actor restarting): try again
 
 
 class ServiceError(Exception):

@@ -6,6 +6,11 @@ they were queued, and a command is answered once the stream has stored it
 (journal first, then its event to viewers). A service queues and returns a
 `Queued`: the caller decides whether to wait for the answer (REST does) or to
 be called back and go on with its next frame at once (the WebSocket does).
+
+A REST caller waits at most `STORED_WAIT_S` for that answer (`answer_within`):
+while the stream's storage is slow or down, its commands stay queued (and are
+applied, once, when it answers), but the caller is told so at once instead of
+being held for as long as the outage lasts.
 """
 
 from __future__ import annotations
@@ -15,12 +20,38 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from core.results import Result
-from gateway.services.errors import NOT_FOUND, NOT_LIVE, REJECTED, ServiceError
+from gateway.services.errors import NOT_FOUND, NOT_LIVE, REJECTED, UNAVAILABLE, ServiceError
 from gateway.streams.live_directory import LiveDirectory
 from gateway.streams.stream_relay import StreamRelay
 from persistence.streams import StreamStore
 
 T = TypeVar("T")
+
+# How long a REST caller waits for the stream to store its command: the database's own time budget
+# (DatabaseConfig.timeout_ms, 5 s), so a stream waiting out a storage outage costs a REST client no
+# more than a direct database call would.
+STORED_WAIT_S = 5.0
+NOT_YET_STORED_RETRY_AFTER_S = 2
+
+
+async def answer_within(future: asyncio.Future[Result], timeout_s: float = STORED_WAIT_S) -> Result | None:
+    """The stream's answer to a queued command, or None if it has not come within `timeout_s`.
+    Either way the command stays queued: the future is not cancelled, and the stream applies it
+    once when it can store it (or refuses it then)."""
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+    except TimeoutError:
+        return None
+
+
+def not_yet_stored(timeout_s: float = STORED_WAIT_S) -> ServiceError:
+    """The refusal for a command the stream has not stored within `timeout_s` (503 over REST)."""
+    return ServiceError(
+        UNAVAILABLE,
+        f"The stream has not stored this within {timeout_s:g} s (its storage is slow or restarting). It stays "
+        "queued and is applied once stored; repeating it is safe. Try again shortly",
+        retry_after=NOT_YET_STORED_RETRY_AFTER_S,
+    )
 
 
 def refusal(result: Result, default: str = "the stream refused this") -> ServiceError:
@@ -54,8 +85,12 @@ class Queued(Generic[T]):
             raise self._refused(result)
         return self._outcome(result)
 
-    async def stored(self) -> T:
-        return self._settle(await self._future)
+    async def stored(self, timeout_s: float = STORED_WAIT_S) -> T:
+        """The result once stored; `not_yet_stored` (UNAVAILABLE) if that takes over `timeout_s`."""
+        result = await answer_within(self._future, timeout_s)
+        if result is None:
+            raise not_yet_stored(timeout_s)
+        return self._settle(result)
 
     def when_stored(
         self, on_refused: Callable[[ServiceError], None], on_stored: Callable[[T], None] | None = None
