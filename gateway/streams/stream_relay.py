@@ -65,7 +65,11 @@ RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0  # a batch whose stream has no reachable actor this long is refused
 # Commands (each like tap counted) queued toward the actor before new ones are refused. A like
 # storm of 20,000 taps/s queues about 1,000 per 50 ms round trip and 36,000 over a 1.8 s actor
-# restart; 50,000 never refuses that, and holds a few MB at most (RELAY_OUTBOX_MAX_COMMANDS).
+# restart; 50,000 never refuses that. Measured (tests/system/test_relay_backpressure.py, the actor
+# SIGSTOPped, 20,000 queued): a queued like tap costs the gateway about 120 bytes of RSS (6 MiB at
+# the bound), a queued chat about 1.3 KB (62 MiB at the bound, per stalled stream). Chat is limited to 5 a second per
+# connection, so only thousands of chatting connections on one gateway reach that; lower
+# RELAY_OUTBOX_MAX_COMMANDS where a gateway's memory is tighter.
 OUTBOX_MAX_COMMANDS = 50_000
 OUTBOX_RETRY_AFTER_S = 2  # about one actor restart
 # What the gateway itself must tell the actor (viewers it holds, sales' stock) is queued even when
