@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 POLL_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 3.0
+FIND_REGISTRY_S = 5.0  # looking the registry up by name asks Ray's control store (a millisecond when healthy)
 # /ready must itself answer quickly while the registry restarts (a restart takes about 2 s here,
 # measured; the ping itself a millisecond), and a restart should not hide behind the check's wait.
 REGISTRY_CHECK_S = 1.0
@@ -143,9 +144,18 @@ class LiveDirectory:
         return True
 
     async def _get_registry(self) -> RegistryClient:
-        """The registry's client; `ActorUnavailable` while no registry runs."""
+        """The registry's client; `ActorUnavailable` while no registry runs, or while
+        Ray's control store does not say within FIND_REGISTRY_S."""
         if self._registry is None:
-            self._registry = await asyncio.to_thread(RegistryClient.find, self.metrics)
+            try:
+                self._registry = await asyncio.wait_for(
+                    asyncio.to_thread(RegistryClient.find, self.metrics), FIND_REGISTRY_S
+                )
+            except TimeoutError:
+                raise ActorUnavailable(
+                    f"Ray did not say within {FIND_REGISTRY_S:g} s where the stream registry runs; try again",
+                    "the stream registry",
+                ) from None
             if self._registry is None:
                 raise ActorUnavailable(
                     "the stream registry is not running: start the system with `wrencos run`", "the stream registry"

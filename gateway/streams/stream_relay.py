@@ -45,7 +45,7 @@ from typing import Any
 
 import structlog
 
-from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone
+from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone, ActorUnavailable
 from actors.stream_client import StreamClient
 from core.commands import Command, EndFlashSale, FlashSaleChanged, GatewayGone, Join, Leave, SyncViewers, ToggleLike
 from core.results import Result
@@ -76,6 +76,9 @@ OUTBOX_RETRY_AFTER_S = 2  # about one actor restart
 # the outbox is full: a handful per viewer or order, and refusing it would leave the stream wrong.
 NEVER_REFUSED = (Join, Leave, SyncViewers, GatewayGone, FlashSaleChanged, EndFlashSale)
 IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
+# A viewer waits this long for the view to catch up (an actor restarting and loading takes seconds,
+# a big stream's load more); then it is told the stream is unavailable and to try again.
+ATTEND_TIMEOUT_S = 30.0
 
 
 class StreamRelay:
@@ -152,9 +155,17 @@ class StreamRelay:
 
     async def attend(self) -> None:
         """Wait until the view is current: wakes an idle relay (someone here
-        is about to watch) and waits for its catch-up."""
+        is about to watch) and waits for its catch-up, at most ATTEND_TIMEOUT_S;
+        then raises `ActorUnavailable` (the caller answers it "try again")."""
         self._wanted.set()
-        await self.ready.wait()
+        try:
+            await asyncio.wait_for(self.ready.wait(), ATTEND_TIMEOUT_S)
+        except TimeoutError:
+            raise ActorUnavailable(
+                f"stream {self.stream_id} did not catch up within {ATTEND_TIMEOUT_S:g} s; try again shortly",
+                f"the actor of stream {self.stream_id}",
+                "attend",
+            ) from None
 
     def submit(self, command: Command) -> asyncio.Future[Result]:
         """Queue a command for the stream. The future resolves once it is stored."""

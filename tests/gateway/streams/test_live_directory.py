@@ -6,6 +6,7 @@ The registry is a fake behind a real `RegistryClient`."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 import pytest
@@ -150,5 +151,20 @@ async def test_a_registry_that_is_not_running_fails_the_check(monkeypatch: pytes
     monkeypatch.setattr(RegistryClient, "find", classmethod(lambda cls, observer=None: None))
     try:
         assert await asyncio.wait_for(d.registry_answers(), 5) is False
+    finally:
+        await d.close()
+
+
+async def test_a_registry_lookup_that_ray_does_not_answer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = LiveDirectory(Hub(), "gw1")
+    monkeypatch.setattr(live_directory, "FIND_REGISTRY_S", 0.1)
+
+    def hangs(cls: type, observer: object = None) -> None:
+        time.sleep(1.0)  # Ray's control store not answering (in the thread the lookup runs in)
+
+    monkeypatch.setattr(RegistryClient, "find", classmethod(hangs))
+    try:
+        with pytest.raises(ActorUnavailable):
+            await asyncio.wait_for(d.start_stream(STREAM), 5)
     finally:
         await d.close()
