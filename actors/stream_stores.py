@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from persistence.audience import AudienceStore
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
-from persistence.database import DatabaseConfig, connect
+from persistence.database import DatabaseConfig, bounded_calls, connect
 from persistence.journal import JournalStore
 from persistence.slots import SlotStore
 
@@ -32,23 +32,36 @@ class StreamStores:
     slots: SlotStore
 
     @classmethod
-    def on(cls, db: AsyncDatabase) -> StreamStores:
-        """Every store on database `db`."""
-        return cls(
+    def on(cls, db: AsyncDatabase, call_timeout_s: float | None = None) -> StreamStores:
+        """Every store on database `db`; with `call_timeout_s`, each store call is bounded
+        by it (`persistence.database.bounded_calls`) and raises `NetworkTimeout` past it."""
+        stores = cls(
             journal=JournalStore(db),
             checkpoints=CheckpointStore(db),
             chat=ChatStore(db),
             audience=AudienceStore(db),
             slots=SlotStore(db),
         )
+        if call_timeout_s is None:
+            return stores
+        return cls(
+            journal=bounded_calls(stores.journal, call_timeout_s),
+            checkpoints=bounded_calls(stores.checkpoints, call_timeout_s),
+            chat=bounded_calls(stores.chat, call_timeout_s),
+            audience=bounded_calls(stores.audience, call_timeout_s),
+            slots=bounded_calls(stores.slots, call_timeout_s),
+        )
 
     @classmethod
     def connect(cls, config: DatabaseConfig) -> StreamStores:
-        """Every store on the database `config` names (the client connects lazily), without
-        a client-side operation timeout: the actor retries and classifies its storage calls itself."""
-        return cls.on(stream_database(config))
+        """Every store on the database `config` names (the client connects lazily), each call
+        bounded by the configured budget (`DatabaseConfig.timeout_s`). A call out of time raises
+        `NetworkTimeout`, which the actor classifies as transient: retried while degraded."""
+        return cls.on(stream_database(config), config.timeout_s)
 
 
 def stream_database(config: DatabaseConfig) -> AsyncDatabase:
-    """The database as a stream actor's stores use it (see `persistence.database.connect`)."""
+    """The database as a stream actor's stores use it: no `timeoutMS`, so that a cancelled
+    task is never left running (see `persistence.database.connect`); `StreamStores.connect`
+    bounds each call instead."""
     return connect(config, operation_timeout=False)

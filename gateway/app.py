@@ -252,17 +252,23 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
 
     @app.get("/ready", tags=["ops"])
     async def ready() -> JSONResponse:
-        """Ready for traffic: the live-stream directory is in sync with the cluster and the
-        database answers a ping within READY_DB_PING_S (else 503 naming `database`)."""
+        """Ready for traffic: the live-stream directory is in sync with the cluster, the
+        database answers a ping within READY_DB_PING_S and the stream registry one within
+        `REGISTRY_CHECK_S` (both checked at once; else 503 naming each one down)."""
         ctx: GatewayContext = app.state.ctx
-        database_ok = await ping(app.state.db, READY_DB_PING_S)
+        database_ok, registry_ok = await asyncio.gather(
+            ping(app.state.db, READY_DB_PING_S), ctx.directory.registry_answers()
+        )
         ctx.metrics.dependency_up.labels("database").set(1 if database_ok else 0)
-        ok = ctx.directory.synced.is_set() and not app.state.draining and database_ok
+        ctx.metrics.dependency_up.labels("registry").set(1 if registry_ok else 0)
+        dependencies_ok = database_ok and registry_ok
+        ok = ctx.directory.synced.is_set() and not app.state.draining and dependencies_ok
         status = "draining" if app.state.draining else "ready" if ok else "starting"
-        if not database_ok and not app.state.draining:
+        if not dependencies_ok and not app.state.draining:
             status = "unavailable"
         body = {
             "database": "ok" if database_ok else "unavailable",
+            "registry": "ok" if registry_ok else "unavailable",
             "status": status,
             "gatewayId": ctx.gateway_id,
             "nodeId": ctx.node_id,

@@ -14,6 +14,9 @@ The live set names each live stream's actor: it keeps a `StreamClient`
 for each (replaced when the registry names another actor), which relays and
 REST reads use. No stream actor is looked up by name. Calls follow
 `actors.call_policy`; their failures reach callers as `ActorCallError`s.
+
+`registry_answers()` is the health check `/ready` uses: one bounded ping of
+the registry, its answer shared by the checks of the next REGISTRY_CHECK_TTL_S.
 """
 
 from __future__ import annotations
@@ -40,6 +43,11 @@ T = TypeVar("T")
 
 POLL_TIMEOUT_S = 10.0
 DRAIN_TIMEOUT_S = 3.0
+FIND_REGISTRY_S = 5.0  # looking the registry up by name asks Ray's control store (a millisecond when healthy)
+# /ready must itself answer quickly while the registry restarts (a restart takes about 2 s here,
+# measured; the ping itself a millisecond), and a restart should not hide behind the check's wait.
+REGISTRY_CHECK_S = 1.0
+REGISTRY_CHECK_TTL_S = 0.5  # a flood of /ready costs the registry at most two pings a second
 
 
 class LiveDirectory:
@@ -66,14 +74,17 @@ class LiveDirectory:
         self._version = -1
         self._task: asyncio.Task[None] | None = None
         self._registry: RegistryClient | None = None
+        self._registry_check: asyncio.Task[bool] | None = None  # the last ping, running or done
+        self._registry_checked_at = float("-inf")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._poll_forever(), name="directory")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, self._registry_check) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(r.close() for r in self.relays.values()), return_exceptions=True)
         self.relays.clear()
 
@@ -113,10 +124,38 @@ class LiveDirectory:
 
     # ------------------------------------------------------------ the registry
 
+    async def registry_answers(self) -> bool:
+        """True when the registry answered a ping within REGISTRY_CHECK_S (retries
+        of the call policy included); never raises. Checks started less than
+        REGISTRY_CHECK_TTL_S apart, or while one runs, share its ping: any number
+        of callers cost the registry at most one call per REGISTRY_CHECK_TTL_S."""
+        now = asyncio.get_running_loop().time()
+        check = self._registry_check
+        if check is None or (check.done() and now - self._registry_checked_at >= REGISTRY_CHECK_TTL_S):
+            self._registry_checked_at = now
+            check = self._registry_check = asyncio.create_task(self._ping_registry(), name="registry-check")
+        return await asyncio.shield(check)  # a caller cancelled leaves the ping to the others
+
+    async def _ping_registry(self) -> bool:
+        try:
+            await asyncio.wait_for(self._call_registry(lambda registry: registry.ping_pid()), REGISTRY_CHECK_S)
+        except (ActorCallError, TimeoutError):
+            return False
+        return True
+
     async def _get_registry(self) -> RegistryClient:
-        """The registry's client; `ActorUnavailable` while no registry runs."""
+        """The registry's client; `ActorUnavailable` while no registry runs, or while
+        Ray's control store does not say within FIND_REGISTRY_S."""
         if self._registry is None:
-            self._registry = await asyncio.to_thread(RegistryClient.find, self.metrics)
+            try:
+                self._registry = await asyncio.wait_for(
+                    asyncio.to_thread(RegistryClient.find, self.metrics), FIND_REGISTRY_S
+                )
+            except TimeoutError:
+                raise ActorUnavailable(
+                    f"Ray did not say within {FIND_REGISTRY_S:g} s where the stream registry runs; try again",
+                    "the stream registry",
+                ) from None
             if self._registry is None:
                 raise ActorUnavailable(
                     "the stream registry is not running: start the system with `wrencos run`", "the stream registry"

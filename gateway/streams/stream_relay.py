@@ -45,7 +45,7 @@ from typing import Any
 
 import structlog
 
-from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone
+from actors.call_policy import ActorCallError, ActorFailed, ActorFenced, ActorGone, ActorUnavailable
 from actors.stream_client import StreamClient
 from core.commands import Command, EndFlashSale, FlashSaleChanged, GatewayGone, Join, Leave, SyncViewers, ToggleLike
 from core.results import Result
@@ -65,13 +65,20 @@ RETRY_MAX_S = 0.2  # an actor restart takes about a second: look again soon
 SUBMIT_PATIENCE_S = 30.0  # a batch whose stream has no reachable actor this long is refused
 # Commands (each like tap counted) queued toward the actor before new ones are refused. A like
 # storm of 20,000 taps/s queues about 1,000 per 50 ms round trip and 36,000 over a 1.8 s actor
-# restart; 50,000 never refuses that, and holds a few MB at most (RELAY_OUTBOX_MAX_COMMANDS).
+# restart; 50,000 never refuses that. Measured (tests/system/test_relay_backpressure.py, the actor
+# SIGSTOPped, 20,000 queued): a queued like tap costs the gateway about 120 bytes of RSS (6 MiB at
+# the bound), a queued chat about 1.3 KB (62 MiB at the bound, per stalled stream). Chat is limited to 5 a second per
+# connection, so only thousands of chatting connections on one gateway reach that; lower
+# RELAY_OUTBOX_MAX_COMMANDS where a gateway's memory is tighter.
 OUTBOX_MAX_COMMANDS = 50_000
 OUTBOX_RETRY_AFTER_S = 2  # about one actor restart
 # What the gateway itself must tell the actor (viewers it holds, sales' stock) is queued even when
 # the outbox is full: a handful per viewer or order, and refusing it would leave the stream wrong.
 NEVER_REFUSED = (Join, Leave, SyncViewers, GatewayGone, FlashSaleChanged, EndFlashSale)
 IDLE_AFTER_S = 10.0  # no audience this long: stop polling (a viewer coming back costs one catch-up poll)
+# A viewer waits this long for the view to catch up (an actor restarting and loading takes seconds,
+# a big stream's load more); then it is told the stream is unavailable and to try again.
+ATTEND_TIMEOUT_S = 30.0
 
 
 class StreamRelay:
@@ -148,9 +155,17 @@ class StreamRelay:
 
     async def attend(self) -> None:
         """Wait until the view is current: wakes an idle relay (someone here
-        is about to watch) and waits for its catch-up."""
+        is about to watch) and waits for its catch-up, at most ATTEND_TIMEOUT_S;
+        then raises `ActorUnavailable` (the caller answers it "try again")."""
         self._wanted.set()
-        await self.ready.wait()
+        try:
+            await asyncio.wait_for(self.ready.wait(), ATTEND_TIMEOUT_S)
+        except TimeoutError:
+            raise ActorUnavailable(
+                f"stream {self.stream_id} did not catch up within {ATTEND_TIMEOUT_S:g} s; try again shortly",
+                f"the actor of stream {self.stream_id}",
+                "attend",
+            ) from None
 
     def submit(self, command: Command) -> asyncio.Future[Result]:
         """Queue a command for the stream. The future resolves once it is stored."""

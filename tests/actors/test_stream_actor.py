@@ -62,7 +62,7 @@ class Cluster:
     def stores(self) -> StreamStores:
         db = stream_database(self.config.db)
         self._dbs.append(db)
-        return StreamStores.on(db)
+        return StreamStores.on(db, self.config.db.timeout_s)  # bounded like an actor process's (`connect`)
 
     def actor(
         self,

@@ -6,6 +6,7 @@ The registry is a fake behind a real `RegistryClient`."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, cast
 
 import pytest
@@ -15,6 +16,7 @@ from ray.actor import ActorHandle
 from actors.call_policy import ActorUnavailable
 from actors.registry_client import RegistryClient
 from core.live_set import LiveSet, RegistryAnswer
+from gateway.streams import live_directory
 from gateway.streams.hub import Hub
 from gateway.streams.live_directory import LiveDirectory
 
@@ -55,8 +57,21 @@ class FakeRegistry:
                     raise outer.start_fails_with
                 return RegistryAnswer(True, data={"streamId": stream_id, "seq": 0, "epoch": "e"}, actor=ACTOR_B)
 
+        class _PingPid:
+            async def remote(self) -> int:
+                outer.pings += 1
+                if outer.ping_fails_with is not None:
+                    raise outer.ping_fails_with
+                if outer.ping_hangs:
+                    await asyncio.Event().wait()
+                return 4242
+
+        self.pings = 0
+        self.ping_fails_with: Exception | None = None
+        self.ping_hangs = False
         self.poll = _Poll()
         self.start_stream = _Start()
+        self.ping_pid = _PingPid()
 
 
 @pytest.fixture
@@ -97,3 +112,59 @@ async def test_a_registry_gone_for_good_is_unavailable_and_looked_for_again(dire
     with pytest.raises(ActorUnavailable):
         await d.start_stream(STREAM)
     assert d._registry is None
+
+
+async def test_the_registry_check_is_true_while_it_answers_and_shared_between_callers(directory: Any) -> None:
+    d, registry = directory
+    answers = await asyncio.gather(*(d.registry_answers() for _ in range(20)))
+    assert answers == [True] * 20
+    assert registry.pings == 1  # checks within REGISTRY_CHECK_TTL_S share one ping
+
+
+async def test_the_registry_check_is_false_within_its_bound_when_the_registry_hangs(
+    directory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, registry = directory
+    monkeypatch.setattr(live_directory, "REGISTRY_CHECK_S", 0.2)
+    registry.ping_hangs = True
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await asyncio.wait_for(d.registry_answers(), 5) is False
+    assert loop.time() - began < 2.0
+
+
+async def test_the_registry_check_is_false_while_it_restarts_then_true_again(
+    directory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d, registry = directory
+    monkeypatch.setattr(live_directory, "REGISTRY_CHECK_S", 0.3)
+    monkeypatch.setattr(live_directory, "REGISTRY_CHECK_TTL_S", 0.0)
+    registry.ping_fails_with = ray_errors.ActorUnavailableError("restarting", None)
+    assert await asyncio.wait_for(d.registry_answers(), 5) is False
+    registry.ping_fails_with = None
+    assert await asyncio.wait_for(d.registry_answers(), 5) is True
+    assert registry.pings >= 2
+
+
+async def test_a_registry_that_is_not_running_fails_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = LiveDirectory(Hub(), "gw1")
+    monkeypatch.setattr(RegistryClient, "find", classmethod(lambda cls, observer=None: None))
+    try:
+        assert await asyncio.wait_for(d.registry_answers(), 5) is False
+    finally:
+        await d.close()
+
+
+async def test_a_registry_lookup_that_ray_does_not_answer_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = LiveDirectory(Hub(), "gw1")
+    monkeypatch.setattr(live_directory, "FIND_REGISTRY_S", 0.1)
+
+    def hangs(cls: type, observer: object = None) -> None:
+        time.sleep(1.0)  # Ray's control store not answering (in the thread the lookup runs in)
+
+    monkeypatch.setattr(RegistryClient, "find", classmethod(hangs))
+    try:
+        with pytest.raises(ActorUnavailable):
+            await asyncio.wait_for(d.start_stream(STREAM), 5)
+    finally:
+        await d.close()

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 from ray.actor import ActorHandle
 
-from actors.call_policy import ActorFenced, ActorGone
+from actors.call_policy import ActorFenced, ActorGone, ActorUnavailable
 from actors.stream_client import StreamClient
 from core.commands import Chat, Join, ToggleLike
 from core.poll import PollResult
@@ -229,3 +229,14 @@ async def test_the_relay_reports_what_the_actor_last_said_of_its_health(relay: S
     assert not relay.healthy
     relay._receive(PollResult("inc", "ep"))
     assert relay.healthy
+
+
+async def test_a_viewer_waits_a_bounded_time_for_a_view_that_never_catches_up(
+    relay: StreamRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(stream_relay, "ATTEND_TIMEOUT_S", 0.1)  # the actor never answers a poll: never ready
+    with pytest.raises(ActorUnavailable) as raised:
+        await asyncio.wait_for(relay.attend(), 5)
+    assert raised.value.code == "unavailable" and raised.value.retry_after == 1
+    relay.ready.set()
+    await asyncio.wait_for(relay.attend(), 1)  # once caught up, at once

@@ -1,0 +1,117 @@
+"""The stream registry's process killed (SIGKILL) under a real gateway: `/ready`
+answers 503 naming `registry` and `wrencos_dependency_up{dependency="registry"}`
+drops to 0 while Ray restarts it (it is detached, `max_restarts=-1`), then both
+come back on their own.
+
+The gateway runs in a Ray namespace of its own, so the registry it creates there
+is the one killed: no other test's registry goes down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import ray
+
+from actors.placement import REGISTRY_NAME
+from actors.registry_client import RegistryClient
+from tests.support.databases import DatabaseServer
+from tests.support.processes import start_gateway
+
+pytestmark = pytest.mark.system
+
+READY_ANSWER_S = 8.0  # /ready's own checks are bounded at 1.5 s; slack for a busy CI machine
+RECOVERY_S = 60.0
+
+
+def _registry_up(client: httpx.Client) -> str:
+    r = client.get("/metrics")  # no METRICS_TOKEN in the tests: open
+    assert r.status_code == 200, r.text
+    for line in r.text.splitlines():
+        if line.startswith('wrencos_dependency_up{dependency="registry"}'):
+            return line.split()[-1]
+    raise AssertionError("no wrencos_dependency_up series for the registry")
+
+
+def _ready(client: httpx.Client) -> httpx.Response:
+    began = time.monotonic()
+    r = client.get("/ready")
+    assert time.monotonic() - began < READY_ANSWER_S, "/ready itself must answer in bounded time"
+    return r
+
+
+class ReadyPoller:
+    """Asks `/ready` back to back in a thread, noting each answer (the test's event loop
+    meanwhile calls the registry)."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.answers: list[tuple[float, int, dict[str, object]]] = []  # (when, status, body)
+        self.gauge_when_down: list[str] = []  # the registry's gauge right after each 503
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = _ready(self.client)
+            self.answers.append((time.monotonic(), r.status_code, r.json()))
+            if r.status_code == 503:  # nothing else asks /ready, so the gauge still holds this answer
+                self.gauge_when_down.append(_registry_up(self.client))
+            time.sleep(0.05)
+
+    def __enter__(self) -> ReadyPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(READY_ANSWER_S + 5)
+
+
+async def test_a_killed_registry_makes_ready_503_until_ray_brings_it_back(
+    ray_cluster: str, embedded_db: DatabaseServer, log_dir: Path
+) -> None:
+    tag = secrets.token_hex(4)
+    namespace = f"registry-outage-{tag}"
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=f"registry_outage_{tag}")
+    try:
+        with httpx.Client(base_url=url, timeout=READY_ANSWER_S + 2) as client:
+            r = _ready(client)
+            assert r.status_code == 200 and r.json()["registry"] == "ok", r.text
+            assert _registry_up(client) == "1.0"
+
+            registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+            first = await registry.ping_pid()
+            with ReadyPoller(client) as poller:
+                # Killed, and its new process killed as soon as it answers: Ray restarts it each time
+                # (about 2 s here), twice, so the outage outlasts the check's own 1 s wait.
+                os.kill(first, signal.SIGKILL)
+                killed_at = time.monotonic()
+                second = await asyncio.wait_for(registry.ping_pid(), RECOVERY_S)
+                assert second != first
+                os.kill(second, signal.SIGKILL)
+                third = await asyncio.wait_for(registry.ping_pid(), RECOVERY_S)
+                assert third not in (first, second)
+                while not poller.answers or poller.answers[-1][1] != 200:
+                    assert time.monotonic() - killed_at < RECOVERY_S, f"/ready did not come back: {poller.answers[-3:]}"
+                    await asyncio.sleep(0.1)
+                back_at = poller.answers[-1][0]
+
+            down = [body for at, status, body in poller.answers if status == 503 and killed_at <= at]
+            assert down, f"/ready never reported the registry down: {poller.answers}"
+            assert all(b["registry"] == "unavailable" and b["status"] == "unavailable" for b in down), down
+            assert all(b["database"] == "ok" for b in down), down
+            assert set(poller.gauge_when_down) == {"0.0"}, poller.gauge_when_down
+            print(f"\nregistry killed twice: {len(down)} answers 503, back to 200 after {back_at - killed_at:.1f} s")
+            assert _ready(client).status_code == 200
+            assert _registry_up(client) == "1.0"
+    finally:
+        proc.terminate()
