@@ -18,9 +18,11 @@ const [A, B] = (env.WRENCOS_WS ?? "").split(",");
 const [, HTTP_B] = (env.WRENCOS_HTTP ?? "").split(",");
 const STREAM = env.WRENCOS_STREAM;
 const frames = [];
+const clients = [];
 let sessions = 0;
 
 after(() => {
+  for (const c of clients) c.close(); // also after a failure: a client left open would keep node running
   if (env.WRENCOS_FRAMES_OUT && frames.length) appendFileSync(env.WRENCOS_FRAMES_OUT, frames.map((f) => JSON.stringify(f)).join("\n") + "\n");
 });
 
@@ -48,6 +50,7 @@ function viewer(urls) {
     if (f.type === "batch" && f.streamId === STREAM) c.batchSeqs.push(...f.events.map((e) => e.seq));
   });
   c.on("chat", (m) => c.chats.push(m));
+  clients.push(c);
   return c;
 }
 
@@ -144,6 +147,7 @@ test("bad input is answered with an error and the connection stays usable", { sk
 
   // Below the library: frames no client should send.
   const raw = new WebSocket(B);
+  clients.push({ close: () => raw.terminate() });
   const got = [];
   raw.on("message", (data) => got.push(JSON.parse(String(data))));
   await new Promise((resolve, reject) => raw.once("open", resolve).once("error", reject));

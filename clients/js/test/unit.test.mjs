@@ -1,5 +1,5 @@
 // The client's logic against a scripted socket: no gateway, no network.
-import { test } from "node:test";
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { LiveClient, LiveError, backoffDelay } from "../dist/index.js";
 
@@ -50,9 +50,16 @@ const snapshot = (seq, epoch = "e1") => ({
   streamData: { streamId: STREAM, title: "t", description: "", startTime: "", streamUrl: "", quality: "auto" },
 });
 
+const made = [];
+after(() => made.forEach((c) => c.close())); // also after a failure: open timers would keep node running
+
 function client(extra = {}) {
   FakeSocket.all = [];
-  return new LiveClient({ urls: ["ws://a/ws", "ws://b/ws"], sessionId: "s1", WebSocket: FakeSocket, backoff: { initialMs: 10, maxMs: 40 }, ...extra });
+  return remember(new LiveClient({ urls: ["ws://a/ws", "ws://b/ws"], sessionId: "s1", WebSocket: FakeSocket, backoff: { initialMs: 10, maxMs: 40 }, ...extra }));
+}
+function remember(c) {
+  made.push(c);
+  return c;
 }
 
 test("backoff grows exponentially, is capped, and is jittered within its share", () => {
