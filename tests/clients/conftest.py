@@ -1,5 +1,5 @@
-"""Fixtures for the JS client's system tests: two gateways on the session's Ray
-and database (so a viewer can move from one to the other), and a live stream."""
+"""Fixtures for the JS client's system tests: gateways on the session's Ray and
+database (so a viewer can move from one to another), and a live stream."""
 
 from __future__ import annotations
 
@@ -15,12 +15,21 @@ from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_
 
 
 @pytest.fixture(scope="module")
-def two_gateways(
+def gateways(
     ray_cluster: str, embedded_db: DatabaseServer, namespace: str, log_dir: Path
 ) -> Iterator[list[tuple[Process, str]]]:
-    """Gateways A and B (process, base URL). Tests may SIGSTOP or SIGKILL A."""
+    """Gateways A, B and C (process, base URL). Tests may SIGSTOP or SIGKILL A, and drain C
+    (SIGTERM: its sockets closed with 1012 within a second); B stays."""
     started = [
-        start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=embedded_db.db_name) for _ in range(2)
+        start_gateway(
+            ray_cluster,
+            embedded_db.uri,
+            namespace,
+            log_dir,
+            db_name=embedded_db.db_name,
+            env_overrides={"DRAIN_SECONDS": "1"},
+        )
+        for _ in range(3)
     ]
     yield started
     for proc, _ in started:
@@ -28,9 +37,9 @@ def two_gateways(
 
 
 @pytest.fixture
-async def live_stream(two_gateways: list[tuple[Process, str]]) -> AsyncIterator[tuple[str, str]]:
+async def live_stream(gateways: list[tuple[Process, str]]) -> AsyncIterator[tuple[str, str]]:
     """A new live stream (other live streams stopped), and an admin token."""
-    url = two_gateways[-1][1]
+    url = gateways[1][1]
     token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
     async with Api(url, token) as admin:
         for s in (await admin.get("/livestreams/active")).json():

@@ -2,9 +2,9 @@
 // SIGKILLed under its viewers, messages resent and stored once, the stream's actor restarted
 // mid-stream, bad input. Skipped unless WRENCOS_WS names the gateways.
 //
-// Environment: WRENCOS_WS and WRENCOS_HTTP (gateway A, then B, comma-separated), WRENCOS_STREAM
+// Environment: WRENCOS_WS and WRENCOS_HTTP (gateways A, B and C, comma-separated), WRENCOS_STREAM
 // (a live stream), WRENCOS_HOOK (the pytest side's fault hook: POST /stop-gateway/0,
-// /kill-gateway/0, /kill-actor; GET /actor-pid), WRENCOS_FRAMES_OUT (every frame received
+// /kill-gateway/0, /drain-gateway/2, /kill-actor; GET /actor-pid), WRENCOS_FRAMES_OUT (every frame received
 // is appended there, one JSON a line, for the pytest side to check against the models).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import { LiveClient, LiveError } from "../dist/index.js";
 
 const env = process.env;
 const skip = env.WRENCOS_WS ? false : "needs real gateways (run through tests/clients/test_js_client.py)";
-const [A, B] = (env.WRENCOS_WS ?? "").split(",");
+const [A, B, C] = (env.WRENCOS_WS ?? "").split(",");
 const [, HTTP_B] = (env.WRENCOS_HTTP ?? "").split(",");
 const STREAM = env.WRENCOS_STREAM;
 const frames = [];
@@ -114,6 +114,26 @@ test("a viewer survives its gateway being SIGKILLed; unacknowledged messages are
   const stored = await storedTexts();
   for (const [text] of acked) assert.equal(stored.filter((t) => t === text).length, 1, `${text} stored once`);
   for (const c of [v, q, p]) c.close();
+});
+
+test("a draining gateway closes with 1012: the viewer moves to another at once and resumes", { skip, timeout: 90000 }, async () => {
+  const v = viewer([C, B]);
+  const p = viewer([B]);
+  const closes = [];
+  v.on("state", (s) => s.state === "closed" && closes.push(s.code));
+  await Promise.all([v.join(STREAM), p.join(STREAM)]);
+  assert.equal(v.url, C);
+  const tag = `d${Date.now() % 100000}`;
+  const sent = sendAll(p, Array.from({ length: 12 }, (_, i) => `${tag}-${i}`), 250);
+  await until(() => v.chats.some((m) => m.message.startsWith(tag)), "chat before the drain");
+  await hook("/drain-gateway/2");
+  const acked = await Promise.all(sent);
+  await until(() => acked.every(([text]) => v.chats.some((m) => m.message === text)), "every acknowledged message at the viewer");
+  assert.deepEqual(closes, [1012], "closed once, as a restart");
+  assert.equal(v.url, B);
+  assert.ok(v.stats.resumed >= 1 && v.stats.resumeFailed === 0, `resumed: ${JSON.stringify(v.stats)}`);
+  assertSawOnce(v, acked);
+  for (const c of [v, p]) c.close();
 });
 
 test("the stream's actor restarts mid-stream: nothing acknowledged is lost or repeated", { skip, timeout: 90000 }, async () => {
