@@ -27,32 +27,34 @@ FRAME_SOURCES = [
 ]
 
 
-def validate(doc: dict[str, Any], tmp_path: Path) -> tuple[int, dict[str, Any]]:
+def validate(docs: list[dict[str, Any]], tmp_path: Path) -> tuple[int, list[dict[str, Any]]]:
+    """The parser's exit code, and its report on each document."""
     js = npm_ready()
-    path = tmp_path / "asyncapi.json"
-    path.write_text(json.dumps(doc))
+    paths = []
+    for i, doc in enumerate(docs):
+        paths.append(tmp_path / f"asyncapi-{i}.json")
+        paths[-1].write_text(json.dumps(doc))
     done = subprocess.run(
-        [node(), "scripts/validate-asyncapi.mjs", str(path)], cwd=js, capture_output=True, text=True, timeout=120
+        [node(), "scripts/validate-asyncapi.mjs", *map(str, paths)], cwd=js, capture_output=True, text=True, timeout=120
     )
-    return done.returncode, json.loads(done.stdout.strip().splitlines()[-1])
+    return done.returncode, [json.loads(line) for line in done.stdout.strip().splitlines()]
 
 
 def test_the_document_is_valid_asyncapi_3_by_the_official_parser(tmp_path: Path) -> None:
-    rc, report = validate(document(), tmp_path)
+    rc, [report] = validate([document()], tmp_path)
     assert (rc, report["errors"], report["parsed"], report["version"]) == (0, [], True, "3.0.0"), report
 
 
 def test_the_parser_refuses_a_broken_document(tmp_path: Path) -> None:
-    """The check above can fail: the same parser on a document with an
-    operation of an unknown action, and with OpenAPI's discriminator object."""
-    broken = document()
-    broken["operations"]["send.ack"]["action"] = "publish"
-    rc, report = validate(broken, tmp_path)
-    assert rc == 1 and any("action" in e["path"] for e in report["errors"])
-    broken = document()
-    broken["components"]["schemas"]["Batch"]["discriminator"] = {"propertyName": "type"}
-    rc, report = validate(broken, tmp_path)
-    assert rc == 1 and report["errors"]
+    """The check above can fail: the same parser on a document with an operation of
+    an unknown action, and on one with OpenAPI's discriminator object."""
+    bad_action, bad_discriminator = document(), document()
+    bad_action["operations"]["send.ack"]["action"] = "publish"
+    bad_discriminator["components"]["schemas"]["Batch"]["discriminator"] = {"propertyName": "type"}
+    rc, reports = validate([bad_action, bad_discriminator], tmp_path)
+    assert rc == 1
+    assert any("action" in e["path"] for e in reports[0]["errors"]), reports[0]
+    assert any("discriminator" in e["message"] for e in reports[1]["errors"]), reports[1]
 
 
 def test_every_frame_type_the_gateway_accepts_or_sends_is_in_it() -> None:
