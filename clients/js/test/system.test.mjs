@@ -41,8 +41,8 @@ async function hook(path, method = "POST") {
 }
 
 /** A client that records every frame, every chat event it delivered, and the raw seqs of batches. */
-function viewer(urls) {
-  const c = new LiveClient({ urls, sessionId: `js-${process.pid}-${++sessions}`, WebSocket, backoff: { initialMs: 100, maxMs: 2000 } });
+function viewer(urls, extra = {}) {
+  const c = new LiveClient({ urls, sessionId: `js-${process.pid}-${++sessions}`, WebSocket, backoff: { initialMs: 100, maxMs: 2000 }, ...extra });
   c.chats = [];
   c.batchSeqs = [];
   c.on("frame", (f) => {
@@ -152,6 +152,21 @@ test("the stream's actor restarts mid-stream: nothing acknowledged is lost or re
   const stored = await storedTexts();
   for (const [text] of acked) assert.equal(stored.filter((t) => t === text).length, 1, `${text} stored once`);
   for (const c of [v, p]) c.close();
+});
+
+test("registers with a token, or as a guest when the token is refused", { skip, timeout: 60000 }, async () => {
+  const user = viewer([B], { token: env.WRENCOS_ADMIN_TOKEN });
+  const guest = viewer([B], { token: "not-a-token" });
+  const registered = (c) => new Promise((resolve) => c.on("registered", resolve));
+  const errors = [];
+  guest.on("error", (e) => errors.push(e.message));
+  const [userReg, guestReg] = [registered(user), registered(guest)];
+  await Promise.all([user.join(STREAM), guest.join(STREAM)]);
+  assert.equal((await userReg).authenticated, true);
+  assert.equal((await guestReg).authenticated, false);
+  assert.ok(errors.some((m) => /Authentication failed/.test(m)), JSON.stringify(errors));
+  assert.ok((await guest.chat("a guest may chat", "guest")).seq > 0);
+  for (const c of [user, guest]) c.close();
 });
 
 test("bad input is answered with an error and the connection stays usable", { skip, timeout: 60000 }, async () => {
