@@ -30,6 +30,7 @@ from core import money
 from gateway import errors
 from gateway.context import GatewayContext
 from gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, GatewayMetrics, LiveGauges
+from gateway.realtime import asyncapi
 from gateway.realtime.protocol import error_frame
 from gateway.realtime.ws_session import WsSession
 from gateway.rest import (
@@ -292,6 +293,14 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         ):
             raise errors.ApiError(401, "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'")
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    protocol_document = asyncapi.document()
+
+    @app.get("/asyncapi.json", tags=["ops"], include_in_schema=False)
+    async def asyncapi_json(request: Request) -> JSONResponse:
+        """The WebSocket protocol as an AsyncAPI 3 document (`gateway/realtime/asyncapi.py`), naming this host."""
+        server = {**protocol_document["servers"]["gateway"], "host": request.headers.get("host", "localhost")}
+        return JSONResponse({**protocol_document, "servers": {"gateway": server}})
 
     async def drain() -> None:
         """Stop taking connections and move the open ones on (see the module docstring)."""
