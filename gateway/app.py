@@ -253,20 +253,26 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
 
     @app.get("/ready", tags=["ops"])
     async def ready() -> JSONResponse:
-        """Ready for traffic: the live-stream directory is in sync with the cluster, the
-        database answers a ping within READY_DB_PING_S and the stream registry one within
-        `REGISTRY_CHECK_S` (both checked at once; else 503 naming each one down)."""
+        """Ready for traffic: 200 while this gateway can serve (its live-stream directory is in
+        sync with the cluster, and it is not draining), else 503 (`starting`, `draining`).
+
+        The shared dependencies are reported, not judged: the database (a ping within
+        READY_DB_PING_S) and the stream registry (one within `REGISTRY_CHECK_S`), checked at once,
+        each `ok` or `unavailable`, with `status: degraded` while one is down, and in
+        `wrencos_dependency_up`. They are shared by every gateway, so failing readiness on them would
+        take every gateway out of the load balancer at once and turn a partial outage (no REST
+        writes, no go-lives) into a total one (nobody can even watch)."""
         ctx: GatewayContext = app.state.ctx
         database_ok, registry_ok = await asyncio.gather(
             ping(app.state.db, READY_DB_PING_S), ctx.directory.registry_answers()
         )
         ctx.metrics.dependency_up.labels("database").set(1 if database_ok else 0)
         ctx.metrics.dependency_up.labels("registry").set(1 if registry_ok else 0)
-        dependencies_ok = database_ok and registry_ok
-        ok = ctx.directory.synced.is_set() and not app.state.draining and dependencies_ok
-        status = "draining" if app.state.draining else "ready" if ok else "starting"
-        if not dependencies_ok and not app.state.draining:
-            status = "unavailable"
+        serving = ctx.directory.synced.is_set() and not app.state.draining
+        if not serving:
+            status = "draining" if app.state.draining else "starting"
+        else:
+            status = "ready" if database_ok and registry_ok else "degraded"
         body = {
             "database": "ok" if database_ok else "unavailable",
             "registry": "ok" if registry_ok else "unavailable",
@@ -276,7 +282,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
             "connections": len(ctx.hub.connections),
             "liveStreams": len(ctx.directory.live),
         }
-        return JSONResponse(body, status_code=200 if ok else 503)
+        return JSONResponse(body, status_code=200 if serving else 503)
 
     @app.get(
         "/metrics",

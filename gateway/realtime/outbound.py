@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# `_id`, as the old apps read it (Mongoose's name): pydantic keeps names with a leading underscore
+# private, so the field is `id_` here and `_id` on the wire and in the schema.
+DocumentId = Annotated[str, Field(alias="_id", description="the document's id, as the old apps read it")]
 
 
 class _Envelope(_Out):
@@ -54,8 +59,12 @@ class PinnedProduct(_Out):
     """A pinned product: name, image and price from the catalogue when it was pinned."""
 
     productId: str
+    id_: Annotated[DocumentId, Field(description="equals `productId`")]
     name: str
-    price: Annotated[str, Field(description="exact decimal text in the shop currency, e.g. '49.99'")]
+    price: Annotated[
+        float, Field(description="a JSON number whose text is the exact amount in the shop currency, e.g. 49.99")
+    ]
+    priceMinor: Annotated[int, Field(description="the exact amount in the currency's minor units, e.g. 4999")]
     image: str | None
     displayOrder: int
 
@@ -83,6 +92,7 @@ class StreamData(_Out):
     `likedBy` is `[your key]` if you like it, else `[]`; `liked` says the same."""
 
     streamId: str
+    id_: Annotated[DocumentId, Field(description="equals `streamId`")]
     title: str
     description: str
     startTime: str

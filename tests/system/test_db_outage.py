@@ -68,15 +68,15 @@ def test_hung_database_answers_503_quickly_and_recovers(
                     assert r.status_code == 503, (path, r.status_code, r.text)
                     assert r.json()["status"] == 503
                     assert r.headers["Retry-After"]
-                ready = client.get("/ready")
-                assert ready.status_code == 503
-                assert ready.json()["database"] == "unavailable"
+                ready = client.get("/ready")  # reported, not failed: every gateway shares the database
+                assert ready.status_code == 200, ready.text
+                assert (ready.json()["status"], ready.json()["database"]) == ("degraded", "unavailable")
                 assert 'wrencos_dependency_up{dependency="database"} 0.0' in _metrics(client)
             finally:
                 os.kill(pid, signal.SIGCONT)
 
             deadline = time.monotonic() + RECOVERY_S
-            while client.get("/ready").status_code != 200:
+            while client.get("/ready").json()["status"] != "ready":
                 assert time.monotonic() < deadline, "/ready did not come back"
                 time.sleep(0.5)
             assert client.get("/livestreams/active").status_code == 200

@@ -176,8 +176,10 @@ export interface Ping {
 /** A pinned product: name, image and price from the catalogue when it was pinned. */
 export interface PinnedProduct {
   productId: string;
+  _id: string;
   name: string;
-  price: string;
+  price: number;
+  priceMinor: number;
   image: string | null;
   displayOrder: number;
 }
@@ -270,6 +272,7 @@ export interface StopStream {
 /** What a stream shows: its description, then (from its state) the live numbers. `likedBy` is `[your key]` if you like it, else `[]`; `liked` says the same. */
 export interface StreamData {
   streamId: string;
+  _id: string;
   title: string;
   description: string;
   startTime: string;
