@@ -379,14 +379,20 @@ class StreamRelay:
                     log.info("submit_retry", stream_id=self.stream_id, batch_id=batch_id, error=e.code)
                 except ActorFailed as e:
                     log.error("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=str(e.__cause__))
-                    return [Result.rejected("the stream could not take this; try again")] * len(commands)
+                    return [_FAILED] * len(commands)
                 except ActorCallError as e:  # unavailable beyond the client's patience, timed out, refused
                     log.warning("submit_failed", stream_id=self.stream_id, batch_id=batch_id, error=e.code)
-                    return [Result.rejected("the stream is unavailable; try again")] * len(commands)
+                    return [_UNAVAILABLE] * len(commands)
             if asyncio.get_running_loop().time() > deadline:
-                return [Result.rejected("the stream is unavailable; try again")] * len(commands)
+                return [_UNAVAILABLE] * len(commands)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
+
+
+# What a batch's commands are answered when no actor took them: retryable, so they carry the code
+# and `retryAfter` that make REST answer 503 with Retry-After and tell an opted-in app to resend.
+_UNAVAILABLE = Result.rejected("the stream is unavailable; try again", "unavailable", retryAfter=1)
+_FAILED = Result.rejected("the stream could not take this; try again", "internal", retryAfter=1)
 
 
 class _LikeRun:
