@@ -30,6 +30,7 @@ refusal (`ServiceError`) is answered as an error frame with its `code`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,6 +56,8 @@ log = structlog.get_logger("gateway.ws")
 
 # Frames `handle_now` takes straight from the socket (see `dispatch_now`).
 _IMMEDIATE = frozenset({"toggle_like", "chat_message", "ping"})
+SYNC_WAIT_S = 10.0  # a registration waits at most this for the gateway's first answer from the registry
+SYNC_RETRY_AFTER_S = 2
 
 
 class WsSession:
@@ -259,7 +262,8 @@ class WsSession:
         )
         if auth_error:
             self.error(auth_error, "invalid_token")
-        await ctx.directory.synced.wait()
+        if not await self._synced():
+            return
         if frame.streamId is not None:
             conn.follows_sole_stream = False
             if frame.streamId not in ctx.directory.live:
@@ -293,11 +297,27 @@ class WsSession:
         self.conn.is_admin = True
         self.ctx.hub.make_admin(self.conn)
         self.send({"type": "admin_registered", "userId": claims.user_id, "status": "connected"})
-        await self.ctx.directory.synced.wait()
+        if not await self._synced():
+            return
         for relay in list(self.ctx.directory.relays.values()):
             await relay.attend()
             for text in relay.view.join_frames(self.conn.viewer_key):
                 self.conn.send(text)
+
+    async def _synced(self) -> bool:
+        """Whether this gateway knows the live streams (its first registry answer), waiting at most
+        SYNC_WAIT_S. A gateway still starting is out of the load balancer (`/ready` answers 503), so
+        this wait is rare; when it runs out the client is told to come back, not held."""
+        try:
+            await asyncio.wait_for(self.ctx.directory.synced.wait(), SYNC_WAIT_S)
+        except TimeoutError:
+            self.error(
+                "This gateway has not heard from the stream registry yet; reconnect or register again shortly",
+                "unavailable",
+                retryAfter=SYNC_RETRY_AFTER_S,
+            )
+            return False
+        return True
 
     async def start_stream(self, frame: p.StartStream) -> None:
         self.require_admin("start_stream")

@@ -238,3 +238,22 @@ async def test_a_full_outbox_is_an_error_frame_busy_with_retry_after_for_chat_an
     assert [(m["code"], m["retryAfter"] > 0) for m in errors] == [("busy", True), ("busy", True)]
     assert relay.queued == 1  # the first chat waits for the actor; the refused ones took no room
     await relay.close()
+
+
+async def test_a_registration_waits_for_the_registry_only_so_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.realtime import ws_session
+
+    monkeypatch.setattr(ws_session, "SYNC_WAIT_S", 0.05)
+    s, raw, _ = session()
+    synced = asyncio.Event()
+    s.ctx.directory.synced = synced  # the stand-in directory, as never synced
+    assert await s._synced() is False  # told at once to come back, not held
+    [frame] = sent(raw)
+    assert (frame["type"], frame["code"], frame["retryAfter"]) == (
+        "error",
+        "unavailable",
+        ws_session.SYNC_RETRY_AFTER_S,
+    )
+    synced.set()
+    assert await s._synced() is True
+    assert len(sent(raw)) == 1
