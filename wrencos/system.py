@@ -33,7 +33,7 @@ from gateway.app import create_app, database_config
 from gateway.transport.uvicorn_adapter import FanoutWebSocketProtocol
 from persistence.database import connect, ping
 from persistence.embedded import EmbeddedMongo
-from runtime.logs import configure
+from runtime.logs import configure, resolved_format
 from runtime.settings import ConfigError, Settings
 from wrencos.preflight import DataDirLock, check_port_free, check_reachable, wait_for_mongodb
 from wrencos.process_tree import become_subreaper, raise_on_sigterm, stop_descendants
@@ -50,6 +50,7 @@ def actor_config(settings: Settings, uri: str) -> ActorConfig:
         update_interval=settings.update_interval_ms / 1000,
         commit_interval=settings.commit_interval_ms / 1000,
         log_level=settings.log_level,
+        log_format=resolved_format(settings.log_format),  # actors' lines in the same format as this process's
     )
 
 
