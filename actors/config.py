@@ -27,6 +27,7 @@ class ActorConfig:
     # (`RAY_worker_maximum_startup_concurrency`), so more than that only queues in the raylet.
     spare_starts_parallel: int = 2
     log_level: str = "info"
+    log_format: str = "json"  # "json" or "console": the format `wrencos` logs in (runtime/logs.py)
     # For tests only, never set in production: a commit holding a chat message that contains this
     # text raises inside `StreamActor._commit_once`, after the inbox is taken and the commit applied
     # (before it is stored), as a bug would. Off (None) unless a test passes it, or sets

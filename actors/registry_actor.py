@@ -175,7 +175,7 @@ def _kill_spare(spare: StreamClient) -> None:
 
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
-        configure(config.log_level, "json")
+        configure(config.log_level, config.log_format)
         self._config = config
         self._db = connect(config.db)
         self._streams = StreamStore(self._db)

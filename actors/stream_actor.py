@@ -759,11 +759,11 @@ class StreamActor:
 
 
 def _set_up_actor_process(config: ActorConfig) -> StreamStores:
-    """In a Ray actor process of its own: JSON logs at the configured level,
+    """In a Ray actor process of its own: logs in the configured format and level,
     the start-up objects frozen, the stores connected to `config.db`."""
     from runtime.logs import configure
 
-    configure(config.log_level, "json")
+    configure(config.log_level, config.log_format)
     freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
     return StreamStores.connect(config.db)
 

@@ -23,8 +23,11 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.routing import WebSocketRoute
+from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]  # the package ships no type hints
 
 from core import money
 from gateway import errors
@@ -221,7 +224,12 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         lifespan=lifespan,
         dependencies=[Depends(reject_operators)],
         description="Realtime backend for live shopping: REST beside the WebSocket at `/` and `/ws`.",
+        # /docs is served below from assets shipped in a pinned package, never from a CDN:
+        # it works offline and on closed networks.
+        docs_url=None,
+        redoc_url=None,
     )
+    _install_docs(app)
     errors.install(app)
     app.add_middleware(RequestDeadline, seconds=settings.rest_deadline_seconds)  # no REST request waits longer
     app.add_exception_handler(ServiceError, rest_refusals.handle)  # a service's refusal, as REST answers it
@@ -422,3 +430,28 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     app.router.routes.append(WebSocketRoute("/", websocket_endpoint))
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI at `/docs`, its scripts, style sheet and icon at `/docs/assets/` from the
+    `swagger-ui-bundle-v2` package: the page needs nothing outside this gateway."""
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    oauth2_redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} - API",
+            oauth2_redirect_url=oauth2_redirect,
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
+
+    @app.get(oauth2_redirect, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

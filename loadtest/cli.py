@@ -28,6 +28,19 @@ def _action(text: str) -> tuple[str, float]:
     return name, float(at)
 
 
+class _DefaultsOnceFormatter(argparse.HelpFormatter):
+    """Each option's default shown once: appended as "(default: X)" unless its help already
+    says "default:" (those name an environment variable too), and never for "no default"."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or "%(default)" in text or action.default in (None, [], False, argparse.SUPPRESS):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
 def _add_thresholds(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("thresholds (any one missed: exit code 1)")
     g.add_argument("--max-p50-ms", type=float, help="chat fan-out latency p50 at most this")
@@ -69,7 +82,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     lsub = lt.add_subparsers(dest="loadtest_command", required=True)
 
-    r = lsub.add_parser("run", help="run a load test", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r = lsub.add_parser("run", help="run a load test", formatter_class=_DefaultsOnceFormatter)
     _add_gateways(r)
     w = r.add_argument_group("load")
     w.add_argument("--streams", type=int, default=1, help="streams to create (ignored with --stream-id)")
@@ -219,9 +232,19 @@ def run_command(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True)
     if args.loadtest_command == "run":
+        import httpx
+
+        from loadtest.admin import SetupError
         from loadtest.runner import run
 
-        return run(config_from_args(args), console)
+        config = config_from_args(args)
+        try:
+            return run(config, console)
+        except (SetupError, httpx.HTTPError, OSError) as e:
+            # One line, not a traceback: most often no gateway listens at the address given.
+            reason = str(e) or type(e).__name__
+            console.print(f"[bold red]error:[/] cannot run against {config.gateways[0].http}: {reason}", soft_wrap=True)
+            return 2
     if args.loadtest_command == "merge":
         from loadtest.console import print_summary
         from loadtest.html import write_html
@@ -247,10 +270,12 @@ def run_command(args: argparse.Namespace) -> int:
             await admin.wait_live(gws, ids)
             return ids
 
+        import httpx
+
         try:
             ids = asyncio.run(setup())
-        except admin.SetupError as e:
-            console.print(f"[bold red]cannot set up:[/] {e}")
+        except (admin.SetupError, httpx.HTTPError, OSError) as e:
+            console.print(f"[bold red]cannot set up:[/] {str(e) or type(e).__name__}", soft_wrap=True)
             return 2
         print(" ".join(f"--stream-id {i}" for i in ids))
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
@@ -62,11 +63,26 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def configure(level: str = "info", fmt: str = "auto") -> None:
-    """Configure structlog and the standard library's logging alike. Idempotent."""
+def resolved_format(fmt: str) -> str:
+    """`LOG_FORMAT` made definite: "auto" is "console" on a terminal, else "json"."""
     if fmt == "auto":
-        fmt = "console" if sys.stderr.isatty() else "json"
-    renderer = structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
+        return "console" if sys.stderr.isatty() else "json"
+    return fmt
+
+
+def configure(level: str = "info", fmt: str = "auto") -> None:
+    """Configure structlog and the standard library's logging alike. Idempotent.
+
+    One format for every line of a process (`fmt`), coloured only when stderr is a terminal:
+    a log file or a pipe never gets colour codes, neither ours nor those of the prefixes Ray
+    puts on the lines it forwards from actors (RAY_COLOR_PREFIX, read by `ray.init` later)."""
+    fmt = resolved_format(fmt)
+    terminal = sys.stderr.isatty()
+    if not terminal:
+        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    renderer = (
+        structlog.dev.ConsoleRenderer(colors=terminal) if fmt == "console" else structlog.processors.JSONRenderer()
+    )
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
         numeric = logging.INFO

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+# An admin's password follows at least the customers' rule (gateway/rest/auth.py `Password`).
+ADMIN_PASSWORD_LENGTH = (8, 128)
+# What a value takes, where pydantic's own words ("less than or equal to 65535") say only half of it.
+TAKES = {"PORT": "a port number from 1 to 65535", "WRENCOS_DB_PORT": "a port number from 1 to 65535"}
 
 
 class ConfigError(Exception):
@@ -22,12 +28,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     host: str = Field("0.0.0.0", alias="HOST")
-    port: int = Field(3000, alias="PORT")
+    port: int = Field(3000, ge=1, le=65535, alias="PORT")
     data_dir: Path = Field(Path("./data"), alias="WRENCOS_DATA_DIR")
     mongodb_uri: str | None = Field(None, alias="MONGODB_URI")
     mongodb_db: str = Field("wrencos", alias="MONGODB_DB")
     mongodb_write_concern: str = Field("majority", alias="MONGODB_WRITE_CONCERN")
-    db_port: int | None = Field(None, alias="WRENCOS_DB_PORT")
+    # `wrencos run` with MONGODB_URI waits this long for the database to answer before it gives up.
+    mongodb_wait_seconds: float = Field(60.0, gt=0, alias="MONGODB_WAIT_SECONDS")
+    db_port: int | None = Field(None, ge=1, le=65535, alias="WRENCOS_DB_PORT")
     ray_address: str | None = Field(None, alias="RAY_ADDRESS")
     ray_namespace: str = Field("wrencos", alias="WRENCOS_NAMESPACE")
     # Several Ray nodes on one host (tests, demos) each have their own temp dir; a gateway
@@ -37,21 +45,21 @@ class Settings(BaseSettings):
     jwt_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, alias="JWT_TTL_SECONDS")  # every token expires
     jwt_previous_secrets: str = Field("", alias="JWT_PREVIOUS_SECRETS")  # comma-separated, verification only
     admin_email: str | None = Field(None, alias="ADMIN_EMAIL")
-    admin_password: str | None = Field(None, alias="ADMIN_PASSWORD")
-    log_format: str = Field("auto", alias="LOG_FORMAT")  # auto | json | console
-    log_level: str = Field("info", alias="LOG_LEVEL")
-    chat_history_size: int = Field(50, alias="CHAT_HISTORY_SIZE")
-    update_interval_ms: int = Field(250, alias="UPDATE_INTERVAL_MS")
-    commit_interval_ms: int = Field(20, alias="COMMIT_INTERVAL_MS")
-    max_frame_bytes: int = Field(64 * 1024, alias="MAX_FRAME_BYTES")
-    send_queue_frames: int = Field(1024, alias="SEND_QUEUE_FRAMES")
+    admin_password: str | None = Field(None, alias="ADMIN_PASSWORD")  # the customers' rule: 8 to 128 characters
+    log_format: Literal["auto", "json", "console"] = Field("auto", alias="LOG_FORMAT")
+    log_level: str = Field("info", alias="LOG_LEVEL")  # debug | info | warning | error | critical
+    chat_history_size: int = Field(50, ge=0, alias="CHAT_HISTORY_SIZE")
+    update_interval_ms: int = Field(250, gt=0, alias="UPDATE_INTERVAL_MS")
+    commit_interval_ms: int = Field(20, ge=0, alias="COMMIT_INTERVAL_MS")
+    max_frame_bytes: int = Field(64 * 1024, gt=0, alias="MAX_FRAME_BYTES")
+    send_queue_frames: int = Field(1024, gt=0, alias="SEND_QUEUE_FRAMES")
     agora_app_id: str | None = Field(None, alias="AGORA_APP_ID")
     agora_app_certificate: SecretStr | None = Field(None, alias="AGORA_APP_CERTIFICATE")  # never shown
-    agora_token_ttl_seconds: int = Field(3600, alias="AGORA_TOKEN_TTL_SECONDS")
+    agora_token_ttl_seconds: int = Field(3600, gt=0, alias="AGORA_TOKEN_TTL_SECONDS")
     shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
-    login_rate_per_minute: int = Field(10, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
-    order_rate_per_minute: int = Field(30, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
-    signup_rate_per_minute: int = Field(10, alias="SIGNUP_RATE_PER_MINUTE")  # per client IP; 0 = off
+    login_rate_per_minute: int = Field(10, ge=0, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
+    order_rate_per_minute: int = Field(30, ge=0, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
+    signup_rate_per_minute: int = Field(10, ge=0, alias="SIGNUP_RATE_PER_MINUTE")  # per client IP; 0 = off
     # Argon2 runs in this many threads, off the event loop; at most PASSWORD_HASH_QUEUE more calls
     # wait for one, beyond which a login or sign-up is answered 429 with Retry-After at once.
     password_hash_workers: int = Field(2, ge=1, alias="PASSWORD_HASH_WORKERS")
@@ -69,19 +77,19 @@ class Settings(BaseSettings):
     # Above every dependency's own bound (database 5 s, actor calls), so it is only ever the backstop.
     rest_deadline_seconds: float = Field(30.0, gt=0, alias="REST_DEADLINE_SECONDS")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
-    ws_chat_rate_per_second: float = Field(5.0, alias="WS_CHAT_RATE_PER_SECOND")
-    ws_chat_burst: int = Field(10, alias="WS_CHAT_BURST")
-    ws_like_rate_per_second: float = Field(20.0, alias="WS_LIKE_RATE_PER_SECOND")
-    ws_like_burst: int = Field(40, alias="WS_LIKE_BURST")
-    ws_frame_rate_per_second: float = Field(100.0, alias="WS_FRAME_RATE_PER_SECOND")  # any frame
-    ws_frame_burst: int = Field(200, alias="WS_FRAME_BURST")
-    ws_register_timeout_seconds: float = Field(30.0, alias="WS_REGISTER_TIMEOUT_SECONDS")
-    ws_idle_timeout_seconds: float = Field(300.0, alias="WS_IDLE_TIMEOUT_SECONDS")
-    ws_ping_interval_seconds: float = Field(20.0, alias="WS_PING_INTERVAL_SECONDS")
-    ws_ping_timeout_seconds: float = Field(20.0, alias="WS_PING_TIMEOUT_SECONDS")
+    ws_chat_rate_per_second: float = Field(5.0, ge=0, alias="WS_CHAT_RATE_PER_SECOND")
+    ws_chat_burst: int = Field(10, ge=0, alias="WS_CHAT_BURST")
+    ws_like_rate_per_second: float = Field(20.0, ge=0, alias="WS_LIKE_RATE_PER_SECOND")
+    ws_like_burst: int = Field(40, ge=0, alias="WS_LIKE_BURST")
+    ws_frame_rate_per_second: float = Field(100.0, ge=0, alias="WS_FRAME_RATE_PER_SECOND")  # any frame
+    ws_frame_burst: int = Field(200, ge=0, alias="WS_FRAME_BURST")
+    ws_register_timeout_seconds: float = Field(30.0, ge=0, alias="WS_REGISTER_TIMEOUT_SECONDS")
+    ws_idle_timeout_seconds: float = Field(300.0, ge=0, alias="WS_IDLE_TIMEOUT_SECONDS")
+    ws_ping_interval_seconds: float = Field(20.0, ge=0, alias="WS_PING_INTERVAL_SECONDS")
+    ws_ping_timeout_seconds: float = Field(20.0, ge=0, alias="WS_PING_TIMEOUT_SECONDS")
     allowed_origins: str = Field("", alias="ALLOWED_ORIGINS")  # comma-separated; empty = any
     # Mobile carriers put many customers behind one address (carrier-grade NAT): keep this generous.
-    max_connections_per_ip: int = Field(500, alias="MAX_CONNECTIONS_PER_IP")
+    max_connections_per_ip: int = Field(500, ge=0, alias="MAX_CONNECTIONS_PER_IP")
 
     # Draining a gateway (SIGTERM): /ready turns 503 at once, then after DRAIN_NOTICE_SECONDS (let the
     # load balancer notice) its connections are closed with 1012 in waves over DRAIN_SECONDS, so their
@@ -99,6 +107,21 @@ class Settings(BaseSettings):
     # Freeze what startup made out of the garbage collector's reach and collect young objects less
     # often (runtime/gc_policy.py): shorter event-loop pauses under load. Off only to compare.
     gc_freeze: bool = Field(True, alias="GATEWAY_GC_FREEZE")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"should be one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_rule(cls, value: str | None) -> str | None:
+        low, high = ADMIN_PASSWORD_LENGTH
+        if value is not None and not low <= len(value) <= high:
+            raise ValueError(f"should be {low} to {high} characters long (as a customer's), got {len(value)}")
+        return value
 
     def origin_allow_list(self) -> frozenset[str]:
         """`ALLOWED_ORIGINS` as a set of lower-case origins (empty: any origin)."""
@@ -133,3 +156,25 @@ class Settings(BaseSettings):
         path.touch(mode=0o600)
         path.write_text(secret)
         return secret
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings(**overrides)`, every value checked at once: a wrong one raises a ConfigError
+    whose message has one line per wrong value, naming the variable, what it got and what it
+    takes (never pydantic's traceback)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise ConfigError("\n".join(_one_line(error) for error in e.errors())) from None
+
+
+def _one_line(error: Any) -> str:
+    """One pydantic error as `NAME=VALUE is not valid: it should be ...`."""
+    name = str(error["loc"][0]) if error.get("loc") else "a setting"
+    field = Settings.model_fields.get(name)
+    if field is not None and field.alias:
+        name = field.alias  # the environment variable, not the Python attribute
+    got = "ADMIN_PASSWORD=(hidden)" if name == "ADMIN_PASSWORD" else f"{name}={error.get('input')!s}"
+    takes = TAKES.get(name) or str(error.get("msg", "")).removeprefix("Value error, ").removeprefix("Input should be ")
+    takes = takes if takes.startswith("should") else f"should be {takes}"
+    return f"{got} is not valid: it {takes}"

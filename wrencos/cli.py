@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any
 
-from runtime.settings import Settings
+from runtime.settings import ConfigError, load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides["PORT"] = args.port
     if getattr(args, "data_dir", None):
         overrides["WRENCOS_DATA_DIR"] = args.data_dir
-    settings = Settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ConfigError as e:
+        for line in str(e).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        return 2
 
     if args.command in ("gateway", "status"):
         # Ray clusters authenticate with a shared token (Ray's default for local

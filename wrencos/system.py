@@ -31,11 +31,16 @@ from actors.registry_client import RegistryClient
 from actors.registry_lifecycle import ensure_registry
 from gateway.app import create_app, database_config
 from gateway.transport.uvicorn_adapter import FanoutWebSocketProtocol
+from persistence.database import connect, ping
 from persistence.embedded import EmbeddedMongo
-from runtime.logs import configure
+from runtime.logs import configure, resolved_format
 from runtime.settings import ConfigError, Settings
+from wrencos.preflight import DataDirLock, check_port_free, check_reachable, wait_for_mongodb
+from wrencos.process_tree import become_subreaper, raise_on_sigterm, stop_descendants
 
 log = structlog.get_logger("wrencos.system")
+MONGODB_PING_S = 2.0  # each start-up ping of an external MongoDB
+RAY_CONNECT_S = 5.0  # a cluster address that accepts no connection within this is reported at once
 
 
 def actor_config(settings: Settings, uri: str) -> ActorConfig:
@@ -45,6 +50,7 @@ def actor_config(settings: Settings, uri: str) -> ActorConfig:
         update_interval=settings.update_interval_ms / 1000,
         commit_interval=settings.commit_interval_ms / 1000,
         log_level=settings.log_level,
+        log_format=resolved_format(settings.log_format),  # actors' lines in the same format as this process's
     )
 
 
@@ -130,8 +136,30 @@ def _serve(settings: Settings, uri: str, secret: str, banner: str, gateway_id: s
 
 
 def run_system(settings: Settings) -> int:
+    """The whole system on this machine until Ctrl-C or SIGTERM; the exit code. Interrupted at
+    any moment, start-up included, it stops every process it started (`wrencos.process_tree`)."""
     configure(settings.log_level, settings.log_format)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    become_subreaper()
+    raise_on_sigterm()
+    lock = DataDirLock(settings.data_dir)
+    try:
+        check_port_free(settings.host, settings.port)
+        lock.acquire()
+        if settings.mongodb_uri:
+            _wait_for_database(settings, settings.mongodb_uri)
+        return _run_system(settings)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: stopping what was started", file=sys.stderr)
+        return 130
+    finally:
+        stop_descendants()
+        lock.release()
+
+
+def _run_system(settings: Settings) -> int:
     with ExitStack() as stack:
         if settings.mongodb_uri:
             uri = settings.mongodb_uri
@@ -139,12 +167,8 @@ def run_system(settings: Settings) -> int:
             db = EmbeddedMongo(settings.data_dir, port=settings.db_port)
             stack.enter_context(db)
             uri = db.uri
-        try:
-            secret = settings.resolved_jwt_secret()
-            settings.previous_jwt_secrets()
-        except ConfigError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        secret = settings.resolved_jwt_secret()
+        settings.previous_jwt_secrets()
         ray.init(
             address=settings.ray_address or "local",
             namespace=settings.ray_namespace,
@@ -180,6 +204,26 @@ def run_system(settings: Settings) -> int:
     return 0
 
 
+def _wait_for_database(settings: Settings, uri: str) -> None:
+    """Wait for an external MongoDB before starting anything, saying so every few seconds
+    on one short line; ConfigError once MONGODB_WAIT_SECONDS have passed."""
+    config = database_config(settings, uri)
+
+    async def ping_once() -> bool:
+        db = connect(config)
+        try:
+            return await ping(db, MONGODB_PING_S)
+        finally:
+            await db.client.close()
+
+    wait_for_mongodb(
+        uri,
+        lambda: asyncio.run(ping_once()),
+        lambda line: print(line, file=sys.stderr, flush=True),
+        timeout_s=settings.mongodb_wait_seconds,
+    )
+
+
 def run_gateway(settings: Settings, ray_address: str | None) -> int:
     configure(settings.log_level, settings.log_format)
     if not settings.mongodb_uri:
@@ -192,13 +236,14 @@ def run_gateway(settings: Settings, ray_address: str | None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     address = ray_address or settings.ray_address or "auto"
-    ray.init(
-        address=address,
+    if not _join_cluster(
+        address,
         namespace=settings.ray_namespace,
         configure_logging=False,
         log_to_driver=False,
         _temp_dir=settings.ray_temp_dir or None,  # None: Ray's default
-    )
+    ):
+        return 2
     try:
         placed = _place_gateway(settings, settings.mongodb_uri)
         if placed is None:
@@ -230,18 +275,39 @@ def show_status(settings: Settings, ray_address: str | None, as_json: bool) -> i
     from wrencos.status import cluster_status, print_status
 
     address = ray_address or settings.ray_address or "auto"
-    ray.init(
-        address=address,
+    if not _join_cluster(
+        address,
         namespace=settings.ray_namespace,
         configure_logging=False,
         log_to_driver=False,
         logging_level=logging.ERROR,
-    )
+    ):
+        return 2
     try:
         print_status(cluster_status(), as_json)
     finally:
         ray.shutdown()
     return 0
+
+
+def _join_cluster(address: str, **init: Any) -> bool:
+    """`ray.init(address=...)`; False, after one line saying what to do, when no cluster answers there."""
+    where = "on this machine" if address == "auto" else f"at {address}"
+    try:
+        if address != "auto":
+            # Ray retries an address that does not answer for minutes; a plain connect says at once.
+            check_reachable(address, RAY_CONNECT_S)
+        ray.init(address=address, **init)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        # Ray's own message can be a page long; its first line says what happened.
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        print(
+            f"error: no Ray cluster answers {where} ({reason}); start one (`wrencos run` or `ray start --head`) "
+            "or give its address with --address or RAY_ADDRESS",
+            file=sys.stderr,
+        )
+        return False
+    return True
 
 
 def _place_gateway(settings: Settings, uri: str) -> tuple[str, RegistryClient] | None:
