@@ -15,6 +15,7 @@ import os
 import sys
 from typing import Any
 
+from actors.ray_env import apply_ray_env
 from runtime.settings import ConfigError, load_settings
 
 
@@ -51,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 2
 
-    if args.command in ("gateway", "status"):
-        # Ray clusters authenticate with a shared token (Ray's default for local
-        # clusters since 2.59). Ray reads this when it is imported, hence here.
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    # The environment every Ray process of ours runs with (token authentication, no per-call task
+    # events in the head's memory): Ray reads part of it when it is imported, and the local Ray that
+    # `run` starts inherits it, hence here, before `system` imports Ray.
+    apply_ray_env(os.environ)
     from wrencos import system
 
     if args.command == "run":

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from actors.ray_env import RAY_ENV
 from persistence.embedded import free_port
 
 
@@ -68,7 +69,7 @@ class LocalCluster:
         period_ms = max(200, int(node_timeout_s * 1000 / 3))
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
-            "RAY_AUTH_MODE": "token",
+            **RAY_ENV,
             "RAY_health_check_period_ms": str(period_ms),
             "RAY_health_check_timeout_ms": str(period_ms),
             "RAY_health_check_failure_threshold": "3",
