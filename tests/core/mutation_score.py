@@ -42,7 +42,7 @@ def main() -> int:
         module = str(meta.relative_to(MUTANTS)).removesuffix(".meta")
         statuses = {name: status_by_exit_code[code] for name, code in exit_codes.items()}
         killed = sorted(n for n, s in statuses.items() if s in KILLED)
-        listed = sorted(n for n in statuses if n in equivalent)
+        listed = sorted(n for n in statuses if n in equivalent and n not in killed)
         survivors = sorted(n for n, s in statuses.items() if s not in KILLED and n not in equivalent)
         unrun = sum(s == "not checked" for s in statuses.values())
         wrongly_listed = sorted(set(killed) & equivalent)

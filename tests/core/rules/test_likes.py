@@ -101,3 +101,12 @@ def test_a_resend_gets_exactly_the_first_answer() -> None:
     s = new_state()
     first, _, again = apply(s, ToggleLike("u", "t1"), ToggleLike("v"), ToggleLike("u", "t1"))
     assert first == Result(ok=True, data={"liked": True, "likes": 1}) and again == first
+
+
+def test_an_unlike_and_a_like_again_in_one_run_cancel_out_in_the_update() -> None:
+    s = new_state(update_interval=0.25)
+    apply(s, ToggleLike("a"))
+    take_events(s, 0.0)
+    apply(s, ToggleLike("b", None, ("a", "a")))  # a unlikes and likes again, between two updates
+    [update] = take_events(s, 1.0)
+    assert (update.body["likedByAdded"], update.body["likedByRemoved"]) == (["b"], [])
