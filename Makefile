@@ -52,7 +52,7 @@ bench: $(STAMP)
 
 # Mutation testing of the pure core's rules (and money, order rules) against the fast pure tests; prints
 # the score per module and the survivors. Configured in pyproject.toml ([tool.mutmut]). Always from scratch
-# (~11 min on 2 busy cores): mutmut keeps a mutant's verdict when only the tests change, so a reused result
+# (3 to 11 min on 2 cores, by load): mutmut keeps a mutant's verdict when only the tests change, so a reused result
 # could hide a weakened test. mutants/ stays afterwards for `.venv/bin/mutmut show NAME`.
 mutation: $(STAMP)
 	rm -rf mutants
