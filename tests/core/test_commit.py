@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from core.commands import Chat, Join, PinProduct, ToggleLike
-from core.commit import stop_stream, take_events
-from tests.core.helpers import apply, new_state, types
+from core.commands import Chat, Command, Join, PinProduct, ToggleLike
+from core.commit import CommitInput, apply_commit, stop_stream, take_events
+from core.results import Result
+from tests.core.helpers import NOW, apply, new_state, types
 
 
 class TestCoalescing:
@@ -87,3 +90,20 @@ def test_stop_flushes_counters_then_ends() -> None:
     events = take_events(s, clock=0.0)
     assert types(events) == ["stream_update", "stream_stopped"]
     assert stop.seq == events[-1].seq
+
+
+def test_a_command_this_version_does_not_know_is_refused_naming_it() -> None:
+    class FromANewerPeer:
+        pass
+
+    [r] = apply(new_state(), cast(Command, FromANewerPeer()))
+    assert r == Result(ok=False, error="unknown command FromANewerPeer")
+
+
+def test_a_commit_applies_its_gateways_batches_then_their_lease_expiries() -> None:
+    s = new_state()
+    joined = CommitInput(batches=[("gw1", "b1", [Join("a")]), ("gw2", "b2", [Join("b")])], now=NOW, clock=1.0)
+    apply_commit(s, joined)
+    assert s.viewers == {"a": {"gw1"}, "b": {"gw2"}}
+    apply_commit(s, CommitInput(batches=[], now=NOW, clock=2.0, expired_gateways=["gw1"]))
+    assert s.viewers == {"b": {"gw2"}}

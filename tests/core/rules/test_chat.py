@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
-from core.commands import Chat
+from core.commands import Chat, DeleteMessage
 from core.commit import take_events
-from core.limits import MAX_MESSAGE_CHARS
+from core.limits import MAX_MESSAGE_CHARS, MAX_USERNAME_CHARS
+from core.results import Result
 from tests.core.helpers import apply, new_state, types
 
 
@@ -53,3 +56,35 @@ class TestClientIds:
         assert first.seq == again.seq and s.chat_count == 1
         [other] = apply(s, Chat("b", "hello", False, session_id="s2", client_msg_id="c1"))
         assert other.seq != first.seq  # ids are per sender
+
+
+class TestChatEdges:
+    """The exact refusals, the limits themselves, and who a message is recorded as from."""
+
+    def test_an_empty_or_non_text_message_is_refused_saying_so(self) -> None:
+        s = new_state()
+        for message in ("  ", cast(str, 42)):  # a peer's document may hold anything
+            [r] = apply(s, Chat("bob", message, is_admin=False, session_id="s1"))
+            assert r == Result(ok=False, error="chat_message needs a non-empty 'message'"), message
+        assert s.seq == 0
+
+    def test_a_message_and_a_username_at_their_limits_are_accepted(self) -> None:
+        s = new_state()
+        [r] = apply(s, Chat("u" * MAX_USERNAME_CHARS, "m" * MAX_MESSAGE_CHARS, is_admin=False, session_id="s1"))
+        assert r.ok and s.recent_chat[-1].username == "u" * MAX_USERNAME_CHARS
+
+    def test_a_message_is_recorded_as_from_its_user_and_session(self) -> None:
+        s = new_state()
+        apply(s, Chat("bob", "hi", is_admin=False, session_id="s1", user_id="u1"))
+        [record] = s.take_new_chat()
+        assert (record.user_id, record.session_id) == ("u1", "s1")
+
+    def test_deleting_the_first_message_works_and_a_bad_id_is_refused(self) -> None:
+        s = new_state()
+        apply(s, Chat("bob", "first", is_admin=False, session_id="s1"))
+        [deleted] = apply(s, DeleteMessage(1))
+        assert deleted.ok and list(s.recent_chat) == []
+        for seq in (0, s.seq + 1, cast(int, "1")):  # a peer's document may hold anything
+            [r] = apply(s, DeleteMessage(seq))
+            error = f"message {seq} does not exist in this stream"
+            assert r == Result(ok=False, error=error, data={"code": "not_found"}), seq

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import timedelta
 
 from core.checkpoint import from_checkpoint, to_checkpoint
 from core.commands import (
@@ -13,7 +14,9 @@ from core.commands import (
     ToggleLike,
 )
 from core.commit import stop_stream, take_events
+from core.results import Result
 from core.state import StreamState
+from runtime.clock import iso
 from tests.core.helpers import NOW, apply, new_state, sale
 
 
@@ -84,3 +87,109 @@ def test_admin_ends_a_sale_once() -> None:
     first, again = apply(s, EndFlashSale("f1", "admin"), EndFlashSale("f1", "admin"))
     assert first.seq is not None and again.ok and again.seq is None
     assert [e.body.get("reason") for e in take_events(s, 1.0)] == ["admin"]
+
+
+class TestFlashSaleAnswers:
+    """The exact answers and events of starting, changing and ending a sale, at the edges."""
+
+    def started(self, **kw: object) -> StreamState:
+        s = new_state(update_interval=0.25)
+        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", 5), StartFlashSale(sale(**kw)))
+        take_events(s, 0.0)
+        return s
+
+    def test_a_sale_lacking_fields_is_refused_naming_them(self) -> None:
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10))
+        partial = {k: v for k, v in sale().items() if k not in ("price", "endsAt")}
+        [r] = apply(s, StartFlashSale(partial))
+        assert r == Result(ok=False, error="flash sale lacks endsAt, price")
+        [r] = apply(s, StartFlashSale({}))
+        assert r == Result(ok=False, error="flash sale lacks endsAt, price, productId, quantity, remaining, saleId")
+        assert s.flash_sales == {}
+
+    def test_start_answers_its_event_and_a_second_start_is_a_plain_ok(self) -> None:
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10))
+        take_events(s, 0.0)
+        first, again = apply(s, StartFlashSale(sale()), StartFlashSale(sale(remaining=3)))
+        [event] = take_events(s, 0.0)
+        assert first == Result(ok=True, seq=event.seq) and again == Result(ok=True)
+        assert (event.type, event.body) == ("flash_sale_started", {"flashSale": sale()})
+        assert s.flash_sales["f1"]["remaining"] == 10
+
+    def test_a_change_for_no_running_sale_is_refused(self) -> None:
+        s = self.started()
+        [r] = apply(s, FlashSaleChanged(sale(saleId="f9", version=2)))
+        assert r == Result(ok=False, error="no such flash sale running")
+
+    def test_only_a_newer_version_is_applied(self) -> None:
+        s = self.started(version=3)
+        same, older = apply(s, FlashSaleChanged(sale(remaining=2, version=3)), FlashSaleChanged(sale(remaining=1)))
+        assert same.ok and older.ok and s.flash_sales["f1"]["remaining"] == 10 and s.sales_dirty == set()
+        assert take_events(s, 1.0) == []
+
+    def test_without_versions_a_change_is_not_newer_until_it_has_one(self) -> None:
+        unversioned = {k: v for k, v in sale().items() if k != "version"}
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10), StartFlashSale(unversioned))  # announced without a version
+        apply(s, FlashSaleChanged({**unversioned, "remaining": 4}))
+        assert s.flash_sales["f1"]["remaining"] == 10  # no version: not newer than none
+        apply(s, FlashSaleChanged({**unversioned, "remaining": 4, "version": 1}))
+        assert s.flash_sales["f1"]["remaining"] == 4
+
+    def test_the_last_unit_keeps_the_sale_running_and_none_ends_it(self) -> None:
+        s = self.started()
+        apply(s, FlashSaleChanged(sale(remaining=1, version=2)))
+        [update] = take_events(s, 1.0)
+        assert (update.type, update.body) == ("flash_sale_updated", {"flashSale": sale(remaining=1, version=2)})
+        apply(s, FlashSaleChanged(sale(remaining=0, version=3)))
+        [ended] = take_events(s, 2.0)
+        assert (ended.type, ended.body) == (
+            "flash_sale_ended",
+            {"flashSale": {**sale(remaining=0, version=3), "status": "ended"}, "reason": "sold_out"},
+        )
+
+    def test_updates_are_one_per_changed_sale_in_id_order(self) -> None:
+        s = new_state(update_interval=0.25)
+        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", 5))
+        apply(s, StartFlashSale(sale(saleId="f2", productId="p2")), StartFlashSale(sale()))
+        take_events(s, 0.0)
+        apply(s, FlashSaleChanged(sale(saleId="f2", productId="p2", remaining=5, version=2)))
+        apply(s, FlashSaleChanged(sale(remaining=6, version=2)), FlashSaleChanged(sale(remaining=4, version=3)))
+        events = take_events(s, 1.0)
+        assert [(e.type, e.body["flashSale"]["saleId"], e.body["flashSale"]["remaining"]) for e in events] == [
+            ("flash_sale_updated", "f1", 4),
+            ("flash_sale_updated", "f2", 5),
+        ]
+        assert s.sales_dirty == set() and take_events(s, 2.0) == []
+
+    def test_an_admin_end_answers_its_event_and_drops_a_pending_update(self) -> None:
+        s = self.started()
+        changed, ended = apply(s, FlashSaleChanged(sale(remaining=6, version=2)), EndFlashSale("f1", "admin"))
+        [event] = take_events(s, 1.0)
+        assert changed == Result(ok=True) and ended == Result(ok=True, seq=event.seq)
+        assert (event.type, event.body) == (
+            "flash_sale_ended",
+            {"flashSale": {**sale(remaining=6, version=2), "status": "ended"}, "reason": "admin"},
+        )
+        assert s.sales_dirty == set()
+
+    def test_a_sale_ends_at_its_end_time_exactly(self) -> None:
+        s = self.started(endsAt=iso(NOW))
+        assert take_events(s, 1.0, NOW - timedelta(milliseconds=1)) == []
+        [ended] = take_events(s, 1.0, NOW)
+        assert ended.body["reason"] == "time" and s.flash_sales == {}
+
+    def test_the_end_of_the_stream_ends_every_sale_saying_so(self) -> None:
+        s = new_state()
+        apply(s, PinProduct("p1", "Shoe", 10), PinProduct("p2", "Hat", 5))
+        apply(s, StartFlashSale(sale()), StartFlashSale(sale(saleId="f2", productId="p2")))
+        take_events(s, 0.0)
+        stop_stream(s)
+        events = take_events(s, 1.0)
+        assert [(e.type, e.body.get("reason")) for e in events] == [
+            ("flash_sale_ended", "stream_stopped"),
+            ("flash_sale_ended", "stream_stopped"),
+            ("stream_stopped", None),
+        ]

@@ -87,3 +87,26 @@ def test_the_actors_pending_limit_counts_each_tap_of_a_run() -> None:
     from actors.stream_actor import _taps
 
     assert _taps([ToggleLike("a", None, ("b", "c")), ToggleLike("d"), Join("x")]) == 5
+
+
+def test_a_tap_without_a_liker_is_refused_saying_so_alone_or_in_a_run() -> None:
+    s = new_state()
+    refusal = Result(ok=False, error="toggle_like needs a user or a session")
+    assert apply(s, ToggleLike("")) == [refusal]
+    assert apply(s, ToggleLike("a", None, ("b", "", "c"))) == [refusal]
+    assert list(s.liked_by) == ["a", "b", "c"]
+
+
+def test_a_resend_gets_exactly_the_first_answer() -> None:
+    s = new_state()
+    first, _, again = apply(s, ToggleLike("u", "t1"), ToggleLike("v"), ToggleLike("u", "t1"))
+    assert first == Result(ok=True, data={"liked": True, "likes": 1}) and again == first
+
+
+def test_an_unlike_and_a_like_again_in_one_run_cancel_out_in_the_update() -> None:
+    s = new_state(update_interval=0.25)
+    apply(s, ToggleLike("a"))
+    take_events(s, 0.0)
+    apply(s, ToggleLike("b", None, ("a", "a")))  # a unlikes and likes again, between two updates
+    [update] = take_events(s, 1.0)
+    assert (update.body["likedByAdded"], update.body["likedByRemoved"]) == (["b"], [])

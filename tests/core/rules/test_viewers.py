@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.commands import GatewayGone, Join, Leave, SyncViewers
+from core.commit import take_events
 from core.rules.viewers import drop_gateway
 from tests.core.helpers import apply, new_state
 
@@ -57,3 +58,13 @@ def test_new_viewers_are_handed_out_once() -> None:
     apply(s, Leave("a"), Join("a"))
     assert s.take_new_viewers() == ["a", "b", "a"]
     assert s.take_new_viewers() == []
+
+
+def test_a_sync_that_changes_nothing_sends_no_update() -> None:
+    s = new_state()
+    apply(s, Join("a"), gateway="gw1")
+    apply(s, Join("b"), gateway="gw2")
+    take_events(s, 0.0)
+    apply(s, SyncViewers(("a",)), gateway="gw1")
+    assert s.viewers == {"a": {"gw1"}, "b": {"gw2"}} and not s.counters_dirty
+    assert take_events(s, 1.0) == []
