@@ -26,6 +26,7 @@ from typing import Any
 
 from actors.ray_env import RAY_ENV
 from persistence.embedded import free_port
+from wrencos.process_tree import descendants
 
 
 def _ray_bin() -> str:
@@ -49,7 +50,7 @@ class RayNode:
         """The node dies: SIGKILL, all at once, to its raylet and every process
         it started (Ray starts each worker in a session of its own, so this
         walks the process tree rather than signalling a process group)."""
-        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+        for pid in [*descendants(self.proc.pid), self.proc.pid]:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -160,23 +161,3 @@ class LocalCluster:
         for node in reversed(list(self.nodes.values())):
             node.kill()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (Linux)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
