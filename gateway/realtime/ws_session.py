@@ -1,7 +1,7 @@
 """The apps' WebSocket protocol, one connection at a time.
 
 `WsSession.handle_text` takes one inbound frame and does what the contract
-says (`../shared/spec/client-contract.md`). Frames from one connection are
+says (the README's "The protocol, as served", and `/asyncapi.json`). Frames from one connection are
 handled in the order they arrive; commands for a stream are queued to its
 relay in that order and answered (errors only, for the old protocol) when the
 stream has stored them, without holding up the next frame.
