@@ -308,6 +308,8 @@ class WsSession:
         """Whether this gateway knows the live streams (its first registry answer), waiting at most
         SYNC_WAIT_S. A gateway still starting is out of the load balancer (`/ready` answers 503), so
         this wait is rare; when it runs out the client is told to come back, not held."""
+        if self.ctx.directory.synced.is_set():  # the usual case: no timer for each registration
+            return True
         try:
             await asyncio.wait_for(self.ctx.directory.synced.wait(), SYNC_WAIT_S)
         except TimeoutError:
