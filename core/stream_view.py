@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from core.events import CHAT_WIRE_KEYS
-from core.wire import encode, pinned_products, stream_document
+from core.wire import chat_message_shown, encode, pinned_products, stream_document
 
 
 def _sale_order(sale: dict[str, Any]) -> tuple[str, str]:
@@ -145,7 +145,7 @@ class StreamView:
                         **env,
                     }
                 ),
-                encode({"type": "chat_history", "messages": list(self.chat), **env}),
+                encode({"type": "chat_history", "messages": [chat_message_shown(m) for m in self.chat], **env}),
             ]
             self._frames = (self.seq, frames)
         likes = viewer is not None and viewer in self.liked
@@ -187,7 +187,9 @@ class StreamView:
         }
 
     def chat_frame(self, message: dict[str, Any]) -> str:
-        return encode({"type": "chat_message", **message, "streamId": self.stream_id, "epoch": self.epoch})
+        return encode(
+            {"type": "chat_message", **chat_message_shown(message), "streamId": self.stream_id, "epoch": self.epoch}
+        )
 
     def public(self) -> dict[str, Any]:
         """The live numbers, for REST answers."""

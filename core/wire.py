@@ -26,7 +26,9 @@ _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 def encode_event(stream_id: str, epoch: str, event: Event) -> str:
     body = event.body
-    if "pinnedProducts" in body:
+    if event.type == "chat_message":
+        body = chat_message_shown(body)
+    elif "pinnedProducts" in body:
         body = {**body, "pinnedProducts": pinned_products(body["pinnedProducts"])}
     return orjson.dumps({"type": event.type, **body, "streamId": stream_id, "seq": event.seq, "epoch": epoch}).decode()
 
@@ -52,6 +54,13 @@ def pinned_product(pinned: dict[str, Any]) -> dict[str, Any]:
         shown["price"] = decimal_number(amount)
         shown["priceMinor"] = int(price.replace(".", ""))
     return shown
+
+
+def chat_message_shown(message: dict[str, Any]) -> dict[str, Any]:
+    """A chat message as it is shown: `_id` beside `id`, the same value (its `seq`), as the old apps
+    read every document. Added here, where it is written, never to the stream's events themselves:
+    a journal replays those, and must replay them as they were stored."""
+    return {**message, "_id": message["id"]}
 
 
 def pinned_products(pinned: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -48,6 +48,7 @@ class ChatEntry(_Out):
     """One chat message as shown: `id` equals `seq`, the event that carried it."""
 
     id: int
+    id_: Annotated[int, Field(alias="_id", description="equals `id`, as the old apps read documents")]
     seq: int
     username: str
     message: str

@@ -302,6 +302,7 @@ class TestFrames:
         assert orjson.loads(view.chat_frame(message)) == {
             "type": "chat_message",
             **message,
+            "_id": 9,  # as the old apps read documents: the same as `id`
             "streamId": SID,
             "epoch": state.epoch,
         }

@@ -156,7 +156,13 @@ async def test_the_old_admin_and_customer_apps_work_unchanged(gateway_url: str, 
                 "https://cdn.example.com/lamp2.jpg",
             )
             await app.send({"type": "chat_message", "message": "how much?", "username": "old", "timestamp": NOW})
-            await app.wait_for("chat_message", lambda f: f["message"] == "how much?")
+            said, _ = await app.wait_for("chat_message", lambda f: f["message"] == "how much?")
+            same_id(said)  # a chat message is a document too: `_id`, the same as `id`
+        # An app joining later gets the chat history, each message with its `_id`.
+        async with RawSocket(ws_url) as late:
+            await late.send({"type": "register", "sessionId": f"late-{session}", "streamId": sid})
+            history, _ = await late.wait_for("chat_history")
+            assert [same_id(m) for m in history["messages"] if m["message"] == "how much?"] == [str(said["id"])]
         r = await buyer.get(f"/livestreams/{sid}")
         [rest_pin] = r.json()["pinnedProducts"]
         assert rest_pin == shown and '"price":49.99,' in r.text

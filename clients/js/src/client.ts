@@ -507,6 +507,7 @@ export class LiveClient extends Emitter<LiveEvents> {
       case "chat_message":
         this.emit("chat", {
           id: event.id,
+          _id: event._id,
           seq: event.seq,
           username: event.username,
           message: event.message,

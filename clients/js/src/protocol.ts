@@ -27,6 +27,7 @@ export interface Batch {
 /** One chat message as shown: `id` equals `seq`, the event that carried it. */
 export interface ChatEntry {
   id: number;
+  _id: number;
   seq: number;
   username: string;
   message: string;
@@ -63,6 +64,7 @@ export interface ChatMessageDeleted {
 
 export interface ChatMessageEvent {
   id: number;
+  _id: number;
   seq: number;
   username: string;
   message: string;
