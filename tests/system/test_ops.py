@@ -113,7 +113,10 @@ async def test_drain_moves_viewers_to_another_gateway_without_losing_events(
                 await talker.wait_type("ack", clientMsgId="d23", timeout=20)
 
             talking = asyncio.create_task(talk())
-            await asyncio.sleep(0.5)
+            # Both viewers are watching the conversation before the drain begins (waited for, not slept:
+            # the point they resume from must exist).
+            await new.wait_for(lambda f: f.get("type") == "batch", timeout=20)
+            await old.wait_type("chat_message", timeout=20)
             stopped_at = time.monotonic()
             draining.proc.send_signal(15)  # SIGTERM: what systemd and Kubernetes send
             ready = httpx.get(f"{drain_url}/ready", timeout=5)

@@ -153,10 +153,15 @@ async def test_a_stopped_actor_fills_the_outbox_then_chat_is_refused_busy_and_ea
                     await asyncio.sleep(0.05)
                 refused = answers(sender)
                 assert all(f["type"] == "error" for f in refused.values()), refused
-                assert {f["code"] for f in refused.values()} == {"busy"}
+                # Everything beyond the bound is refused `busy`. The one command in flight when the actor
+                # stopped waits for it, unless the call's own timeout (30 s) runs out first on a very loaded
+                # machine: then it alone is refused `unavailable` (and resent below like the others).
+                codes = Counter(f["code"] for f in refused.values())
+                assert set(codes) <= {"busy", "unavailable"} and codes["unavailable"] <= 1, codes
+                assert codes["busy"] >= SENT - BOUND - 1, codes
                 assert all(isinstance(f["retryAfter"], int) and f["retryAfter"] >= 1 for f in refused.values())
                 assert await metric(stage.url, "wrencos_outbox_queued") == BOUND
-                assert await metric(stage.url, 'wrencos_commands_refused_total{reason="busy"}') == len(refused)
+                assert await metric(stage.url, 'wrencos_commands_refused_total{reason="busy"}') == codes["busy"]
                 grew = rss_bytes(stage.proc.proc.pid) - rss_before
                 print(f"\ngateway RSS grew {grew / 2**20:.1f} MiB over {SENT} chats, {len(refused)} refused")
                 assert grew < 64 * 2**20
