@@ -306,17 +306,7 @@ OutboundFrame = (
     | Batch
     | StreamStarted
     | ChatHistory
-    | ChatMessageEvent
-    | ChatMessageDeleted
-    | StreamUpdate
-    | PinnedProductsUpdated
-    | FlashSaleStarted
-    | FlashSaleUpdated
-    | FlashSaleEnded
-    | UserMuted
-    | UserUnmuted
-    | ModerationUpdated
-    | StreamStopped
+    | StreamEvent  # a union inside a union is flattened: each stream event is a frame of its own too
 )
 OUTBOUND_TYPES: dict[str, type[BaseModel]] = {
     get_args(m.model_fields["type"].annotation)[0]: m for m in get_args(OutboundFrame)
