@@ -4,7 +4,7 @@ commerce stores have stored. Read-only.
 Inputs: `stream_viewers` (one per stream and session), `viewer_samples` (most
 viewers per stream and minute), `stream_views`, `chat_messages`, `orders`,
 `streams`. Times are ISO 8601 strings, so a minute is the first 16 bytes and
-a day the first 10 (`$substrBytes`; no `$dateTrunc`, see README).
+a day the first 10 (`$substrBytes`; no `$dateTrunc`, see `docs/persistence.md`).
 
 Orders count unless `cancelled` (or still `creating`); revenue is the sum of
 their `totalMinor` in one currency.

@@ -1,6 +1,6 @@
 """Every setting, from the environment (or a `.env` file), in one place.
 
-`Settings()` reads them; `README.md` ("Configuration") lists them.
+`Settings()` reads them; `docs/configuration.md` lists them.
 """
 
 from __future__ import annotations

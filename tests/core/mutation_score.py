@@ -20,7 +20,7 @@ from mutmut.stats import status_by_exit_code
 FLOOR = 0.90
 MUTANTS = Path("mutants")
 EQUIVALENT_LIST = Path(__file__).with_name("equivalent_mutants.md")
-# Reported, not gated: another change owns their tests (see the README's "Mutation testing").
+# Reported, not gated: another change owns their tests (see `docs/testing.md`, "Mutation testing").
 NOT_GATED = {"core/money.py", "core/order_rules.py"}
 KILLED = {"killed", "timeout", "caught by type check", "segfault"}
 
