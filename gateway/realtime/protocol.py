@@ -100,7 +100,8 @@ class ChatMessage(_Frame):
     clientMsgId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
-ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_CLIENT_MSG_ID = 64
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
 
 
 class ToggleLike(_Frame):

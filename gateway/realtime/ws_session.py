@@ -22,6 +22,9 @@ watching what it watched, and gets no `registered`. On a new connection it is
 registered as a guest (`authenticated: false`) and told why, so an old app
 holding an expired token still works as a guest.
 
+An error that refuses a frame carrying a valid `clientMsgId` carries it too, so
+a sender waiting for that message's `ack` learns it will not come.
+
 Abuse limits, per connection (token buckets, `WS_*` settings): any frame,
 chat messages and like toggles each have a rate and a burst. A frame over its
 limit is dropped and answered `{"type":"error","code":"rate_limited",
@@ -126,15 +129,17 @@ class WsSession:
         try:
             if not self.allow_frame():
                 return
+            data: dict[str, Any] = {}
             try:
-                frame = p.parse_frame(text)
+                data = p.decode_frame(text)
+                frame = p.validate_frame(data)
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
                 return
             try:
                 await self.dispatch(frame)
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
             except ServiceError as e:
                 self.refused(e)
             except ActorCallError as e:  # the registry or the stream's actor did not answer in time
@@ -169,7 +174,7 @@ class WsSession:
             try:
                 self.dispatch_now(p.validate_frame(data))
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
         except Exception:  # as the reader does for a handler that fails: log, close
             log.exception("ws_handler_failed", conn=conn.id)
             conn.close()
@@ -580,3 +585,12 @@ class WsSession:
         if code is not None:
             extra["code"] = code
         self.conn.send(p.error_frame(message, **extra))
+
+
+def _answering(data: dict[str, Any]) -> dict[str, str]:
+    """`clientMsgId` for the error that refuses a frame carrying one (a chat message or a
+    like whose sender waits for an answer), when it is a valid id."""
+    client_id = data.get("clientMsgId")
+    if isinstance(client_id, str) and 0 < len(client_id) <= p.MAX_CLIENT_MSG_ID:
+        return {"clientMsgId": client_id}
+    return {}

@@ -315,3 +315,26 @@ async def test_a_viewer_whose_stream_ended_is_never_routed_to_another_stream() -
     await s.handle_text(text(type="leave_stream"))
     await s.handle_text(text(type="chat_message", message="sole"))
     assert [c.message for c in relay.commands if isinstance(c, Chat)] == ["there", "sole"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="chat_message", message="hi", username="Admin", clientMsgId="c9"),
+        text(type="chat_message", message="hi", colour="red", clientMsgId="c9"),
+        text(type="toggle_like", streamId="ffffffffffffffffffffffff", clientMsgId="c9"),
+    ],
+)
+async def test_a_refused_frame_with_a_client_id_is_answered_with_it(frame: str) -> None:
+    """Its sender waits for an `ack`: the refusal says which message will not get one."""
+    for through_reader in (False, True):
+        s, raw, relay = session()
+        await watching(s)
+        raw.transport.written.clear()
+        if through_reader:
+            await s.handle_text(frame)
+        else:
+            assert s.handle_now(frame)
+        [answer] = sent(raw)
+        assert answer["type"] == "error" and answer["clientMsgId"] == "c9", answer
+        assert relay.commands == []
