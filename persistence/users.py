@@ -101,6 +101,9 @@ class UserStore:
         )
         return [User.from_doc(d) for d in docs]
 
+    async def has_admin(self) -> bool:
+        return await self._users.find_one({"role": "admin"}, projection={"_id": 1}) is not None
+
     async def count(self, email: str | None = None) -> int:
         return await self._users.count_documents(_email_query(email))
 
