@@ -283,7 +283,7 @@ def test_each_bad_configuration_stops_make_run_in_a_fresh_clone_with_one_line(tm
                 "is it running and reachable?",
             ),
         ]
-        assert len(cases) == 6
+        assert len(cases) == 7  # PORT 99999, 0 and abc, JWT_TTL_SECONDS, LOG_FORMAT, a port in use, no MongoDB
         for extra, expected in cases:
             env = newcomer_env(tmp_path, 0, marker)
             env.pop("PORT")
