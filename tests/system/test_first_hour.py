@@ -18,12 +18,14 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from persistence.embedded import free_port
-from tests.support.processes import Process, base_env, wait_ready
+from tests.support.clients import Api, WsClient, login, register_customer
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, base_env, wait_ready
 from tests.wrencos.test_config_errors import BAD_VALUES
 
 pytestmark = pytest.mark.system
@@ -292,3 +294,89 @@ def test_each_bad_configuration_stops_make_run_in_a_fresh_clone_with_one_line(tm
             assert result.returncode == 2 and errors == [expected], (extra, result.stderr)
             assert "Traceback" not in result.stderr and "Error 2" in result.stderr.splitlines()[-1], result.stderr
     assert carrying(marker) == []
+
+
+# ------------------------------------------------------------------ chat identity and routing, live
+
+
+async def answers_to(client: WsClient, frame: dict[str, Any]) -> list[dict[str, Any]]:
+    """The frames `client` gets in answer to `frame`: up to the pong of a ping sent after it
+    (frames of one connection are answered in order)."""
+    start = len(client.frames)
+    await client.send(frame)
+    await client.send({"type": "ping"})
+    await client.wait_for(lambda f: f.get("type") == "pong", start=start, timeout=15)
+    got = client.frames[start:]
+    return got[: next(i for i, f in enumerate(got) if f.get("type") == "pong")]
+
+
+def chats(client: WsClient, message: str) -> list[dict[str, Any]]:
+    return [f for f in client.frames if f.get("type") == "chat_message" and f.get("message") == message]
+
+
+async def test_chat_identity_and_routing_on_a_live_gateway(gateway_url: str, ws_url: str) -> None:
+    token, ann = await register_customer(gateway_url, f"ann-{uuid.uuid4().hex[:8]}@example.com", name="Ann Lee")
+    admin_token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, admin_token) as admin:
+        for s in (await admin.get("/livestreams/active")).json():
+            await admin.post(f"/livestreams/{s['id']}/stop")
+        ids = []
+        for title in ("Identity A", "Identity B"):
+            r = await admin.post("/livestreams", json={"title": title})
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+            assert (await admin.post(f"/livestreams/{ids[-1]}/start")).status_code == 200
+        a, b = ids
+        async with WsClient(ws_url) as logged, WsClient(ws_url) as guest, WsClient(ws_url) as watcher:
+            for client, frame in (
+                (logged, {"type": "register", "sessionId": "id-ann", "token": token, "streamId": b}),
+                (guest, {"type": "register", "sessionId": "id-guest", "streamId": a}),
+                (watcher, {"type": "register", "sessionId": "id-watcher", "streamId": b}),
+            ):
+                await client.send(frame)
+                await client.wait_for(lambda f: f.get("type") == "chat_history", timeout=15)
+            assert logged.of_type("registered")[0]["authenticated"] is True
+
+            # An account chats under its own name, whatever the frame says.
+            assert await answers_to(logged, {"type": "chat_message", "message": "from ann", "username": "Admin"}) == []
+            said = await watcher.wait_type("chat_message", message="from ann")
+            assert said["username"] == "Ann Lee" and said["isAdmin"] is False
+
+            # A re-register with a bad token changes nothing: no `registered`, one error with a code.
+            answer = await answers_to(logged, {"type": "register", "sessionId": "id-ann-2", "token": "not.a.jwt"})
+            assert [(f["type"], f.get("code")) for f in answer] == [("error", "invalid_token")], answer
+            assert "nothing changed: still registered as Ann Lee" in answer[0]["message"]
+            await answers_to(logged, {"type": "chat_message", "message": "still ann"})
+            assert (await watcher.wait_type("chat_message", message="still ann"))["username"] == "Ann Lee"
+            # A misspelt key is named, and the frame is not applied.
+            answer = await answers_to(logged, {"type": "register", "sessionId": "id-ann-3", "authToken": token})
+            assert answer == [
+                {
+                    "type": "error",
+                    "message": "register has no field authToken (did you mean token?)",
+                    "code": "unknown_fields",
+                    "fields": ["authToken"],
+                }
+            ]
+
+            # A guest cannot pass for staff.
+            answer = await answers_to(
+                guest, {"type": "chat_message", "message": "official", "username": "S u p p 0 r t", "clientMsgId": "g1"}
+            )
+            assert [(f["type"], f.get("code"), f.get("clientMsgId")) for f in answer] == [
+                ("error", "name_reserved", "g1")
+            ]
+
+            # The guest's stream ends while B stays live: its frames without streamId are refused, never sent to B.
+            assert (await admin.post(f"/livestreams/{a}/stop")).status_code == 200
+            await guest.wait_type("stream_stopped", streamId=a, timeout=15)
+            for frame in ({"type": "chat_message", "message": "lost?"}, {"type": "toggle_like"}):
+                answer = await answers_to(guest, frame)
+                assert [(f["type"], f.get("code"), f.get("streamId")) for f in answer] == [
+                    ("error", "stream_ended", a)
+                ], answer
+            await answers_to(logged, {"type": "chat_message", "message": "after the end"})
+            await watcher.wait_type("chat_message", message="after the end")
+            assert chats(watcher, "lost?") == [] and chats(logged, "lost?") == []
+        await admin.post(f"/livestreams/{b}/stop")
+    assert ann["name"] == "Ann Lee"
