@@ -64,5 +64,5 @@ async def test_a_new_account_cannot_take_a_staff_name(gateway_url: str) -> None:
                 "/auth/register",
                 json={"email": f"n-{uuid.uuid4().hex[:8]}@example.com", "password": "correct-horse-1", "name": name},
             )
-            assert r.status_code == 422, r.text
+            assert r.status_code == 409, r.text
             assert r.json()["error"] == "name_reserved" and "kept for the shop's staff" in r.json()["message"]
