@@ -246,6 +246,15 @@ def test_a_newcomer_follows_the_quick_start_from_a_fresh_clone(tmp_path: Path) -
         live = httpx.get(f"{base}/livestreams/{stream[0]}", timeout=10).json()
         assert live["status"] == "live" and live["title"] == "My first live sale"
 
+        # Logged in, the viewer chats under the account's name; then the stream is stopped as the README says.
+        watch = f".venv/bin/wrencos viewer {stream[0]} --email admin@example.com --say 'from the shop' --seconds 2"
+        logged = shell(clone, watch, env, stdin=NEWCOMER_PASSWORD + "\n")
+        assert logged.returncode == 0, logged.stderr
+        assert "chat_message Admin: from the shop" in logged.stdout.splitlines(), logged.stdout
+        stop = f".venv/bin/wrencos stream stop {stream[0]} --email admin@example.com"
+        logged = shell(clone, stop, env, stdin=NEWCOMER_PASSWORD + "\n")
+        assert logged.stderr.strip().endswith(f"stream {stream[0]} stopped")
+
         os.killpg(run.proc.pid, signal.SIGINT)  # Ctrl-C in the first terminal (make reports it as interrupted)
         run.proc.wait(EXIT_TIMEOUT_S)
         assert '"event": "streams_stored"' in run.output() and "Traceback" not in run.output(), run.output()[-3000:]
