@@ -300,7 +300,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     )
     async def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics of this gateway: connections, live streams, events in and out,
-        fan-out latency, actor call latency and errors (see README, "What to watch"). With
+        fan-out latency, actor call latency and errors (see docs/operations.md, "What to watch"). With
         `METRICS_TOKEN` set, only for `Authorization: Bearer <METRICS_TOKEN>`."""
         if metrics_token is not None and not hmac.compare_digest(
             request.headers.get("authorization", "").encode(), f"Bearer {metrics_token}".encode()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -86,6 +88,25 @@ class UserStore:
         doc = await self._users.find_one({"_id": str(user_id)})
         return User.from_doc(doc) if doc else None
 
+    async def list(self, *, skip: int, limit: int, email: str | None = None) -> list[User]:
+        """Accounts, newest first; with `email`, only those whose email contains it
+        (case-insensitive: emails are stored in lower case). The text is matched
+        literally: regex metacharacters in it are escaped, never interpreted."""
+        docs = (
+            await self._users.find(_email_query(email))
+            .sort([("createdAt", DESCENDING), ("_id", DESCENDING)])
+            .skip(skip)
+            .limit(limit)
+            .to_list()
+        )
+        return [User.from_doc(d) for d in docs]
+
+    async def has_admin(self) -> bool:
+        return await self._users.find_one({"role": "admin"}, projection={"_id": 1}) is not None
+
+    async def count(self, email: str | None = None) -> int:
+        return await self._users.count_documents(_email_query(email))
+
     async def set_role(self, user_id: str, role: str) -> User | None:
         """Give the account `role` (one of `ROLES`); None if it does not exist.
         The query is built from a plain string id, never from client data."""
@@ -105,6 +126,12 @@ class UserStore:
                 assert existing is not None
         await self._users.update_one({"_id": existing.id}, {"$set": {"role": "admin", "passwordHash": password_hash}})
         return User.from_doc({**_to_doc(existing), "role": "admin", "passwordHash": password_hash})
+
+
+def _email_query(email: str | None) -> dict[str, Any]:
+    if not email:
+        return {}
+    return {"email": {"$regex": re.escape(normalise_email(email))}}
 
 
 def _to_doc(u: User) -> dict[str, Any]:

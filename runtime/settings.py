@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     agora_app_certificate: SecretStr | None = Field(None, alias="AGORA_APP_CERTIFICATE")  # never shown
     agora_token_ttl_seconds: int = Field(3600, gt=0, alias="AGORA_TOKEN_TTL_SECONDS")
     shop_currency: str = Field("USD", alias="SHOP_CURRENCY")
+    shop_name: str = Field("WrenCOS Live", alias="SHOP_NAME")  # a guest may not chat under it (core/chat_names.py)
     login_rate_per_minute: int = Field(10, ge=0, alias="LOGIN_RATE_PER_MINUTE")  # per (client IP, email); 0 = off
     order_rate_per_minute: int = Field(30, ge=0, alias="ORDER_RATE_PER_MINUTE")  # per account; 0 = off
     signup_rate_per_minute: int = Field(10, ge=0, alias="SIGNUP_RATE_PER_MINUTE")  # per client IP; 0 = off

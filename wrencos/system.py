@@ -35,6 +35,8 @@ from persistence.database import connect, ping
 from persistence.embedded import EmbeddedMongo
 from runtime.logs import configure, resolved_format
 from runtime.settings import ConfigError, Settings
+from wrencos.admin_accounts import missing_admin_hint
+from wrencos.local_database import published
 from wrencos.preflight import DataDirLock, check_port_free, check_reachable, wait_for_mongodb
 from wrencos.process_tree import become_subreaper, raise_on_sigterm, stop_descendants
 
@@ -167,6 +169,7 @@ def _run_system(settings: Settings) -> int:
             db = EmbeddedMongo(settings.data_dir, port=settings.db_port)
             stack.enter_context(db)
             uri = db.uri
+            stack.enter_context(published(settings.data_dir, uri))  # for `wrencos admin create` meanwhile
         secret = settings.resolved_jwt_secret()
         settings.previous_jwt_secrets()
         ray.init(
@@ -187,6 +190,9 @@ def _run_system(settings: Settings) -> int:
         log.info(
             "system_ready", live_streams=len(live.live), database="external" if settings.mongodb_uri else "embedded"
         )
+        hint = missing_admin_hint(settings, uri)
+        if hint is not None:
+            print(hint, flush=True)
         try:
             _serve(
                 settings,

@@ -2,12 +2,25 @@
 
 `parse_frame` turns one text frame into a typed frame or a `ProtocolError`
 whose message is fit to send back as `{"type":"error","message":...}`. Fields
-the apps send that we do not use are ignored; fields we use are type-checked,
-so an object (`{"$gt": ""}`) can never stand where a string belongs.
+we use are type-checked, so an object (`{"$gt": ""}`) can never stand where a
+string belongs.
+
+Unknown keys: a frame with a key its type does not define is refused, not
+applied, and answered `{"type":"error","code":"unknown_fields","fields":[...],
+"message":"register has no field authToken (did you mean token?)"}` (the
+suggestion when a defined key is close). Refused rather than applied with a
+warning, because a misspelt key would otherwise be acted on as if absent: a
+`register` with `authToken` would leave the client a guest, a `chat_message`
+with `streamID` could go to another stream. Old apps are unaffected: every key
+they send is defined, or listed in `TOLERATED` (accepted and ignored: a pin's
+`name`/`price`/`image`, a `start_stream`'s snapshot-shaped metadata). Only the
+frame's top level is checked; a key starting with `$` is refused as an
+operator (`Invalid <type>: ...`) before it could count as unknown.
 """
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal, get_args
 
 import orjson
@@ -87,7 +100,8 @@ class ChatMessage(_Frame):
     clientMsgId: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
 
 
-ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MAX_CLIENT_MSG_ID = 64
+ClientMsgId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_CLIENT_MSG_ID)]
 
 
 class ToggleLike(_Frame):
@@ -171,6 +185,26 @@ Frame = (
 FRAME_TYPES = {get_args(m.model_fields["type"].annotation)[0]: m for m in get_args(Frame)}
 _adapter: TypeAdapter[Frame] = TypeAdapter(Annotated[Frame, Field(discriminator="type")])
 
+# Keys old apps send that no field holds: accepted and ignored. A pin's product data comes
+# from the catalogue now; an old admin app's `start_stream` may carry the stream's snapshot
+# (the contract's "stream metadata", shaped like `stream_started`'s `streamData`).
+TOLERATED: dict[str, frozenset[str]] = {
+    "pin_product": frozenset({"name", "price", "image"}),
+    "start_stream": frozenset({"startTime", "viewerCount", "likes", "likedBy"}),
+}
+MAX_NAMED_FIELDS = 10  # an error names at most this many unknown keys
+MAX_NAME_CHARS = 40
+
+
+def _defined(model: type[BaseModel]) -> frozenset[str]:
+    names = set()
+    for name, field in model.model_fields.items():
+        names.add(field.alias or name)
+    return frozenset(names)
+
+
+DEFINED: dict[str, frozenset[str]] = {kind: _defined(model) for kind, model in FRAME_TYPES.items()}
+
 
 class ProtocolError(Exception):
     """A frame we cannot act on. `str(e)` is the message for the sender;
@@ -209,6 +243,8 @@ def validate_frame(data: dict[str, Any]) -> Frame:
     try:
         frame = _adapter.validate_python(data)
     except ValidationError as e:
+        # A misspelt required key fails the schema: name the misspelling, the likelier cause.
+        _refuse_unknown(kind, data)
         raise ProtocolError(f"Invalid {kind}: {_describe(e)}") from e
     # Typed fields cannot hold an object; this catches operators anywhere else
     # (ignored or free-form fields), so nothing that looks like a query gets in.
@@ -218,7 +254,30 @@ def validate_frame(data: dict[str, Any]) -> Frame:
         refused = operator_message(data)
         if refused is not None:
             raise ProtocolError(refused.replace("Invalid request", f"Invalid {kind}", 1))
+    _refuse_unknown(kind, data)
     return frame
+
+
+def unknown_fields(kind: str, data: dict[str, Any]) -> list[str]:
+    """The top-level keys of a frame of type `kind` that it neither defines nor tolerates,
+    in the frame's order; keys starting with `$` are left to the operator check."""
+    known = DEFINED[kind] | TOLERATED.get(kind, frozenset())
+    return [k for k in data if isinstance(k, str) and k not in known and not k.startswith("$")]
+
+
+def _refuse_unknown(kind: str, data: dict[str, Any]) -> None:
+    unknown = unknown_fields(kind, data)
+    if not unknown:
+        return
+    named = [k if len(k) <= MAX_NAME_CHARS else k[:MAX_NAME_CHARS] + "..." for k in unknown[:MAX_NAMED_FIELDS]]
+    lowered = {c.lower(): c for c in DEFINED[kind] - {"type"}}  # `streamID` is as close to `streamId` as can be
+    parts = []
+    for key, shown in zip(unknown, named, strict=False):
+        close = difflib.get_close_matches(key.lower(), sorted(lowered), n=1, cutoff=0.6)
+        parts.append(f"{shown} (did you mean {lowered[close[0]]}?)" if close else shown)
+    more = f" and {len(unknown) - len(named)} more" if len(unknown) > len(named) else ""
+    noun = "field" if len(unknown) == 1 else "fields"
+    raise ProtocolError(f"{kind} has no {noun} {', '.join(parts)}{more}", "unknown_fields", fields=named)
 
 
 def _flat(data: dict[str, Any]) -> bool:

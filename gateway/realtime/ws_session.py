@@ -1,14 +1,29 @@
 """The apps' WebSocket protocol, one connection at a time.
 
 `WsSession.handle_text` takes one inbound frame and does what the contract
-says (the README's "The protocol, as served", and `/asyncapi.json`). Frames from one connection are
+says (docs/protocol.md, and `/asyncapi.json`). Frames from one connection are
 handled in the order they arrive; commands for a stream are queued to its
 relay in that order and answered (errors only, for the old protocol) when the
 stream has stored them, without holding up the next frame.
 
 Stream resolution for a stream-scoped frame: its `streamId` if given (must
 be live), else the stream the connection watches, else the only live stream
-(what old apps expect), else an error that says to send `streamId`.
+(what old apps expect), else an error that says to send `streamId`. A viewer
+whose stream has ended is not moved on: its frames without `streamId` are
+refused (`stream_ended`, naming the stream) until it watches another stream,
+never routed to whichever other stream is live.
+
+Identity: a chat message from a logged-in connection carries the account's
+display name (the frame's `username` is ignored); a guest's `username` may not
+pass for staff (`core/chat_names.py`, code `name_reserved`). A `register` whose
+token fails (code `invalid_token`, or `token_expired`) changes nothing on a
+connection that is already registered or logged in: it stays who it was,
+watching what it watched, and gets no `registered`. On a new connection it is
+registered as a guest (`authenticated: false`) and told why, so an old app
+holding an expired token still works as a guest.
+
+An error that refuses a frame carrying a valid `clientMsgId` carries it too, so
+a sender waiting for that message's `ack` learns it will not come.
 
 Abuse limits, per connection (token buckets, `WS_*` settings): any frame,
 chat messages and like toggles each have a rate and a burst. A frame over its
@@ -38,6 +53,7 @@ from typing import Any
 import structlog
 
 from actors.call_policy import ActorCallError
+from core.chat_names import NameReserved, chat_name
 from core.commands import Chat, Command, Join, Leave, ToggleLike
 from core.results import Result
 from core.wire import encode
@@ -55,6 +71,7 @@ from gateway.transport.connection import Connection
 log = structlog.get_logger("gateway.ws")
 
 # Frames `handle_now` takes straight from the socket (see `dispatch_now`).
+TOKEN_EXPIRED = "Token expired"  # `InvalidToken`'s message for a token past its `exp`
 _IMMEDIATE = frozenset({"toggle_like", "chat_message", "ping"})
 SYNC_WAIT_S = 10.0  # a registration waits at most this for the gateway's first answer from the registry
 SYNC_RETRY_AFTER_S = 2
@@ -70,6 +87,9 @@ class WsSession:
         self._likes = RateBucket(st.ws_like_rate_per_second, st.ws_like_burst)
         self._told_at: dict[str, float] = {}  # limit -> when the sender was last told it is over it
         self._untimed = False  # the reader waits for the next frame without a timer
+        self._shop_name: str = st.shop_name
+        # The stream this connection last watched: once it ends, frames without `streamId` are refused.
+        self._watched: str | None = None
         if conn.raw is not None:
             conn.raw.inbound = self.handle_now
 
@@ -109,15 +129,17 @@ class WsSession:
         try:
             if not self.allow_frame():
                 return
+            data: dict[str, Any] = {}
             try:
-                frame = p.parse_frame(text)
+                data = p.decode_frame(text)
+                frame = p.validate_frame(data)
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
                 return
             try:
                 await self.dispatch(frame)
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
             except ServiceError as e:
                 self.refused(e)
             except ActorCallError as e:  # the registry or the stream's actor did not answer in time
@@ -152,7 +174,7 @@ class WsSession:
             try:
                 self.dispatch_now(p.validate_frame(data))
             except p.ProtocolError as e:
-                self.error(str(e), e.code, **e.extra)
+                self.error(str(e), e.code, **e.extra, **_answering(data))
         except Exception:  # as the reader does for a handler that fails: log, close
             log.exception("ws_handler_failed", conn=conn.id)
             conn.close()
@@ -198,6 +220,7 @@ class WsSession:
                 await self.watch_and_catch_up(self.live_stream(stream_id), frame.resume)
             case p.LeaveStream():
                 self.conn.follows_sole_stream = False
+                self._watched = None  # left on purpose: nothing to be told has ended
                 self._tell_left(self.ctx.hub.unwatch(self.conn))
             case p.StartStream():
                 await self.start_stream(frame)
@@ -240,12 +263,19 @@ class WsSession:
 
     async def register(self, frame: p.Register) -> None:
         conn, ctx = self.conn, self.ctx
-        auth_error: str | None = None
+        auth_error: tuple[str, str] | None = None
         if frame.token:
             try:
-                conn.claims = ctx.tokens.verify(frame.token)
+                claims = ctx.tokens.verify(frame.token)
             except InvalidToken as e:
-                auth_error = f"Authentication failed: {e}; continuing as a guest"
+                code = "token_expired" if str(e) == TOKEN_EXPIRED else "invalid_token"
+                if conn.session_id is not None or conn.claims is not None:
+                    who = f"as {conn.claims.name or 'your account'}" if conn.claims is not None else "as a guest"
+                    self.error(f"Authentication failed: {e}; nothing changed: still registered {who}", code)
+                    return
+                auth_error = (f"Authentication failed: {e}; registered as a guest: log in again for a new token", code)
+            else:
+                conn.claims = claims
         if conn.session_id is not None and conn.session_id != frame.sessionId:
             self._tell_left(ctx.hub.unwatch(conn))
         conn.session_id = frame.sessionId
@@ -261,7 +291,7 @@ class WsSession:
             }
         )
         if auth_error:
-            self.error(auth_error, "invalid_token")
+            self.error(*auth_error)
         if not await self._synced():
             return
         if frame.streamId is not None:
@@ -346,14 +376,20 @@ class WsSession:
         if conn.session_id is None and not conn.is_admin:
             raise p.ProtocolError("Register first: send a 'register' frame with your sessionId")
         stream_id = self.resolve_stream(frame.streamId)
-        username = frame.username if isinstance(frame.username, str) else None
-        if conn.is_admin and not username:
-            username = conn.claims.name if conn.claims else "Admin"
+        account: str | None = None
+        if conn.claims is not None:
+            account = conn.claims.name or conn.claims.email.partition("@")[0]
+        elif conn.is_admin:
+            account = "Admin"
+        try:
+            username = chat_name(account, frame.username, self._shop_name)
+        except NameReserved as e:
+            raise p.ProtocolError(str(e), e.code) from None
         # An admin's mark and a moderator's exemptions (mutes, slow mode) end with their token.
         expired = conn.claims is not None and (conn.is_admin or conn.claims.can_moderate) and conn.claims.expired()
         moderator = conn.claims is not None and conn.claims.can_moderate and not expired
         chat = Chat(
-            username=username or "",
+            username=username,
             message=frame.message,
             is_admin=conn.is_admin and not expired,
             session_id=conn.session_id,
@@ -428,6 +464,7 @@ class WsSession:
             self.error(result.error or "rejected", extra.pop("code", None) or "rejected", **extra)
 
     def watch(self, stream_id: str) -> None:
+        self._watched = stream_id
         if self.ctx.hub.watch(self.conn, stream_id):
             relay = self.ctx.directory.relay(stream_id)
             if relay is not None:
@@ -502,7 +539,15 @@ class WsSession:
         if stream_id is not None:
             return self.live_stream(stream_id)
         if self.conn.watching is not None:
+            self._watched = self.conn.watching  # it may have been moved there (an old app's sole stream)
             return self.conn.watching
+        ended = self._watched
+        if ended is not None and ended not in self.ctx.directory.live:
+            raise p.ProtocolError(
+                f"Stream {ended} has ended: join another stream (or say which with 'streamId')",
+                "stream_ended",
+                streamId=ended,
+            )
         sole = self.ctx.directory.sole_live()
         if sole is not None:
             return sole
@@ -540,3 +585,12 @@ class WsSession:
         if code is not None:
             extra["code"] = code
         self.conn.send(p.error_frame(message, **extra))
+
+
+def _answering(data: dict[str, Any]) -> dict[str, str]:
+    """`clientMsgId` for the error that refuses a frame carrying one (a chat message or a
+    like whose sender waits for an answer), when it is a valid id."""
+    client_id = data.get("clientMsgId")
+    if isinstance(client_id, str) and 0 < len(client_id) <= p.MAX_CLIENT_MSG_ID:
+        return {"clientMsgId": client_id}
+    return {}

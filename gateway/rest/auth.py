@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from core.chat_names import NameReserved, check_guest_name
 from gateway.errors import ApiError
 from gateway.rest.deps import Ctx, User
 from gateway.rest.documents import DocumentOut
@@ -68,9 +69,15 @@ def _user_out(public: dict[str, Any]) -> UserOut:
 @router.post("/register", status_code=201, response_model=AuthOut)
 async def register(body: RegisterBody, ctx: Ctx, request: Request) -> AuthOut:
     """Create a customer account and log it in. At most `SIGNUP_RATE_PER_MINUTE`
-    sign-ups a minute per client address (429 with `Retry-After` beyond)."""
+    sign-ups a minute per client address (429 with `Retry-After` beyond). The name is
+    what the account's chat carries, so it may not pass for staff: 409 `name_reserved`
+    (taken, by the staff), by the rule a guest's chat name follows (`core/chat_names.py`)."""
     enforce(ctx.signup_limit, client_ip(request), "sign-ups")
     name = body.name or body.email.split("@", 1)[0]
+    try:
+        check_guest_name(name, ctx.settings.shop_name)
+    except NameReserved as e:
+        raise ApiError(409, str(e), e.code) from None
     try:
         password_hash = await ctx.passwords.hash(body.password)
     except PoolBusy as e:

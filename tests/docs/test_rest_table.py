@@ -19,9 +19,6 @@ from tests.docs.markdown import ROOT, section, table_rows
 # Served, but not operations of the OpenAPI document: the documents and the docs page themselves.
 OUTSIDE_OPENAPI = {("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/asyncapi.json")}
 
-# Endpoints the table lists ahead of the code that serves them: `GET /users` (admins list
-# accounts, #19 item 8) comes with the first-hour work. Empty once merged.
-LISTED_AHEAD = {("GET", "/users")}
 
 _METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
@@ -68,7 +65,7 @@ def test_every_endpoint_the_gateway_serves_is_in_the_readme(app: FastAPI) -> Non
 def test_the_readme_lists_only_endpoints_the_gateway_serves(app: FastAPI) -> None:
     listed = _listed()
     assert len(listed) == len(set(listed)), "an endpoint is listed twice"
-    unknown = set(listed) - _served(app) - LISTED_AHEAD
+    unknown = set(listed) - _served(app)
     assert not unknown, f"the README lists endpoints the gateway does not serve: {sorted(unknown)}"
 
 

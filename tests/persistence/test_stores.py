@@ -231,3 +231,27 @@ class TestChat:
         assert [d["message"] for d in await chat.recent(a, 10)] == ["for a"]
         assert await chat.count(b) == 2
         assert [d["streamId"] for d in await chat.page(b)] == [b, b]
+
+
+class TestUserList:
+    async def test_paged_newest_first_and_searched_by_email_in_any_case(self, db: AsyncDatabase) -> None:
+        users = UserStore(db)
+        made = [await users.create(f"user{i}@Shop.example", f"h{i}", f"U{i}") for i in range(5)]
+        await users.create("other@elsewhere.example", "h", "O")
+        everyone = await users.list(skip=0, limit=100)
+        assert len(everyone) == 6 and await users.count() == 6
+        first, second = await users.list(skip=0, limit=3), await users.list(skip=3, limit=3)
+        assert [u.id for u in first + second] == [u.id for u in everyone]
+        assert {u.id for u in await users.list(skip=0, limit=100, email="SHOP.EX")} == {u.id for u in made}
+        assert [u.email for u in await users.list(skip=0, limit=10, email="user3@")] == ["user3@shop.example"]
+        assert await users.count("shop.example") == 5
+
+    @pytest.mark.parametrize("needle", [".*", "^", "user.@", "(", "[a-z]", "\\", "$where", "|"])
+    async def test_regex_in_the_search_is_matched_as_plain_text(self, db: AsyncDatabase, needle: str) -> None:
+        users = UserStore(db)
+        await users.create("ann@example.com", "h", "Ann")
+        await users.create("user1@example.com", "h", "U")
+        assert await users.list(skip=0, limit=10, email=needle) == []
+        assert await users.count(needle) == 0
+        weird = await users.create(f"a{needle}b@example.com", "h", "W")
+        assert [u.id for u in await users.list(skip=0, limit=10, email=needle)] == [weird.id]

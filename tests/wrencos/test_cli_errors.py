@@ -5,8 +5,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.processes import base_env
+from wrencos.preflight import DataDirLock
 
 
 def wrencos(*args: str, timeout: float = 60.0, **env: str) -> subprocess.CompletedProcess[str]:
@@ -85,3 +87,32 @@ def test_loadtest_help_shows_each_default_once() -> None:
     assert any(e.startswith("  --viewers VIEWERS") and "(default: 100)" in e for e in options)
     assert any(e.startswith("  --admin-email") and "default: $ADMIN_EMAIL" in e for e in options)
     assert "never-in-help-42" not in result.stdout  # a default read from the environment is not printed
+
+
+def test_stream_and_viewer_commands_against_nothing() -> None:
+    """Before a password is asked for: the gateway is checked first."""
+    port = closed_port()
+    url = f"http://127.0.0.1:{port}"
+    for args in (
+        ("stream", "start", "--title", "T", "--email", "a@example.com"),
+        ("stream", "stop", "0123456789abcdef01234567", "--email", "a@example.com"),
+        ("viewer", "0123456789abcdef01234567", "--say", "hello", "--seconds", "2"),
+    ):
+        result = wrencos(*args, PORT=str(port))
+        assert result.returncode == 2, (args, result.stderr)
+        assert one_line(result).startswith(f"error: no gateway answers at {url} ("), args
+        assert "Password" not in result.stderr
+
+
+def test_admin_create_while_a_run_is_starting_says_so(tmp_path: Path) -> None:
+    """The data directory's lock is held (a `wrencos run` starting) and its database not yet published."""
+    lock = DataDirLock(tmp_path)
+    lock.acquire()
+    try:
+        result = wrencos("admin", "create", "--email", "a@example.com", WRENCOS_DATA_DIR=str(tmp_path))
+    finally:
+        lock.release()
+    assert result.returncode == 2
+    assert one_line(result) == (
+        f"error: the wrencos running on {tmp_path} has not started its database yet: try again shortly"
+    )

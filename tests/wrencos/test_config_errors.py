@@ -35,22 +35,22 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({"PORT": "99999"}, "error: PORT=99999 is not valid: it should be a port number from 1 to 65535"),
-        ({"PORT": "0"}, "error: PORT=0 is not valid: it should be a port number from 1 to 65535"),
-        ({"PORT": "abc"}, "error: PORT=abc is not valid: it should be a port number from 1 to 65535"),
-        ({"JWT_TTL_SECONDS": "-5"}, "error: JWT_TTL_SECONDS=-5 is not valid: it should be greater than 0"),
-        ({"DRAIN_SECONDS": "-1"}, "error: DRAIN_SECONDS=-1 is not valid: it should be greater than or equal to 0"),
-        ({"LOG_FORMAT": "yaml"}, "error: LOG_FORMAT=yaml is not valid: it should be 'auto', 'json' or 'console'"),
-        (
-            {"ADMIN_PASSWORD": "abc"},
-            "error: ADMIN_PASSWORD=(hidden) is not valid: it should be 8 to 128 characters long "
-            "(as a customer's), got 3",
-        ),
-    ],
-)
+# Each bad value and the one line it gets (also run from a fresh clone by tests/system/test_first_hour.py).
+BAD_VALUES: list[tuple[dict[str, str], str]] = [
+    ({"PORT": "99999"}, "error: PORT=99999 is not valid: it should be a port number from 1 to 65535"),
+    ({"PORT": "0"}, "error: PORT=0 is not valid: it should be a port number from 1 to 65535"),
+    ({"PORT": "abc"}, "error: PORT=abc is not valid: it should be a port number from 1 to 65535"),
+    ({"JWT_TTL_SECONDS": "-5"}, "error: JWT_TTL_SECONDS=-5 is not valid: it should be greater than 0"),
+    ({"DRAIN_SECONDS": "-1"}, "error: DRAIN_SECONDS=-1 is not valid: it should be greater than or equal to 0"),
+    ({"LOG_FORMAT": "yaml"}, "error: LOG_FORMAT=yaml is not valid: it should be 'auto', 'json' or 'console'"),
+    (
+        {"ADMIN_PASSWORD": "abc"},
+        "error: ADMIN_PASSWORD=(hidden) is not valid: it should be 8 to 128 characters long (as a customer's), got 3",
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), BAD_VALUES)
 def test_a_bad_value_is_one_line_and_exit_code_2(tmp_path: Path, env: dict[str, str], expected: str) -> None:
     result = run(tmp_path, **env)
     assert result.returncode == 2, result.stderr

@@ -9,7 +9,6 @@ import pytest
 
 from gateway.realtime.protocol import (
     FRAME_TYPES,
-    ChatMessage,
     JoinStream,
     PinProduct,
     ProtocolError,
@@ -77,12 +76,68 @@ def test_optional_fields_default_to_none() -> None:
     assert frame.token is None and frame.streamId is None
 
 
-def test_unknown_fields_are_ignored() -> None:
-    frame = parse_frame(raw({"type": "chat_message", "message": "hi", "color": "red", "nested": {"a": 1}}))
-    assert isinstance(frame, ChatMessage)
-    assert frame.message == "hi"
-    assert not hasattr(frame, "color")
-    assert "color" not in frame.model_dump()
+def unknown(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    with pytest.raises(ProtocolError) as e:
+        parse_frame(raw(data))
+    assert e.value.code == "unknown_fields"
+    return str(e.value), e.value.extra
+
+
+def test_a_misspelt_key_is_refused_and_named_with_a_suggestion() -> None:
+    """A `register` with `authToken` must not leave the client a guest without a word."""
+    message, extra = unknown({"type": "register", "sessionId": "s", "authToken": "t"})
+    assert message == "register has no field authToken (did you mean token?)"
+    assert extra == {"fields": ["authToken"]}
+    assert error_frame(message, code="unknown_fields", **extra) == (
+        '{"type":"error","message":"register has no field authToken (did you mean token?)",'
+        '"code":"unknown_fields","fields":["authToken"]}'
+    )
+
+
+def test_a_misspelt_required_key_is_named_rather_than_reported_missing() -> None:
+    message, extra = unknown({"type": "register", "session_id": "s"})
+    assert message == "register has no field session_id (did you mean sessionId?)"
+    assert extra == {"fields": ["session_id"]}
+
+
+def test_a_key_differing_only_in_case_is_suggested() -> None:
+    message, _ = unknown({"type": "chat_message", "message": "hi", "streamID": STREAM})
+    assert message == "chat_message has no field streamID (did you mean streamId?)"
+
+
+def test_several_unknown_keys_are_all_named_in_order() -> None:
+    message, extra = unknown({"type": "chat_message", "message": "hi", "color": "red", "nested": {"a": 1}})
+    assert message == "chat_message has no fields color, nested"
+    assert extra == {"fields": ["color", "nested"]}
+
+
+def test_a_flood_of_unknown_keys_is_named_within_bounds() -> None:
+    message, extra = unknown({"type": "ping", **{f"k{i}" + "x" * 60: i for i in range(30)}})
+    assert len(extra["fields"]) == 10 and all(len(f) == 43 for f in extra["fields"])
+    assert message.endswith(" and 20 more") and len(message) < 600
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_every_defined_key_of_every_type_is_known(kind: str) -> None:
+    assert type(parse_frame(raw({"type": kind, **VALID[kind]}))) is FRAME_TYPES[kind]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        # Exactly what the contract's old apps send (and the snapshot-shaped metadata of a start).
+        {"type": "register", "sessionId": "s", "token": "t"},
+        {"type": "register_admin", "userId": "u", "token": "t"},
+        {"type": "chat_message", "message": "m", "username": "ann", "isAdmin": False, "timestamp": "2026-01-01"},
+        {"type": "toggle_like", "userId": "u", "sessionId": "s"},
+        {"type": "stop_stream", "streamId": STREAM},
+        {"type": "start_stream", "title": "t", "description": "d", "streamUrl": "u", "quality": "hd", "likes": 0},
+        {"type": "start_stream", "title": "t", "startTime": "2026-01-01", "viewerCount": 0, "likedBy": []},
+        {"type": "ping"},
+    ],
+)
+def test_what_old_apps_send_is_never_unknown(frame: dict[str, Any]) -> None:
+    assert parse_frame(raw(frame)).type == frame["type"]
 
 
 @pytest.mark.parametrize(
@@ -279,15 +334,18 @@ _keys = st.sampled_from(
 
 
 def _reference(data: dict[str, Any]) -> Any:
-    """What `validate_frame` did before the shortcut: validate, then always scan."""
+    """What `validate_frame` does without the shortcut: validate, then always scan
+    (unknown keys are refused after a failed validation and after the scan, as there)."""
     kind = data["type"]
     try:
         frame = protocol_module._adapter.validate_python(data)
     except protocol_module.ValidationError as e:
+        protocol_module._refuse_unknown(kind, data)
         raise ProtocolError(f"Invalid {kind}: {protocol_module._describe(e)}") from e
     refused = operator_message(data)
     if refused is not None:
         raise ProtocolError(refused.replace("Invalid request", f"Invalid {kind}", 1))
+    protocol_module._refuse_unknown(kind, data)
     return frame
 
 

@@ -16,6 +16,7 @@ from actors.call_policy import ActorUnavailable
 from core.commands import Chat, Command, ToggleLike
 from core.results import Result
 from gateway.realtime.ws_session import WsSession
+from gateway.security.credentials import Claims
 from gateway.services.errors import CONFLICT, INVALID, NOT_FOUND, ServiceError
 from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
@@ -63,6 +64,7 @@ def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSessi
         ws_chat_burst=10,
         ws_like_rate_per_second=like_rate,
         ws_like_burst=int(like_rate * 2),
+        shop_name="Wren Shop",
     )
     ctx = SimpleNamespace(settings=settings, directory=FakeDirectory(relay), hub=SimpleNamespace())
     return WsSession(conn, ctx), raw, relay  # type: ignore[arg-type]  # a stand-in context: what the session reads
@@ -257,3 +259,82 @@ async def test_a_registration_waits_for_the_registry_only_so_long(monkeypatch: p
     synced.set()
     assert await s._synced() is True
     assert len(sent(raw)) == 1
+
+
+async def test_a_logged_in_viewer_chats_under_the_accounts_name_whatever_the_frame_says() -> None:
+    s, _, relay = session()
+    await watching(s)
+    s.conn.claims = Claims(user_id="u" * 24, role="customer", email="ann@example.com", name="Ann Lee")
+    await s.handle_text(text(type="chat_message", message="hi", username="Admin"))
+    await s.handle_text(text(type="chat_message", message="again"))
+    assert [(c.username, c.user_id) for c in relay.commands if isinstance(c, Chat)] == [
+        ("Ann Lee", "u" * 24),
+        ("Ann Lee", "u" * 24),
+    ]
+
+
+@pytest.mark.parametrize("name", ["Admin", "S u p p o r t", "m0derator", "wren shop"])
+async def test_a_guest_cannot_take_a_staff_name(name: str) -> None:
+    s, raw, relay = session()
+    await watching(s)
+    raw.transport.written.clear()
+    assert s.handle_now(text(type="chat_message", message="hi", username=name))
+    await s.handle_text(text(type="chat_message", message="hi", username=name))
+    assert [(m["type"], m["code"]) for m in sent(raw)] == [("error", "name_reserved")] * 2
+    assert relay.commands == []
+    await s.handle_text(text(type="chat_message", message="hi", username="Bob"))
+    assert [c.username for c in relay.commands if isinstance(c, Chat)] == ["Bob"]
+
+
+class WatchOnlyHub:
+    def watch(self, conn: Connection, stream_id: str) -> bool:
+        conn.watching = stream_id
+        return False
+
+    def unwatch(self, conn: Connection) -> None:
+        conn.watching = None
+
+
+async def test_a_viewer_whose_stream_ended_is_never_routed_to_another_stream() -> None:
+    other = "fedcba9876543210fedcba98"
+    s, raw, relay = session()
+    s.ctx.hub = WatchOnlyHub()  # type: ignore[assignment]  # a stand-in hub: who watches what, nothing else
+    s.conn.session_id = "sess-1"
+    s.watch(STREAM)
+    # The stream ends (the directory unwatches its viewers); another one is the only one live.
+    s.conn.watching = None
+    s.ctx.directory.live = {other: {}}
+    s.ctx.directory.sole_live = lambda: other  # type: ignore[method-assign]  # the stand-in's only live stream
+    raw.transport.written.clear()
+    for frame in (text(type="chat_message", message="hi"), text(type="toggle_like", clientMsgId="t1")):
+        await s.handle_text(frame)
+    assert [(m["code"], m["streamId"]) for m in sent(raw)] == [("stream_ended", STREAM)] * 2
+    assert relay.commands == [] and relay.taps == []
+    # Saying which stream still works, and after leaving on purpose the sole stream is used again.
+    await s.handle_text(text(type="chat_message", message="there", streamId=other))
+    await s.handle_text(text(type="leave_stream"))
+    await s.handle_text(text(type="chat_message", message="sole"))
+    assert [c.message for c in relay.commands if isinstance(c, Chat)] == ["there", "sole"]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        text(type="chat_message", message="hi", username="Admin", clientMsgId="c9"),
+        text(type="chat_message", message="hi", colour="red", clientMsgId="c9"),
+        text(type="toggle_like", streamId="ffffffffffffffffffffffff", clientMsgId="c9"),
+    ],
+)
+async def test_a_refused_frame_with_a_client_id_is_answered_with_it(frame: str) -> None:
+    """Its sender waits for an `ack`: the refusal says which message will not get one."""
+    for through_reader in (False, True):
+        s, raw, relay = session()
+        await watching(s)
+        raw.transport.written.clear()
+        if through_reader:
+            await s.handle_text(frame)
+        else:
+            assert s.handle_now(frame)
+        [answer] = sent(raw)
+        assert answer["type"] == "error" and answer["clientMsgId"] == "c9", answer
+        assert relay.commands == []
