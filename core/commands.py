@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias, get_args
 
+from core.money import DEFAULT_CURRENCY
+
 
 @dataclass(frozen=True)
 class Join:
@@ -76,13 +78,17 @@ class ToggleLike:
 
 @dataclass(frozen=True)
 class PinProduct:
-    """Pin a product over the video (admin). `display_order` None appends it."""
+    """Pin a product over the video (admin). `display_order` None appends it.
+    `price` is in `currency` (the product's). A journal entry written before
+    pins carried a currency decodes with the default: the shop's default
+    currency (`core.money.DEFAULT_CURRENCY`), the only one prices had then."""
 
     product_id: str
     name: str
     price: Any
     image: str | None = None
     display_order: int | None = None
+    currency: str = DEFAULT_CURRENCY
 
 
 @dataclass(frozen=True)

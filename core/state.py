@@ -35,6 +35,7 @@ from typing import Any
 from core import stored as codec
 from core.events import ChatRecord, Event
 from core.limits import DELETED_SEQS_KEPT
+from core.money import DEFAULT_CURRENCY
 from core.results import Result
 from core.stored import stored
 from core.stream_view import StreamView
@@ -90,6 +91,19 @@ def pin_order(product: dict[str, Any]) -> tuple[Any, str]:
     return (product["displayOrder"], product["productId"])
 
 
+PINS_DUMP, _records_load = codec.records("productId", pin_order)
+
+
+def pins_load(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Pinned products from a checkpoint. One stored before pins carried a
+    currency gets the shop's default currency (`DEFAULT_CURRENCY`), the only
+    one prices had then: read here, where old checkpoints come in."""
+    pinned: dict[str, dict[str, Any]] = _records_load(rows)
+    for record in pinned.values():
+        record.setdefault("currency", DEFAULT_CURRENCY)
+    return pinned
+
+
 def sale_order(sale: dict[str, Any]) -> tuple[str, str]:
     return (sale["endsAt"], sale["saleId"])
 
@@ -137,9 +151,7 @@ class StreamState:
     deleted_seqs: deque[int] = field(default_factory=deque, metadata=stored("moderation.deletedSeqs", *codec.INT_DEQUE))
     # Pinned products by id, and running flash sales by id (with those whose
     # change is not shown yet).
-    pinned: dict[str, dict[str, Any]] = field(
-        default_factory=dict, metadata=stored("pinned", *codec.records("productId", pin_order))
-    )
+    pinned: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=stored("pinned", PINS_DUMP, pins_load))
     flash_sales: dict[str, dict[str, Any]] = field(
         default_factory=dict, metadata=stored("flashSales", *codec.records("saleId", sale_order))
     )

@@ -43,7 +43,8 @@ def decode(text: str | bytes) -> Any:
 
 def pinned_product(pinned: dict[str, Any]) -> dict[str, Any]:
     """A pinned product as it is shown: `_id` (its product's id, as `productId`),
-    `price` as an exact JSON number and `priceMinor` beside it. A stream keeps
+    `price` as an exact JSON number and `priceMinor` beside it (both in the
+    record's `currency`, which the pin rule stores). A stream keeps
     the price it was pinned with as the decimal string the catalogue wrote
     (`format_minor`: exactly the currency's decimals), so its minor units are
     that string's digits. Idempotent; a price in no such form is left as it is."""

@@ -40,6 +40,7 @@ from gateway.rest import (
     analytics as rest_analytics,
     auth as rest_auth,
     flash_sales as rest_flash_sales,
+    links as rest_links,
     livestreams as rest_livestreams,
     moderation as rest_moderation,
     orders as rest_orders,
@@ -429,6 +430,9 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
     # showed up in profiles of connection storms, and these routes need none.
     app.router.routes.append(WebSocketRoute("/", websocket_endpoint))
     app.router.routes.append(WebSocketRoute("/ws", websocket_endpoint))
+    # The document FastAPI builds (and caches, so /openapi.json serves this one), with the links
+    # from created resources to what takes their ids (create -> read -> update -> delete, order -> pay).
+    rest_links.add_links(app.openapi())
     return app
 
 

@@ -63,6 +63,15 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut, "description": CODES[status].replace("_", " ")}
     for status in (400, 401, 403, 404, 405, 409, 422, 429, 503)
 }
+# Every 429 says when to come back (rate limits, the password pool): documented, so a client and
+# Schemathesis' header check can rely on it.
+ERROR_RESPONSES[429]["headers"] = {
+    "Retry-After": {
+        "description": "whole seconds to wait before trying again",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[1-9][0-9]*$"},
+    }
+}
 
 
 class ApiError(Exception):

@@ -29,6 +29,7 @@ def pin(state: StreamState, p: PinProduct) -> Result:
         "productId": p.product_id,
         "name": p.name,
         "price": p.price,
+        "currency": p.currency,
         "image": p.image,
         "displayOrder": order,
     }

@@ -57,15 +57,14 @@ class ChatEntry(_Out):
 
 
 class PinnedProduct(_Out):
-    """A pinned product: name, image and price from the catalogue when it was pinned."""
+    """A pinned product: name, image and price (in its currency) from the catalogue when it was pinned."""
 
     productId: str
     id_: Annotated[DocumentId, Field(description="equals `productId`")]
     name: str
-    price: Annotated[
-        float, Field(description="a JSON number whose text is the exact amount in the shop currency, e.g. 49.99")
-    ]
+    price: Annotated[float, Field(description="a JSON number whose text is the exact amount in `currency`, e.g. 49.99")]
     priceMinor: Annotated[int, Field(description="the exact amount in the currency's minor units, e.g. 4999")]
+    currency: Annotated[str, Field(description="the ISO 4217 code `price` is in (the product's), e.g. USD")]
     image: str | None
     displayOrder: int
 

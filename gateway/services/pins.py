@@ -68,6 +68,7 @@ class PinService:
                 product_id=pinned.product_id,
                 name=pinned.name,
                 price=pinned.price,
+                currency=pinned.currency,
                 image=pinned.image,
                 display_order=display_order,
             )

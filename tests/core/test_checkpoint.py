@@ -17,6 +17,7 @@ from core.checkpoint import from_checkpoint, stored_fields, to_checkpoint
 from core.commands import Chat, Join, PinProduct, ToggleLike
 from core.commit import CommitInput, apply_batch, apply_commit, take_events
 from core.events import ChatRecord
+from core.money import DEFAULT_CURRENCY
 from core.state import StreamState
 from core.stored import STORED
 from core.wire import stream_document
@@ -98,11 +99,21 @@ def test_a_document_written_by_the_previous_codec_loads_unchanged() -> None:
     pending counters, likes and a sale update, moderation and client ids)."""
     old = json.loads(OLD_FORMAT.read_text())
     back = from_checkpoint(old["checkpoint"], [ChatRecord.from_doc(d) for d in old["recentChat"]])
-    assert through_json(to_checkpoint(back)) == old["checkpoint"]
-    # What the stream shows is the old snapshot in the shapes of issue 15 (`_id`, pinned prices as numbers).
-    shown = {**old["snapshot"], "streamData": stream_document(old["snapshot"]["streamData"])}
+    # Unchanged but for the pins' currency, which that version did not store: the shop default is read in.
+    assert [p.get("currency") for p in old["checkpoint"]["pinned"]] == [None]
+    with_currency = [{**p, "currency": DEFAULT_CURRENCY} for p in old["checkpoint"]["pinned"]]
+    assert through_json(to_checkpoint(back)) == {**old["checkpoint"], "pinned": with_currency}
+    # What the stream shows is the old snapshot in the shapes of issue 15 (`_id`, pinned prices as numbers,
+    # with their currency).
+    data = old["snapshot"]["streamData"]
+    pinned = [{**p, "currency": DEFAULT_CURRENCY} for p in data["pinnedProducts"]]
+    shown = {**old["snapshot"], "streamData": stream_document({**data, "pinnedProducts": pinned})}
     assert through_json(back.snapshot()) == shown
-    assert through_json(back.stats()) == old["stats"]
+    stats = {
+        **old["stats"],
+        "pinnedProducts": [{**p, "currency": DEFAULT_CURRENCY} for p in old["stats"]["pinnedProducts"]],
+    }
+    assert through_json(back.stats()) == stats
     assert (back.counters_dirty, list(back.liked_added), list(back.liked_removed)) == (True, ["u4"], ["u1"])
     [update, sale] = take_events(back, clock=101.0)  # the pending updates go out as they would have
     assert (update.type, update.body["likedByAdded"], update.body["likedByRemoved"]) == (

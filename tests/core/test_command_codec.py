@@ -37,6 +37,7 @@ from core.commands import (
     UnpinProduct,
 )
 from core.commit import CommitInput, apply_commit
+from core.money import DEFAULT_CURRENCY
 from core.state import StreamMeta, StreamState
 from core.wire import encode_event
 
@@ -61,6 +62,7 @@ ALL_COMMANDS = [
     ToggleLike("x"),
     ToggleLike("x", None, ("y", "x", "z")),
     PinProduct("p1", "Shoe", "9.99", "img", 2),
+    PinProduct("p2", "Cup", "500", None, None, "JPY"),
     UnpinProduct("p1"),
     StartFlashSale(dict(SALE)),
     FlashSaleChanged({**SALE, "remaining": 2, "version": 2}),
@@ -187,3 +189,40 @@ def test_replay_from_a_later_checkpoint_matches_too() -> None:
         assert [[e.seq, encode_event("s1", replayed.epoch, e)] for e in events] == entry["events"]
     assert to_checkpoint(replayed) == to_checkpoint(state)
     assert entries
+
+
+def test_a_pin_journaled_before_pins_carried_a_currency_replays_with_the_shop_default() -> None:
+    """A journal entry as the version before #15's pinned currency wrote it (its PinProduct has
+    no `currency`): it still decodes and replays, and what viewers are shown of the pin carries
+    the shop default currency beside its price."""
+    old_entry = {
+        "epoch": "e1",
+        "at": "2026-11-25T12:00:00.987Z",
+        "clock": T0.timestamp(),
+        "expired": [],
+        "batches": [
+            {
+                "gateway": "gw1",
+                "batchId": "b1",
+                "commands": [
+                    {
+                        "kind": "PinProduct",
+                        "product_id": "p1",
+                        "name": "Shoe",
+                        "price": "9.99",
+                        "image": "img",
+                        "display_order": None,
+                    }
+                ],
+            }
+        ],
+        "events": [],
+    }
+    state = StreamState(meta=StreamMeta(stream_id="s1", title="t"), update_interval=0.25)
+    _, events = apply_commit(state, commit_from_entry(old_entry))
+    [pinned] = [e for e in events if e.type == "pinned_products_updated"]
+    [shown] = orjson.loads(encode_event("s1", state.epoch, pinned))["pinnedProducts"]
+    assert (shown["price"], shown["priceMinor"], shown["currency"]) == (9.99, 999, DEFAULT_CURRENCY)
+    assert state.snapshot()["streamData"]["pinnedProducts"][0]["currency"] == DEFAULT_CURRENCY
+    # And a checkpoint taken now keeps it, so it is read back the same.
+    assert from_checkpoint(to_checkpoint(state), []).pinned["p1"]["currency"] == DEFAULT_CURRENCY

@@ -150,9 +150,10 @@ async def test_the_old_admin_and_customer_apps_work_unchanged(gateway_url: str, 
             [shown] = pinned["pinnedProducts"]
             assert '"price":49.99,' in text and "49.990000" not in text
             assert same_id(shown, "productId") == pid
-            assert (to_fixed(shown["price"]), shown["priceMinor"], shown["image"]) == (
+            assert (to_fixed(shown["price"]), shown["priceMinor"], shown["currency"], shown["image"]) == (
                 "49.99",
                 4999,
+                "USD",
                 "https://cdn.example.com/lamp2.jpg",
             )
             await app.send({"type": "chat_message", "message": "how much?", "username": "old", "timestamp": NOW})

@@ -162,6 +162,7 @@ async def test_pins_and_moderation_are_one_rule_over_rest_and_the_websocket(gate
                     "name": "Lamp",
                     "price": 12.3,
                     "priceMinor": 1230,
+                    "currency": lamp["currency"],
                     "image": "https://cdn.example.com/p.jpg",
                     "displayOrder": 1,
                 }

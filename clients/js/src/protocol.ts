@@ -175,13 +175,14 @@ export interface Ping {
   type: "ping";
 }
 
-/** A pinned product: name, image and price from the catalogue when it was pinned. */
+/** A pinned product: name, image and price (in its currency) from the catalogue when it was pinned. */
 export interface PinnedProduct {
   productId: string;
   _id: string;
   name: string;
   price: number;
   priceMinor: number;
+  currency: string;
   image: string | null;
   displayOrder: number;
 }

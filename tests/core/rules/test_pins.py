@@ -41,7 +41,7 @@ class TestPinAnswers:
 
     def test_a_pin_answers_its_event_and_sends_every_field(self) -> None:
         s = new_state()
-        [r] = apply(s, PinProduct("p1", "Shoe", "19.99", image="https://img/shoe.png"))
+        [r] = apply(s, PinProduct("p1", "Shoe", "19.99", image="https://img/shoe.png", currency="EUR"))
         [event] = take_events(s, 0.0)
         assert r == Result(ok=True, seq=event.seq)
         assert (event.type, event.body) == (
@@ -52,6 +52,7 @@ class TestPinAnswers:
                         "productId": "p1",
                         "name": "Shoe",
                         "price": "19.99",
+                        "currency": "EUR",
                         "image": "https://img/shoe.png",
                         "displayOrder": 1,
                     }

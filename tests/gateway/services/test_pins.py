@@ -37,6 +37,7 @@ async def test_a_pin_takes_name_image_and_exact_price_from_the_catalogue(live: L
             price="12.30",
             image="https://cdn.example.com/lamp.jpg",
             display_order=3,
+            currency="EUR",
         )
     ]
     assert live.actors[stream].state.pinned_list() == [
@@ -44,6 +45,7 @@ async def test_a_pin_takes_name_image_and_exact_price_from_the_catalogue(live: L
             "productId": lamp["_id"],
             "name": "Lamp",
             "price": "12.30",
+            "currency": "EUR",
             "image": "https://cdn.example.com/lamp.jpg",
             "displayOrder": 3,
         }
