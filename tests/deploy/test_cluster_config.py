@@ -78,3 +78,33 @@ def test_every_ray_and_gateway_start_carries_the_ray_environment(path: Path) -> 
     for line in starts:
         for name, value in RAY_ENV.items():
             assert f"{name}={value}" in line, f"{path.name}: {line.strip()!r} lacks {name}={value}"
+
+
+AUTOSCALE_LOCAL = ROOT / "deploy" / "autoscale_local.yaml"
+
+
+def test_the_one_host_autoscaling_config_is_valid_for_the_autoscaler() -> None:
+    """Checked as the autoscaler on the head reads it (`ray up`'s filling-in of provider defaults
+    needs a file the Ray wheel does not ship for the fake provider, and `ray up` is not used)."""
+    config = yaml.safe_load(AUTOSCALE_LOCAL.read_text())
+    schema = json.loads((Path(os.path.dirname(ray.__file__)) / "autoscaler" / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    validate_config(config)
+    assert config["provider"]["type"] == "fake_multinode"
+
+
+def test_the_one_host_autoscaling_config_has_the_node_types_and_resources_of_ray_cluster_yaml() -> None:
+    """The same worker node types, each offering the same resources (amounts aside: a few streams
+    fill a node on one host), and a head offering what the real head offers."""
+    real = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    local = yaml.safe_load(AUTOSCALE_LOCAL.read_text())
+    real_types, local_types = real["available_node_types"], local["available_node_types"]
+    real_workers = {k: v for k, v in real_types.items() if k != real["head_node_type"]}
+    local_workers = {k: v for k, v in local_types.items() if k != local["head_node_type"]}
+    assert set(local_workers) == set(real_workers)
+    for kind, spec in real_workers.items():
+        assert set(local_workers[kind]["resources"]) == set(spec["resources"]), kind
+        assert all(v > 0 for v in local_workers[kind]["resources"].values()), kind
+    real_head = set(real_types[real["head_node_type"]]["resources"])
+    assert set(local_types[local["head_node_type"]]["resources"]) == real_head
+    assert local_types[local["head_node_type"]]["max_workers"] == 0
