@@ -108,3 +108,13 @@ def test_the_one_host_autoscaling_config_has_the_node_types_and_resources_of_ray
     real_head = set(real_types[real["head_node_type"]]["resources"])
     assert set(local_types[local["head_node_type"]]["resources"]) == real_head
     assert local_types[local["head_node_type"]]["max_workers"] == 0
+
+
+def test_every_node_of_the_cloud_cluster_loads_the_gcs_fault_tolerance_settings() -> None:
+    """The head needs the Redis address; every node the GCS reconnect time-out."""
+    config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all(c.startswith("set -a && . /home/ubuntu/ray-ft.env && set +a && ") for c in starts)
+    assert config["file_mounts"]["/home/ubuntu/ray-ft.env"] == "./deploy/ray-ft.env"
+    settings = [line for line in (ROOT / "deploy" / "ray-ft.env").read_text().splitlines() if not line.startswith("#")]
+    assert all(re.fullmatch(r"RAY_\w+=\S+", line) for line in settings if line.strip()), settings
