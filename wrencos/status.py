@@ -30,6 +30,7 @@ PLACEMENT_RESOURCES = (placement.REGISTRY_RESOURCE, placement.GATEWAY_RESOURCE, 
 # Where the head records the GCS's storage ("memory", "redis" or "rocksdb") when it starts: one of
 # Ray's usage tags, written to the GCS's key-value store whether usage stats are sent or not.
 GCS_STORAGE_KEY = f"{EXTRA_USAGE_TAG_PREFIX}gcs_storage".encode()
+READONLY_NODE_TYPE_PREFIX = "node_"
 
 
 def cluster_status(timeout: float = 10.0) -> dict[str, Any]:
@@ -68,7 +69,9 @@ def autoscaler_status() -> dict[str, Any] | None:
         return None
     status = json.loads(raw)
     report = status.get("autoscaler_report")
-    if report is None:
+    # A head started without `--autoscaling-config` runs the monitor over a read-only provider that
+    # names each node's type after the node (`node_<id>`): nothing is ever launched.
+    if report is None or all(kind.startswith(READONLY_NODE_TYPE_PREFIX) for kind in report.get("active_nodes") or {}):
         return None
     return {
         "reportedSecondsAgo": round(max(0.0, time.time() - float(status.get("time", time.time()))), 1),

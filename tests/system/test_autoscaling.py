@@ -50,16 +50,20 @@ class Autoscaling:
     stream_ids: list[str] = field(default_factory=list)
 
     def status(self) -> dict[str, Any]:
-        """`wrencos status --json`: what an operator sees."""
+        """`wrencos status --json`: what an operator's tools see."""
+        return dict(json.loads(self.status_text("--json").strip().splitlines()[-1]))
+
+    def status_text(self, *flags: str) -> str:
+        """What `wrencos status` prints."""
         r = subprocess.run(
-            [sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, "--json"],
+            [sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, *flags],
             env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE},
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert r.returncode == 0, r.stderr
-        return dict(json.loads(r.stdout.strip().splitlines()[-1]))
+        return r.stdout
 
     def alive_stream_nodes(self) -> int:
         return int(self.ray.driver("print(sum(1 for n in ray.nodes() if n['Alive'] and 'stream' in n['Resources']))"))
@@ -162,6 +166,9 @@ def test_more_go_lives_than_stream_capacity_add_stream_nodes_and_every_stream_go
     after = autoscaling.status()
     assert after["autoscaler"]["active"].get("stream") == 3, after["autoscaler"]
     assert after["autoscaler"]["launching"] == {} and after["autoscaler"]["pending"] == []
+    text = autoscaling.status_text()
+    assert "  active     ray.head.default=1, stream=3\n" in text and "  launching  -\n" in text, text
+    assert "GCS fault tolerance: off (memory)" in text
 
 
 def test_when_the_streams_end_idle_stream_nodes_are_removed_after_the_idle_time(autoscaling: Autoscaling) -> None:
