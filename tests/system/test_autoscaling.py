@@ -104,11 +104,13 @@ def autoscaling(embedded_db: DatabaseServer) -> Iterator[Autoscaling]:
         yield Autoscaling(ray, embedded_db.uri)
     finally:
         ray.shutdown()
-        for pid in own_processes(ray):  # none is expected; whatever is left must not outlive the test
+        left = [(pid, program(pid)) for pid in own_processes(ray)]
+        for pid, _ in left:  # whatever is left must not outlive the test
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+    assert not left, f"processes of the cluster outlived it (the launched nodes' included): {left}"
 
 
 def test_more_go_lives_than_stream_capacity_add_stream_nodes_and_every_stream_goes_live(
