@@ -111,10 +111,20 @@ def test_the_one_host_autoscaling_config_has_the_node_types_and_resources_of_ray
 
 
 def test_every_node_of_the_cloud_cluster_loads_the_gcs_fault_tolerance_settings() -> None:
-    """The head needs the Redis address; every node the GCS reconnect time-out."""
+    """The head needs the Redis address; every node and gateway the GCS reconnect time-out (cloud and
+    on-premises files alike)."""
     config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
     starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
     assert len(starts) == 2 and all(c.startswith("set -a && . /home/ubuntu/ray-ft.env && set +a && ") for c in starts)
     assert config["file_mounts"]["/home/ubuntu/ray-ft.env"] == "./deploy/ray-ft.env"
+    assert "EnvironmentFile=/home/ubuntu/ray-ft.env" in " ".join(
+        config["available_node_types"]["gateway"]["worker_setup_commands"]
+    )
+    onprem = yaml.safe_load((ROOT / "deploy" / "ray_cluster.onprem.yaml").read_text())
+    assert onprem["head_start_ray_commands"][-1].startswith("set -a && . ~/wrencos/deploy/ray-ft.env && set +a && ")
+    start = (ROOT / "deploy" / "node-start.sh").read_text()
+    assert (
+        start.index('. "$here/ray-ft.env"') < start.index('ray" start') and "EnvironmentFile=$here/ray-ft.env" in start
+    )
     settings = [line for line in (ROOT / "deploy" / "ray-ft.env").read_text().splitlines() if not line.startswith("#")]
     assert all(re.fullmatch(r"RAY_\w+=\S+", line) for line in settings if line.strip()), settings
