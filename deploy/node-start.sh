@@ -13,6 +13,7 @@ case "$role" in
   *) echo "error: $ip has no role in $here/onprem-roles.txt: add '$ip gateway' or '$ip stream'" >&2; exit 1 ;;
 esac
 "$venv/bin/ray" stop || true
+set -a; . "$here/ray-ft.env"; set +a  # GCS fault tolerance and health-check settings (README "When the head dies")
 RAY_AUTH_MODE=token RAY_task_events_report_interval_ms=0 "$venv/bin/ray" start --address="$head_ip:6379" --resources="$resources"
 if [ "$role" = gateway ]; then
   sudo tee /etc/systemd/system/wrencos-gateway.service >/dev/null <<UNIT
@@ -21,6 +22,7 @@ Description=WrenCOS gateway
 After=network-online.target
 [Service]
 EnvironmentFile=$HOME/wrencos.env
+EnvironmentFile=$here/ray-ft.env
 Environment=RAY_AUTH_MODE=token RAY_task_events_report_interval_ms=0
 ExecStart=$venv/bin/wrencos gateway --address $head_ip:6379 --port 3000
 # SIGTERM drains (DRAIN_NOTICE_SECONDS + DRAIN_SECONDS) before the gateway exits.

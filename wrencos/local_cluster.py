@@ -85,13 +85,20 @@ class LocalCluster:
             stderr=subprocess.DEVNULL,
         )
 
-    def start_head(self, resources: dict[str, float], num_cpus: int = 1) -> RayNode:
-        return self._start("head", resources, num_cpus, head=True)
+    def start_head(
+        self, resources: dict[str, float], num_cpus: int = 1, extra_args: tuple[str, ...] = (), name: str = "head"
+    ) -> RayNode:
+        """The head, at the cluster's address; `extra_args` go to its `ray start` (an
+        `--autoscaling-config=FILE`, say). A second head under another `name` replaces one that
+        died (with GCS fault tolerance, it takes the cluster over)."""
+        return self._start(name, resources, num_cpus, head=True, extra_args=extra_args)
 
     def add_node(self, name: str, resources: dict[str, float], num_cpus: int = 1) -> RayNode:
         return self._start(name, resources, num_cpus, head=False)
 
-    def _start(self, name: str, resources: dict[str, float], num_cpus: int, head: bool) -> RayNode:
+    def _start(
+        self, name: str, resources: dict[str, float], num_cpus: int, head: bool, extra_args: tuple[str, ...] = ()
+    ) -> RayNode:
         temp_dir = self.root / name
         temp_dir.mkdir()
         args = [
@@ -108,6 +115,7 @@ class LocalCluster:
             args += ["--head", f"--port={self.port}", "--include-dashboard=false"]
         else:
             args += [f"--address={self.address}"]
+        args += extra_args
         log_path = self.root / f"{name}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(

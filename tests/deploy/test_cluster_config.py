@@ -78,3 +78,53 @@ def test_every_ray_and_gateway_start_carries_the_ray_environment(path: Path) -> 
     for line in starts:
         for name, value in RAY_ENV.items():
             assert f"{name}={value}" in line, f"{path.name}: {line.strip()!r} lacks {name}={value}"
+
+
+AUTOSCALE_LOCAL = ROOT / "deploy" / "autoscale_local.yaml"
+
+
+def test_the_one_host_autoscaling_config_is_valid_for_the_autoscaler() -> None:
+    """Checked as the autoscaler on the head reads it (`ray up`'s filling-in of provider defaults
+    needs a file the Ray wheel does not ship for the fake provider, and `ray up` is not used)."""
+    config = yaml.safe_load(AUTOSCALE_LOCAL.read_text())
+    schema = json.loads((Path(os.path.dirname(ray.__file__)) / "autoscaler" / "ray-schema.json").read_text())
+    jsonschema.validate(config, schema)
+    validate_config(config)
+    assert config["provider"]["type"] == "fake_multinode"
+
+
+def test_the_one_host_autoscaling_config_has_the_node_types_and_resources_of_ray_cluster_yaml() -> None:
+    """The same worker node types, each offering the same resources (amounts aside: a few streams
+    fill a node on one host), and a head offering what the real head offers."""
+    real = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    local = yaml.safe_load(AUTOSCALE_LOCAL.read_text())
+    real_types, local_types = real["available_node_types"], local["available_node_types"]
+    real_workers = {k: v for k, v in real_types.items() if k != real["head_node_type"]}
+    local_workers = {k: v for k, v in local_types.items() if k != local["head_node_type"]}
+    assert set(local_workers) == set(real_workers)
+    for kind, spec in real_workers.items():
+        assert set(local_workers[kind]["resources"]) == set(spec["resources"]), kind
+        assert all(v > 0 for v in local_workers[kind]["resources"].values()), kind
+    real_head = set(real_types[real["head_node_type"]]["resources"])
+    assert set(local_types[local["head_node_type"]]["resources"]) == real_head
+    assert local_types[local["head_node_type"]]["max_workers"] == 0
+
+
+def test_every_node_of_the_cloud_cluster_loads_the_gcs_fault_tolerance_settings() -> None:
+    """The head needs the Redis address; every node and gateway the GCS reconnect time-out (cloud and
+    on-premises files alike)."""
+    config = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    starts = [c for c in config["head_start_ray_commands"] + config["worker_start_ray_commands"] if "ray start" in c]
+    assert len(starts) == 2 and all(c.startswith("set -a && . /home/ubuntu/ray-ft.env && set +a && ") for c in starts)
+    assert config["file_mounts"]["/home/ubuntu/ray-ft.env"] == "./deploy/ray-ft.env"
+    assert "EnvironmentFile=/home/ubuntu/ray-ft.env" in " ".join(
+        config["available_node_types"]["gateway"]["worker_setup_commands"]
+    )
+    onprem = yaml.safe_load((ROOT / "deploy" / "ray_cluster.onprem.yaml").read_text())
+    assert onprem["head_start_ray_commands"][-1].startswith("set -a && . ~/wrencos/deploy/ray-ft.env && set +a && ")
+    start = (ROOT / "deploy" / "node-start.sh").read_text()
+    assert (
+        start.index('. "$here/ray-ft.env"') < start.index('ray" start') and "EnvironmentFile=$here/ray-ft.env" in start
+    )
+    settings = [line for line in (ROOT / "deploy" / "ray-ft.env").read_text().splitlines() if not line.startswith("#")]
+    assert all(re.fullmatch(r"RAY_\w+=\S+", line) for line in settings if line.strip()), settings
