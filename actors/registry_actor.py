@@ -16,8 +16,9 @@ stopping an ended one says so; starting a stream that is going live already
 joins that go-live.
 
 Going live is bounded: a go-live that cannot bring its actor up within
-`go_live_timeout` (no node has a free `stream` unit, so the actor's creation
-waits) is undone: the actor it was bringing up is ended, the stream is
+`go_live_timeout` while no node has a free `stream` unit (so the actor's
+creation waits) is undone (with units free, the process is only slow to start
+on a busy node: it waits up to `SLOW_START_ROUNDS` more timeouts): the actor it was bringing up is ended, the stream is
 scheduled again, and the answer says there is no stream capacity (code
 `no_capacity`). A caller that cannot wait that long (REST, under its request
 deadline) passes `wait_s` and gets `pending` meanwhile; the go-live goes on.
@@ -38,6 +39,8 @@ Stream actors are created through `stream_lifecycle` and called through
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import secrets
 import time
@@ -60,12 +63,13 @@ from core.spare_plan import SparePlan
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
-from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
+from persistence.streams import ENDED, LIVE, StreamStore, is_stream_id
 from runtime.clock import now, now_iso
 from runtime.logs import configure
 
 log = structlog.get_logger("actors.registry")
 
+SLOW_START_ROUNDS = 2  # a go-live waiting with `stream` units free (processes starting slowly) waits 3 timeouts at most
 SCAN_S = 30.0  # scheduled streams are looked for at least this often (a change made behind the registry's back)
 NO_CAPACITY = (
     "no node of the cluster has free `stream` capacity: the stream could not go live within {timeout:g} s and "
@@ -115,9 +119,10 @@ class SparePool:
             return None
         return self.spares.pop()
 
-    async def take(self) -> Any:
+    async def take(self, wait_s: float | None = None) -> Any:
         """A spare for a stream going live; None when the pool is off (maximum
-        0) or no spare came within `WAIT_S`."""
+        0) or no spare came within `wait_s` (`WAIT_S` if None)."""
+        wait_s = self.WAIT_S if wait_s is None else wait_s
         if self.plan.maximum == 0:
             return None
         self.plan.went_live(time.monotonic())
@@ -129,12 +134,12 @@ class SparePool:
         self._waiters.append(waiter)
         self.replenish()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), self.WAIT_S)
+            return await asyncio.wait_for(asyncio.shield(waiter), wait_s)
         except TimeoutError:
             if waiter.done():
                 return waiter.result()
             waiter.cancel()
-            log.warning("spare_wait_timed_out", waited_s=self.WAIT_S)
+            log.warning("spare_wait_timed_out", waited_s=wait_s)
             return None
         except asyncio.CancelledError:  # the caller went away: a spare handed over meanwhile goes back
             if waiter.done() and not waiter.cancelled():
@@ -304,25 +309,23 @@ class StreamRegistry:
 
     async def _go_live(self, stream_id: str) -> RegistryAnswer:
         async with self._locks[stream_id]:
-            record = await self._streams.get(stream_id)
+            # The usual case, a scheduled stream, in one write (a burst of go-lives shares one database).
+            start_time = now_iso()
+            record = await self._streams.mark_live(stream_id, start_time) if is_stream_id(stream_id) else None
+            marked = start_time if record is not None else None  # the start time this go-live marked it live at
             if record is None:
-                return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
-            if record["status"] == ENDED:
-                return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} has ended; create a new one")
-            marked: str | None = None  # the start time this go-live marked the stream live at
-            if record["status"] == SCHEDULED:
-                marked = now_iso()
-                updated = await self._streams.mark_live(stream_id, marked)
-                record = updated or await self._streams.get(stream_id) or record
-            if stream_id not in self._live:
+                record = await self._streams.get(stream_id)
+                if record is None:
+                    return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
+                if record["status"] == ENDED:
+                    msg = f"stream {stream_id} has ended; create a new one"
+                    return RegistryAnswer(False, code="conflict", message=msg)
+            if stream_id not in self._live and not await self._bring_up_bounded(record):
+                if marked is not None:  # as it was: scheduled
+                    await self._streams.unmark_live(stream_id, marked)
                 timeout = self._config.go_live_timeout
-                try:
-                    await asyncio.wait_for(self._bring_up(record), timeout)
-                except TimeoutError:
-                    if marked is not None:  # as it was: scheduled (its reserved actor, if any, is kept)
-                        await self._streams.unmark_live(stream_id, marked)
-                    log.warning("go_live_no_capacity", stream_id=stream_id, waited_s=timeout)
-                    return RegistryAnswer(False, code="no_capacity", message=NO_CAPACITY.format(timeout=timeout))
+                log.warning("go_live_no_capacity", stream_id=stream_id, waited_s=timeout)
+                return RegistryAnswer(False, code="no_capacity", message=NO_CAPACITY.format(timeout=timeout))
             return RegistryAnswer(True, data=self._live[stream_id], actor=self._actors[stream_id].handle)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
@@ -408,6 +411,28 @@ class StreamRegistry:
             {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live},
         )
 
+    async def _bring_up_bounded(self, record: dict[str, Any]) -> bool:
+        """`_bring_up`, given up (cancelled: what it started is ended) once
+        `go_live_timeout` has passed while no node has a free `stream` unit.
+        While units are free the actor only waits for its process to start (a
+        burst on a busy node: Ray starts a few at a time), so it gets up to
+        `SLOW_START_ROUNDS` more timeouts. True once the stream's actor is up."""
+        timeout = self._config.go_live_timeout
+        task = asyncio.get_running_loop().create_task(self._bring_up(record))
+        for rounds in itertools.count():
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                task.result()  # its error, if any, is the go-live's
+                return True
+            free = await asyncio.to_thread(stream_lifecycle.free_stream_units)
+            if free < 1 or rounds >= SLOW_START_ROUNDS:
+                break
+            log.info("go_live_slow_start", stream_id=record["_id"], waited_s=timeout * (rounds + 1), free_units=free)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
     async def _bring_up(self, record: dict[str, Any]) -> None:
         """The stream's actor up and loaded: the spare reserved for it (a
         scheduled stream), else the one already serving it (after a registry
@@ -419,8 +444,8 @@ class StreamRegistry:
         # registry makes it live (under its lock): no other actor can serve it, so no lookup by name.
         spare = await self._reserved(stream_id)
         actor = None if spare is not None else await self._actor_of(stream_id)
-        if actor is None and spare is None:
-            spare = await self._pool.take()
+        if actor is None and spare is None:  # half the go-live's time for a spare, then an actor of its own
+            spare = await self._pool.take(min(SparePool.WAIT_S, self._config.go_live_timeout / 2))
         started: StreamClient | None = None  # made to serve the stream here: ended if the go-live gives up
         try:
             if actor is not None:

@@ -1,11 +1,13 @@
 """How long going live takes when many streams go live at once: `python -m bench.golive`.
 
 Starts a local Ray, the embedded database and the stream registry, and makes
-`--streams` streams (100) go live at the same moment, twice:
+`--streams` streams (100) go live in the same minute:
 
 * **scheduled**: each has `scheduledAt` a minute ahead, so the registry
   reserves an actor for each (`PREWARM_SECONDS` ahead; here at once, as they
-  are all within the window); once every one is reserved, all go live together;
+  are all within the window); once every one is reserved they go live, spread
+  over `--spread` seconds (60: hosts pressing start in that minute), and then
+  another `--streams` of them all at the same instant (the worst case);
 * **unscheduled** (`--baseline`, on by default): streams without a schedule go
   live together by the ordinary path, the adaptive spare pool (today's burst).
 
@@ -50,20 +52,24 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def go_live_all(registry: RegistryClient, ids: list[str]) -> list[float]:
-    """Every stream's go-live started at once; each one's seconds to its answer."""
+async def go_live_all(registry: RegistryClient, ids: list[str], spread_s: float = 0.0) -> list[float]:
+    """Every stream's go-live, started at once or evenly over `spread_s`; each one's seconds to its answer."""
 
-    async def one(stream_id: str) -> float:
+    async def one(stream_id: str, delay: float) -> float:
+        await asyncio.sleep(delay)
         began = time.perf_counter()
         answer = await registry.start_stream(stream_id)
         if not answer.ok:
             raise RuntimeError(f"stream {stream_id} did not go live: {answer.code} {answer.message}")
         return time.perf_counter() - began
 
-    return list(await asyncio.gather(*(one(i) for i in ids)))
+    return list(await asyncio.gather(*(one(sid, spread_s * k / len(ids)) for k, sid in enumerate(ids))))
 
 
-async def scheduled(registry: RegistryClient, streams: StreamStore, n: int) -> tuple[list[float], int]:
+async def scheduled(
+    registry: RegistryClient, streams: StreamStore, n: int, spread_s: float
+) -> tuple[list[float], int, list[float]]:
+    """The go-lives' seconds, how many were served by their reserved actor, and those actors' load seconds."""
     at = iso(now() + timedelta(seconds=60))
     ids = [(await streams.create(title=f"scheduled {i}", scheduled_at=at))["_id"] for i in range(n)]
     await registry.schedule_changed(ids[0])
@@ -76,18 +82,28 @@ async def scheduled(registry: RegistryClient, streams: StreamStore, n: int) -> t
         reserved = {k: v for k, v in (await registry.prewarmed()).items() if k in ids}
         progress(f"  reserved {len(reserved)}/{n} actors ({time.monotonic() - began:.0f} s)")
     pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
-    progress(f"  all {n} reserved; going live together")
-    seconds = await go_live_all(registry, ids)
+    progress(f"  all {n} reserved; going live over {spread_s:g} s")
+    seconds = await go_live_all(registry, ids, spread_s)
     live = await registry.live()
     infos = await asyncio.gather(*(StreamClient(live.actors[sid], sid).info() for sid in ids))
     served = sum(1 for sid, info in zip(ids, infos, strict=True) if info["pid"] == pids[sid])
-    return seconds, served
+    await stop_all(registry, ids)
+    return seconds, served, [float(i["loadSeconds"] or 0.0) for i in infos]
 
 
 async def unscheduled(registry: RegistryClient, streams: StreamStore, n: int) -> list[float]:
     ids = [(await streams.create(title=f"unscheduled {i}"))["_id"] for i in range(n)]
     progress(f"  {n} unscheduled streams going live together")
-    return await go_live_all(registry, ids)
+    seconds = await go_live_all(registry, ids)
+    await stop_all(registry, ids)
+    return seconds
+
+
+async def stop_all(registry: RegistryClient, ids: list[str]) -> None:
+    """End the streams (their actors with them), so the next round starts on a quiet node."""
+    progress(f"  stopping {len(ids)} streams")
+    for k in range(0, len(ids), 10):
+        await asyncio.gather(*(registry.stop_stream(i) for i in ids[k : k + 10]))
 
 
 def report(name: str, seconds: list[float]) -> None:
@@ -98,16 +114,18 @@ def report(name: str, seconds: list[float]) -> None:
     )
 
 
-async def run(uri: str, n: int, baseline: bool) -> None:
+async def run(uri: str, n: int, spread_s: float, baseline: bool) -> None:
     db_config = DatabaseConfig(uri=uri, name="golive")
     config = ActorConfig(db=db_config, prewarm_seconds=120.0)
     registry = RegistryClient(ensure_registry(config))
     await registry.live()  # loaded
     streams = StreamStore(connect(db_config))
-    progress(f"scheduled: {n} streams scheduled for the same minute")
-    seconds, served = await scheduled(registry, streams, n)
-    report("scheduled (prewarmed)", seconds)
-    print(f"{'':<28} {served}/{n} served by the actor reserved for them")
+    for name, spread in ((f"over {spread_s:g} s", spread_s), ("all at once", 0.0)):
+        progress(f"scheduled, {name}: {n} streams scheduled for the same minute")
+        seconds, served, loads = await scheduled(registry, streams, n, spread)
+        report(f"scheduled, {name}", seconds)
+        report("  actor loading (in that)", loads)
+        print(f"{'':<28} {served}/{n} served by the actor reserved for them")
     if baseline:
         progress(f"baseline: {n} unscheduled streams")
         report("unscheduled (spare pool)", await unscheduled(registry, streams, n))
@@ -116,6 +134,7 @@ async def run(uri: str, n: int, baseline: bool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--streams", type=int, default=100, help="streams going live at once (100)")
+    parser.add_argument("--spread", type=float, default=60.0, help="seconds the scheduled go-lives spread over (60)")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the unscheduled burst")
     args = parser.parse_args()
     ray.init(
@@ -127,7 +146,7 @@ def main() -> None:
     )
     try:
         with EmbeddedMongo(Path(tempfile.mkdtemp(prefix="wrencos-golive-"))) as db:
-            asyncio.run(run(db.uri, args.streams, args.baseline))
+            asyncio.run(run(db.uri, args.streams, args.spread, args.baseline))
     finally:
         ray.shutdown()
 
