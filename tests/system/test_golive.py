@@ -9,8 +9,12 @@ after it (its `info`), not by timing."""
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
+import signal
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +26,8 @@ from actors.registry_client import RegistryClient
 from actors.stream_client import StreamClient
 from runtime.clock import iso
 from tests.support.clients import Api, login
-from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.databases import DatabaseServer
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
 
 pytestmark = pytest.mark.system
 
@@ -117,3 +122,45 @@ async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_u
         actor = (await registry.live()).actors[moved]
         assert (await StreamClient(actor, moved).info())["pid"] == pid
         assert (await admin.post(f"/livestreams/{moved}/stop")).status_code == 200
+
+
+async def test_reservations_are_made_again_after_the_registry_restarts(
+    ray_cluster: str, embedded_db: DatabaseServer, log_dir: Path
+) -> None:
+    """The registry's process killed (SIGKILL) while it holds reservations: Ray
+    restarts it, and its first scan reserves an actor for each scheduled stream
+    again (a gateway and registry of their own: the session's stay up)."""
+    tag = secrets.token_hex(4)
+    namespace = f"golive-restart-{tag}"
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=f"golive_restart_{tag}")
+    try:
+        registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+        token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        async with Api(url, token) as admin:
+            at = soon(90)
+            ids = [
+                (await admin.post("/livestreams", json={"title": f"restart {i}", "scheduledAt": at})).json()["id"]
+                for i in range(2)
+            ]
+            await reserved_for(registry, ids)
+            first = await registry.ping_pid()
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if await registry.ping_pid() != first:
+                        break
+                except ActorCallError:
+                    pass
+                assert time.monotonic() < deadline, "the registry did not come back"
+                await asyncio.sleep(0.5)
+            reserved = await reserved_for(registry, ids)
+            pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
+            for sid in ids:
+                assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
+            live = await registry.live()
+            for sid in ids:
+                assert (await StreamClient(live.actors[sid], sid).info())["pid"] == pids[sid]
+                assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
+    finally:
+        proc.terminate()
