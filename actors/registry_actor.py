@@ -17,11 +17,12 @@ joins that go-live.
 
 Going live is bounded: a go-live that cannot bring its actor up within
 `go_live_timeout` while no node has a free `stream` unit (so the actor's
-creation waits) is undone (with units free, the process is only slow to start
-on a busy node: it waits up to `SLOW_START_ROUNDS` more timeouts): the actor it was bringing up is ended, the stream is
-scheduled again, and the answer says there is no stream capacity (code
-`no_capacity`). A caller that cannot wait that long (REST, under its request
-deadline) passes `wait_s` and gets `pending` meanwhile; the go-live goes on.
+creation waits) is undone: the actor it was bringing up is ended, the stream
+is scheduled again, and the answer says there is no stream capacity (code
+`no_capacity`). With units free, the process is only slow to start on a busy
+node: the go-live waits up to `SLOW_START_ROUNDS` more timeouts. A caller
+that cannot wait that long (REST, under its request deadline) passes `wait_s`
+and gets `pending` meanwhile; the go-live goes on.
 
 Scheduled streams are prewarmed: a stream with `scheduledAt` gets a spare
 reserved for it `prewarm_seconds` ahead (`core.prewarm_plan`), so going live
@@ -30,10 +31,12 @@ stored records, run when told that a schedule changed (`schedule_changed`),
 when the next stream enters its window, and at least every `SCAN_S`; a
 cancelled or moved stream's reserved actor is ended by the next scan. The
 reservations live only in this process: after a restart the reserved spares
-are found as orphans (spares again) and the first scan reserves anew. The live set and the answer to a start carry
-each live stream's actor handle: gateways call stream actors through it.
-Stream actors are created through `stream_lifecycle` and called through
-`StreamClient`, by the same policy as every other caller.
+are found as orphans (spares again) and the first scan reserves anew.
+
+The live set and the answer to a start carry each live stream's actor
+handle: gateways call stream actors through it. Stream actors are created
+through `stream_lifecycle` and called through `StreamClient`, by the same
+policy as every other caller.
 """
 
 from __future__ import annotations
