@@ -49,6 +49,7 @@ import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import ray
@@ -67,7 +68,7 @@ from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
 from persistence.streams import ENDED, LIVE, StreamStore, is_stream_id
-from runtime.clock import now, now_iso
+from runtime.clock import iso, now, now_iso
 from runtime.logs import configure
 
 log = structlog.get_logger("actors.registry")
@@ -512,9 +513,9 @@ class StreamRegistry:
     async def _scan(self) -> float:
         """Reserve an actor for each due stream, end those no longer due; the
         seconds until the next scan."""
-        stored = await self._streams.scheduled_times()
-        scheduled = {sid: at for sid, raw in stored.items() if (at := parse_time(raw)) is not None}
         moment = now()
+        stored = await self._streams.scheduled_times(iso(moment - timedelta(seconds=self._prewarm.hold_s)))
+        scheduled = {sid: at for sid, raw in stored.items() if (at := parse_time(raw)) is not None}
         busy = set(self._live) | set(self._going_live)
         self._wanted = self._prewarm.due(scheduled, moment) - busy
         for stream_id in self._wanted:

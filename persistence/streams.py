@@ -78,9 +78,11 @@ class StreamStore:
     async def live_ids(self) -> builtins.list[str]:  # `list` in this class is the method above
         return [d["_id"] async for d in self._streams.find({"status": LIVE}, {"_id": 1})]
 
-    async def scheduled_times(self) -> dict[str, str]:
-        """Stream id -> `scheduledAt`, for every scheduled (not yet live) stream that has one."""
-        cursor = self._streams.find({"status": SCHEDULED, "scheduledAt": {"$ne": None}}, {"_id": 1, "scheduledAt": 1})
+    async def scheduled_times(self, since: str) -> dict[str, str]:
+        """Stream id -> `scheduledAt`, for every scheduled (not yet live) stream
+        scheduled at `since` or later (ISO strings in `runtime.clock`'s form sort in time order)."""
+        query = {"status": SCHEDULED, "scheduledAt": {"$gte": since}}
+        cursor = self._streams.find(query, {"_id": 1, "scheduledAt": 1})
         return {d["_id"]: d["scheduledAt"] async for d in cursor}
 
     async def mark_live(self, stream_id: str, start_time: str) -> dict[str, Any] | None:

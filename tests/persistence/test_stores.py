@@ -142,7 +142,10 @@ class TestStreams:
         await streams.create(title="untimed")
         went_live = (await streams.create(title="went live", scheduled_at=T1))["_id"]
         await streams.mark_live(went_live, T0)
-        assert await streams.scheduled_times() == {timed: T1}
+        long_ago = (await streams.create(title="never started", scheduled_at=T0))["_id"]
+        assert T0 < T1
+        assert await streams.scheduled_times(since=T1) == {timed: T1}
+        assert await streams.scheduled_times(since=T0) == {timed: T1, long_ago: T0}
 
     async def test_list_count_and_live_ids_by_status(self, db: AsyncDatabase) -> None:
         streams = StreamStore(db)
