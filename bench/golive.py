@@ -28,6 +28,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import psutil
 import ray
 
 from actors.config import ActorConfig
@@ -68,8 +69,9 @@ async def go_live_all(registry: RegistryClient, ids: list[str], spread_s: float 
 
 async def scheduled(
     registry: RegistryClient, streams: StreamStore, n: int, spread_s: float
-) -> tuple[list[float], int, list[float]]:
-    """The go-lives' seconds, how many were served by their reserved actor, and those actors' load seconds."""
+) -> tuple[list[float], int, list[float], float]:
+    """The go-lives' seconds, how many were served by their reserved actor, those actors' load
+    seconds, and the registry's CPU milliseconds per go-live."""
     at = iso(now() + timedelta(seconds=60))
     ids = [(await streams.create(title=f"scheduled {i}", scheduled_at=at))["_id"] for i in range(n)]
     await registry.schedule_changed(ids[0])
@@ -83,12 +85,15 @@ async def scheduled(
         progress(f"  reserved {len(reserved)}/{n} actors ({time.monotonic() - began:.0f} s)")
     pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
     progress(f"  all {n} reserved; going live over {spread_s:g} s")
+    registry_process = psutil.Process(await registry.ping_pid())
+    cpu_before = sum(registry_process.cpu_times()[:2])
     seconds = await go_live_all(registry, ids, spread_s)
+    registry_cpu_ms = 1000 * (sum(registry_process.cpu_times()[:2]) - cpu_before) / n
     live = await registry.live()
     infos = await asyncio.gather(*(StreamClient(live.actors[sid], sid).info() for sid in ids))
     served = sum(1 for sid, info in zip(ids, infos, strict=True) if info["pid"] == pids[sid])
     await stop_all(registry, ids)
-    return seconds, served, [float(i["loadSeconds"] or 0.0) for i in infos]
+    return seconds, served, [float(i["loadSeconds"] or 0.0) for i in infos], registry_cpu_ms
 
 
 async def unscheduled(registry: RegistryClient, streams: StreamStore, n: int) -> list[float]:
@@ -122,10 +127,11 @@ async def run(uri: str, n: int, spread_s: float, baseline: bool) -> None:
     streams = StreamStore(connect(db_config))
     for name, spread in ((f"over {spread_s:g} s", spread_s), ("all at once", 0.0)):
         progress(f"scheduled, {name}: {n} streams scheduled for the same minute")
-        seconds, served, loads = await scheduled(registry, streams, n, spread)
+        seconds, served, loads, registry_cpu_ms = await scheduled(registry, streams, n, spread)
         report(f"scheduled, {name}", seconds)
         report("  actor loading (in that)", loads)
         print(f"{'':<28} {served}/{n} served by the actor reserved for them")
+        print(f"{'':<28} the registry's CPU: {registry_cpu_ms:.1f} ms per go-live")
     if baseline:
         progress(f"baseline: {n} unscheduled streams")
         report("unscheduled (spare pool)", await unscheduled(registry, streams, n))
