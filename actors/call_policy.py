@@ -181,7 +181,9 @@ STREAM_CALLS: dict[str, CallSpec] = {
 }
 # The registry answers once it has loaded (brought every live stream's actor up after a restart).
 REGISTRY_CALLS: dict[str, CallSpec] = {
-    "start_stream": CallSpec(150.0),  # may wait for a spare (30 s) and a process start
+    "start_stream": CallSpec(200.0),  # the registry bounds a go-live: 60 s without capacity, 180 s starting slowly
+    "schedule_changed": CallSpec(5.0, 5.0),
+    "prewarmed": CallSpec(10.0),
     "stop_stream": CallSpec(90.0),
     "registry_poll": CallSpec(POLL_MARGIN_S),  # plus the poll's own wait
     "live": CallSpec(120.0),

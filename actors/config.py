@@ -26,6 +26,10 @@ class ActorConfig:
     # Spares started at once. Ray itself starts at most one worker process per CPU at a time
     # (`RAY_worker_maximum_startup_concurrency`), so more than that only queues in the raylet.
     spare_starts_parallel: int = 2
+    # A scheduled stream gets its actor started this long before `scheduledAt` (0: off); see `core.prewarm_plan`.
+    prewarm_seconds: float = 120.0
+    # A go-live that finds no `stream` capacity gives up after this long (503, the stream stays scheduled).
+    go_live_timeout: float = 60.0
     log_level: str = "info"
     log_format: str = "json"  # "json" or "console": the format `wrencos` logs in (runtime/logs.py)
     # For tests only, never set in production: a commit holding a chat message that contains this

@@ -12,20 +12,44 @@ restarted registry reads the streams marked live and brings their actors up
 `incarnation` tells gateways to take the whole live set afresh.
 
 Every method is idempotent: starting a live stream returns it as it is,
-stopping an ended one says so. The live set and the answer to a start carry
-each live stream's actor handle: gateways call stream actors through it.
-Stream actors are created through `stream_lifecycle` and called through
-`StreamClient`, by the same policy as every other caller.
+stopping an ended one says so; starting a stream that is going live already
+joins that go-live.
+
+Going live is bounded: a go-live that cannot bring its actor up within
+`go_live_timeout` while no node has a free `stream` unit (so the actor's
+creation waits) is undone: the actor it was bringing up is ended, the stream
+is scheduled again, and the answer says there is no stream capacity (code
+`no_capacity`). With units free, the process is only slow to start on a busy
+node: the go-live waits up to `SLOW_START_ROUNDS` more timeouts. A caller
+that cannot wait that long (REST, under its request deadline) passes `wait_s`
+and gets `pending` meanwhile; the go-live goes on.
+
+Scheduled streams are prewarmed: a stream with `scheduledAt` gets a spare
+reserved for it `prewarm_seconds` ahead (`core.prewarm_plan`), so going live
+adopts a process that is up. The registry finds due streams by a scan of the
+stored records, run when told that a schedule changed (`schedule_changed`),
+when the next stream enters its window, and at least every `SCAN_S`; a
+cancelled or moved stream's reserved actor is ended by the next scan. The
+reservations live only in this process: after a restart the reserved spares
+are found as orphans (spares again) and the first scan reserves anew.
+
+The live set and the answer to a start carry each live stream's actor
+handle: gateways call stream actors through it. Stream actors are created
+through `stream_lifecycle` and called through `StreamClient`, by the same
+policy as every other caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import secrets
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import ray
@@ -38,15 +62,29 @@ from actors.config import ActorConfig
 from actors.placement import stream_actor_name
 from actors.stream_client import StreamClient
 from core.live_set import LiveSet, RegistryAnswer, stream_meta
+from core.prewarm_plan import PrewarmPlan, parse_time
 from core.spare_plan import SparePlan
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
-from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore
-from runtime.clock import now_iso
+from persistence.streams import ENDED, LIVE, StreamStore, is_stream_id
+from runtime.clock import iso, now, now_iso
 from runtime.logs import configure
 
 log = structlog.get_logger("actors.registry")
+
+SLOW_START_ROUNDS = 2  # a go-live waiting with `stream` units free (processes starting slowly) waits 3 timeouts at most
+SCAN_S = 30.0  # scheduled streams are looked for at least this often (a change made behind the registry's back)
+NO_CAPACITY = (
+    "no node of the cluster has free `stream` capacity: the stream could not go live within {timeout:g} s and "
+    "is still scheduled. Add stream nodes (`ray start --resources '{{\"stream\": 100}}'`), or wait for the "
+    "autoscaler to add them, then start it again"
+)
+PENDING = (
+    "the stream is still going live after {waited:g} s: it waits for a stream actor (most often, no node has "
+    "free `stream` capacity; add stream nodes, or the autoscaler is adding them). The go-live goes on for up to "
+    "{left:g} s more: start it again to wait for it (idempotent), or watch the stream's isLive"
+)
 
 
 class SparePool:
@@ -78,9 +116,17 @@ class SparePool:
         """A spare that exists already (found after a restart of the registry)."""
         self.spares.append(spare)
 
-    async def take(self) -> Any:
+    def claim(self) -> Any:
+        """A ready spare beyond the pool's minimum, for another use (a scheduled
+        stream's reservation), or None. Not a go-live: the plan is not told."""
+        if len(self.spares) <= self.plan.minimum:
+            return None
+        return self.spares.pop()
+
+    async def take(self, wait_s: float | None = None) -> Any:
         """A spare for a stream going live; None when the pool is off (maximum
-        0) or no spare came within `WAIT_S`."""
+        0) or no spare came within `wait_s` (`WAIT_S` if None)."""
+        wait_s = self.WAIT_S if wait_s is None else wait_s
         if self.plan.maximum == 0:
             return None
         self.plan.went_live(time.monotonic())
@@ -92,12 +138,12 @@ class SparePool:
         self._waiters.append(waiter)
         self.replenish()
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), self.WAIT_S)
+            return await asyncio.wait_for(asyncio.shield(waiter), wait_s)
         except TimeoutError:
             if waiter.done():
                 return waiter.result()
             waiter.cancel()
-            log.warning("spare_wait_timed_out", waited_s=self.WAIT_S)
+            log.warning("spare_wait_timed_out", waited_s=wait_s)
             return None
         except asyncio.CancelledError:  # the caller went away: a spare handed over meanwhile goes back
             if waiter.done() and not waiter.cancelled():
@@ -193,6 +239,14 @@ class StreamRegistry:
         )
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._changed = asyncio.Event()
+        self._going_live: dict[str, tuple[float, asyncio.Task[RegistryAnswer]]] = {}  # stream id -> (began, go-live)
+        self._prewarm = PrewarmPlan(config.prewarm_seconds)
+        self._wanted: set[str] = set()  # scheduled streams due a reserved actor (the last scan's answer)
+        self._prewarmed: dict[str, StreamClient] = {}  # stream id -> the spare reserved for it, up
+        self._prewarming: dict[str, asyncio.Task[None]] = {}  # stream id -> its reserved spare starting
+        self._prewarm_starts = asyncio.Semaphore(max(1, config.spare_starts_parallel))
+        self._rescan = asyncio.Event()
+        self._scanner: asyncio.Task[None] | None = None
         self._loaded = asyncio.get_running_loop().create_task(self._load())
 
     async def _load(self) -> None:
@@ -213,6 +267,7 @@ class StreamRegistry:
             if isinstance(r, BaseException):
                 log.error("stream_recovery_failed", stream_id=stream_id, error=repr(r))
         self._pool.replenish()
+        self._scanner = asyncio.get_running_loop().create_task(self._scan_forever())
         log.info("registry_ready", incarnation=self.incarnation, live=len(self._live), spares=len(self._pool.spares))
 
     async def _adopt_orphans(self) -> None:
@@ -232,20 +287,49 @@ class StreamRegistry:
 
     # ------------------------------------------------------------ public API
 
-    async def start_stream(self, stream_id: str) -> RegistryAnswer:
-        """Make the stream live: its actor is up and loaded when this returns."""
+    async def start_stream(self, stream_id: str, wait_s: float | None = None) -> RegistryAnswer:
+        """Make the stream live: its actor is up and loaded when this answers ok.
+        At most `go_live_timeout` later the answer is ok, or `no_capacity` with
+        the stream as it was. With `wait_s`, a go-live still going after that
+        long answers `pending` and goes on (calling again joins it)."""
         await self._loaded
+        going = self._going_live.get(stream_id)
+        if going is None:
+            task = asyncio.get_running_loop().create_task(self._go_live(stream_id))
+            going = self._going_live[stream_id] = (time.monotonic(), task)
+            task.add_done_callback(lambda t: self._going_live.pop(stream_id, None) if t is going[1] else None)
+        began, task = going
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), wait_s)
+        except TimeoutError:
+            waited = time.monotonic() - began
+            left = max(0.0, self._config.go_live_timeout - waited)
+            return RegistryAnswer(
+                False,
+                code="pending",
+                message=PENDING.format(waited=round(waited), left=round(left)),
+                data={"retryAfter": max(1, min(5, round(left)))},
+            )
+
+    async def _go_live(self, stream_id: str) -> RegistryAnswer:
         async with self._locks[stream_id]:
-            record = await self._streams.get(stream_id)
+            # The usual case, a scheduled stream, in one write (a burst of go-lives shares one database).
+            start_time = now_iso()
+            record = await self._streams.mark_live(stream_id, start_time) if is_stream_id(stream_id) else None
+            marked = start_time if record is not None else None  # the start time this go-live marked it live at
             if record is None:
-                return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
-            if record["status"] == ENDED:
-                return RegistryAnswer(False, code="conflict", message=f"stream {stream_id} has ended; create a new one")
-            if record["status"] == SCHEDULED:
-                updated = await self._streams.mark_live(stream_id, now_iso())
-                record = updated or await self._streams.get(stream_id) or record
-            if stream_id not in self._live:
-                await self._bring_up(record)
+                record = await self._streams.get(stream_id)
+                if record is None:
+                    return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
+                if record["status"] == ENDED:
+                    msg = f"stream {stream_id} has ended; create a new one"
+                    return RegistryAnswer(False, code="conflict", message=msg)
+            if stream_id not in self._live and not await self._bring_up_bounded(record):
+                if marked is not None:  # as it was: scheduled
+                    await self._streams.unmark_live(stream_id, marked)
+                timeout = self._config.go_live_timeout
+                log.warning("go_live_no_capacity", stream_id=stream_id, waited_s=timeout)
+                return RegistryAnswer(False, code="no_capacity", message=NO_CAPACITY.format(timeout=timeout))
             return RegistryAnswer(True, data=self._live[stream_id], actor=self._actors[stream_id].handle)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
@@ -278,6 +362,18 @@ class StreamRegistry:
                 chat=final.get("chatCount"),
             )
             return RegistryAnswer(True, data={"record": ended, "final": final})
+
+    async def schedule_changed(self, stream_id: str) -> None:
+        """A stream's schedule changed (created, moved, cancelled, deleted):
+        scan now, so its reserved actor is started or ended. Never waits for the scan."""
+        log.debug("schedule_changed", stream_id=stream_id)
+        self._rescan.set()
+
+    async def prewarmed(self) -> dict[str, Any]:
+        """Stream id -> the handle of the actor reserved for it, up and not yet
+        adopted (for operators, tests and the go-live benchmark)."""
+        await self._loaded
+        return {stream_id: spare.handle for stream_id, spare in self._prewarmed.items()}
 
     async def poll(self, incarnation: str | None, version: int, timeout: float) -> LiveSet:
         """The live set once it differs from (incarnation, version), or after `timeout`."""
@@ -319,25 +415,146 @@ class StreamRegistry:
             {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live},
         )
 
+    async def _bring_up_bounded(self, record: dict[str, Any]) -> bool:
+        """`_bring_up`, given up (cancelled: what it started is ended) once
+        `go_live_timeout` has passed while no node has a free `stream` unit.
+        While units are free the actor only waits for its process to start (a
+        burst on a busy node: Ray starts a few at a time), so it gets up to
+        `SLOW_START_ROUNDS` more timeouts. True once the stream's actor is up."""
+        timeout = self._config.go_live_timeout
+        task = asyncio.get_running_loop().create_task(self._bring_up(record))
+        for rounds in itertools.count():
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+            if done:
+                task.result()  # its error, if any, is the go-live's
+                return True
+            free = await asyncio.to_thread(stream_lifecycle.free_stream_units)
+            if free < 1 or rounds >= SLOW_START_ROUNDS:
+                break
+            log.info("go_live_slow_start", stream_id=record["_id"], waited_s=timeout * (rounds + 1), free_units=free)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
     async def _bring_up(self, record: dict[str, Any]) -> None:
-        """The stream's actor up and loaded: the one already serving it (after a
-        registry restart), else a spare that adopts it, else a new one."""
+        """The stream's actor up and loaded: the spare reserved for it (a
+        scheduled stream), else the one already serving it (after a registry
+        restart), else a spare that adopts it, else a new one. Cancelled (the
+        go-live timed out), the actor it made serve the stream is ended."""
         stream_id = record["_id"]
         meta = stream_meta(record)
-        actor = await self._actor_of(stream_id)
-        spare = None if actor is not None else await self._pool.take()
-        if actor is not None:
-            snapshot = await actor.ready()
-        elif spare is not None:
-            snapshot = await spare.adopt(stream_id, meta)
-            actor = StreamClient(spare.handle, stream_id, _CALLS)
-        else:
-            actor = StreamClient(stream_lifecycle.create_stream_actor(stream_id, meta, self._config), stream_id, _CALLS)
-            snapshot = await actor.ready()
+        # A reservation is this incarnation's, made while the stream was scheduled, and only this
+        # registry makes it live (under its lock): no other actor can serve it, so no lookup by name.
+        spare = await self._reserved(stream_id)
+        actor = None if spare is not None else await self._actor_of(stream_id)
+        if actor is None and spare is None:  # half the go-live's time for a spare, then an actor of its own
+            spare = await self._pool.take(min(SparePool.WAIT_S, self._config.go_live_timeout / 2))
+        started: StreamClient | None = None  # made to serve the stream here: ended if the go-live gives up
+        try:
+            if actor is not None:
+                snapshot = await actor.ready()
+            elif spare is not None:
+                started = spare
+                snapshot = await spare.adopt(stream_id, meta)
+                actor = StreamClient(spare.handle, stream_id, _CALLS)
+            else:
+                handle = stream_lifecycle.create_stream_actor(stream_id, meta, self._config)
+                actor = started = StreamClient(handle, stream_id, _CALLS)
+                snapshot = await actor.ready()
+        except asyncio.CancelledError:
+            if started is not None:
+                await self._end_unfinished(stream_id, started)
+            raise
         self._actors[stream_id] = actor
         self._live[stream_id] = {**snapshot["streamData"], "seq": snapshot["seq"], "epoch": snapshot["epoch"]}
         self._bump()
         log.info("stream_live", stream_id=stream_id, seq=snapshot["seq"], epoch=snapshot["epoch"])
+
+    async def _end_unfinished(self, stream_id: str, actor: StreamClient) -> None:
+        """A go-live gave up on this actor (still being created, or loading): it
+        ends for good, and an assignment it stored is released, so nothing of
+        the go-live is left half-started."""
+        try:
+            stream_lifecycle.kill(actor.handle)
+            slot = await self._slots.slot_of(stream_id)
+            if slot is not None:
+                await self._slots.release(slot)
+        except Exception as e:  # noqa: BLE001 - logged; a restarted registry finds what is left by its assignment
+            log.warning("go_live_cleanup_failed", stream_id=stream_id, error=repr(e))
+        log.info("go_live_actor_ended", stream_id=stream_id)
+
+    # ------------------------------------------------------------ prewarming scheduled streams
+
+    async def _reserved(self, stream_id: str) -> StreamClient | None:
+        """The spare reserved for the stream, waiting for it if it is starting; None if none."""
+        starting = self._prewarming.get(stream_id)
+        if starting is not None:
+            await asyncio.shield(starting)
+        return self._prewarmed.pop(stream_id, None)
+
+    async def _scan_forever(self) -> None:
+        """Scan for scheduled streams due a reserved actor: when told, when the
+        next one enters its window, and at least every `SCAN_S`."""
+        while True:
+            self._rescan.clear()
+            wait = SCAN_S
+            try:
+                wait = await self._scan()
+            except PyMongoError as e:
+                log.warning("prewarm_scan_failed", error=str(e))
+            except Exception as e:  # noqa: BLE001 - a bug in one scan is logged; the next scan tries again
+                log.error("prewarm_scan_failed", error=repr(e))
+            try:
+                await asyncio.wait_for(self._rescan.wait(), wait)
+            except TimeoutError:
+                pass
+
+    async def _scan(self) -> float:
+        """Reserve an actor for each due stream, end those no longer due; the
+        seconds until the next scan."""
+        moment = now()
+        stored = await self._streams.scheduled_times(iso(moment - timedelta(seconds=self._prewarm.hold_s)))
+        scheduled = {sid: at for sid, raw in stored.items() if (at := parse_time(raw)) is not None}
+        busy = set(self._live) | set(self._going_live)
+        self._wanted = self._prewarm.due(scheduled, moment) - busy
+        for stream_id in self._wanted:
+            if stream_id not in self._prewarmed and stream_id not in self._prewarming:
+                task = asyncio.get_running_loop().create_task(self._prewarm_one(stream_id))
+                self._prewarming[stream_id] = task
+        for stream_id in [s for s in self._prewarmed if s not in self._wanted and s not in busy]:
+            self._release(stream_id)
+        upcoming = self._prewarm.next_change(scheduled, moment)
+        return SCAN_S if upcoming is None else min(SCAN_S, upcoming + 0.05)
+
+    async def _prewarm_one(self, stream_id: str) -> None:
+        """Start (or take from the pool) a spare and reserve it for the stream,
+        unless the stream stopped wanting one meanwhile."""
+        try:
+            spare = self._pool.claim()
+            if spare is None:
+                async with self._prewarm_starts:  # Ray starts a few worker processes at a time anyway
+                    if stream_id not in self._wanted:
+                        return
+                    spare = await _start_spare(self._config)()
+            if stream_id not in self._wanted and stream_id not in self._going_live:
+                _kill_spare(spare)
+                return
+            self._prewarmed[stream_id] = spare
+            log.info("stream_prewarmed", stream_id=stream_id)
+        except Exception as e:  # noqa: BLE001 - a spare that fails to start is logged; the next scan tries again
+            log.warning("prewarm_failed", stream_id=stream_id, error=repr(e))
+        finally:
+            self._prewarming.pop(stream_id, None)
+
+    def _release(self, stream_id: str) -> None:
+        """End the actor reserved for a stream that no longer wants one (cancelled, moved, deleted)."""
+        spare = self._prewarmed.pop(stream_id)
+        try:
+            _kill_spare(spare)
+        except Exception as e:  # noqa: BLE001 - a spare that will not end is logged; the scan goes on
+            log.warning("prewarm_release_failed", stream_id=stream_id, error=repr(e))
+        log.info("stream_prewarm_released", stream_id=stream_id)
 
     async def _actor_of(self, stream_id: str) -> StreamClient | None:
         """The actor that serves the stream already, if any: known here, named

@@ -56,10 +56,21 @@ class RegistryClient:
             timeout_s=timeout_s,
         )
 
-    async def start_stream(self, stream_id: str) -> RegistryAnswer:
-        """Make the stream live; the answer names its actor (`RegistryAnswer.actor`). Idempotent."""
+    async def start_stream(self, stream_id: str, wait_s: float | None = None) -> RegistryAnswer:
+        """Make the stream live; the answer names its actor (`RegistryAnswer.actor`). Idempotent.
+        With `wait_s`, a go-live still going after that long answers `pending` (it goes on)."""
         h = self.handle
-        return await self._call("start_stream", lambda: h.start_stream.remote(stream_id))
+        return await self._call("start_stream", lambda: h.start_stream.remote(stream_id, wait_s))
+
+    async def schedule_changed(self, stream_id: str) -> None:
+        """Tell the registry a stream's schedule changed (its reserved actor is started or ended)."""
+        h = self.handle
+        await self._call("schedule_changed", lambda: h.schedule_changed.remote(stream_id))
+
+    async def prewarmed(self) -> dict[str, ActorHandle]:
+        """Stream id -> the actor reserved for that scheduled stream, up and not yet adopted."""
+        h = self.handle
+        return await self._call("prewarmed", lambda: h.prewarmed.remote())
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
         """End the stream (its final state stored, its actor gone). Idempotent."""

@@ -54,6 +54,11 @@ def find_actor(name: str) -> ActorHandle | None:
         return None
 
 
+def free_stream_units() -> float:
+    """How many `stream` units the cluster has free now (a blocking call to Ray's control store)."""
+    return float(ray.available_resources().get(STREAM_RESOURCE, 0.0))
+
+
 def kill(handle: ActorHandle) -> None:
     """End an actor for good (no restart)."""
     ray.kill(handle, no_restart=True)

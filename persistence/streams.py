@@ -78,6 +78,13 @@ class StreamStore:
     async def live_ids(self) -> builtins.list[str]:  # `list` in this class is the method above
         return [d["_id"] async for d in self._streams.find({"status": LIVE}, {"_id": 1})]
 
+    async def scheduled_times(self, since: str) -> dict[str, str]:
+        """Stream id -> `scheduledAt`, for every scheduled (not yet live) stream
+        scheduled at `since` or later (ISO strings in `runtime.clock`'s form sort in time order)."""
+        query = {"status": SCHEDULED, "scheduledAt": {"$gte": since}}
+        cursor = self._streams.find(query, {"_id": 1, "scheduledAt": 1})
+        return {d["_id"]: d["scheduledAt"] async for d in cursor}
+
     async def mark_live(self, stream_id: str, start_time: str) -> dict[str, Any] | None:
         """scheduled -> live. Returns the updated record, or None if it was not scheduled."""
         return await self._streams.find_one_and_update(
@@ -85,6 +92,16 @@ class StreamStore:
             {"$set": {"status": LIVE, "startTime": start_time}},
             return_document=ReturnDocument.AFTER,
         )
+
+    async def unmark_live(self, stream_id: str, start_time: str) -> bool:
+        """live -> scheduled again, for a go-live that `mark_live` began at
+        `start_time` and that could not bring the stream's actor up (no capacity):
+        the stream is as it was before. False if the record moved on meanwhile."""
+        result = await self._streams.update_one(
+            {"_id": stream_id, "status": LIVE, "startTime": start_time},
+            {"$set": {"status": SCHEDULED, "startTime": None}},
+        )
+        return result.modified_count == 1
 
     async def mark_ended(self, stream_id: str, end_time: str, final: dict[str, Any]) -> dict[str, Any] | None:
         """live -> ended, with the stream's final numbers. None if it was not live.

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import gc
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Histogram
+if TYPE_CHECKING:  # a stream actor uses only `freeze_startup`: its process does without prometheus_client
+    from prometheus_client import CollectorRegistry
 
 GC_THRESHOLDS = (10_000, 10, 10)
 PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -49,6 +50,8 @@ class GcPauses:
     """Every collection's pause, by generation, while installed."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        from prometheus_client import Histogram  # here, not at the top: see the import above
+
         self.seconds = Histogram(
             "wrencos_gc_pause_seconds",
             "Garbage collection pauses of this gateway process, by generation",

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # dependency) is cancelled and the client gets 503 with Retry-After (gateway/transport/deadline.py).
     # Above every dependency's own bound (database 5 s, actor calls), so it is only ever the backstop.
     rest_deadline_seconds: float = Field(30.0, gt=0, alias="REST_DEADLINE_SECONDS")
+    # Scheduled streams get their actor started this long ahead (0 = off); a go-live that finds no stream
+    # capacity waits at most GO_LIVE_TIMEOUT_SECONDS (README "Operating a cluster").
+    prewarm_seconds: float = Field(120.0, ge=0, alias="PREWARM_SECONDS")
+    go_live_timeout_seconds: float = Field(60.0, gt=0, alias="GO_LIVE_TIMEOUT_SECONDS")
     # WebSocket abuse limits (per connection unless said otherwise; 0 turns a limit off).
     ws_chat_rate_per_second: float = Field(5.0, ge=0, alias="WS_CHAT_RATE_PER_SECOND")
     ws_chat_burst: int = Field(10, ge=0, alias="WS_CHAT_BURST")

@@ -51,6 +51,8 @@ def actor_config(settings: Settings, uri: str) -> ActorConfig:
         history_size=settings.chat_history_size,
         update_interval=settings.update_interval_ms / 1000,
         commit_interval=settings.commit_interval_ms / 1000,
+        prewarm_seconds=settings.prewarm_seconds,
+        go_live_timeout=settings.go_live_timeout_seconds,
         log_level=settings.log_level,
         log_format=resolved_format(settings.log_format),  # actors' lines in the same format as this process's
     )

@@ -3,6 +3,18 @@
 Live numbers (viewers, likes, pinned products) come from the stream while it
 is live, from the stored record after (`gateway/services/live_numbers.py`).
 Pins are the pin service's (`gateway/services/pins.py`), as on the WebSocket.
+
+Going live is bounded (the registry gives up after `GO_LIVE_TIMEOUT_SECONDS`,
+60 s by default, when no node has free `stream` capacity) and so is this
+request: it waits for the go-live at most `START_WAIT_SHARE` of the REST
+deadline (20 s of 30). Live by then: 200. Given up: 503 with `Retry-After`
+(no stream capacity; the stream is still scheduled). Still going: 202 with
+`Retry-After`; the go-live goes on, and `POST /start` again (idempotent) waits
+for the same go-live, so an admin's client loops on 202 and ends on 200 or 503.
+
+Creating, moving, cancelling or deleting a scheduled stream tells the registry,
+which starts (or ends) the actor it keeps ready for the stream
+`PREWARM_SECONDS` ahead of `scheduledAt`.
 """
 
 from __future__ import annotations
@@ -33,6 +45,9 @@ from gateway.services.pins import DisplayOrder
 from gateway.services.stream_commands import STORED_WAIT_S, answer_within, refusal
 from persistence.streams import ENDED, LIVE
 from runtime.clock import iso
+
+START_WAIT_SHARE = 2 / 3  # of the REST deadline, the longest `POST /start` waits for the go-live
+NO_CAPACITY_RETRY_AFTER_S = 30  # about what a new stream node takes to join (an autoscaler's, or an operator's)
 
 router = APIRouter(prefix="/livestreams", tags=["livestreams"], route_class=ExactJsonRoute)
 
@@ -119,6 +134,9 @@ async def present(ctx: GatewayContext, record: dict[str, Any]) -> StreamOut:
 def _raise_for(answer: RegistryAnswer) -> None:
     if not answer.ok:
         status = {"not_found": 404, "conflict": 409}.get(answer.code or "", 503)
+        if answer.code == "no_capacity":
+            headers = {"Retry-After": str(NO_CAPACITY_RETRY_AFTER_S)}
+            raise ApiError(503, answer.message or "no stream capacity", "no_capacity", headers)
         raise ApiError(status, answer.message or "the stream registry could not do this")
 
 
@@ -138,6 +156,8 @@ async def create_stream(body: CreateStreamBody, admin: Admin, ctx: Ctx) -> Strea
         host_id=admin.user_id,
         scheduled_at=iso(body.scheduledAt) if body.scheduledAt else None,
     )
+    if body.scheduledAt:
+        await ctx.directory.schedule_changed(record["_id"])
     return await present(ctx, record)
 
 
@@ -174,10 +194,36 @@ async def get_stream(stream_id: StreamIdPath, ctx: Ctx) -> StreamOut:
     return await present(ctx, record)
 
 
-@router.post("/{stream_id}/start", response_model=StreamOut)
-async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut:
-    """Go live: every connected client gets `stream_started`. Starting a live stream is a no-op."""
-    _raise_for(await ctx.directory.start_stream(stream_id))
+class GoingLiveOut(BaseModel):
+    streamId: str
+    status: str = Field(description="`going_live`: not live yet; the go-live goes on")
+    message: str
+    retryAfter: int = Field(description="seconds; also the `Retry-After` header")
+
+
+@router.post(
+    "/{stream_id}/start",
+    response_model=StreamOut,
+    responses={
+        202: {"model": GoingLiveOut, "description": "still going live (waiting for stream capacity): ask again"},
+        503: {"description": "`no_capacity`: no stream capacity within the go-live timeout; still scheduled"},
+    },
+)
+async def start_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> StreamOut | JSONResponse:
+    """Go live: every connected client gets `stream_started`. Starting a live
+    stream is a no-op. Bounded: 200 once live; 202 with `Retry-After` while it
+    still waits for stream capacity (start it again to keep waiting: it joins
+    the same go-live); 503 `no_capacity` with `Retry-After` once the go-live
+    timeout has passed without capacity (the stream stays scheduled)."""
+    wait_s = ctx.settings.rest_deadline_seconds * START_WAIT_SHARE
+    answer = await ctx.directory.start_stream(stream_id, wait_s)
+    if answer.code == "pending":
+        retry_after = int((answer.data or {}).get("retryAfter", 5))
+        going = GoingLiveOut(
+            streamId=stream_id, status="going_live", message=answer.message or "", retryAfter=retry_after
+        )
+        return JSONResponse(going.model_dump(), status_code=202, headers={"Retry-After": str(retry_after)})
+    _raise_for(answer)
     return await _present_or_404(ctx, stream_id)
 
 
@@ -223,6 +269,7 @@ async def update_stream(stream_id: StreamIdPath, body: UpdateStreamBody, admin: 
         raise ApiError(404, f"Stream {stream_id} does not exist")
     if record is None:
         raise ApiError(409, "This stream is live: its details are fixed until it stops")
+    await ctx.directory.schedule_changed(stream_id)  # moved or edited: its reserved actor is ended or started
     return await present(ctx, record)
 
 
@@ -235,6 +282,7 @@ async def delete_stream(stream_id: StreamIdPath, admin: Admin, ctx: Ctx) -> Resp
         raise ApiError(404, f"Stream {stream_id} does not exist")
     if not deleted:
         raise ApiError(409, "This stream is live: stop it before deleting it")
+    await ctx.directory.schedule_changed(stream_id)  # cancelled: an actor reserved for it is ended
     return Response(status_code=204)
 
 

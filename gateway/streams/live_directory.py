@@ -107,13 +107,21 @@ class LiveDirectory:
         """The client of the actor serving a live stream, as the live set names it; None if not live here."""
         return self._clients.get(stream_id)
 
-    async def start_stream(self, stream_id: str) -> RegistryAnswer:
-        """Raises `ActorCallError` if the registry gives no answer."""
-        answer = await self._call_registry(lambda registry: registry.start_stream(stream_id))
+    async def start_stream(self, stream_id: str, wait_s: float | None = None) -> RegistryAnswer:
+        """Raises `ActorCallError` if the registry gives no answer. `wait_s`: see `RegistryClient.start_stream`."""
+        answer = await self._call_registry(lambda registry: registry.start_stream(stream_id, wait_s))
         if answer.ok and answer.data is not None:
             self._name_actor(stream_id, answer.actor)
             self._appeared(stream_id, answer.data)
         return answer
+
+    async def schedule_changed(self, stream_id: str) -> None:
+        """Tell the registry a stream's schedule changed. Best effort: never raises
+        (the registry's periodic scan finds the change anyway)."""
+        try:
+            await self._call_registry(lambda registry: registry.schedule_changed(stream_id))
+        except ActorCallError as e:
+            log.info("schedule_change_not_told", stream_id=stream_id, error=e.code)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
         """Raises `ActorCallError` if the registry gives no answer."""

@@ -177,6 +177,24 @@ async def test_a_go_live_that_gives_up_waiting_gets_none(monkeypatch: pytest.Mon
     assert pool.spares == ["spare-1"]
 
 
+async def test_a_go_live_waits_for_a_spare_as_long_as_it_says() -> None:
+    starts = FakeStarts()
+    pool = SparePool(SparePlan(0, 2), starts.start, starts.kill, parallel=1)
+    began = time.monotonic()
+    assert await pool.take(wait_s=0.05) is None  # not `WAIT_S` (30 s): the go-live's own share of its timeout
+    assert time.monotonic() - began < 5
+
+
+async def test_a_reservation_claims_only_spares_beyond_the_minimum() -> None:
+    starts = FakeStarts(instant=True)
+    pool = SparePool(SparePlan(1, 4), starts.start, starts.kill, parallel=2)
+    pool.add("orphan-1")
+    assert pool.claim() is None  # the minimum stays for unscheduled go-lives
+    pool.add("orphan-2")
+    assert pool.claim() == "orphan-2" and pool.spares == ["orphan-1"]
+    assert pool.plan.last_start is None, "a claim is not a go-live: the plan's rate is untouched"
+
+
 _real_sleep = asyncio.sleep
 
 

@@ -126,6 +126,27 @@ class TestStreams:
         assert await StreamStore(db).mark_live(new_stream_id(), T0) is None
         assert await db.streams.count_documents({}) == 0
 
+    async def test_a_go_live_that_could_not_finish_is_undone(self, db: AsyncDatabase) -> None:
+        streams = StreamStore(db)
+        sid = (await streams.create(title="Show", scheduled_at=T1))["_id"]
+        await streams.mark_live(sid, T0)
+        assert not await streams.unmark_live(sid, T1)  # another go-live's time: not this one's to undo
+        assert await streams.unmark_live(sid, T0)
+        record = found(await streams.get(sid))
+        assert record["status"] == SCHEDULED and record["startTime"] is None and record["scheduledAt"] == T1
+        assert not await streams.unmark_live(sid, T0)  # not live any more
+
+    async def test_scheduled_times_lists_scheduled_streams_with_a_time(self, db: AsyncDatabase) -> None:
+        streams = StreamStore(db)
+        timed = (await streams.create(title="timed", scheduled_at=T1))["_id"]
+        await streams.create(title="untimed")
+        went_live = (await streams.create(title="went live", scheduled_at=T1))["_id"]
+        await streams.mark_live(went_live, T0)
+        long_ago = (await streams.create(title="never started", scheduled_at=T0))["_id"]
+        assert T0 < T1
+        assert await streams.scheduled_times(since=T1) == {timed: T1}
+        assert await streams.scheduled_times(since=T0) == {timed: T1, long_ago: T0}
+
     async def test_list_count_and_live_ids_by_status(self, db: AsyncDatabase) -> None:
         streams = StreamStore(db)
         ids = [(await streams.create(title=f"s{i}"))["_id"] for i in range(5)]

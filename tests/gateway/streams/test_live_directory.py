@@ -52,7 +52,7 @@ class FakeRegistry:
                 return await outer.live_sets.get()
 
         class _Start:
-            async def remote(self, stream_id: str) -> RegistryAnswer:
+            async def remote(self, stream_id: str, wait_s: float | None = None) -> RegistryAnswer:
                 if outer.start_fails_with is not None:
                     raise outer.start_fails_with
                 return RegistryAnswer(True, data={"streamId": stream_id, "seq": 0, "epoch": "e"}, actor=ACTOR_B)

@@ -1,0 +1,166 @@
+"""Scheduled streams go live on the actor reserved for them ahead of time, and
+a moved or cancelled stream's reserved actor ends. A real gateway (REST), the
+real registry and stream actors on the session's Ray, the embedded database.
+
+"Served by the reserved actor" is checked by identity: the process id of the
+actor the registry reserved before the go-live is the one serving the stream
+after it (its `info`), not by timing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.call_policy import ActorCallError
+from actors.placement import REGISTRY_NAME
+from actors.registry_client import RegistryClient
+from actors.stream_client import StreamClient
+from runtime.clock import iso
+from tests.support.clients import Api, login
+from tests.support.databases import DatabaseServer
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, start_gateway
+
+pytestmark = pytest.mark.system
+
+RESERVE_S = 120.0  # five actor processes started on a busy 2-core machine
+GO_LIVE_S = 10.0  # a go-live on a reserved actor answers in well under a second; this is only the backstop
+
+
+def soon(seconds: float) -> str:
+    return iso(datetime.now(UTC) + timedelta(seconds=seconds))
+
+
+async def reserved_for(registry: RegistryClient, ids: list[str], timeout: float = RESERVE_S) -> dict[str, Any]:
+    """The actors reserved for every one of `ids`, once they all are."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reserved = {k: v for k, v in (await registry.prewarmed()).items() if k in ids}
+        if len(reserved) == len(ids):
+            return reserved
+        assert time.monotonic() < deadline, f"only {len(reserved)} of {len(ids)} reserved after {timeout:g} s"
+        await asyncio.sleep(0.5)
+
+
+async def released(registry: RegistryClient, stream_id: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while stream_id in await registry.prewarmed():
+        assert time.monotonic() < deadline, f"the actor reserved for {stream_id} was not released"
+        await asyncio.sleep(0.2)
+
+
+async def ended(handle: Any, timeout: float = 30.0) -> bool:
+    """Whether the actor has ended for good (its calls answer `gone`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            await StreamClient(handle, None).info(timeout_s=5.0)
+        except ActorCallError as e:
+            if e.code == "gone":
+                return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def test_scheduled_streams_go_live_on_the_actor_reserved_for_them(gateway_url: str, namespace: str) -> None:
+    registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+    token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, token) as admin:
+        at = soon(60)
+        ids = [
+            (await admin.post("/livestreams", json={"title": f"show {i}", "scheduledAt": at})).json()["id"]
+            for i in range(5)
+        ]
+        reserved = await reserved_for(registry, ids)
+        pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
+        for sid in ids:
+            began = time.monotonic()
+            r = await admin.post(f"/livestreams/{sid}/start")
+            took = time.monotonic() - began
+            assert r.status_code == 200 and r.json()["isLive"], r.text
+            assert took < GO_LIVE_S, f"going live on a reserved actor took {took:.1f} s"
+        live = await registry.live()
+        for sid in ids:
+            info = await StreamClient(live.actors[sid], sid).info()
+            assert info["pid"] == pids[sid], "served by the actor reserved for it"
+            assert info["streamId"] == sid and info["loaded"]
+        assert not set(ids) & set(await registry.prewarmed()), "a reservation is used once"
+        for sid in ids:
+            assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
+
+
+async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_url: str, namespace: str) -> None:
+    registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+    token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    async with Api(gateway_url, token) as admin:
+        at = soon(60)
+        moved, cancelled = [
+            (await admin.post("/livestreams", json={"title": t, "scheduledAt": at})).json()["id"]
+            for t in ("moved", "cancelled")
+        ]
+        reserved = await reserved_for(registry, [moved, cancelled])
+
+        assert (await admin.put(f"/livestreams/{moved}", json={"scheduledAt": soon(86_400)})).status_code == 200
+        assert (await admin.delete(f"/livestreams/{cancelled}")).status_code == 204
+        await released(registry, moved)
+        await released(registry, cancelled)
+        assert await ended(reserved[moved]) and await ended(reserved[cancelled]), "released actors end"
+
+        # Moved back into its window: reserved again (a new actor), and it goes live on it.
+        assert (await admin.put(f"/livestreams/{moved}", json={"scheduledAt": soon(30)})).status_code == 200
+        again = (await reserved_for(registry, [moved]))[moved]
+        pid = (await StreamClient(again, None).info())["pid"]
+        assert (await admin.post(f"/livestreams/{moved}/start")).status_code == 200
+        actor = (await registry.live()).actors[moved]
+        assert (await StreamClient(actor, moved).info())["pid"] == pid
+        assert (await admin.post(f"/livestreams/{moved}/stop")).status_code == 200
+
+
+async def test_reservations_are_made_again_after_the_registry_restarts(
+    ray_cluster: str, embedded_db: DatabaseServer, log_dir: Path
+) -> None:
+    """The registry's process killed (SIGKILL) while it holds reservations: Ray
+    restarts it, and its first scan reserves an actor for each scheduled stream
+    again (a gateway and registry of their own: the session's stay up)."""
+    tag = secrets.token_hex(4)
+    namespace = f"golive-restart-{tag}"
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=f"golive_restart_{tag}")
+    try:
+        registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+        token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        async with Api(url, token) as admin:
+            at = soon(90)
+            ids = [
+                (await admin.post("/livestreams", json={"title": f"restart {i}", "scheduledAt": at})).json()["id"]
+                for i in range(2)
+            ]
+            await reserved_for(registry, ids)
+            first = await registry.ping_pid()
+            os.kill(first, signal.SIGKILL)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if await registry.ping_pid() != first:
+                        break
+                except ActorCallError:
+                    pass
+                assert time.monotonic() < deadline, "the registry did not come back"
+                await asyncio.sleep(0.5)
+            reserved = await reserved_for(registry, ids)
+            pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
+            for sid in ids:
+                assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
+            live = await registry.live()
+            for sid in ids:
+                assert (await StreamClient(live.actors[sid], sid).info())["pid"] == pids[sid]
+                assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
+    finally:
+        proc.terminate()
