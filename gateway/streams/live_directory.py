@@ -48,6 +48,10 @@ FIND_REGISTRY_S = 5.0  # looking the registry up by name asks Ray's control stor
 # measured; the ping itself a millisecond), and a restart should not hide behind the check's wait.
 REGISTRY_CHECK_S = 1.0
 REGISTRY_CHECK_TTL_S = 0.5  # a flood of /ready costs the registry at most two pings a second
+# A go-live or stop first asks whether the registry answers at all: while the head is down (or the
+# registry restarts) the admin is refused at once with 503 and Retry-After instead of waiting out the
+# go-live's own bound. Looser than /ready's check, so a loaded but healthy registry is never refused.
+LIFECYCLE_CHECK_S = 3.0
 
 
 class LiveDirectory:
@@ -108,7 +112,9 @@ class LiveDirectory:
         return self._clients.get(stream_id)
 
     async def start_stream(self, stream_id: str, wait_s: float | None = None) -> RegistryAnswer:
-        """Raises `ActorCallError` if the registry gives no answer. `wait_s`: see `RegistryClient.start_stream`."""
+        """Raises `ActorCallError` if the registry gives no answer (`ActorUnavailable` at once when it
+        does not answer a ping within LIFECYCLE_CHECK_S). `wait_s`: see `RegistryClient.start_stream`."""
+        await self._registry_reachable("start_stream")
         answer = await self._call_registry(lambda registry: registry.start_stream(stream_id, wait_s))
         if answer.ok and answer.data is not None:
             self._name_actor(stream_id, answer.actor)
@@ -124,7 +130,9 @@ class LiveDirectory:
             log.info("schedule_change_not_told", stream_id=stream_id, error=e.code)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
-        """Raises `ActorCallError` if the registry gives no answer."""
+        """Raises `ActorCallError` if the registry gives no answer (`ActorUnavailable` at once when it
+        does not answer a ping within LIFECYCLE_CHECK_S)."""
+        await self._registry_reachable("stop_stream")
         answer = await self._call_registry(lambda registry: registry.stop_stream(stream_id))
         if answer.ok:
             await self._disappeared(stream_id)
@@ -143,6 +151,18 @@ class LiveDirectory:
             self._registry_checked_at = now
             check = self._registry_check = asyncio.create_task(self._ping_registry(), name="registry-check")
         return await asyncio.shield(check)  # a caller cancelled leaves the ping to the others
+
+    async def _registry_reachable(self, method: str) -> None:
+        """Raises `ActorUnavailable` unless the registry answers a ping within LIFECYCLE_CHECK_S."""
+        try:
+            await asyncio.wait_for(self._call_registry(lambda registry: registry.ping_pid()), LIFECYCLE_CHECK_S)
+        except (ActorCallError, TimeoutError) as e:
+            log.warning("registry_unreachable", method=method, error=repr(e))
+            raise ActorUnavailable(
+                "the stream registry does not answer (the cluster's head may be restarting): try again shortly",
+                "registry",
+                method,
+            ) from e
 
     async def _ping_registry(self) -> bool:
         try:

@@ -24,13 +24,16 @@ import ray
 
 from actors.placement import REGISTRY_NAME
 from actors.registry_client import RegistryClient
+from tests.support.clients import Api
 from tests.support.databases import DatabaseServer
 from tests.support.processes import start_gateway
+from tests.system.rest_support import admin_token, assert_error, new_stream
 
 pytestmark = pytest.mark.system
 
 READY_ANSWER_S = 8.0  # /ready's own checks are bounded at 1.5 s; slack for a busy CI machine
 RECOVERY_S = 60.0
+REFUSED_WITHIN_S = 12.0  # the gateway's check is 3 s; slack for a busy CI machine, well under the 20 s REST bound
 
 
 def _registry_up(client: httpx.Client) -> str:
@@ -117,5 +120,44 @@ async def test_a_killed_registry_is_reported_by_ready_until_ray_brings_it_back(
             print(f"\nregistry killed twice: {len(down)} answers degraded, ready after {back_at - killed_at:.1f} s")
             assert _ready(client).json()["status"] == "ready"
             assert _registry_up(client) == "1.0"
+    finally:
+        proc.terminate()
+
+
+async def test_a_go_live_while_the_registry_does_not_answer_is_refused_at_once_and_works_after(
+    ray_cluster: str, embedded_db: DatabaseServer, log_dir: Path
+) -> None:
+    """The registry's process stopped (SIGSTOP: it neither answers nor dies, as while the head is
+    down): an admin's go-live and stop are refused 503 `unavailable` with Retry-After within the
+    gateway's short check, not after the go-live's own bound; nothing changed; once it runs again
+    the same go-live succeeds."""
+    tag = secrets.token_hex(4)
+    namespace = f"registry-stopped-{tag}"
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=f"registry_stopped_{tag}")
+    try:
+        async with Api(url, await admin_token(url)) as admin:
+            sid = await new_stream(admin, title="while the registry sleeps")
+            live_sid = await new_stream(admin, title="live already", live=True)
+            registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
+            pid = await registry.ping_pid()
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for path in (f"/livestreams/{sid}/start", f"/livestreams/{live_sid}/stop"):
+                    began = time.monotonic()
+                    r = await admin.post(path)
+                    took = time.monotonic() - began
+                    body = assert_error(r, 503)
+                    assert body["error"] == "unavailable" and "registry" in body["message"], body
+                    assert r.headers.get("Retry-After"), r.headers
+                    # The check waits 3 s; the go-live's own bound is 20 s (REST) to 60 s (capacity).
+                    assert took < REFUSED_WITHIN_S, f"{path} took {took:.1f} s"
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            r = await admin.get(f"/livestreams/{sid}")
+            assert r.status_code == 200 and r.json()["status"] == "scheduled", r.text  # nothing half-started
+            r = await admin.post(f"/livestreams/{sid}/start")
+            assert r.status_code == 200 and r.json()["status"] == "live", r.text
+            r = await admin.get(f"/livestreams/{live_sid}")
+            assert r.json()["status"] == "live", r.text  # the refused stop stopped nothing
     finally:
         proc.terminate()
