@@ -11,7 +11,8 @@ same address some seconds later. Meanwhile an admin asks for a go-live.
 What must hold: the viewers stay connected; chat pauses at most `CHAT_PAUSE_MAX_S`, then
 flows again, and every acknowledged message reaches the viewers; the registry comes back
 with every live stream; the stream's actor is the same process, not reloaded; the admin's
-go-live gets an answer in bounded time.
+go-live is refused at once (503 with Retry-After: the gateway pings the registry first), not
+left waiting for the new head.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ NAMESPACE = "head-failover-test"
 OUTAGE_S = 5.0  # how long the cluster runs without a head before the new one starts
 CHAT_PAUSE_MAX_S = 10.0  # the longest chat may go unacknowledged across the outage (measured: under 1 s)
 RECOVERY_S = 90.0  # from starting the new head to the registry answering the gateway again
-GO_LIVE_ANSWER_S = 180.0  # a go-live is answered within this (the registry call's own timeout is 150 s)
+GO_LIVE_ANSWER_S = 15.0  # the gateway's registry check is 3 s; slack for a busy CI machine (the REST bound is 20 s)
 # Ray's nodes and drivers wait this long for a GCS that stopped answering before they exit (Ray's
 # default is 60 s): it bounds how long a head may stay down.
 GCS_RECONNECT_TIMEOUT_S = 60
@@ -240,11 +241,6 @@ async def test_the_head_killed_and_replaced_loses_no_viewer_no_chat_and_no_strea
     assert names[status["registryNodeId"]] == "head-2", "the registry runs on the new head"
     assert not next(n for n in status["nodes"] if n["name"] == "head")["alive"]
     assert status["gcsFaultTolerance"]["on"]
-    # The go-live asked while no head ran: answered in bounded time, never left hanging. It waits for
-    # the registry: live (200) once the new head's registry answers; a gateway that bounds its
-    # go-live wait may say 202 (still going) or 503, each with Retry-After.
-    assert go_live_status in (200, 202, 503), go_live_status
-    if go_live_status == 200:
-        assert later in live
-    else:
-        assert "retry-after" in go_live_headers
+    # The go-live asked while no head ran: refused at once, saying to try again, not left hanging.
+    assert go_live_status == 503 and "retry-after" in go_live_headers, (go_live_status, go_live_headers)
+    assert go_live_s < GO_LIVE_ANSWER_S, go_live_s
