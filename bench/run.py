@@ -5,7 +5,15 @@ database, local Ray, one gateway), drives it with the project's load tester
 from the same machine, and reads the tester's JSON report. Every scenario runs
 `--runs` times (default 3) and the table shows the median of each figure
 against its target. Results go to `bench/results/latest.json` and
-`bench/results/latest.md` (the table the README quotes).
+`bench/results/latest.md` (the tables the README quotes; `--readme` puts them
+there, between its bench markers: `bench/readme.py`).
+
+What the tables can be trusted for: a run that fails is shown as FAILED (it
+gives no figure, and `make bench` exits 1), never dropped from a median; the
+header names the commit measured (", dirty" when the tree had changes), the
+date and the machine; counts of what the system did (like taps applied, poll
+answers per gateway) are read from the stream actor (`bench/actor_info.py`),
+not from what the load tester sent.
 
 Scenarios (targets from the fan-out issue):
 
@@ -22,6 +30,11 @@ Scenarios (targets from the fan-out issue):
   ≤ 1 s (the 200 started one after another); memory per stream actor. Before
   them, and reported apart (never in place of it), 20 go-lives paced at one a
   second, each stopped again: the go-live time at a steady rate.
+
+* `side-by-side` (`bench/side_by_side.py`): the old stack (a Node `ws` server,
+  `bench/baseline/`) and ours under the same loads from the same load tester,
+  old-protocol viewers, p50/p99 of each and their ratios; `--quick` runs only
+  its two small loads.
 
 Nothing here asserts: it measures and prints. Timings belong here, never in tests.
 """
