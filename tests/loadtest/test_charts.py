@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,3 +103,40 @@ def test_lost_axis_counts_what_was_lost() -> None:
     axis = next(a for a in found["deliveries"] if a.title == "lost receipts")
     assert min(axis.numbers()) == 0 and max(axis.numbers()) >= 35, axis.ticks
     assert all(v == int(v) for v in axis.numbers()), axis.ticks  # whole receipts
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Run in the page once it has loaded: each chart image's size as the browser decoded it.
+SIZES_PROBE = (
+    '<script>window.addEventListener("load", () => document.body.setAttribute("data-sizes", '
+    '[...document.images].map(i => i.alt + ":" + i.naturalWidth + "x" + i.naturalHeight).join(",")))</script>'
+)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium to render the report with (the SVG is still parsed above)")
+def test_a_browser_draws_every_chart(tmp_path: Path) -> None:
+    """Headless chromium opens the report and decodes each chart (an SVG it cannot read has no size)."""
+    assert CHROMIUM is not None
+    page = tmp_path / "report.html"
+    page.write_text(render(_report()).replace("</body>", SIZES_PROBE + "</body>"), encoding="utf-8")
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    found = re.search(r'data-sizes="([^"]*)"', dom)
+    assert found, dom[-2000:]
+    sizes = dict(item.split(":") for item in found.group(1).split(","))
+    assert set(sizes) == {"latency", "deliveries", "connections"}, sizes
+    for name, size in sizes.items():
+        width, height = (int(v) for v in size.split("x"))
+        assert width > 300 and height > 100, (name, size)
