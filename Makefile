@@ -47,6 +47,9 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix --exit-zero .
 	$(VENV)/bin/ruff format .
 
+# Every scenario, 3 runs each, the old stack (bench/baseline, Node) side by side with ours; exits 1 if a run
+# failed. `make bench BENCH_ARGS=--quick`: only the side-by-side small loads; `BENCH_ARGS=--readme` also
+# rewrites README.md's tables between the bench markers (`python -m bench.readme`: from the last run's file).
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 

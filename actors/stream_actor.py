@@ -172,6 +172,10 @@ class StreamActor:
         self._exiting: asyncio.Task[None] | None = None  # a fenced instance ending itself
         self._leases = GatewayLeases(config.gateway_lease)
         self._peaks = MinutePeaks()
+        # Counted where it happens, for `info()` (the benchmark reads these, not what a tester sent):
+        self._toggles_applied = 0  # like taps applied and stored
+        self._polls_answered: dict[str, int] = {}  # per gateway
+        self._events_delivered: dict[str, int] = {}  # per gateway: events handed out in poll answers
         self._load_started = time.monotonic()
         self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
@@ -228,7 +232,9 @@ class StreamActor:
         self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
         self._pending_commands += size
         self._wake.set()
-        return await answer
+        results = await answer
+        self._toggles_applied += _like_taps(commands, results)
+        return results
 
     def _full(self, size: int) -> bool:
         """Whether `size` more commands would exceed `max_pending_commands`."""
@@ -254,6 +260,8 @@ class StreamActor:
             remaining = deadline - time.monotonic()
             if events or self._stopped or remaining <= 0:
                 self._leases.renew(gateway_id, time.monotonic())
+                self._polls_answered[gateway_id] = self._polls_answered.get(gateway_id, 0) + 1
+                self._events_delivered[gateway_id] = self._events_delivered.get(gateway_id, 0) + len(events)
                 return PollResult(
                     self.incarnation, state.epoch, events=events, stopped=self._stopped, healthy=self._healthy
                 )
@@ -322,6 +330,9 @@ class StreamActor:
             "snapshotVersion": self._snapshot_version,
             "pendingCommands": self._pending_commands + self._loading_commands,
             "gateways": self._leases.holders(),
+            "togglesApplied": self._toggles_applied,  # like taps applied and stored since this process started
+            "pollsAnswered": dict(self._polls_answered),  # per gateway, with events or at the poll's timeout
+            "eventsDelivered": dict(self._events_delivered),  # per gateway, events in those answers
         }
 
     async def close(self) -> None:
@@ -771,6 +782,11 @@ def _set_up_actor_process(config: ActorConfig) -> StreamStores:
 def _taps(commands: list[Command]) -> int:
     """How many commands a batch holds, a run of like taps (`ToggleLike.more`) counting each tap."""
     return sum(1 + len(c.more) if c.__class__ is ToggleLike else 1 for c in commands)
+
+
+def _like_taps(commands: list[Command], results: list[Result]) -> int:
+    """How many like taps of a batch were applied: each accepted `ToggleLike` with its run of taps."""
+    return sum(1 + len(c.more) for c, r in zip(commands, results, strict=True) if c.__class__ is ToggleLike and r.ok)
 
 
 def _loggable(stats: dict[str, Any]) -> dict[str, Any]:

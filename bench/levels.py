@@ -63,7 +63,8 @@ def actor_sample(cluster: LocalCluster, stream_id: str) -> dict[str, Any]:
         "async def info(sid):\n    client = await RegistryClient.find().stream_client(sid)\n"
         "    return await client.info()\n"
         f"i = asyncio.run(info({stream_id!r}))\n"
-        "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways'])}))"
+        "print(json.dumps({'cpu': i['cpuSeconds'], 'seq': i['seq'], 'gateways': len(i['gateways']),\n"
+        "    'polls': i['pollsAnswered'], 'delivered': i['eventsDelivered']}))"
     )
     return dict(json.loads(out))  # driver() raises if the actor cannot be asked
 
@@ -101,10 +102,16 @@ def run_levels(viewers: int, work: Path) -> dict[str, float]:
         second = actor_sample(cluster, sid)
         tester.wait(300)
         events = max(1, second["seq"] - first["seq"])
+        # Counted by the actor in the window: events it handed out in poll answers (to any gateway),
+        # and poll answers per gateway.
+        delivered = sum(second["delivered"].values()) - sum(first["delivered"].values())
+        polls = [n - first["polls"].get(gw, 0) for gw, n in second["polls"].items()]
         return {
             "cpu_us_per_event": 1e6 * (second["cpu"] - first["cpu"]) / events,
             "events_per_s": events / WINDOW_S,
             "gateways_served": float(second["gateways"]),
+            "deliveries_per_event": delivered / events,
+            "polls_per_gateway_s": sum(polls) / max(1, len(polls)) / WINDOW_S,
         }
     finally:
         for proc in gateways:
@@ -126,7 +133,8 @@ def levels(run: int, work: Path, figures: dict[str, Any]) -> None:
     figures["actor CPU/event, 100 viewers"].values.append(small["cpu_us_per_event"])
     figures["actor CPU/event, 10,000 viewers"].values.append(large["cpu_us_per_event"])
     figures["actor CPU/event ratio 10,000 : 100"].values.append(large["cpu_us_per_event"] / small["cpu_us_per_event"])
-    figures["deliveries per event (gateways served)"].values.append(large["gateways_served"])
+    figures["deliveries per event (actor's poll answers)"].values.append(large["deliveries_per_event"])
+    figures["poll answers/s per gateway, 10,000 viewers"].values.append(large["polls_per_gateway_s"])
 
 
 if __name__ == "__main__":  # python -m bench.levels [VIEWERS ...]

@@ -5,7 +5,15 @@ database, local Ray, one gateway), drives it with the project's load tester
 from the same machine, and reads the tester's JSON report. Every scenario runs
 `--runs` times (default 3) and the table shows the median of each figure
 against its target. Results go to `bench/results/latest.json` and
-`bench/results/latest.md` (the table the README quotes).
+`bench/results/latest.md` (the tables the README quotes; `--readme` puts them
+there, between its bench markers: `bench/readme.py`).
+
+What the tables can be trusted for: a run that fails is shown as FAILED (it
+gives no figure, and `make bench` exits 1), never dropped from a median; the
+header names the commit measured (", dirty" when the tree had changes), the
+date and the machine; counts of what the system did (like taps applied, poll
+answers per gateway) are read from the stream actor (`bench/actor_info.py`),
+not from what the load tester sent.
 
 Scenarios (targets from the fan-out issue):
 
@@ -22,6 +30,11 @@ Scenarios (targets from the fan-out issue):
   ≤ 1 s (the 200 started one after another); memory per stream actor. Before
   them, and reported apart (never in place of it), 20 go-lives paced at one a
   second, each stopped again: the go-live time at a steady rate.
+
+* `side-by-side` (`bench/side_by_side.py`): the old stack (a Node `ws` server,
+  `bench/baseline/`) and ours under the same loads from the same load tester,
+  old-protocol viewers, p50/p99 of each and their ratios; `--quick` runs only
+  its two small loads.
 
 Nothing here asserts: it measures and prints. Timings belong here, never in tests.
 """
@@ -41,14 +54,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import psutil
 from rich.console import Console
 from rich.table import Table
 
+from bench.actor_info import gcs_address, stream_info
 from persistence.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +179,15 @@ class PeakSampler:
         return self.peak
 
 
-def loadtest(system: System, out: Path, *args: str) -> dict[str, Any]:
+class Server(Protocol):
+    """What the load tester is pointed at: ours (`System`) or the old stack (`side_by_side.Baseline`)."""
+
+    url: str
+
+
+def loadtest(system: Server, out: Path, *args: str) -> dict[str, Any]:
+    """Run `wrencos loadtest run` against `system`; its JSON report. Raises if it wrote none (the run
+    could not be set up): the caller counts that run as failed."""
     cmd = [sys.executable, "-m", "wrencos", "loadtest", "run", "-g", system.url, "--no-live"]
     cmd += ["--admin-email", ADMIN_EMAIL, "--admin-password", ADMIN_PASSWORD]
     cmd += ["--json", str(out), "--html", str(out.with_suffix(".html")), *args]
@@ -191,20 +214,33 @@ class Figure:
     name: str
     target: str
     unit: str
-    better: str  # "lower" | "higher" | "equal"
+    better: str  # "lower" | "higher" | "equal" | "about" (within 5 %: a count over a window's edges)
     limit: float | None
-    values: list[float] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)  # one per run; None: that run failed
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for v in self.values if v is None)
 
     @property
     def median(self) -> float | None:
-        return statistics.median(self.values) if self.values else None
+        """The median of the runs that were measured (failed ones are counted in `failed`, not hidden)."""
+        measured = [v for v in self.values if v is not None]
+        return statistics.median(measured) if measured else None
 
     @property
     def met(self) -> bool | None:
         m = self.median
+        if self.failed:
+            return False
         if m is None or self.limit is None:
             return None
-        return {"lower": m <= self.limit, "higher": m >= self.limit, "equal": m == self.limit}[self.better]
+        return {
+            "lower": m <= self.limit,
+            "higher": m >= self.limit,
+            "equal": m == self.limit,
+            "about": abs(m - self.limit) <= 0.05 * self.limit,
+        }[self.better]
 
 
 def v1_2000(run: int, work: Path, figures: dict[str, Figure]) -> None:
@@ -237,20 +273,35 @@ def v2_10000(run: int, work: Path, figures: dict[str, Figure]) -> None:
         system.stop()
 
 
+STORM_CHAT_START, STORM_DURATION = 3.0, 18.0  # seconds of the run: chat and taps from 3 s to 18 s
+
+
 def like_storm(run: int, work: Path, figures: dict[str, Figure]) -> None:
     system = System()
     try:
-        common = options(viewers=1000, ramp=1000, chat_start=3, duration=18, chat_rate=20, protocol="v2", workers=2)
+        common = options(
+            viewers=1000,
+            ramp=1000,
+            chat_start=STORM_CHAT_START,
+            duration=STORM_DURATION,
+            chat_rate=20,
+            protocol="v2",
+            workers=2,
+        )
         calm = loadtest(system, work / f"calm-{run}.json", *common)
-        storm = loadtest(system, work / f"storm-{run}.json", *common, "--like-rate", "20000")
+        # The storm's stream stays live after the run, so its actor can say how many taps it applied.
+        storm = loadtest(system, work / f"storm-{run}.json", *common, "--like-rate", "20000", "--keep-streams")
         likes = storm["summary"]["likes"]
+        (storm_id,) = likes["streams"]
+        applied = stream_info(gcs_address(system.proc.pid), storm_id)["togglesApplied"]
         streams = list(likes["streams"].values())
         exact = all(s["expectedLikes"] == s["observedLikes"] for s in streams)
         figures["storm likes exact"].values.append(1.0 if exact else 0.0)
         # The tester compares the counts once no stream_update has come for 1 s (at most 10 s after
         # the drain): how long that took after the drain; a stream that never settled shows the bound.
         figures["storm likes settled after"].values.append(max(s.get("settleSeconds") or 0.0 for s in streams))
-        figures["storm toggles/s"].values.append(likes["sent"] / max(1.0, storm["summary"]["durationSeconds"] - 3))
+        # Taps the actor applied and stored, over the seconds the tester sent them (from chat_start on).
+        figures["storm toggles/s (applied by the actor)"].values.append(applied / (STORM_DURATION - STORM_CHAT_START))
         figures["storm updates/viewer/s"].values.append(max(s["updatesPerViewerSecond"] for s in streams))
         calm_p99 = calm["summary"]["chat"]["latencyMs"]["p99"] or 1.0
         figures["storm chat p99 ratio"].values.append(storm["summary"]["chat"]["latencyMs"]["p99"] / calm_p99)
@@ -332,7 +383,7 @@ SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[
         [
             Figure("storm likes exact", "yes", "", "equal", 1.0),
             Figure("storm likes settled after", "measured (≤ 10 s wait)", "s", "lower", None),
-            Figure("storm toggles/s", "20,000", "/s", "higher", 20000 * 0.95),
+            Figure("storm toggles/s (applied by the actor)", "20,000", "/s", "higher", 20000 * 0.95),
             Figure("storm updates/viewer/s", "a few (≤ 4)", "/s", "lower", 4),
             Figure("storm chat p99 ratio", "≤ 1.5 × calm", "×", "lower", 1.5),
         ],
@@ -360,63 +411,123 @@ SCENARIOS: dict[str, tuple[Callable[[int, Path, dict[str, Figure]], None], list[
             Figure("actor CPU/event, 100 viewers", "measured", "µs", "lower", None),
             Figure("actor CPU/event, 10,000 viewers", "measured", "µs", "lower", None),
             Figure("actor CPU/event ratio 10,000 : 100", "≤ 1.5 (does not grow)", "×", "lower", 1.5),
-            Figure("deliveries per event (gateways served)", "2 (one per gateway)", "", "equal", 2.0),
+            Figure("deliveries per event (actor's poll answers)", "2 (one per gateway)", "", "about", 2.0),
+            Figure("poll answers/s per gateway, 10,000 viewers", "measured (about one per batch)", "/s", "lower", None),
         ],
     ),
 }
 
 
 def table(figures: list[Figure], runs: int) -> tuple[Table, str]:
-    t = Table(title=f"WrenCOS Live benchmarks (median of {runs} runs)")
+    t = Table(title=f"WrenCOS Live benchmarks (median of the runs measured, {runs} per scenario)")
     for col in ("figure", "target", "median", "runs", "met"):
         t.add_column(col)
     md = ["| figure | target | median | runs | met |", "|---|---|---|---|---|"]
     for f in figures:
         med = "–" if f.median is None else f"{f.median:,.1f} {f.unit}".strip()
-        runs_s = ", ".join(f"{v:,.1f}" for v in f.values)
-        met = {True: "yes", False: "NO", None: "–"}[f.met]
+        runs_s = ", ".join("FAILED" if v is None else f"{v:,.1f}" for v in f.values)
+        met = "FAILED" if f.failed else {True: "yes", False: "NO", None: "–"}[f.met]
         t.add_row(f.name, f.target, med, runs_s, met)
         md.append(f"| {f.name} | {f.target} | {med} | {runs_s} | {met} |")
     return t, "\n".join(md)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", action="append", choices=list(SCENARIOS), help="run only these scenarios")
-    args = parser.parse_args(argv)
-    names = args.only or list(SCENARIOS)
-    work = Path(tempfile.mkdtemp(prefix="wrencos-bench-reports-"))
-    all_figures: list[Figure] = []
-    for name in names:
-        fn, figures = SCENARIOS[name]
-        by_name = {f.name: f for f in figures}
-        for run in range(1, args.runs + 1):
-            with console.status(f"[bold]{name}[/] run {run}/{args.runs} ..."):
-                t = time.monotonic()
-                try:
-                    fn(run, work, by_name)
-                except Exception as e:  # noqa: BLE001 - one failed run is reported; the others still run
-                    console.print(f"[red]{name} run {run} failed:[/] {e!r}")
-            console.print(f"{name} run {run}/{args.runs} done in {time.monotonic() - t:.0f} s")
-        all_figures += figures
-    rich_table, markdown = table(all_figures, args.runs)
-    console.print(rich_table)
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    machine = (
+def commit_name() -> str:
+    """`git rev-parse --short HEAD` of the code measured, with ", dirty" if it has uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True)
+    commit = head.stdout.strip() or "unknown"
+    return f"{commit}, dirty" if status.stdout.strip() else commit
+
+
+def machine_name() -> str:
+    return (
         f"{platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
         f"{psutil.virtual_memory().total / 2**30:.0f} GiB, Python {platform.python_version()}"
     )
+
+
+def run_scenario(name: str, runs: int, work: Path) -> list[Figure]:
+    """`runs` runs of one scenario. A run that raises records no figure at all (what it had
+    appended is taken back) and a failure in each: never a median of fewer runs in silence."""
+    fn, figures = SCENARIOS[name]
+    by_name = {f.name: f for f in figures}
+    for run in range(1, runs + 1):
+        before = {f.name: len(f.values) for f in figures}
+        with console.status(f"[bold]{name}[/] run {run}/{runs} ..."):
+            t = time.monotonic()
+            try:
+                fn(run, work, by_name)
+            except Exception as e:  # noqa: BLE001 - one failed run is reported as failed; the others still run
+                console.print(f"[red]{name} run {run} FAILED:[/] {e!r}")
+                for f in figures:
+                    del f.values[before[f.name] :]
+                    f.values.append(None)
+        console.print(f"{name} run {run}/{runs} done in {time.monotonic() - t:.0f} s")
+    return figures
+
+
+SIDE_BY_SIDE = "side-by-side"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios, print and write the tables; 1 if any run failed, else 0."""
+    from bench import side_by_side as sbs
+    from bench.readme import README, replace_between_markers
+
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", action="append", choices=[*SCENARIOS, SIDE_BY_SIDE], help="run only these scenarios")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only the side-by-side scenario's small loads (100 and 1,000 viewers at 10 chat/s)",
+    )
+    parser.add_argument(
+        "--readme", action="store_true", help="also put the tables into README.md between its bench markers"
+    )
+    args = parser.parse_args(argv)
+    names = [SIDE_BY_SIDE] if args.quick else (args.only or [*SCENARIOS, SIDE_BY_SIDE])
+    work = Path(tempfile.mkdtemp(prefix="wrencos-bench-reports-"))
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    commit, machine = commit_name(), machine_name()
+    all_figures: list[Figure] = []
+    for name in names:
+        if name != SIDE_BY_SIDE:
+            all_figures += run_scenario(name, args.runs, work)
+    sides: dict[sbs.Load, dict[str, sbs.Measured]] = {}
+    if SIDE_BY_SIDE in names:
+        loads = sbs.QUICK if args.quick else sbs.LOADS
+        sides = sbs.side_by_side(loads, args.runs, work, progress=console.print)
+    failed = sum(f.failed for f in all_figures) + sbs.failed_runs(sides)
+    header = (
+        f"Commit {commit}; measured {started}; {machine}; load generator on the same machine; "
+        f"{args.runs} run(s) per scenario" + (" (`--quick`)" if args.quick else "") + "."
+    )
+    parts = [header]
+    if sides:
+        parts.append(sbs.table(sides, args.runs))
+        console.print(parts[-1])
+    if all_figures:
+        rich_table, markdown = table(all_figures, args.runs)
+        console.print(rich_table)
+        parts.append(markdown)
+    if failed:
+        parts.append(f"**{failed} run(s) FAILED**: see the rows marked FAILED.")
+        console.print(f"[red]{failed} run(s) FAILED[/]")
+    text = "\n\n".join(parts) + "\n"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(
         json.dumps(
             {
                 "commit": commit,
+                "measuredAt": started,
                 "machine": machine,
                 "runs": args.runs,
+                "quick": args.quick,
                 "reports": str(work),
+                "failedRuns": failed,
+                "sideBySide": sbs.as_json(sides),
                 "figures": [
                     {
                         "name": f.name,
@@ -424,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                         "unit": f.unit,
                         "values": f.values,
                         "median": f.median,
+                        "failed": f.failed,
                         "met": f.met,
                     }
                     for f in all_figures
@@ -432,11 +544,12 @@ def main(argv: list[str] | None = None) -> int:
             indent=2,
         )
     )
-    (RESULTS / "latest.md").write_text(
-        f"Commit {commit}; {machine}; load generator on the same machine.\n\n{markdown}\n"
-    )
+    (RESULTS / "latest.md").write_text(text)
+    if args.readme:
+        README.write_text(replace_between_markers(README.read_text(), text))
+        console.print(f"README.md: the bench tables replaced ({README})")
     console.print(f"results: {RESULTS / 'latest.md'}; load-test reports (HTML with plots): {work}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,71 +1,129 @@
-"""A single self-contained HTML report: summary tables and PNG plots
-(matplotlib, Agg backend) embedded as base64, so it can be mailed or
-attached to a CI run as one file."""
+"""A single self-contained HTML report: summary tables and charts
+(matplotlib, drawn without pyplot) embedded as base64 SVG images, so it can
+be mailed or attached to a CI run as one file. The SVG keeps its text as
+text: every chart's axis titles and tick labels can be read back (the tests
+do)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import math
 from pathlib import Path
 from typing import Any
 
+from matplotlib import rc_context
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+SECOND_OF_RUN = "second of the run"
+# Latency ticks at 1, 2 and 5 of each decade: ms from under 1 to many seconds on one readable axis.
+NICE_STEPS = (1.0, 2.0, 5.0)
 
 
 def _figure() -> tuple[Figure, Any]:
-    """A figure and its axes, outside pyplot: no global state, no GUI backend (saved with Agg)."""
+    """A figure and its axes, outside pyplot: no global state, no GUI backend."""
     fig = Figure(figsize=(9, 3.2))
     return fig, fig.subplots()
 
 
-def _png(fig: Figure) -> str:
+def _svg(fig: Figure) -> str:
+    """The figure as base64 SVG, its text kept as `<text>` (not outlines) and no date in it."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    with rc_context({"svg.fonttype": "none", "svg.hashsalt": "wrencos"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _nice(v: float, up: bool) -> float:
+    """The nearest 1-2-5 step (…, 10, 20, 50, 100, …) at or above `v` (`up`), else at or below."""
+    decade = 10.0 ** math.floor(math.log10(v))
+    steps = [decade * s for s in (*NICE_STEPS, 10.0)]
+    if up:
+        return next(s for s in steps if s >= v * (1 - 1e-9))
+    return max(s for s in steps if s <= v * (1 + 1e-9))
+
+
+def latency_limits(values: list[float]) -> tuple[float, float]:
+    """The latency axis's range: from the 1-2-5 step at or below the smallest value to the one at
+    or above the largest, so at least two labelled ticks always show (a log axis over 47–50 ms
+    would otherwise have none). (1, 10) when nothing was measured."""
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    if not positive:
+        return 1.0, 10.0
+    lo, hi = _nice(min(positive), up=False), _nice(max(positive), up=True)
+    return (lo, hi) if hi > lo else (lo, _nice(lo * 1.5, up=True))
+
+
+def lost_limits(lost: list[int]) -> tuple[float, float]:
+    """The lost axis: 0 to the most lost in a second, at least 1 (no ±0.04 axis when none was lost)."""
+    return 0.0, float(max(1, *lost) if lost else 1)
+
+
+def _plain(v: float, _pos: int) -> str:
+    return f"{v:g}"
+
+
 def plots(series: dict[str, list[Any]]) -> dict[str, str]:
-    """name -> base64 PNG."""
+    """name -> base64 SVG."""
     t = series["t"]
     out: dict[str, str] = {}
     fig, ax = _figure()
+    drawn: list[float] = []
     for p, style in (("p50", "-"), ("p90", "--"), ("p99", "-"), ("max", ":")):
-        ys = [float("nan") if v is None else v for v in series[f"latency_{p}"]]
+        # A latency of 0 ms (or none that second) has no place on a log axis: a gap in the line.
+        ys = [float("nan") if v is None or v <= 0 else float(v) for v in series[f"latency_{p}"]]
+        drawn += ys
         ax.plot(t, ys, style, label=p)
-    ax.set_xlabel("second of the run")
-    ax.set_ylabel("ms")
+    ax.set_xlabel(SECOND_OF_RUN)
+    ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Chat fan-out latency (send → receipt), per second")
-    ax.set_yscale("symlog", linthresh=10)
+    ax.set_yscale("log")
+    ax.set_ylim(*latency_limits(drawn))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=NICE_STEPS))
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", ncols=4)
-    out["latency"] = _png(fig)
+    out["latency"] = _svg(fig)
 
     fig, ax = _figure()
     ax.plot(t, series["deliveries"], label="deliveries/s")
     ax.plot(t, series["expected"], "--", label="expected receipts (by send second)")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("receipts per second")
     ax2 = ax.twinx()
     ax2.bar(t, series["lost"], color="tab:red", alpha=0.4, label="lost (by send second)")
-    ax2.set_ylabel("lost")
-    ax.set_xlabel("second of the run")
+    ax2.set_ylim(*lost_limits(series["lost"]))
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_ylabel("lost receipts")
+    ax.set_xlabel(SECOND_OF_RUN)
     ax.set_title("Deliveries per second")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
-    out["deliveries"] = _png(fig)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize="small")
+    out["deliveries"] = _svg(fig)
 
     fig, ax = _figure()
     ax.plot(t, series["connected"], label="watching")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("viewers watching")
     ax2 = ax.twinx()
     ax2.bar(t, series["connectOk"], alpha=0.3, label="connected this second")
     ax2.bar(t, series["connectFailed"], alpha=0.6, color="tab:red", label="failed this second")
     ax2.plot(t, series["reconnects"], "k.", label="reconnects")
-    ax.set_xlabel("second of the run")
+    ax2.set_ylim(bottom=0)
+    ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax2.set_ylabel("connections per second")
+    ax.set_xlabel(SECOND_OF_RUN)
     ax.set_title("Connections")
     ax.grid(alpha=0.3)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize="small")
-    out["connections"] = _png(fig)
+    out["connections"] = _svg(fig)
     return out
 
 
@@ -213,9 +271,9 @@ def render(report: dict[str, Any]) -> str:
 ({report["host"]["cpus"]} CPUs). Run id <code>{html.escape(str(cfg.get("runId", "")))}</code>.</p>
 {verdict}
 <h2>Summary</h2>{_table(summary_rows(report))}
-<h2>Latency percentiles over time</h2><img alt="latency" src="data:image/png;base64,{imgs["latency"]}">
-<h2>Deliveries per second</h2><img alt="deliveries" src="data:image/png;base64,{imgs["deliveries"]}">
-<h2>Connections</h2><img alt="connections" src="data:image/png;base64,{imgs["connections"]}">
+<h2>Latency percentiles over time</h2><img alt="latency" src="data:image/svg+xml;base64,{imgs["latency"]}">
+<h2>Deliveries per second</h2><img alt="deliveries" src="data:image/svg+xml;base64,{imgs["deliveries"]}">
+<h2>Connections</h2><img alt="connections" src="data:image/svg+xml;base64,{imgs["connections"]}">
 <h2>Errors by kind</h2>{err_html}
 <h2>Admin actions</h2>{act_html}
 <h2>Likes</h2>{likes_html}

@@ -79,7 +79,7 @@ def test_json_and_html_reports(tmp_path: Path) -> None:
     back = read_json(write_json(report, tmp_path / "r.json"))
     assert back["summary"] == report["summary"]
     html = write_html(report, tmp_path / "r.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/svg+xml;base64,") == 3
     assert "FAIL" in html and "a note" in html
 
 

@@ -179,7 +179,7 @@ async def test_report_agrees_with_what_was_sent_and_received_v1(gateway_url: str
     sales = [a for a in report["adminActions"] if a["name"] == "flash-sale"]
     assert len(sales) == 2 and all(a["ok"] for a in sales), sales
     html = (tmp_path / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/svg+xml;base64,") == 3
     assert report["passed"] is True
     assert time.monotonic() - started < 60
 
