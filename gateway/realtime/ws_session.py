@@ -368,8 +368,8 @@ class WsSession:
             )
             stream_id = record["_id"]
         answer = await ctx.directory.start_stream(stream_id)
-        if not answer.ok:
-            self.error(answer.message or "could not start the stream")
+        if not answer.ok:  # with the registry's code where it gave one (`no_capacity`)
+            self.error(answer.message or "could not start the stream", answer.code)
 
     def chat(self, frame: p.ChatMessage) -> None:
         conn = self.conn

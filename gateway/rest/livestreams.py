@@ -83,7 +83,7 @@ class StreamOut(DocumentOut):
     chatCount: int
     pinnedProducts: list[dict[str, Any]] = Field(
         description="as in `pinned_products_updated`: `productId` and `_id`, `name`, `price` (an exact "
-        "JSON number) and `priceMinor`, `image`, `displayOrder`"
+        "JSON number) and `priceMinor`, `currency`, `image`, `displayOrder`"
     )
     seq: int | None = None
     epoch: str | None = None
