@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.support.databases import DatabaseServer
-from tests.support.processes import base_env
+from tests.support.status import wrencos_status
 from wrencos.local_cluster import LocalCluster
 from wrencos.process_tree import descendants
 
@@ -55,15 +55,7 @@ class Autoscaling:
 
     def status_text(self, *flags: str) -> str:
         """What `wrencos status` prints."""
-        r = subprocess.run(
-            [sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, *flags],
-            env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+        return wrencos_status(self.ray.address, NAMESPACE, *flags)
 
     def alive_stream_nodes(self) -> int:
         return int(self.ray.driver("print(sum(1 for n in ray.nodes() if n['Alive'] and 'stream' in n['Resources']))"))

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,8 @@ import pytest
 
 from tests.support.clients import Api, WsClient, login
 from tests.support.databases import DatabaseServer, found
-from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, base_env, start_gateway
+from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
+from tests.support.status import wrencos_status
 from wrencos.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.system
@@ -55,15 +54,7 @@ class Cluster:
 
     def run_status(self, *flags: str) -> str:
         """What `wrencos status` prints: what an operator sees."""
-        r = subprocess.run(
-            [sys.executable, "-m", "wrencos", "status", "--address", self.ray.address, *flags],
-            env={**base_env(), "WRENCOS_NAMESPACE": NAMESPACE},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert r.returncode == 0, r.stderr
-        return r.stdout
+        return wrencos_status(self.ray.address, NAMESPACE, *flags)
 
     def status(self) -> dict[str, Any]:
         return dict(json.loads(self.run_status("--json").strip().splitlines()[-1]))
