@@ -13,6 +13,13 @@ The hub frames it once and writes the same bytes to every watcher:
   `batch_interval` holding every event of that interval, so a busy stream
   costs one frame per tick per viewer.
 
+The ticks are adaptive (`core.pacing`): an event that finds the last write
+(or batch) at least an interval ago goes out on the next turn of the event
+loop, with whatever else arrived in that turn; one that arrives sooner waits
+for `last + interval` and goes with everything that arrived meanwhile. A
+quiet stream pays no tick; a busy one is written once per interval, as with
+a fixed tick.
+
 There is no backpressure here: a connection that cannot keep up is closed by
 its own buffer limit (see `connection.py`).
 
@@ -27,6 +34,7 @@ import asyncio
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
+from core.pacing import Pacer
 from gateway.transport.connection import Connection
 from gateway.transport.uvicorn_adapter import text_frame
 
@@ -46,6 +54,8 @@ class Hub:
     ) -> None:
         self.batch_interval = batch_interval
         self.write_interval = write_interval
+        self._write_pace = Pacer(write_interval)
+        self._batch_pace = Pacer(batch_interval)
         self.connections: set[Connection] = set()
         self.admins: set[Connection] = set()
         self._single: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 1 watchers
@@ -57,8 +67,9 @@ class Hub:
         # snapshot it got on joining): it gets only the ones after, at the same tick.
         self._joined_batch: dict[str, dict[Connection, int]] = {}
         self._joined_single: dict[str, dict[Connection, int]] = {}
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._write_timer: asyncio.TimerHandle | None = None
+        # The write or batch run scheduled (on the next turn of the loop, or at the interval's end).
+        self._flush_timer: asyncio.Handle | None = None
+        self._write_timer: asyncio.Handle | None = None
         self.frames_out = 0  # frames written or queued, for metrics
         # Told, once per stream per tick, how long its oldest event waited here before being written.
         self.on_fanout: Callable[[float], None] | None = None
@@ -174,12 +185,12 @@ class Hub:
             self._since_single.setdefault(stream_id, now)
             self._pending_single.setdefault(stream_id, []).extend(events)
             if self._write_timer is None:
-                self._write_timer = loop.call_later(self.write_interval, self.write_all)
+                self._write_timer = _schedule(loop, self._write_pace.delay(now), self.write_all)
         if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
             self._since_batch.setdefault(stream_id, now)
             self._pending.setdefault(stream_id, []).extend(e if isinstance(e, str) else e[0] for e in events)
             if self._flush_timer is None:
-                self._flush_timer = loop.call_later(self.batch_interval, self.flush_all)
+                self._flush_timer = _schedule(loop, self._batch_pace.delay(now), self.flush_all)
 
     def write_pending(self, stream_id: str) -> int:
         """Write the stream's waiting events to old apps now: each its own
@@ -228,7 +239,9 @@ class Hub:
         return sent
 
     def write_all(self) -> None:
+        """Write every stream's waiting events to old apps (the write tick)."""
         self._write_timer = None
+        self._write_pace.ran(asyncio.get_running_loop().time())
         for stream_id in list(self._pending_single):
             self.write_pending(stream_id)
 
@@ -254,7 +267,9 @@ class Hub:
             self.on_fanout(asyncio.get_running_loop().time() - since)
 
     def flush_all(self) -> None:
+        """Send every stream's waiting batch to opted-in apps (the batch tick)."""
         self._flush_timer = None
+        self._batch_pace.ran(asyncio.get_running_loop().time())
         for stream_id in list(self._pending):
             self.flush(stream_id)
 
@@ -264,6 +279,11 @@ class Hub:
         sent = sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
         self.frames_out += sent
         return sent
+
+
+def _schedule(loop: asyncio.AbstractEventLoop, delay: float, run: Callable[[], None]) -> asyncio.Handle:
+    """`run` on the next turn of the loop if `delay` is 0 (no timer), else in `delay` seconds."""
+    return loop.call_soon(run) if delay <= 0.0 else loop.call_later(delay, run)
 
 
 def _by_skip(

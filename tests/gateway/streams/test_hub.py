@@ -297,16 +297,21 @@ async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
 
 class TestBatchesForOptedInApps:
     async def test_events_wait_for_the_tick_then_go_as_one_frame(self) -> None:
-        # Both ticks are timers set at publish, so the write tick (0.04 s) always fires before this test's
-        # 0.045 s sleep ends; the batch tick is far enough out (0.5 s) that a stalled loop cannot fire it first.
+        # Busy: each tick has just run, so what arrives next waits for the end of its interval. The
+        # write tick (0.04 s) always fires before this test's 0.045 s sleep ends; the batch tick is
+        # far enough out (0.5 s) that a stalled loop cannot fire it first.
         hub = Hub(batch_interval=0.5, write_interval=0.04)
         new = joined(hub, "n")
         new.protocol = 2
         hub.watch(new, A)  # moves it to the batched group
         old = joined(hub, "o")
         hub.watch(old, A)
+        hub.publish(A, ['{"seq":0}'])
+        await asyncio.sleep(0)  # quiet until now: both go on the next turn of the loop
+        assert drain(old) == ['{"seq":0}'] and len(text_frames(new)) == 1
         hub.publish(A, ['{"seq":1}', '{"seq":2}'])
         hub.publish(A, ['{"seq":3}'])
+        await asyncio.sleep(0)
         assert drain(old) == [] and drain(new) == []  # both wait for their tick
         await asyncio.sleep(0.045)
         assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: each its own frame, one write
@@ -314,6 +319,36 @@ class TestBatchesForOptedInApps:
         await asyncio.sleep(0.5)
         [frame] = text_frames(new)
         assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}
+
+    async def test_a_quiet_stream_is_written_on_the_next_turn_of_the_loop_not_at_a_tick(self) -> None:
+        # Ticks of 10 s: a fixed tick would hold these events for 10 s.
+        hub = Hub(batch_interval=10, write_interval=10)
+        new = opted_in(hub, "n")
+        old = joined(hub, "o")
+        hub.watch(old, A)
+        hub.publish(A, ['{"seq":1}'])
+        hub.publish(A, ['{"seq":2}'])  # same turn of the loop: the same write
+        assert drain(old) == [] and drain(new) == []  # nothing is written inside `publish`
+        await asyncio.sleep(0)
+        assert drain(old) == ['{"seq":1}', '{"seq":2}']
+        [frame] = text_frames(new)
+        assert json.loads(frame)["events"] == [{"seq": 1}, {"seq": 2}]
+        hub.publish(A, ['{"seq":3}'])  # right after a write: waits for the tick
+        await asyncio.sleep(0.01)
+        assert drain(old) == [] and drain(new) == []
+
+    async def test_a_tick_once_an_interval_has_passed_goes_at_once_again(self) -> None:
+        hub = Hub(batch_interval=0.05, write_interval=0.05)
+        new = opted_in(hub, "n")
+        old = joined(hub, "o")
+        hub.watch(old, A)
+        hub.publish(A, ['{"seq":1}'])
+        await asyncio.sleep(0)
+        assert len(drain(old)) == 1 and len(drain(new)) == 1
+        await asyncio.sleep(0.06)  # the interval is over: quiet again
+        hub.publish(A, ['{"seq":2}'])
+        await asyncio.sleep(0)
+        assert drain(old) == ['{"seq":2}'] and len(drain(new)) == 1
 
     async def test_a_newcomer_does_not_get_events_from_before_it_joined(self) -> None:
         hub = Hub(batch_interval=10)
