@@ -6,6 +6,11 @@ commands from this gateway arrive in the order they were sent. A batch that
 fails because the actor is restarting is sent again with the same id; the
 actor applies each batch id at most once.
 
+Nothing on the relay's path waits on a timer: a command goes to the actor
+as soon as no batch is in flight (those queued meanwhile go in the next, as
+Nagle's rule would have it), and events go to the hub as soon as the long
+poll returns them; the hub's ticks adapt the same way (`core.pacing`).
+
 Like taps that need no answer but an error (no client id) and follow one
 another in the queue travel as one `ToggleLike` of many likers (`more`):
 nothing is reordered, the stream applies each tap in order, and a storm of
