@@ -44,6 +44,10 @@ class CheckpointSchedule:
         """Whether a checkpoint is due at `now` (exactly `gap` after the last one: due)."""
         return now - self.last_taken >= self.gap
 
+    def due_in(self, now: float) -> float:
+        """Seconds from `now` until a checkpoint is due (0: due now)."""
+        return max(0.0, self.last_taken + self.gap - now)
+
     def taken(self, now: float) -> None:
         """A checkpoint was taken at `now` (or the state was just loaded from
         one): the next is due a gap from now."""

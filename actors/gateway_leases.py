@@ -41,6 +41,11 @@ class GatewayLeases:
             del self._seen[gateway_id]
         return gone
 
+    def next_expiry(self) -> float | None:
+        """When the first lease held runs out (after it, `expire` returns that
+        gateway unless it was heard from again), None if no lease is held."""
+        return min(self._seen.values()) + self.lease if self._seen else None
+
     def holders(self) -> list[str]:
         """The gateways holding a lease, sorted."""
         return sorted(self._seen)

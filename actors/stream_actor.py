@@ -9,9 +9,17 @@ Guarantees:
 * **Stored before published or acknowledged (group commit).** The commands
   that arrive while a commit is being written wait for the next one. A commit
   is one journal entry (its inputs and the events it produced), at most one
-  per `commit_interval`. Only once the entry is stored are its events
-  published and its commands answered: an answer means the effect is durable,
-  an event seen by a gateway is durable.
+  per `commit_interval`: a command that finds the last commit started at
+  least a gap ago is committed at once (on the next turn of the loop), others
+  wait for the gap's end and go together; the gap is twice what the last
+  commit took, at most `commit_interval` (`core.pacing`). Only once the
+  entry is stored are its events published and its commands answered: an
+  answer means the effect is durable, an event seen by a gateway is durable.
+* **No timer while idle.** The commit loop sleeps until a command arrives or
+  timed work comes due: a coalesced update or a flash sale's end, a gateway
+  lease that may run out (only while some gateway holds one: it polls or
+  submits), a checkpoint of commits not yet in one. A stream nobody uses
+  runs nothing of its own.
 * **Checkpoint plus journal.** A full checkpoint is written at most every
   `snapshot_interval` (versioned: only a newer one lands), while the commits
   after it go on (one write at a time; stopping and `flush` wait for it). A
@@ -62,6 +70,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import secrets
 import time
@@ -86,6 +95,7 @@ from core.commands import Chat, Command, ToggleLike
 from core.commit import CommitInput, apply_commit, stop_stream
 from core.event_log import EventLog
 from core.events import ChatRecord
+from core.pacing import Pacer
 from core.poll import PollResult
 from core.results import Result
 from core.state import StreamMeta, StreamState
@@ -101,7 +111,7 @@ RETRY_MIN_S = 0.05
 RETRY_MAX_S = 0.5
 REPLAY_RELOADS = 3  # a recovery whose replay differs from what was published is loaded again this often
 RETRY_AFTER_S = 1  # what a refused command's `retryAfter` says
-LEASE_CHECK_S = 1.0
+LEASE_SLACK_S = 0.05  # a lease is checked this long after it may run out (exactly at its end it still holds)
 SLOW_CHECKPOINT_S = 0.1  # a checkpoint write that takes longer than this is logged
 
 
@@ -122,6 +132,7 @@ class _Pending:
     batch_id: str
     commands: list[Command]
     answer: asyncio.Future[list[Result]]
+    arrived: float  # time.monotonic() when it joined the inbox (for the stage timings)
 
 
 class StreamActor:
@@ -165,7 +176,7 @@ class StreamActor:
         self._wake = asyncio.Event()
         self._commit_lock = asyncio.Lock()
         self._published = asyncio.Event()
-        self._last_commit = 0.0
+        self._commit_pace = Pacer(config.commit_interval)  # when the last stored commit started, what it took
         self._stopped = False
         self._fenced = False
         self._healthy = True
@@ -229,7 +240,7 @@ class StreamActor:
         if self._full(size):
             return [_BUSY] * len(commands)
         answer: asyncio.Future[list[Result]] = asyncio.get_running_loop().create_future()
-        self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer))
+        self._inbox.append(_Pending(gateway_id, batch_id, list(commands), answer, time.monotonic()))
         self._pending_commands += size
         self._wake.set()
         results = await answer
@@ -475,21 +486,15 @@ class StreamActor:
         except Exception:
             log.exception("stream_load_failed", stream_id=self.stream_id)
             return
-        interval = self._config.commit_interval
         while not self._stopped and not self._fenced:
-            assert self._state is not None
-            due = self._state.update_due_in(time.time())
-            due = LEASE_CHECK_S if due is None else min(due, LEASE_CHECK_S)
-            sale_end = self._state.next_sale_end()
-            if sale_end is not None:
-                due = min(due, max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(UTC)).total_seconds()))
-            if not self._inbox and due > 0.0:
+            due = self._next_due()
+            if not self._inbox and (due is None or due > 0.0):
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), due)
+                    await asyncio.wait_for(self._wake.wait(), due)  # None: no timer, only a command wakes it
             self._wake.clear()
-            wait = self._last_commit + interval - time.monotonic()
+            wait = self._commit_pace.delay(time.monotonic())
             if wait > 0:
-                await asyncio.sleep(wait)
+                await asyncio.sleep(wait)  # busy: the commands of this interval go together
             async with self._commit_lock:
                 if self._stopped:
                     break
@@ -504,6 +509,25 @@ class StreamActor:
                         # Every call now raises the load's error (bounded: no call waits on it).
                         log.error("stream_reload_failed", stream_id=self.stream_id, error=repr(loaded.exception()))
                         break
+
+    def _next_due(self) -> float | None:
+        """Seconds until the commit loop has timed work (0: now), None if it has
+        none: a coalesced update or a flash sale's end, a gateway lease that may
+        run out, a checkpoint due for commits not yet in one (unless one is
+        being written: its end wakes the loop)."""
+        state = self._state
+        assert state is not None
+        dues = [state.update_due_in(time.time())]
+        sale_end = state.next_sale_end()
+        if sale_end is not None:
+            dues.append(max(0.0, (datetime.fromisoformat(sale_end) - datetime.now(UTC)).total_seconds()))
+        now = time.monotonic()
+        expiry = self._leases.next_expiry()
+        if expiry is not None:
+            dues.append(max(0.0, expiry - now) + LEASE_SLACK_S)
+        if self._version != self._snapshot_version and (self._saving is None or self._saving.done()):
+            dues.append(self._schedule.due_in(now))
+        return min((d for d in dues if d is not None), default=None)
 
     async def _commit_once(self, force: bool = False) -> None:
         """Apply the inbox, store the journal entry, publish, answer. Caller holds the commit lock.
@@ -536,6 +560,7 @@ class StreamActor:
     async def _apply_and_store(self, pending: list[_Pending], force: bool) -> None:
         state = self._state
         assert state is not None
+        started = time.monotonic()
         now = datetime.now(UTC)
         commit = CommitInput(
             batches=[(p.gateway_id, p.batch_id, p.commands) for p in pending],
@@ -546,11 +571,11 @@ class StreamActor:
         results, events = apply_commit(state, commit)
         self._inject_fault(pending)
         if not (pending or events or commit.expired_gateways or force):
-            self._last_commit = time.monotonic()
             return
         encoded = [(e.seq, encode_event(self.stream_id, state.epoch, e)) for e in events]
         version = self._version + 1
         entry = commit_to_entry(commit, state.epoch, encoded)
+        applied = time.monotonic()
         try:
             await self._retry(
                 "append_journal", lambda: self._stores.journal.append(self.stream_id, version, self.incarnation, entry)
@@ -559,7 +584,20 @@ class StreamActor:
             self._fence(pending)
             raise Fenced(self.stream_id) from None
         self._version = version
-        self._last_commit = time.monotonic()
+        stored = time.monotonic()
+        self._commit_pace.ran(started, stored - started)
+        if _debug_enabled():  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
+            log.debug(
+                "commit_stages",
+                stream_id=self.stream_id,
+                version=version,
+                commands=sum(len(p.commands) for p in pending),
+                last_seq=encoded[-1][0] if encoded else None,
+                queued_ms=round(1000 * (started - min(p.arrived for p in pending)), 3) if pending else None,
+                apply_ms=round(1000 * (applied - started), 3),
+                journal_ms=round(1000 * (stored - applied), 3),
+                published_at=time.time(),
+            )
         for seq, text in encoded:
             self._log.append(seq, text)
         if encoded:
@@ -605,6 +643,13 @@ class StreamActor:
             return
         version, doc = self._take_checkpoint()
         self._saving = asyncio.get_running_loop().create_task(self._save_checkpoint(version, doc, background=True))
+        self._saving.add_done_callback(self._after_checkpoint)
+
+    def _after_checkpoint(self, _: asyncio.Task[bool]) -> None:
+        """A background checkpoint ended: if commits came meanwhile, the commit
+        loop arms the next one (while it was written, none was armed)."""
+        if self._version != self._snapshot_version:
+            self._wake.set()
 
     async def _snapshot(self) -> None:
         """A full checkpoint now (after any being written), then prune the journal.
@@ -777,6 +822,11 @@ def _set_up_actor_process(config: ActorConfig) -> StreamStores:
     configure(config.log_level, config.log_format)
     freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
     return StreamStores.connect(config.db)
+
+
+def _debug_enabled() -> bool:
+    """Whether debug lines are logged (checked first, so the stage timings cost nothing otherwise)."""
+    return bool(log.is_enabled_for(logging.DEBUG))
 
 
 def _taps(commands: list[Command]) -> int:

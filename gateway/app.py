@@ -149,7 +149,7 @@ def create_app(settings: Settings, mongodb_uri: str, jwt_secret: str, gateway_id
         if settings.admin_email and settings.admin_password:
             await users.ensure_admin(settings.admin_email, await passwords.hash(settings.admin_password))
             log.info("admin_ensured", email=settings.admin_email)
-        hub = Hub()
+        hub = Hub(settings.batch_interval_ms / 1000, settings.write_interval_ms / 1000)
         hub.on_fanout = metrics.fanout_seconds.observe
         directory = LiveDirectory(
             hub,

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     chat_history_size: int = Field(50, ge=0, alias="CHAT_HISTORY_SIZE")
     update_interval_ms: int = Field(250, gt=0, alias="UPDATE_INTERVAL_MS")
     commit_interval_ms: int = Field(20, ge=0, alias="COMMIT_INTERVAL_MS")
+    # The gateway's fan-out ticks (`gateway/streams/hub.py`): at most one socket write per old app,
+    # and one batch frame per opted-in app, per this many ms; a quiet stream's events go at once.
+    write_interval_ms: int = Field(40, ge=0, alias="WRITE_INTERVAL_MS")
+    batch_interval_ms: int = Field(100, ge=0, alias="BATCH_INTERVAL_MS")
     max_frame_bytes: int = Field(64 * 1024, gt=0, alias="MAX_FRAME_BYTES")
     send_queue_frames: int = Field(1024, gt=0, alias="SEND_QUEUE_FRAMES")
     agora_app_id: str | None = Field(None, alias="AGORA_APP_ID")

@@ -13,6 +13,15 @@ The hub frames it once and writes the same bytes to every watcher:
   `batch_interval` holding every event of that interval, so a busy stream
   costs one frame per tick per viewer.
 
+The ticks are adaptive (`core.pacing`): an event that finds the last write
+(or batch) at least a gap ago goes out on the next turn of the event loop,
+with whatever else arrived in that turn; one that arrives sooner waits for
+the gap's end and goes with everything that arrived meanwhile. The gap is
+twice what the last write took (writing takes at most half the gateway's
+time), at most the interval. A quiet stream pays no tick, a few viewers are
+barely held, and a big busy stream is written once per interval, as with a
+fixed tick.
+
 There is no backpressure here: a connection that cannot keep up is closed by
 its own buffer limit (see `connection.py`).
 
@@ -24,9 +33,14 @@ connections is one viewer: `watch` says when a session arrives on a stream,
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 
+import structlog
+
+from core.pacing import Pacer
 from gateway.transport.connection import Connection
 from gateway.transport.uvicorn_adapter import text_frame
 
@@ -35,6 +49,8 @@ from gateway.transport.uvicorn_adapter import text_frame
 # an old app's version from its viewer key.
 Personal = Callable[[str | None], str]
 Delivery = str | tuple[str, Personal]
+
+log = structlog.get_logger("gateway.hub")
 
 DEFAULT_BATCH_INTERVAL = 0.1
 DEFAULT_WRITE_INTERVAL = 0.04
@@ -46,6 +62,8 @@ class Hub:
     ) -> None:
         self.batch_interval = batch_interval
         self.write_interval = write_interval
+        self._write_pace = Pacer(write_interval)
+        self._batch_pace = Pacer(batch_interval)
         self.connections: set[Connection] = set()
         self.admins: set[Connection] = set()
         self._single: defaultdict[str, set[Connection]] = defaultdict(set)  # protocol 1 watchers
@@ -57,8 +75,9 @@ class Hub:
         # snapshot it got on joining): it gets only the ones after, at the same tick.
         self._joined_batch: dict[str, dict[Connection, int]] = {}
         self._joined_single: dict[str, dict[Connection, int]] = {}
-        self._flush_timer: asyncio.TimerHandle | None = None
-        self._write_timer: asyncio.TimerHandle | None = None
+        # The write or batch run scheduled (on the next turn of the loop, or at the interval's end).
+        self._flush_timer: asyncio.Handle | None = None
+        self._write_timer: asyncio.Handle | None = None
         self.frames_out = 0  # frames written or queued, for metrics
         # Told, once per stream per tick, how long its oldest event waited here before being written.
         self.on_fanout: Callable[[float], None] | None = None
@@ -174,12 +193,12 @@ class Hub:
             self._since_single.setdefault(stream_id, now)
             self._pending_single.setdefault(stream_id, []).extend(events)
             if self._write_timer is None:
-                self._write_timer = loop.call_later(self.write_interval, self.write_all)
+                self._write_timer = _schedule(loop, self._write_pace.delay(time.monotonic()), self.write_all)
         if self._batched.get(stream_id) or any(a.protocol >= 2 for a in self.admins):
             self._since_batch.setdefault(stream_id, now)
             self._pending.setdefault(stream_id, []).extend(e if isinstance(e, str) else e[0] for e in events)
             if self._flush_timer is None:
-                self._flush_timer = loop.call_later(self.batch_interval, self.flush_all)
+                self._flush_timer = _schedule(loop, self._batch_pace.delay(time.monotonic()), self.flush_all)
 
     def write_pending(self, stream_id: str) -> int:
         """Write the stream's waiting events to old apps now: each its own
@@ -228,9 +247,12 @@ class Hub:
         return sent
 
     def write_all(self) -> None:
+        """Write every stream's waiting events to old apps (the write tick)."""
         self._write_timer = None
+        started = time.monotonic()
         for stream_id in list(self._pending_single):
             self.write_pending(stream_id)
+        self._write_pace.ran(started, time.monotonic() - started)
 
     def flush(self, stream_id: str) -> int:
         """Send the stream's waiting events now, as one batch frame to every
@@ -250,13 +272,21 @@ class Hub:
         return sent
 
     def _fanned_out(self, since: float | None) -> None:
-        if since is not None and self.on_fanout is not None:
-            self.on_fanout(asyncio.get_running_loop().time() - since)
+        if since is None:
+            return
+        waited = asyncio.get_running_loop().time() - since
+        if self.on_fanout is not None:
+            self.on_fanout(waited)
+        if log.is_enabled_for(logging.DEBUG):  # stage timings (`LOG_LEVEL=debug`): publish to written
+            log.debug("fanout_stages", written_ms=round(1000 * waited, 3))
 
     def flush_all(self) -> None:
+        """Send every stream's waiting batch to opted-in apps (the batch tick)."""
         self._flush_timer = None
+        started = time.monotonic()
         for stream_id in list(self._pending):
             self.flush(stream_id)
+        self._batch_pace.ran(started, time.monotonic() - started)
 
     def broadcast(self, text: str) -> int:
         """Send to every connection of this gateway."""
@@ -264,6 +294,11 @@ class Hub:
         sent = sum(1 for conn in list(self.connections) if conn.send_shared(text, frame))
         self.frames_out += sent
         return sent
+
+
+def _schedule(loop: asyncio.AbstractEventLoop, delay: float, run: Callable[[], None]) -> asyncio.Handle:
+    """`run` on the next turn of the loop if `delay` is 0 (no timer), else in `delay` seconds."""
+    return loop.call_soon(run) if delay <= 0.0 else loop.call_later(delay, run)
 
 
 def _by_skip(

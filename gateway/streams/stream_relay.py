@@ -6,6 +6,11 @@ commands from this gateway arrive in the order they were sent. A batch that
 fails because the actor is restarting is sent again with the same id; the
 actor applies each batch id at most once.
 
+Nothing on the relay's path waits on a timer: a command goes to the actor
+as soon as no batch is in flight (those queued meanwhile go in the next, as
+Nagle's rule would have it), and events go to the hub as soon as the long
+poll returns them; the hub's ticks adapt the same way (`core.pacing`).
+
 Like taps that need no answer but an error (no client id) and follow one
 another in the queue travel as one `ToggleLike` of many likers (`more`):
 nothing is reordered, the stream applies each tap in order, and a storm of
@@ -39,6 +44,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -113,6 +120,7 @@ class StreamRelay:
         self._queued = 0  # commands in the outbox, each like tap counted
         self.outbox_max = outbox_max
         self._kick = asyncio.Event()
+        self._queued_since: float | None = None  # when the oldest command in the outbox was queued
         self._batch_ids = itertools.count(1)
         self._incarnation: str | None = None
         self._closed = False
@@ -178,6 +186,8 @@ class StreamRelay:
             fut.set_result(refused)
             return fut
         self._queued += 1
+        if not self._outbox:
+            self._queued_since = time.monotonic()
         self._outbox.append((command, fut))
         self._kick.set()
         return fut
@@ -200,6 +210,8 @@ class StreamRelay:
                 run.likers.append(liker)
                 run.on_error.append(on_error)
                 return
+        if not outbox:
+            self._queued_since = time.monotonic()
         outbox.append((_LikeRun([liker], [on_error]), None))
         self._kick.set()
 
@@ -276,6 +288,8 @@ class StreamRelay:
             elif event["type"] != "stream_stopped":  # announced to everyone by the directory
                 deliveries.append(text)
         self.metrics.traffic.events_received += len(result.events)
+        if result.events and _debug_enabled():  # joined with the actor's `commit_stages` by seq
+            log.debug("poll_received", stream_id=self.stream_id, last_seq=result.events[-1][0], received_at=time.time())
         if deliveries:
             self.hub.publish(self.stream_id, deliveries)
         if self.view.loaded:
@@ -344,6 +358,8 @@ class StreamRelay:
             while self._outbox and not self._closed:
                 batch = self._outbox[:MAX_BATCH]
                 del self._outbox[:MAX_BATCH]
+                sent_at = time.monotonic()
+                queued_since, self._queued_since = self._queued_since, (sent_at if self._outbox else None)
                 self._queued -= sum(len(c.likers) if isinstance(c, _LikeRun) else 1 for c, _ in batch)
                 batch_id = f"{self.gateway_id}:{next(self._batch_ids)}"
                 commands: list[Command] = [c.command() if isinstance(c, _LikeRun) else c for c, _ in batch]
@@ -351,6 +367,14 @@ class StreamRelay:
                 for command in commands:
                     kinds[type(command).__name__] += 1
                 results = await self._submit(batch_id, commands)
+                if _debug_enabled():  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
+                    log.debug(
+                        "submit_stages",
+                        stream_id=self.stream_id,
+                        commands=len(commands),
+                        outbox_ms=round(1000 * (sent_at - (queued_since or sent_at)), 3),
+                        round_trip_ms=round(1000 * (time.monotonic() - sent_at), 3),
+                    )
                 for (item, fut), r in zip(batch, results, strict=True):  # _submit answers each command
                     if isinstance(item, _LikeRun):
                         if not r.ok:
@@ -411,6 +435,11 @@ class _LikeRun:
         """A refusal reaches every tap of the run, as it would have one by one."""
         for tell in self.on_error:
             tell(result)
+
+
+def _debug_enabled() -> bool:
+    """Whether debug lines are logged (checked first, so the stage timings cost nothing otherwise)."""
+    return bool(log.is_enabled_for(logging.DEBUG))
 
 
 def on_result(fut: asyncio.Future[Result], callback: Callable[[Result], None]) -> None:

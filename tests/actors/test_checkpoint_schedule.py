@@ -47,6 +47,15 @@ class TestCheckpointSchedule:
         assert not schedule.due(6.9375)
         assert schedule.due(7.0)
 
+    def test_due_in_counts_down_to_the_moment_due_says_yes(self) -> None:
+        schedule = CheckpointSchedule(interval=2.0, now=10.0)
+        assert schedule.due_in(10.0) == 2.0
+        assert schedule.due_in(11.5) == 0.5 and not schedule.due(11.5)
+        assert schedule.due_in(12.0) == 0.0 and schedule.due(12.0)
+        assert schedule.due_in(30.0) == 0.0
+        schedule.written(0.25)  # the gap follows the write's cost
+        assert schedule.due_in(12.0) == 8.0
+
     def test_a_slow_write_pushes_the_next_one_out(self) -> None:
         schedule = CheckpointSchedule(interval=2.0, now=0.0)
         schedule.taken(100.0)

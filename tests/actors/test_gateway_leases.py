@@ -58,3 +58,26 @@ def test_a_gateway_heard_from_after_expiring_starts_a_new_lease() -> None:
     leases.renew("gw1", 2.0)
     assert leases.holders() == ["gw1"]
     assert leases.expire(3.0) == []
+
+
+class TestNextExpiry:
+    def test_no_lease_held_means_no_expiry_to_wait_for(self) -> None:
+        assert GatewayLeases(6.0).next_expiry() is None
+
+    def test_the_first_lease_to_run_out_sets_it(self) -> None:
+        leases = GatewayLeases(6.0)
+        leases.renew("gw-b", 10.0)
+        leases.renew("gw-a", 4.0)
+        assert leases.next_expiry() == 10.0
+        leases.renew("gw-a", 12.0)  # heard from again: its lease starts over
+        assert leases.next_expiry() == 16.0
+
+    def test_after_it_the_gateway_expires_and_the_next_lease_counts(self) -> None:
+        leases = GatewayLeases(6.0)
+        leases.renew("gw-a", 0.0)
+        leases.renew("gw-b", 2.0)
+        expiry = leases.next_expiry()
+        assert expiry == 6.0 and leases.expire(expiry) == []  # exactly at its end: still held
+        assert leases.expire(6.0625) == ["gw-a"]
+        assert leases.next_expiry() == 8.0
+        assert leases.expire(8.0625) == ["gw-b"] and leases.next_expiry() is None

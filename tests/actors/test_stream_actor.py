@@ -633,6 +633,45 @@ async def test_viewers_and_each_minutes_peak_are_recorded_for_analytics(cluster:
     assert all(s["viewers"] in (2, 3) for s in samples)  # 3, then 2 only if a new minute began
 
 
+# ---------------------------------------------------------------- idle
+
+
+async def test_an_idle_stream_runs_no_timer_of_its_own_and_wakes_for_a_command(cluster: Cluster) -> None:
+    """Timed work (a checkpoint of the last commits, a lease running out) is
+    armed by activity and done without any further call; after it, the commit
+    loop sleeps until a command comes (before: it turned every second)."""
+    sid = new_stream_id()
+    stores = cluster.stores()
+    actor = cluster.actor(sid, stores=stores, snapshot_interval=0.2, gateway_lease=0.4, commit_interval=0.5)
+    snap = await actor.ready()
+    await actor.submit("gw1", "b1", [Join("sess-a"), chat("hello")])
+    await actor.poll("gw1", snap["seq"], snap["epoch"], 0.0)
+
+    async def settled() -> bool:
+        info = await actor.info()
+        viewers = (await actor.snapshot())["streamData"]["viewerCount"]
+        return info["gateways"] == [] and viewers == 0 and info["snapshotVersion"] == info["version"]
+
+    # Neither the lease's end nor the checkpoint is asked for: the actor arms them itself.
+    await wait_until(settled, 5.0, "the silent gateway's lease ended and the last commit checkpointed")
+    turns: list[float] = []
+    commit_once = actor._commit_once
+
+    async def counted(force: bool = False) -> None:
+        turns.append(time.monotonic())
+        await commit_once(force)
+
+    actor._commit_once = counted  # type: ignore[method-assign]  # the real commit, counted
+    await asyncio.sleep(2.5)  # time must pass to show that nothing happens in it
+    assert turns == []  # idle: no commit loop turn at all (the old loop turned every 1 s)
+
+    started = time.monotonic()
+    [answer] = await asyncio.wait_for(actor.submit("gw1", "b2", [chat("back")]), 5.0)
+    assert answer.ok
+    # Quiet for longer than the commit interval: committed at once, not at the interval's end.
+    assert len(turns) == 1 and time.monotonic() - started < 0.5
+
+
 # ---------------------------------------------------------------- spares
 
 

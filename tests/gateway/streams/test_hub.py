@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable
 
 from gateway.streams.hub import Delivery, Hub
@@ -17,6 +18,23 @@ def conn(session: str | None = None, *, admin: bool = False, queue_size: int = 1
     c = Connection(websocket=object(), queue_size=queue_size)  # type: ignore[arg-type]  # the hub never reads the socket
     c.session_id = session
     c.is_admin = admin
+    return c
+
+
+def slow(c: Connection, cost: float) -> Connection:
+    """`c`, each of whose writes blocks the loop `cost` seconds (a slow socket write, as many viewers make)."""
+    send_many, send_shared = c.send_many, c.send_shared
+
+    def slow_many(texts: list[str], frames: bytes) -> bool:
+        time.sleep(cost)
+        return send_many(texts, frames)
+
+    def slow_shared(text: str, frame: bytes | None) -> bool:
+        time.sleep(cost)
+        return send_shared(text, frame)
+
+    c.send_many = slow_many  # type: ignore[method-assign]  # the real send, after a blocking pause
+    c.send_shared = slow_shared  # type: ignore[method-assign]  # the real send, after a blocking pause
     return c
 
 
@@ -297,23 +315,71 @@ async def test_viewer_promoted_to_admin_still_leaves_the_stream() -> None:
 
 class TestBatchesForOptedInApps:
     async def test_events_wait_for_the_tick_then_go_as_one_frame(self) -> None:
-        # Both ticks are timers set at publish, so the write tick (0.04 s) always fires before this test's
-        # 0.045 s sleep ends; the batch tick is far enough out (0.5 s) that a stalled loop cannot fire it first.
-        hub = Hub(batch_interval=0.5, write_interval=0.04)
-        new = joined(hub, "n")
+        # Busy and costly for opted-in apps: the batch tick has just run and its write took long (a
+        # slow socket), so what arrives next waits for the end of its interval (0.5 s: a stalled loop
+        # cannot end it before the checks below). Old apps' writes cost nothing: not held.
+        hub = Hub(batch_interval=0.5, write_interval=0.5)
+        new = slow(joined(hub, "n"), 0.3)
         new.protocol = 2
         hub.watch(new, A)  # moves it to the batched group
         old = joined(hub, "o")
         hub.watch(old, A)
+        hub.publish(A, ['{"seq":0}'])
+        await asyncio.sleep(0)  # quiet until now: both go on the next turn of the loop
+        assert drain(old) == ['{"seq":0}'] and len(text_frames(new)) == 1
+        started = time.monotonic()
         hub.publish(A, ['{"seq":1}', '{"seq":2}'])
         hub.publish(A, ['{"seq":3}'])
-        assert drain(old) == [] and drain(new) == []  # both wait for their tick
-        await asyncio.sleep(0.045)
+        assert drain(old) == [] and drain(new) == []  # nothing is written inside `publish`
+        await asyncio.sleep(0.05)
         assert drain(old) == ['{"seq":1}', '{"seq":2}', '{"seq":3}']  # old apps: each its own frame, one write
-        assert drain(new) == []  # opted-in: their tick is longer
-        await asyncio.sleep(0.5)
+        if time.monotonic() - started < 0.2:  # (a loop stalled for longer could have run the batch tick)
+            assert drain(new) == []  # opted-in: held for their tick
+        await asyncio.sleep(0.6)
+        frames = text_frames(new)
+        assert [json.loads(f)["events"] for f in frames] == [[{"seq": 1}, {"seq": 2}, {"seq": 3}]]
+
+    async def test_a_quiet_stream_is_written_on_the_next_turn_of_the_loop_not_at_a_tick(self) -> None:
+        # Ticks of 10 s: a fixed tick would hold these events for 10 s.
+        hub = Hub(batch_interval=10, write_interval=10)
+        new = opted_in(hub, "n")
+        old = joined(hub, "o")
+        hub.watch(old, A)
+        hub.publish(A, ['{"seq":1}'])
+        hub.publish(A, ['{"seq":2}'])  # same turn of the loop: the same write
+        assert drain(old) == [] and drain(new) == []  # nothing is written inside `publish`
+        await asyncio.sleep(0)
+        assert drain(old) == ['{"seq":1}', '{"seq":2}']
         [frame] = text_frames(new)
-        assert json.loads(frame) == {"type": "batch", "streamId": A, "events": [{"seq": 1}, {"seq": 2}, {"seq": 3}]}
+        assert json.loads(frame)["events"] == [{"seq": 1}, {"seq": 2}]
+
+    async def test_right_after_a_costly_write_the_next_waits_twice_its_cost(self) -> None:
+        hub = Hub(batch_interval=10, write_interval=10)
+        old = slow(joined(hub, "o"), 0.05)  # each write to it takes 0.05 s: the next waits 0.1 s
+        hub.watch(old, A)
+        hub.publish(A, ["e1"])
+        await asyncio.sleep(0)
+        assert drain(old) == ["e1"]
+        hub.publish(A, ["e2"])
+        await asyncio.sleep(0.01)
+        assert drain(old) == []  # held: writing back to back would take all the gateway's time
+        deadline = time.monotonic() + 5.0
+        while not (got := drain(old)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert got == ["e2"]  # well before the 10 s interval
+
+    async def test_a_tick_once_an_interval_has_passed_goes_at_once_again(self) -> None:
+        hub = Hub(batch_interval=0.05, write_interval=0.05)
+        new = opted_in(hub, "n")
+        old = joined(hub, "o")
+        hub.watch(old, A)
+        hub.publish(A, ['{"seq":1}'])
+        await asyncio.sleep(0)
+        assert len(drain(old)) == 1 and len(drain(new)) == 1
+        await asyncio.sleep(0.06)  # the interval is over: quiet again
+        hub.publish(A, ['{"seq":2}'])
+        await asyncio.sleep(0)
+        assert drain(old) == ['{"seq":2}'] and len(drain(new)) == 1
 
     async def test_a_newcomer_does_not_get_events_from_before_it_joined(self) -> None:
         hub = Hub(batch_interval=10)
