@@ -71,3 +71,35 @@ def test_a_guest_chats_under_the_name_it_asks_for_unless_reserved() -> None:
     assert chat_name(None, None) == ""
     with pytest.raises(NameReserved):
         chat_name(None, "Support", SHOP)
+
+
+def test_a_reserved_name_in_the_middle_of_a_name_is_still_reserved() -> None:
+    assert is_reserved("the admin team")
+    assert is_reserved("my.support.desk")
+    assert not is_reserved("theadminteam")  # run together, a staff name neither starts nor ends it
+
+
+def test_vv_reads_as_w() -> None:
+    assert is_reserved("vvrencos")
+    assert is_reserved("VVRENCOS")
+
+
+def test_no_shop_name_reserves_nothing_more() -> None:
+    # Without a shop name only the staff names are kept, whatever the guest writes.
+    assert not is_reserved("xxxx")
+    assert check_guest_name("XXXX") == "XXXX"
+    assert chat_name(None, "xxxx") == "xxxx"
+
+
+def test_a_guest_may_not_chat_as_the_shop() -> None:
+    with pytest.raises(NameReserved):
+        chat_name(None, "Wren Shop", SHOP)
+    assert chat_name(None, "Wren Shop") == "Wren Shop"
+
+
+def test_the_refusal_quotes_the_first_50_characters_of_the_name() -> None:
+    name = "admin" + "x" * 60
+    with pytest.raises(NameReserved) as e:
+        check_guest_name(name)
+    assert str(e.value) == f"The name {name[:50]!r} is kept for the shop's staff: choose another"
+    assert f"{name[:51]!r}" not in str(e.value)

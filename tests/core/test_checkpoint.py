@@ -59,6 +59,18 @@ def test_round_trip_restores_everything() -> None:
     assert r.seq == s.seq + 1
 
 
+def test_likes_and_unlikes_not_yet_sent_survive_a_round_trip() -> None:
+    """A checkpoint taken between a run of taps and the next `stream_update` keeps who
+    liked and unliked since the last update, as ordered sets, alone or in a run."""
+    s = new_state()
+    apply(s, ToggleLike("a", more=("b",)))
+    take_events(s, clock=0.0)  # a and b like, and the update that says so is sent
+    apply(s, ToggleLike("a", more=("b", "c")))  # a unlikes alone, b unlikes and c likes in the run
+    back = from_checkpoint(through_json(to_checkpoint(s)), list(s.recent_chat))
+    assert (back.liked_by, back.liked_added, back.liked_removed) == ({"c": None}, {"c": None}, {"a": None, "b": None})
+    assert (s.liked_by, s.liked_added, s.liked_removed) == (back.liked_by, back.liked_added, back.liked_removed)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(commits())
 def test_every_stored_field_survives_a_round_trip(run: list[CommitInput]) -> None:

@@ -147,6 +147,102 @@ class TestMoney:
         finally:
             money.use_currency(money.DEFAULT_CURRENCY)
 
+    # Each refusal says what to send instead (the REST error shows it as is).
+    @pytest.mark.parametrize(
+        "raw, message",
+        [
+            (True, 'send money as a number such as 19.99 or a decimal string such as "19.99"'),
+            (Decimal("-1"), "amount out of range: 0 to 9999999999.999"),
+            (10**10, "amount out of range: 0 to 9999999999.999"),
+            (Decimal("1.2345"), "an amount has at most 3 decimals"),
+            ("-1", 'send money as a number such as 19.99 or a decimal string such as "19.99" (no sign)'),
+            (None, 'send money as a number such as 19.99 or a decimal string such as "19.99" (no sign)'),
+        ],
+    )
+    def test_a_refusal_says_what_to_send(self, raw: object, message: str) -> None:
+        with pytest.raises(MoneyError) as e:
+            parse_amount(raw)
+        assert str(e.value) == message
+
+    @pytest.mark.parametrize(
+        "amount, digits",
+        [
+            ("0", (0, 0)),
+            ("0.000", (0, 0)),
+            ("5", (1, 0)),
+            ("10", (1, 0)),
+            ("1E+3", (1, 0)),
+            ("12.30", (3, 1)),
+            ("1.20", (2, 1)),
+            ("1.2340", (4, 3)),
+            ("0.050", (1, 2)),
+        ],
+    )
+    def test_significant_digits_and_decimals_leave_out_trailing_zeros(
+        self, amount: str, digits: tuple[int, int]
+    ) -> None:
+        assert money._digits(Decimal(amount)) == digits
+
+    def test_trailing_zeros_are_not_decimals(self) -> None:
+        assert parse_amount(Decimal("1.2340")) == Decimal("1.234")
+        assert to_minor(parse_amount(Decimal("1.2340")), "KWD") == 1234
+        with pytest.raises(MoneyError, match=r"^an amount has at most 3 decimals$"):
+            parse_amount(Decimal("1.23450"))
+
+    def test_a_number_of_up_to_15_digits_is_shown_as_is(self) -> None:
+        assert money.decimal_number(Decimal("123456789012345")) == 123456789012345.0
+        assert money.decimal_number(Decimal("1234567890123.45")) == 1234567890123.45
+        with pytest.raises(MoneyError) as e:
+            money.decimal_number(Decimal("1234567890123456"))
+        assert str(e.value) == "1234567890123456 has more than 15 digits: no JSON number writes it exactly"
+
+    def test_a_negative_zero_is_read_as_zero(self) -> None:
+        for raw in (Decimal("-0.0"), -0.0):
+            amount = parse_amount(raw)
+            assert (str(amount), amount.is_signed()) == ("0.0", False)
+
+    def test_the_schema_of_an_amount_is_exactly_what_is_accepted(self) -> None:
+        def schema(maximum: float, step: float, pattern: str, decimals: int, currency: str, example: float) -> object:
+            return {
+                "anyOf": [
+                    {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": maximum,
+                        "multipleOf": step,
+                        "description": f"read by its decimal text, at most {decimals} decimals ({currency})",
+                    },
+                    {
+                        "type": "string",
+                        "pattern": pattern,
+                        "description": f"exact decimal, at most {decimals} decimals ({currency})",
+                    },
+                ],
+                "description": f"an amount in {currency}: a JSON number (its decimal text is the amount) "
+                "or an exact decimal string",
+                "examples": [example],
+            }
+
+        cents, whole = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,2})?$", "^(0|[1-9][0-9]{0,9})$"
+        assert money.money_schema("USD") == schema(9999999999.99, 0.01, cents, 2, "USD", 49.99)
+        assert money.money_schema("JPY") == schema(9999999999.0, 1.0, whole, 0, "JPY", 1999)
+        mills = r"^(0|[1-9][0-9]{0,9})(\.[0-9]{1,3})?$"
+        assert money.money_schema("KWD") == schema(9999999999.999, 0.001, mills, 3, "KWD", 49.99)
+
+    def test_the_currency_field_accepts_and_shows_only_the_shop_currency(self) -> None:
+        class Body(BaseModel):
+            currency: CurrencyIn
+
+        assert Body.model_json_schema()["properties"]["currency"] == {
+            "type": "string",
+            "enum": ["USD"],
+            "description": "the shop currency",
+            "title": "Currency",  # pydantic adds the field's title
+        }
+        assert Body.model_validate({"currency": "USD"}).currency == "USD"
+        with pytest.raises(ValidationError, match="this shop sells in USD"):
+            Body.model_validate({"currency": "usd"})
+
 
 class TestOrderTransitions:
     def test_admin_moves_along_the_arrows(self) -> None:
@@ -176,6 +272,67 @@ class TestOrderTransitions:
         with pytest.raises(rules.TransitionRefused) as e:
             rules.check_transition("pending", "lost", is_admin=True, payment_status="unpaid")
         assert e.value.status == 422
+
+    @pytest.mark.parametrize(
+        "current, wanted, is_admin, paid, status, message",
+        [
+            (
+                "pending",
+                "lost",
+                True,
+                "unpaid",
+                422,
+                "unknown status 'lost': one of pending, confirmed, shipped, delivered, cancelled",
+            ),
+            ("pending", "shipped", False, "unpaid", 403, "customers can only cancel their orders"),
+            (
+                "shipped",
+                "cancelled",
+                False,
+                "unpaid",
+                409,
+                "this order is shipped: only pending orders can be cancelled by the customer",
+            ),
+            (
+                "pending",
+                "delivered",
+                True,
+                "unpaid",
+                409,
+                "an order that is pending cannot become delivered; allowed: cancelled, confirmed",
+            ),
+            (
+                "delivered",
+                "shipped",
+                True,
+                "unpaid",
+                409,
+                "an order that is delivered cannot become shipped; allowed: none (final)",
+            ),
+            (
+                "lost",
+                "shipped",
+                True,
+                "unpaid",
+                409,
+                "an order that is lost cannot become shipped; allowed: none (final)",
+            ),
+            (
+                "pending",
+                "cancelled",
+                True,
+                "paid",
+                409,
+                "this order is paid and cannot be cancelled here (no refunds in the offline provider)",
+            ),
+        ],
+    )
+    def test_a_refusal_says_what_is_allowed(
+        self, current: str, wanted: str, is_admin: bool, paid: str, status: int, message: str
+    ) -> None:
+        with pytest.raises(rules.TransitionRefused) as e:
+            rules.check_transition(current, wanted, is_admin=is_admin, payment_status=paid)
+        assert (e.value.status, str(e.value)) == (status, message)
 
 
 class TestTokenBucket:
