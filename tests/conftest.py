@@ -16,13 +16,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from xdist.remote import Producer
 
 from actors.ray_env import apply_ray_env
 from tests.support.databases import DatabaseServer, ExternalMongo, SessionMongo
+from tests.support.groups import GroupClock, GroupScheduling
 
 # Before any test module imports Ray (it reads part of this on import) or starts a cluster (its
 # processes inherit it): the tests' clusters run as ours do.
 apply_ray_env(os.environ)
+
+# `make test-parallel` runs two groups of tests side by side, one xdist worker each; see tests/support/groups.py.
+_clock = GroupClock()
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # before xdist's own schedulers
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> GroupScheduling | None:
+    return GroupScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _clock.record(report)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.write_sep("=", "wall time per group (tests/support/groups.py)")
+    for line in _clock.lines():
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

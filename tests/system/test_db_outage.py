@@ -5,6 +5,7 @@ which dependency is down; everything answers again once the database is back."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import time
 import uuid
@@ -42,8 +43,11 @@ def _metrics(client: httpx.Client) -> str:
 
 
 def test_hung_database_answers_503_quickly_and_recovers(
-    private_db: EmbeddedMongo, ray_cluster: str, namespace: str, log_dir: Path
+    private_db: EmbeddedMongo, ray_cluster: str, log_dir: Path
 ) -> None:
+    # A namespace of its own too: the first gateway of a namespace creates its registry, with that
+    # gateway's database; in the session's namespace, a later gateway would find a registry on this one.
+    namespace = f"db-outage-{secrets.token_hex(3)}"
     proc, url = start_gateway(ray_cluster, private_db.uri, namespace, log_dir, db_name="outage")
     try:
         with httpx.Client(base_url=url, timeout=30.0) as client:
