@@ -149,24 +149,25 @@ class LiveDirectory:
         check = self._registry_check
         if check is None or (check.done() and now - self._registry_checked_at >= REGISTRY_CHECK_TTL_S):
             self._registry_checked_at = now
-            check = self._registry_check = asyncio.create_task(self._ping_registry(), name="registry-check")
+            check = self._registry_check = asyncio.create_task(
+                self._ping_registry(REGISTRY_CHECK_S), name="registry-check"
+            )
         return await asyncio.shield(check)  # a caller cancelled leaves the ping to the others
 
     async def _registry_reachable(self, method: str) -> None:
         """Raises `ActorUnavailable` unless the registry answers a ping within LIFECYCLE_CHECK_S."""
-        try:
-            await asyncio.wait_for(self._call_registry(lambda registry: registry.ping_pid()), LIFECYCLE_CHECK_S)
-        except (ActorCallError, TimeoutError) as e:
-            log.warning("registry_unreachable", method=method, error=repr(e))
+        if not await self._ping_registry(LIFECYCLE_CHECK_S):
+            log.warning("registry_unreachable", method=method, within_s=LIFECYCLE_CHECK_S)
             raise ActorUnavailable(
                 "the stream registry does not answer (the cluster's head may be restarting): try again shortly",
                 "registry",
                 method,
-            ) from e
+            )
 
-    async def _ping_registry(self) -> bool:
+    async def _ping_registry(self, within_s: float) -> bool:
+        """Whether the registry answers a ping within `within_s` (the call policy's retries included)."""
         try:
-            await asyncio.wait_for(self._call_registry(lambda registry: registry.ping_pid()), REGISTRY_CHECK_S)
+            await asyncio.wait_for(self._call_registry(lambda registry: registry.ping_pid()), within_s)
         except (ActorCallError, TimeoutError):
             return False
         return True
