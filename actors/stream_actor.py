@@ -70,7 +70,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import os
 import secrets
 import time
@@ -103,6 +102,7 @@ from core.wire import encode_event
 from persistence.journal import StaleWriter
 from runtime.clock import now_iso
 from runtime.gc_policy import freeze_startup
+from runtime.logs import debug_enabled
 
 log = structlog.get_logger("actors.stream")
 T = TypeVar("T")
@@ -586,7 +586,7 @@ class StreamActor:
         self._version = version
         stored = time.monotonic()
         self._commit_pace.ran(started, stored - started)
-        if _debug_enabled():  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
+        if debug_enabled(log):  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
             log.debug(
                 "commit_stages",
                 stream_id=self.stream_id,
@@ -822,11 +822,6 @@ def _set_up_actor_process(config: ActorConfig) -> StreamStores:
     configure(config.log_level, config.log_format)
     freeze_startup(collect=False)  # Ray's and our modules out of the collector's reach: shorter pauses
     return StreamStores.connect(config.db)
-
-
-def _debug_enabled() -> bool:
-    """Whether debug lines are logged (checked first, so the stage timings cost nothing otherwise)."""
-    return bool(log.is_enabled_for(logging.DEBUG))
 
 
 def _taps(commands: list[Command]) -> int:

@@ -33,7 +33,6 @@ connections is one viewer: `watch` says when a session arrives on a stream,
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -43,6 +42,7 @@ import structlog
 from core.pacing import Pacer
 from gateway.transport.connection import Connection
 from gateway.transport.uvicorn_adapter import text_frame
+from runtime.logs import debug_enabled
 
 # An event as the hub gets it: its encoded text, or (for an event that each
 # old app sees its own way) the text for opted-in apps and a function making
@@ -277,7 +277,7 @@ class Hub:
         waited = asyncio.get_running_loop().time() - since
         if self.on_fanout is not None:
             self.on_fanout(waited)
-        if log.is_enabled_for(logging.DEBUG):  # stage timings (`LOG_LEVEL=debug`): publish to written
+        if debug_enabled(log):  # stage timings (`LOG_LEVEL=debug`): publish to written
             log.debug("fanout_stages", written_ms=round(1000 * waited, 3))
 
     def flush_all(self) -> None:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -60,6 +59,7 @@ from core.stream_view import StreamView
 from core.wire import decode, encode
 from gateway.metrics import GatewayMetrics
 from gateway.streams.hub import Delivery, Hub
+from runtime.logs import debug_enabled
 
 log = structlog.get_logger("gateway.relay")
 
@@ -288,7 +288,7 @@ class StreamRelay:
             elif event["type"] != "stream_stopped":  # announced to everyone by the directory
                 deliveries.append(text)
         self.metrics.traffic.events_received += len(result.events)
-        if result.events and _debug_enabled():  # joined with the actor's `commit_stages` by seq
+        if result.events and debug_enabled(log):  # joined with the actor's `commit_stages` by seq
             log.debug("poll_received", stream_id=self.stream_id, last_seq=result.events[-1][0], received_at=time.time())
         if deliveries:
             self.hub.publish(self.stream_id, deliveries)
@@ -367,7 +367,7 @@ class StreamRelay:
                 for command in commands:
                     kinds[type(command).__name__] += 1
                 results = await self._submit(batch_id, commands)
-                if _debug_enabled():  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
+                if debug_enabled(log):  # stage timings (`LOG_LEVEL=debug`): where a quiet message's milliseconds go
                     log.debug(
                         "submit_stages",
                         stream_id=self.stream_id,
@@ -435,11 +435,6 @@ class _LikeRun:
         """A refusal reaches every tap of the run, as it would have one by one."""
         for tell in self.on_error:
             tell(result)
-
-
-def _debug_enabled() -> bool:
-    """Whether debug lines are logged (checked first, so the stage timings cost nothing otherwise)."""
-    return bool(log.is_enabled_for(logging.DEBUG))
 
 
 def on_result(fut: asyncio.Future[Result], callback: Callable[[Result], None]) -> None:
