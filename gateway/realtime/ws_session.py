@@ -71,7 +71,6 @@ from gateway.transport.connection import Connection
 log = structlog.get_logger("gateway.ws")
 
 # Frames `handle_now` takes straight from the socket (see `dispatch_now`).
-TOKEN_EXPIRED = "Token expired"  # `InvalidToken`'s message for a token past its `exp`
 _IMMEDIATE = frozenset({"toggle_like", "chat_message", "ping"})
 SYNC_WAIT_S = 10.0  # a registration waits at most this for the gateway's first answer from the registry
 SYNC_RETRY_AFTER_S = 2
@@ -268,12 +267,14 @@ class WsSession:
             try:
                 claims = ctx.tokens.verify(frame.token)
             except InvalidToken as e:
-                code = "token_expired" if str(e) == TOKEN_EXPIRED else "invalid_token"
                 if conn.session_id is not None or conn.claims is not None:
                     who = f"as {conn.claims.name or 'your account'}" if conn.claims is not None else "as a guest"
-                    self.error(f"Authentication failed: {e}; nothing changed: still registered {who}", code)
+                    self.error(f"Authentication failed: {e}; nothing changed: still registered {who}", e.code)
                     return
-                auth_error = (f"Authentication failed: {e}; registered as a guest: log in again for a new token", code)
+                auth_error = (
+                    f"Authentication failed: {e}; registered as a guest: log in again for a new token",
+                    e.code,
+                )
             else:
                 conn.claims = claims
         if conn.session_id is not None and conn.session_id != frame.sessionId:

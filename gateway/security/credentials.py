@@ -65,7 +65,12 @@ def verify_login(password: str, password_hash: str | None) -> bool:
 
 
 class InvalidToken(Exception):
-    """The token cannot be trusted; the message says why (safe to show)."""
+    """The token cannot be trusted; the message says why (safe to show), and
+    `code` says it for programs: `token_expired` past its `exp`, else `invalid_token`."""
+
+    def __init__(self, message: str, code: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,7 @@ class TokenService:
                 )
                 break
             except jwt.ExpiredSignatureError as e:
-                raise InvalidToken("Token expired") from e
+                raise InvalidToken("Token expired", "token_expired") from e
             except jwt.InvalidSignatureError:
                 continue  # perhaps signed with a previous secret
             except jwt.InvalidTokenError as e:
