@@ -14,8 +14,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-# An admin's password follows at least the customers' rule (gateway/rest/auth.py `Password`).
-ADMIN_PASSWORD_LENGTH = (8, 128)
+# Every password's length, a customer's and an admin's alike (gateway/rest/auth.py `Password`,
+# ADMIN_PASSWORD here, `wrencos admin create`).
+PASSWORD_LENGTH = (8, 128)
+
+
+def password_length_problem(password: str) -> str | None:
+    """None if `password` is as long as every password must be; else the rule and what it got."""
+    low, high = PASSWORD_LENGTH
+    if low <= len(password) <= high:
+        return None
+    return f"{low} to {high} characters long (as a customer's), got {len(password)}"
+
+
 # What a value takes, where pydantic's own words ("less than or equal to 65535") say only half of it.
 TAKES = {"PORT": "a port number from 1 to 65535", "WRENCOS_DB_PORT": "a port number from 1 to 65535"}
 
@@ -127,9 +138,9 @@ class Settings(BaseSettings):
     @field_validator("admin_password")
     @classmethod
     def _admin_password_rule(cls, value: str | None) -> str | None:
-        low, high = ADMIN_PASSWORD_LENGTH
-        if value is not None and not low <= len(value) <= high:
-            raise ValueError(f"should be {low} to {high} characters long (as a customer's), got {len(value)}")
+        problem = None if value is None else password_length_problem(value)
+        if problem is not None:
+            raise ValueError(f"should be {problem}")
         return value
 
     def origin_allow_list(self) -> frozenset[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import sys
 
-from runtime.settings import ADMIN_PASSWORD_LENGTH
+from runtime.settings import password_length_problem
 from wrencos.command_errors import CANNOT_RUN, CommandError
 
 
@@ -32,10 +32,7 @@ def read_password(prompt: str, *, from_stdin: bool, confirm: bool = False) -> st
 def check_admin_password(password: str) -> str:
     """`password` if it follows the rule of every password here (a customer's, and
     ADMIN_PASSWORD's in the configuration); else CommandError saying the rule."""
-    low, high = ADMIN_PASSWORD_LENGTH
-    if not low <= len(password) <= high:
-        raise CommandError(
-            f"an admin's password is {low} to {high} characters long (as a customer's), got {len(password)}",
-            CANNOT_RUN,
-        )
+    problem = password_length_problem(password)
+    if problem is not None:
+        raise CommandError(f"an admin's password is {problem}", CANNOT_RUN)
     return password

@@ -17,10 +17,12 @@ from gateway.security.identity import client_ip, enforce
 from gateway.security.password_pool import PoolBusy
 from gateway.services.inputs import NOT_BLANK_SCHEMA, NotBlank
 from persistence.users import EmailTaken
+from runtime.settings import PASSWORD_LENGTH
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=ExactJsonRoute)
 
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# Every password's rule (an admin's too: ADMIN_PASSWORD, `wrencos admin create`).
+Password = Annotated[str, StringConstraints(min_length=PASSWORD_LENGTH[0], max_length=PASSWORD_LENGTH[1])]
 Name = Annotated[str, Field(min_length=1, max_length=80, json_schema_extra=NOT_BLANK_SCHEMA), NotBlank]
 
 
