@@ -51,12 +51,15 @@ class StreamView:
     def loaded(self) -> bool:
         return self.epoch is not None
 
-    def reset(self, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    def reset(self, snapshot: dict[str, Any], seen: tuple[int, str] | None = None) -> list[dict[str, Any]]:
         """Replace everything with a snapshot (`StreamView.snapshot()` of the
         stream). Returns the chat messages of the snapshot that are newer than
-        what this view had seen (same epoch only), so the caller can deliver
-        what it missed."""
-        missed = [m for m in snapshot["chat"] if snapshot["epoch"] == self.epoch and m["seq"] > self.seq]
+        the position its audience has seen (same epoch only), so the caller can
+        deliver what they missed. That position is this view's, unless `seen`
+        (seq, epoch) says otherwise: an audience told of the stream before this
+        view was first loaded."""
+        seen_seq, seen_epoch = seen if seen is not None else (self.seq, self.epoch)
+        missed = [m for m in snapshot["chat"] if snapshot["epoch"] == seen_epoch and m["seq"] > seen_seq]
         self.seq = int(snapshot["seq"])
         self.epoch = str(snapshot["epoch"])
         self.stream_data = stream_document(snapshot["streamData"])  # `_id`, pinned products as shown

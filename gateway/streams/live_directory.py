@@ -246,6 +246,7 @@ class LiveDirectory:
             self.metrics,
             self.relay_idle_after,
             self.relay_outbox_max,
+            _position(announcement),
         )
         self.relays[stream_id] = relay
         relay.start()
@@ -290,3 +291,9 @@ class LiveDirectory:
             position = {"seq": relay.view.seq, "epoch": relay.view.epoch}
         self.hub.broadcast(encode({"type": "stream_stopped", "streamId": stream_id, **position}))
         log.info("stream_disappeared", stream_id=stream_id)
+
+
+def _position(announcement: dict[str, Any]) -> tuple[int, str] | None:
+    """The (seq, epoch) a `stream_started` built from `announcement` shows, if it names one."""
+    seq, epoch = announcement.get("seq"), announcement.get("epoch")
+    return (int(seq), str(epoch)) if isinstance(seq, int) and isinstance(epoch, str) else None

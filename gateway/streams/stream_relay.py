@@ -27,6 +27,11 @@ longer current; the next viewer wakes it (`attend`) and waits for it to catch
 up from the actor. So a stream's actor serves only the gateways that have
 its viewers, however many gateways the cluster runs.
 
+Old apps watching nothing are moved onto a stream when it is announced
+(`stream_started`), before the relay's view has loaded: the first snapshot
+brings them the chat, and the counts, of anything that happened between the
+announced position and the snapshot's (a chat sent right after going live).
+
 When the actor restarted (a new incarnation), the relay tells it the viewer
 sessions it holds (`SyncViewers`), and if the actor's log no longer covers the
 relay's position it takes a fresh snapshot and delivers the chat it missed.
@@ -99,8 +104,11 @@ class StreamRelay:
         metrics: GatewayMetrics | None = None,
         idle_after: float = IDLE_AFTER_S,
         outbox_max: int = OUTBOX_MAX_COMMANDS,
+        announced: tuple[int, str] | None = None,
     ) -> None:
-        """`locate()`: the client of the actor the live set names for the stream now, if any."""
+        """`locate()`: the client of the actor the live set names for the stream now, if any.
+        `announced`: the position (seq, epoch) of the `stream_started` this gateway broadcast
+        for the stream, which old apps following it were moved in at before the view loaded."""
         self.stream_id = stream_id
         self._locate = locate
         self.idle_after = idle_after
@@ -126,6 +134,7 @@ class StreamRelay:
         self._closed = False
         self._tasks: list[asyncio.Task[None]] = []
         self._unwatched_since: float | None = None  # since when nobody here watches (while polling)
+        self._announced = announced
 
     def start(self) -> None:
         self._tasks = [
@@ -274,9 +283,12 @@ class StreamRelay:
         deliveries: list[Delivery] = []
         if result.snapshot is not None:
             had_view = self.view.loaded
+            # Before the first load, whoever watches here was shown the announced position.
+            seen = None if had_view else self._announced
+            self._announced = None
             self.recent.clear()  # positions before the snapshot can no longer be served from here
-            missed = self.view.reset(result.snapshot)
-            if had_view:
+            missed = self.view.reset(result.snapshot, seen)
+            if had_view or (seen is not None and (seen[1] != self.view.epoch or self.view.seq > seen[0])):
                 deliveries += [self.view.chat_frame(m) for m in missed]
                 deliveries.append(self._update_delivery(self.view.update_event(), None))
         for seq, text in result.events:

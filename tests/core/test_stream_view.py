@@ -108,6 +108,17 @@ class TestReset:
         assert all(m["seq"] > 1 for m in missed)
         assert view.seq == state.seq
 
+    def test_a_first_reset_reports_what_is_newer_than_the_position_the_audience_was_shown(self) -> None:
+        state = new_state()
+        run(state, chat("before"))
+        shown = (state.seq, state.epoch)  # an announcement made here
+        run(state, chat("after 1"), Join("a"))
+        run(state, chat("after 2"))
+        missed = StreamView(SID).reset(state.snapshot(), shown)
+        assert [m["message"] for m in missed] == ["after 1", "after 2"]
+        assert StreamView(SID).reset(state.snapshot(), (state.seq, state.epoch)) == []
+        assert StreamView(SID).reset(state.snapshot(), (0, "another epoch")) == []
+
     def test_reset_after_applying_everything_misses_nothing(self) -> None:
         state = new_state()
         view = loaded_view(state)

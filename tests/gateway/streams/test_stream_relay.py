@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, cast
 
+import orjson
 import pytest
 from ray.actor import ActorHandle
 
@@ -20,6 +21,7 @@ from core.results import Result
 from gateway.streams import stream_relay
 from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import StreamRelay
+from gateway.transport.connection import Connection
 
 STREAM = "0123456789abcdef01234567"
 ACCEPTED = Result(ok=True)
@@ -240,3 +242,60 @@ async def test_a_viewer_waits_a_bounded_time_for_a_view_that_never_catches_up(
     assert raised.value.code == "unavailable" and raised.value.retry_after == 1
     relay.ready.set()
     await asyncio.wait_for(relay.attend(), 1)  # once caught up, at once
+
+
+def _snapshot(seq: int, epoch: str, chat: list[tuple[int, str]]) -> dict[str, Any]:
+    """A stream's snapshot as its actor's poll answers it (only what the view reads)."""
+    return {
+        "streamData": {"streamId": STREAM, "title": "Sale", "viewerCount": 1, "likes": 2, "likedBy": []},
+        "chat": [
+            {"seq": n, "id": str(n), "username": "ann", "message": text, "timestamp": "2026-12-01T00:00:00Z"}
+            for n, text in chat
+        ],
+        "chatCount": len(chat),
+        "seq": seq,
+        "epoch": epoch,
+    }
+
+
+def _watcher(hub: Hub) -> Connection:
+    c = Connection(websocket=object(), queue_size=16)  # type: ignore[arg-type]  # the hub never reads the socket
+    c.session_id = "old-1"
+    hub.add(c)
+    hub.watch(c, STREAM)  # moved in by the announcement, before the relay's view loaded
+    return c
+
+
+def _frames_written(hub: Hub, c: Connection) -> list[dict[str, Any]]:
+    hub.write_all()
+    queue = c._queue
+    assert queue is not None, "a connection has a queue from its creation"
+    out = []
+    while not queue.empty():
+        text = queue.get_nowait()
+        assert text is not None
+        out.append(orjson.loads(text))
+    return out
+
+
+async def test_an_audience_moved_in_at_the_announcement_gets_what_happened_before_the_first_load() -> None:
+    hub = Hub()
+    relay = StreamRelay(STREAM, "gw1", hub, lambda: None, announced=(3, "ep"))
+    old_app = _watcher(hub)
+    relay._receive(PollResult("inc", "ep", snapshot=_snapshot(5, "ep", [(2, "before"), (4, "hello")])))
+    frames = _frames_written(hub, old_app)
+    assert [(f["type"], f.get("message")) for f in frames] == [("chat_message", "hello"), ("stream_update", None)]
+    assert frames[1]["viewerCount"] == 1 and frames[1]["likes"] == 2
+    # Only the first load: later snapshots compare with the view, as ever.
+    relay._receive(PollResult("inc", "ep", snapshot=_snapshot(5, "ep", [(2, "before"), (4, "hello")])))
+    assert [f["type"] for f in _frames_written(hub, old_app)] == ["stream_update"]
+
+
+async def test_a_first_load_at_the_announced_position_or_without_one_delivers_nothing() -> None:
+    for announced in [(5, "ep"), None]:
+        hub = Hub()
+        relay = StreamRelay(STREAM, "gw1", hub, lambda: None, announced=announced)
+        old_app = _watcher(hub)
+        relay._receive(PollResult("inc", "ep", snapshot=_snapshot(5, "ep", [(4, "hello")])))
+        assert _frames_written(hub, old_app) == [], announced
+        assert relay.ready.is_set()
