@@ -26,7 +26,7 @@ from tests.support.groups import GroupClock, GroupScheduling
 # processes inherit it): the tests' clusters run as ours do.
 apply_ray_env(os.environ)
 
-# `make test-parallel` runs two groups of tests side by side, one xdist worker each; see tests/support/groups.py.
+# `make test` runs two groups of tests side by side, one xdist worker each; see tests/support/groups.py.
 _clock = GroupClock()
 
 

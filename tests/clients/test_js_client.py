@@ -29,7 +29,7 @@ from gateway.realtime.asyncapi import document
 from gateway.realtime.outbound import validate_outbound
 from persistence.embedded import free_port
 from tests.clients.node import JS_DIR, built, node
-from tests.support.clients import WsClient
+from tests.support.clients import HTTP_TIMEOUT_S, WsClient
 from tests.support.databases import found
 from tests.support.processes import Process
 
@@ -104,7 +104,7 @@ def tap_counts(output: str) -> dict[str, int]:
 
 async def test_the_gateway_serves_its_asyncapi_document(gateways: list[tuple[Process, str]]) -> None:
     url = gateways[1][1]
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
         answer = await http.get(f"{url}/asyncapi.json")
     assert answer.status_code == 200
     served = answer.json()
@@ -168,7 +168,7 @@ async def test_the_browser_example_shows_chat_in_headless_chromium(
         assert server.stdout is not None
         page_base = server.stdout.readline().strip()  # the server prints its URL once listening
         assert page_base.startswith("http://127.0.0.1:"), page_base
-        async with WsClient(ws(url)) as sender, httpx.AsyncClient() as http:
+        async with WsClient(ws(url)) as sender, httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
             await sender.send({"type": "register", "sessionId": "py-sender", "streamId": sid, "protocol": 2})
             await sender.wait_type("chat_history")
             await sender.send({"type": "chat_message", "message": earlier, "username": "py", "clientMsgId": "b0"})

@@ -11,6 +11,10 @@ from typing import Any
 import httpx
 import websockets
 
+# Every HTTP call a test makes waits at most this long: generous, because a password hash or a go-live on
+# a loaded 2-core machine (CI, or the suite beside a benchmark) can take seconds; httpx's default is 5 s.
+HTTP_TIMEOUT_S = 30.0
+
 Frame = dict[str, Any]
 
 
@@ -95,7 +99,7 @@ class Api:
 
     def __init__(self, base_url: str, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30)
+        self.client = httpx.AsyncClient(base_url=base_url, headers=headers, timeout=HTTP_TIMEOUT_S)
         self.token = token
 
     async def __aenter__(self) -> Api:
@@ -124,7 +128,7 @@ class Api:
 
 
 async def login(base_url: str, email: str, password: str) -> str:
-    async with httpx.AsyncClient(base_url=base_url) as c:
+    async with httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT_S) as c:
         r = await c.post("/auth/login", json={"email": email, "password": password})
         assert r.status_code == 200, r.text
         return str(r.json()["token"])
@@ -133,7 +137,7 @@ async def login(base_url: str, email: str, password: str) -> str:
 async def register_customer(
     base_url: str, email: str, password: str = "correct-horse-1", name: str | None = None
 ) -> tuple[str, dict[str, Any]]:
-    async with httpx.AsyncClient(base_url=base_url) as c:
+    async with httpx.AsyncClient(base_url=base_url, timeout=HTTP_TIMEOUT_S) as c:
         r = await c.post(
             "/auth/register", json={"email": email, "password": password, "name": name or email.split("@")[0]}
         )

@@ -1,4 +1,4 @@
-"""The two groups of tests `make test-parallel` runs side by side, one pytest-xdist worker each
+"""The two groups of tests `make test` runs side by side, one pytest-xdist worker each
 (`-n 2 --dist loadgroup`).
 
 - `own-processes`: the files in `OWN_PROCESSES_FILES`. They start clusters or whole systems of
@@ -14,7 +14,7 @@ namespace, directory or data; a group never waits on the other's fixtures either
 The groups are by file, in the scheduler (`GroupScheduling`), not by `xdist_group` marks:
 pytest-xdist 3.8 tells its scheduler a mark's group by renaming the test (`item._nodeid`), which
 pytest 9 no longer reads, so marked tests were spread over both workers. Without `-n`
-(`make test`, `pytest FILE`) the groups change nothing but the summary's lines.
+(`make test-serial`, `pytest FILE`) the groups change nothing but the summary's lines.
 """
 
 from __future__ import annotations

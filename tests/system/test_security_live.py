@@ -25,7 +25,7 @@ import websockets
 from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
 
-from tests.support.clients import Api, WsClient, login, register_customer
+from tests.support.clients import HTTP_TIMEOUT_S, Api, WsClient, login, register_customer
 from tests.support.databases import DatabaseServer, found
 from tests.support.processes import ADMIN_EMAIL, ADMIN_PASSWORD, Process, start_gateway
 from tests.system.rest_support import admin_token, email, new_product, new_stream, stop_all_live
@@ -413,7 +413,7 @@ async def test_secrets_appear_in_no_answer_and_no_log(hardened: Hardened, live_s
         ("GET", f"/livestreams/{sid}", {}),
         ("DELETE", "/products/zz", {}),
     ]
-    async with httpx.AsyncClient(base_url=hardened.url) as http:
+    async with httpx.AsyncClient(base_url=hardened.url, timeout=HTTP_TIMEOUT_S) as http:
         for method, path, kw in requests:
             r = await http.request(method, path, **kw)
             assert r.status_code < 500, (path, r.status_code)
