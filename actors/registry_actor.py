@@ -29,10 +29,13 @@ reserved for it `prewarm_seconds` ahead (`core.prewarm_plan`), which prepares
 the stream at once (its assignment stored, its state loaded) without going
 live: it announces nothing and serves no viewer. Going live is then the
 durable live mark (the stream's record: live, with the go-live's start time;
-shared by the go-lives arriving together, `LiveMarks`) and an in-memory switch
-in the actor (`go_live`: the record's meta, its start time). When the go-live
-answers, the record is what is durable; the actor takes its meta from there
-on any later load. The registry finds due streams by a scan of the stored
+shared by the go-lives arriving together, `LiveMarks`) and the announcement,
+made from the snapshot the actor answered `prepare` with and the record's meta
+(`announced`): no call to the actor, which costs the registry a millisecond of
+CPU each, a hundred of them at once. The actor switches in memory when first
+called (a gateway following the announcement): it reads its record, live, and
+takes its meta (the start time). When the go-live answers, the record is what
+is durable; the actor takes its meta from there on any load. The registry finds due streams by a scan of the stored
 records, run when told that a schedule changed (`schedule_changed`), when the
 next stream enters its window, and at least every `SCAN_S`; a cancelled or
 moved stream's reserved actor is ended (and its assignment released) by the
@@ -71,6 +74,7 @@ from actors.stream_client import StreamClient
 from core.live_set import LiveSet, RegistryAnswer, stream_meta
 from core.prewarm_plan import PrewarmPlan, parse_time
 from core.spare_plan import SparePlan
+from core.state import StreamMeta
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
@@ -280,6 +284,14 @@ def _kill_spare(spare: StreamClient) -> None:
     stream_lifecycle.kill(spare.handle)
 
 
+def announced(prepared: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot a prepared actor serves once live with `meta`: the one it
+    answered `prepare` with, its meta replaced (nothing else changes between
+    the two: a stream that is not live takes no command)."""
+    shown = StreamMeta.from_doc(meta).to_doc()
+    return {**prepared, "streamData": {**prepared["streamData"], **shown}}
+
+
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
         configure(config.log_level, config.log_format)
@@ -304,7 +316,8 @@ class StreamRegistry:
         self._going_live: dict[str, tuple[float, asyncio.Task[RegistryAnswer]]] = {}  # stream id -> (began, go-live)
         self._prewarm = PrewarmPlan(config.prewarm_seconds)
         self._wanted: set[str] = set()  # scheduled streams due a reserved actor (the last scan's answer)
-        self._prewarmed: dict[str, StreamClient] = {}  # stream id -> the spare reserved for it, up
+        self._prewarmed: dict[str, StreamClient] = {}  # stream id -> the spare reserved (and prepared) for it
+        self._prepared: dict[str, dict[str, Any]] = {}  # stream id -> its reserved actor's snapshot, as prepared
         self._prewarming: dict[str, asyncio.Task[None]] = {}  # stream id -> its reserved spare starting
         self._prewarm_starts = asyncio.Semaphore(max(1, config.spare_starts_parallel))
         self._rescan = asyncio.Event()
@@ -536,7 +549,7 @@ class StreamRegistry:
         began = time.monotonic()
         # A reservation is this incarnation's, made while the stream was scheduled, and only this
         # registry makes it live (under its lock): no other actor can serve it, so no lookup by name.
-        spare = await self._reserved(stream_id)
+        spare, prepared = await self._reserved(stream_id)
         path = "prepared"
         actor = None if spare is not None else await self._actor_of(stream_id)
         if actor is None and spare is None:  # half the go-live's time for a spare, then an actor of its own
@@ -549,7 +562,10 @@ class StreamRegistry:
         try:
             if actor is not None:  # serving it already: live, or prepared by a previous registry
                 snapshot = await actor.go_live(meta)
-            elif spare is not None and path == "prepared":  # loaded ahead: an in-memory switch
+            elif spare is not None and prepared is not None:  # loaded ahead: live once called (no call here)
+                actor = spare
+                snapshot = announced(prepared, meta)
+            elif spare is not None and path == "prepared":  # prepared, found after a restart of the registry
                 actor = started = spare
                 snapshot = await spare.go_live(meta)
             elif spare is not None:
@@ -592,12 +608,14 @@ class StreamRegistry:
 
     # ------------------------------------------------------------ prewarming scheduled streams
 
-    async def _reserved(self, stream_id: str) -> StreamClient | None:
-        """The spare reserved for the stream, waiting for it if it is starting; None if none."""
+    async def _reserved(self, stream_id: str) -> tuple[StreamClient | None, dict[str, Any] | None]:
+        """The spare reserved for the stream (waiting for it if it is starting;
+        None if none) and its snapshot as prepared (None if not known: found
+        after a restart of the registry)."""
         starting = self._prewarming.get(stream_id)
         if starting is not None:
             await asyncio.shield(starting)
-        return self._prewarmed.pop(stream_id, None)
+        return self._prewarmed.pop(stream_id, None), self._prepared.pop(stream_id, None)
 
     async def _scan_forever(self) -> None:
         """Scan for scheduled streams due a reserved actor: when told, when the
@@ -649,11 +667,12 @@ class StreamRegistry:
             if record is None or record["status"] != SCHEDULED or stream_id not in self._wanted:
                 _kill_spare(spare)
                 return
-            await spare.prepare(stream_id, stream_meta(record))
+            snapshot = await spare.prepare(stream_id, stream_meta(record))
             if stream_id not in self._wanted and stream_id not in self._going_live:
                 await self._end_unfinished(stream_id, spare)
                 return
             self._prewarmed[stream_id] = StreamClient(spare.handle, stream_id, _CALLS)
+            self._prepared[stream_id] = snapshot
             log.info("stream_prewarmed", stream_id=stream_id)
         except Exception as e:  # noqa: BLE001 - a spare that fails to start or prepare is logged; the next scan tries again
             log.warning("prewarm_failed", stream_id=stream_id, error=repr(e))
@@ -666,6 +685,7 @@ class StreamRegistry:
         """End the actor reserved (and prepared) for a stream that no longer
         wants one (cancelled, moved, deleted), and release its assignment."""
         spare = self._prewarmed.pop(stream_id)
+        self._prepared.pop(stream_id, None)
         await self._end_unfinished(stream_id, spare)
         log.info("stream_prewarm_released", stream_id=stream_id)
 

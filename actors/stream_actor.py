@@ -195,6 +195,7 @@ class StreamActor:
         self._slot_read: asyncio.Future[None] = loop.create_future()  # a spare has read its stored assignment
         self._prepared: asyncio.Future[None] = loop.create_future()  # state loaded (a prepared stream: not live yet)
         self._live_meta: asyncio.Future[dict[str, Any]] = loop.create_future()  # the meta it serves once live
+        self._live_check: asyncio.Task[None] | None = None  # a prepared stream reading whether it went live
         if stream_id:
             self._live_meta.set_result(self._meta)
         self._loaded = loop.create_task(self._load() if stream_id else self._load_when_adopted())
@@ -217,28 +218,32 @@ class StreamActor:
         await self._assign(stream_id, meta, live=True)
         return await self.go_live(meta)
 
-    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> bool:
+    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
         """Load `stream_id` ahead of its go-live (a spare reserved for a
         scheduled stream): the assignment is stored (as not live yet) and the
         state loaded when this answers; the stream is not live: it announces
         nothing, and every call but `go_live`, `prepare` and `info` waits until
         it goes live, as on a spare. A restart of this actor prepares the same
         stream again (or serves it, if its record went live meanwhile).
-        Idempotent."""
+        Returns the state's snapshot as loaded (with the meta it was loaded
+        with: `go_live` changes only the meta). Idempotent."""
         await self._assign(stream_id, meta, live=False)
         loading = self._loaded
         await asyncio.wait({self._prepared, loading}, return_when=asyncio.FIRST_COMPLETED)
         if not self._prepared.done():
             loading.result()  # its error is the caller's
-        return True
+        assert self._state is not None
+        return self._state.snapshot()
 
     async def go_live(self, meta: dict[str, Any]) -> dict[str, Any]:
         """The prepared stream goes live with `meta` (its record once marked
         live: the start time of the go-live, and any edit since `prepare`),
         an in-memory switch: no database write. The record is what makes it
         durable: a later load of this stream takes its meta from there
-        (`SlotStore.assignment`), and its next checkpoint stores it. Returns
-        the snapshot, as `ready`. Idempotent: a live stream answers its snapshot."""
+        (`SlotStore.assignment`), and its next checkpoint stores it. A
+        prepared stream also goes live by itself when it is called after its
+        record went live (`_check_live_soon`). Returns the snapshot, as
+        `ready`. Idempotent: a live stream answers its snapshot."""
         if self._stream_given is None:
             await self._slot_read
             if not self._adoption.done():
@@ -393,7 +398,7 @@ class StreamActor:
         in-process use and tests; a Ray actor is never closed, it dies). The
         pending commands are not answered; a new instance recovers from what
         was stored."""
-        tasks = [t for t in (self._committer, self._loaded, self._saving) if t is not None]
+        tasks = [t for t in (self._committer, self._loaded, self._saving, self._live_check) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -401,6 +406,8 @@ class StreamActor:
     # ------------------------------------------------------------ loading
 
     async def _ready_state(self) -> StreamState:
+        if self._adoption.done() and not self._live_meta.done():  # prepared: called once live, or by mistake
+            self._check_live_soon()
         try:
             await asyncio.shield(self._loaded)
         except BaseException:
@@ -411,6 +418,22 @@ class StreamActor:
             raise Fenced(f"stream {self.stream_id}: a newer instance of this actor took over")
         assert self._state is not None
         return self._state
+
+    def _check_live_soon(self) -> None:
+        """A prepared stream is called (a gateway follows its announcement, the
+        registry stops it): read whether its record went live, and with which
+        meta; if so it goes live now (the registry does not have to tell it).
+        One read at a time; a call finding it still not live waits, as on a spare."""
+        if self._live_check is not None and not self._live_check.done():
+            return
+
+        async def check() -> None:
+            meta = await self._retry("read_live", lambda: self._stores.slots.live_meta(self.stream_id))
+            if meta is not None and not self._live_meta.done():
+                self._live_meta.set_result(meta)
+                log.info("stream_live_from_record", stream_id=self.stream_id, start_time=meta.get("startTime"))
+
+        self._live_check = asyncio.get_running_loop().create_task(check())
 
     async def _load_when_adopted(self) -> None:
         """A spare: wait for a stream, unless a previous life of this actor had

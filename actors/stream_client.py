@@ -99,8 +99,8 @@ class StreamClient:
         h = self.handle
         return await self._call("adopt", lambda: h.adopt.remote(stream_id, meta))
 
-    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> bool:
-        """A spare loads `stream_id` ahead of its go-live (not live: no announcement, calls wait)."""
+    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """A spare loads `stream_id` ahead of its go-live (not live: no announcement, calls wait); its snapshot."""
         h = self.handle
         return await self._call("prepare", lambda: h.prepare.remote(stream_id, meta))
 

@@ -60,26 +60,34 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-async def go_live_all(registry: RegistryClient, ids: list[str], spread_s: float = 0.0) -> list[float]:
-    """Every stream's go-live, started at once or evenly over `spread_s`; each one's seconds to its answer."""
+async def go_live_all(
+    registry: RegistryClient, ids: list[str], spread_s: float = 0.0
+) -> tuple[list[float], list[float]]:
+    """Every stream's go-live, started at once or evenly over `spread_s`; each
+    one's seconds to its answer, and to the first answer of its actor (a
+    snapshot asked as soon as the go-live answered, as a gateway following the
+    announcement would: the actor serving)."""
 
-    async def one(stream_id: str, delay: float) -> float:
+    async def one(stream_id: str, delay: float) -> tuple[float, float]:
         await asyncio.sleep(delay)
         began = time.perf_counter()
         answer = await registry.start_stream(stream_id)
         if not answer.ok:
             raise RuntimeError(f"stream {stream_id} did not go live: {answer.code} {answer.message}")
-        return time.perf_counter() - began
+        answered = time.perf_counter()
+        await StreamClient(answer.actor, stream_id).snapshot()
+        return answered - began, time.perf_counter() - began
 
-    return list(await asyncio.gather(*(one(sid, spread_s * k / len(ids)) for k, sid in enumerate(ids))))
+    both = await asyncio.gather(*(one(sid, spread_s * k / len(ids)) for k, sid in enumerate(ids)))
+    return [a for a, _ in both], [s for _, s in both]
 
 
 async def scheduled(
     registry: RegistryClient, streams: StreamStore, n: int, spread_s: float
-) -> tuple[list[float], int, list[float], float, list[str]]:
-    """The go-lives' seconds, how many were served by their reserved actor, those actors' load
-    seconds (ahead of the go-live once prepared), the registry's CPU milliseconds per go-live,
-    and the streams' ids."""
+) -> tuple[list[float], list[float], int, list[float], float, list[str]]:
+    """The go-lives' seconds, the seconds to their actor's first answer, how many were served by
+    their reserved actor, those actors' load seconds (ahead of the go-live once prepared), the
+    registry's CPU milliseconds per go-live, and the streams' ids."""
     at = iso(now() + timedelta(seconds=60))
     ids = [(await streams.create(title=f"scheduled {i}", scheduled_at=at))["_id"] for i in range(n)]
     await registry.schedule_changed(ids[0])
@@ -95,19 +103,19 @@ async def scheduled(
     progress(f"  all {n} reserved; going live over {spread_s:g} s")
     registry_process = psutil.Process(await registry.ping_pid())
     cpu_before = sum(registry_process.cpu_times()[:2])
-    seconds = await go_live_all(registry, ids, spread_s)
+    seconds, serving = await go_live_all(registry, ids, spread_s)
     registry_cpu_ms = 1000 * (sum(registry_process.cpu_times()[:2]) - cpu_before) / n
     live = await registry.live()
     infos = await asyncio.gather(*(StreamClient(live.actors[sid], sid).info() for sid in ids))
     served = sum(1 for sid, info in zip(ids, infos, strict=True) if info["pid"] == pids[sid])
     await stop_all(registry, ids)
-    return seconds, served, [float(i["loadSeconds"] or 0.0) for i in infos], registry_cpu_ms, ids
+    return seconds, serving, served, [float(i["loadSeconds"] or 0.0) for i in infos], registry_cpu_ms, ids
 
 
 async def unscheduled(registry: RegistryClient, streams: StreamStore, n: int) -> tuple[list[float], list[str]]:
     ids = [(await streams.create(title=f"unscheduled {i}"))["_id"] for i in range(n)]
     progress(f"  {n} unscheduled streams going live together")
-    seconds = await go_live_all(registry, ids)
+    seconds, _ = await go_live_all(registry, ids)
     await stop_all(registry, ids)
     return seconds, ids
 
@@ -185,8 +193,9 @@ async def run(uri: str, n: int, spread_s: float, baseline: bool, stages: bool) -
     for name, spread in ((f"over {spread_s:g} s", spread_s), ("all at once", 0.0)):
         progress(f"scheduled, {name}: {n} streams scheduled for the same minute")
         load = psutil.getloadavg()
-        seconds, served, loads, registry_cpu_ms, ids = await scheduled(registry, streams, n, spread)
+        seconds, serving, served, loads, registry_cpu_ms, ids = await scheduled(registry, streams, n, spread)
         report(f"scheduled, {name}", seconds)
+        report("  to the actor's 1st answer", serving)
         report("  actor loading (ahead)", loads)
         print(f"{'':<28} {served}/{n} served by the actor reserved for them")
         print(f"{'':<28} the registry's CPU: {registry_cpu_ms:.1f} ms per go-live")

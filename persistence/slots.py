@@ -50,11 +50,15 @@ class SlotStore:
         if doc is None:
             return None
         stream_id, meta, live = str(doc["streamId"]), dict(doc.get("meta", {})), bool(doc.get("live", True))
-        if not live:
-            record = await self._streams.find_one({"_id": stream_id})
-            if record is not None and record.get("status") == LIVE:
-                meta, live = stream_meta(record), True
+        if not live and (live_meta := await self.live_meta(stream_id)) is not None:
+            meta, live = live_meta, True
         return Assignment(stream_id, meta, live)
+
+    async def live_meta(self, stream_id: str) -> dict[str, Any] | None:
+        """The stream's meta as its record holds it if the record is live (its
+        start time), else None: how a prepared actor learns it went live."""
+        record = await self._streams.find_one({"_id": stream_id})
+        return stream_meta(record) if record is not None and record.get("status") == LIVE else None
 
     async def slot_of(self, stream_id: str) -> str | None:
         doc = await self._slots.find_one({"streamId": stream_id}, {"_id": 1})

@@ -23,6 +23,7 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from actors.call_policy import Fenced
 from actors.config import ActorConfig
+from actors.registry_actor import announced
 from actors.stream_actor import REPLAY_RELOADS, StreamActor
 from actors.stream_stores import StreamStores, stream_database
 from core.commands import Chat, Join, Leave
@@ -719,14 +720,15 @@ async def test_a_prepared_stream_loads_ahead_and_goes_live_in_memory_with_the_re
     streams = StreamStore(cluster.database())
     sid = (await streams.create(title="Before", scheduled_at="2026-12-01T10:00:00.000Z"))["_id"]
     spare = cluster.actor(None, stores=stores, name="slot:prep-1")
-    assert await spare.prepare(sid, stream_meta(await streams.get(sid) or {})) is True
+    prepared = await spare.prepare(sid, stream_meta(await streams.get(sid) or {}))
+    assert prepared["streamData"]["streamId"] == sid and prepared["streamData"]["title"] == "Before"
     assert await stores.slots.assignment("slot:prep-1") == (sid, stream_meta(await streams.get(sid) or {}), False)
     assert await stores.checkpoints.load(sid) is not None, "loaded (and created) ahead of the go-live"
     assert not (await spare.info())["loaded"]
     with pytest.raises(TimeoutError):  # not live: a viewer's call waits, as on a spare
         await asyncio.wait_for(spare.submit("gw1", "early", [chat("too early")]), 0.5)
     assert await stores.chat.all_in_order(sid) == []
-    assert await spare.prepare(sid, meta_of(sid)) is True  # idempotent
+    assert (await spare.prepare(sid, meta_of(sid)))["epoch"] == prepared["epoch"]  # idempotent
     with pytest.raises(RuntimeError, match="already serves"):
         await spare.prepare(new_stream_id(), meta_of("other"))
 
@@ -737,6 +739,8 @@ async def test_a_prepared_stream_loads_ahead_and_goes_live_in_memory_with_the_re
     snap = await asyncio.wait_for(spare.go_live(stream_meta(record)), 5.0)
     assert snap["streamData"]["startTime"] == start_time and snap["streamData"]["title"] == "After"
     assert saves == [] and await versions(spare) == (0, 0), "going live writes nothing"
+    shown = announced(prepared, stream_meta(record))  # what the registry announces without asking the actor
+    assert (shown["streamData"], shown["seq"], shown["epoch"]) == (snap["streamData"], snap["seq"], snap["epoch"])
     assert (await spare.go_live(stream_meta(record)))["epoch"] == snap["epoch"]  # idempotent
     [answer] = await spare.submit("gw1", "b1", [chat("live now")])
     assert answer.ok
@@ -755,7 +759,9 @@ async def stored_epoch(stores: StreamStores, stream_id: str) -> str:
     return str(doc["epoch"])
 
 
-async def test_a_prepared_actor_restarted_before_its_go_live_is_prepared_again(cluster: Cluster) -> None:
+async def test_a_prepared_actor_restarted_before_its_go_live_is_prepared_again_and_goes_live_when_called(
+    cluster: Cluster,
+) -> None:
     stores = cluster.stores()
     streams = StreamStore(cluster.database())
     sid = (await streams.create(title="Later", scheduled_at="2026-12-01T10:00:00.000Z"))["_id"]
@@ -768,8 +774,11 @@ async def test_a_prepared_actor_restarted_before_its_go_live_is_prepared_again(c
         await asyncio.wait_for(again.ready(), 1.0)
     assert not (await again.info())["loaded"]
     record = (await streams.mark_live_many([sid], "2026-12-01T10:00:02.000Z"))[sid]
-    snap = await asyncio.wait_for(again.go_live(stream_meta(record)), 5.0)
+    # Nobody tells it: the next call finds its record live, and it goes live with the record's meta.
+    snap = await asyncio.wait_for(again.snapshot(), 5.0)
     assert snap["streamData"]["streamId"] == sid and snap["streamData"]["startTime"] == record["startTime"]
+    assert (await again.info())["loaded"]
+    assert (await again.go_live(stream_meta(record)))["epoch"] == snap["epoch"]  # told as well: the same
 
     lone = cluster.actor(None, stores=stores, name="slot:prep-3")
     with pytest.raises(RuntimeError, match="no stream to go live with"):
