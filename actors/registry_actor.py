@@ -380,10 +380,11 @@ class StreamRegistry:
         At most `go_live_timeout` later the answer is ok, or `no_capacity` with
         the stream as it was. With `wait_s`, a go-live still going after that
         long answers `pending` and goes on (calling again joins it)."""
+        arrived = time.monotonic()
         await self._loaded
         going = self._going_live.get(stream_id)
         if going is None:
-            task = asyncio.get_running_loop().create_task(self._go_live(stream_id))
+            task = asyncio.get_running_loop().create_task(self._go_live(stream_id, arrived))
             going = self._going_live[stream_id] = (time.monotonic(), task)
             task.add_done_callback(lambda t: self._going_live.pop(stream_id, None) if t is going[1] else None)
         began, task = going
@@ -399,8 +400,7 @@ class StreamRegistry:
                 data={"retryAfter": max(1, min(5, round(left)))},
             )
 
-    async def _go_live(self, stream_id: str) -> RegistryAnswer:
-        arrived = time.monotonic()
+    async def _go_live(self, stream_id: str, arrived: float) -> RegistryAnswer:
         async with self._locks[stream_id]:
             locked = time.monotonic()
             # The durable live mark, shared with the go-lives arriving together (one database).
