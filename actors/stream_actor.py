@@ -33,6 +33,11 @@ Guarantees:
   and the journal replayed. The event log is refilled from the journal, so
   gateways and resuming clients go on from their position without a gap.
   The epoch changes only when no checkpoint exists (state was lost).
+* **Prepared ahead, live in memory.** A spare reserved for a scheduled stream
+  `prepare`s it (assignment stored, state loaded) and is not live: calls
+  wait. It goes live with the stream record's meta (its start time), told
+  (`go_live`) or by reading the record when first called; no write. The
+  record is the durable part: every load takes the meta from it.
 * **Idempotent submits.** A batch id is applied at most once; submitting it
   again (after a timeout or a restart) returns the first answers.
 * **Fenced.** If another instance of this actor already wrote a journal
