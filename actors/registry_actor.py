@@ -471,8 +471,9 @@ class StreamRegistry:
         self._rescan.set()
 
     async def prewarmed(self) -> dict[str, Any]:
-        """Stream id -> the handle of the actor reserved for it, up and not yet
-        adopted (for operators, tests and the go-live benchmark)."""
+        """Stream id -> the handle of the actor reserved for it: up, the stream
+        prepared (or being prepared), not live (for operators, tests and the
+        go-live benchmark)."""
         await self._loaded
         return {stream_id: spare.handle for stream_id, spare in self._prewarmed.items()}
 
