@@ -109,7 +109,9 @@ async def test_scheduled_streams_go_live_on_the_actor_reserved_for_them(gateway_
             assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
 
 
-async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_url: str, namespace: str) -> None:
+async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(
+    gateway_url: str, namespace: str, embedded_db: DatabaseServer
+) -> None:
     registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
     async with Api(gateway_url, token) as admin:
@@ -125,6 +127,14 @@ async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_u
         await released(registry, moved)
         await released(registry, cancelled)
         assert await ended(reserved[moved]) and await ended(reserved[cancelled]), "released actors end"
+        db = connect(DatabaseConfig(uri=embedded_db.uri, name=embedded_db.db_name))
+        try:  # their assignments (they had prepared the streams) are released with them
+            deadline = time.monotonic() + 10
+            while await db.stream_slots.count_documents({"streamId": {"$in": [moved, cancelled]}}):
+                assert time.monotonic() < deadline, "a released actor's assignment is still stored"
+                await asyncio.sleep(0.2)
+        finally:
+            await db.client.close()
 
         # Moved back into its window: reserved again (a new actor), and it goes live on it.
         assert (await admin.put(f"/livestreams/{moved}", json={"scheduledAt": soon(30)})).status_code == 200
