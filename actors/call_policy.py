@@ -176,6 +176,8 @@ STREAM_CALLS: dict[str, CallSpec] = {
     "warm": CallSpec(120.0),
     "ready": CallSpec(120.0),
     "adopt": CallSpec(120.0),
+    "prepare": CallSpec(120.0),
+    "go_live": CallSpec(120.0),
     "stop": CallSpec(60.0),
     "flush": CallSpec(15.0, 5.0),
 }

@@ -25,13 +25,23 @@ that cannot wait that long (REST, under its request deadline) passes `wait_s`
 and gets `pending` meanwhile; the go-live goes on.
 
 Scheduled streams are prewarmed: a stream with `scheduledAt` gets a spare
-reserved for it `prewarm_seconds` ahead (`core.prewarm_plan`), so going live
-adopts a process that is up. The registry finds due streams by a scan of the
-stored records, run when told that a schedule changed (`schedule_changed`),
-when the next stream enters its window, and at least every `SCAN_S`; a
-cancelled or moved stream's reserved actor is ended by the next scan. The
-reservations live only in this process: after a restart the reserved spares
-are found as orphans (spares again) and the first scan reserves anew.
+reserved for it `prewarm_seconds` ahead (`core.prewarm_plan`), which prepares
+the stream at once (its assignment stored, its state loaded) without going
+live: it announces nothing and serves no viewer. Going live is then the
+durable live mark (the stream's record: live, with the go-live's start time;
+shared by the go-lives arriving together, `LiveMarks`) and the announcement,
+made from the snapshot the actor answered `prepare` with and the record's meta
+(`announced`): no call to the actor, which costs the registry a millisecond of
+CPU each, a hundred of them at once. The actor switches in memory when first
+called (a gateway following the announcement): it reads its record, live, and
+takes its meta (the start time). When the go-live answers, the record is what
+is durable; the actor takes its meta from there on any load. The registry finds due streams by a scan of the stored
+records, run when told that a schedule changed (`schedule_changed`), when the
+next stream enters its window, and at least every `SCAN_S`; a cancelled or
+moved stream's reserved actor is ended (and its assignment released) by the
+next scan. After a restart, the prepared actors are found by their stored
+assignments and reserved again (the first scan ends those no longer due), so
+none is left half-adopted.
 
 The live set and the answer to a start carry each live stream's actor
 handle: gateways call stream actors through it. Stream actors are created
@@ -64,12 +74,13 @@ from actors.stream_client import StreamClient
 from core.live_set import LiveSet, RegistryAnswer, stream_meta
 from core.prewarm_plan import PrewarmPlan, parse_time
 from core.spare_plan import SparePlan
+from core.state import StreamMeta
 from persistence.database import connect, ensure_indexes
 from persistence.flash_sales import FlashSaleStore
 from persistence.slots import SlotStore
-from persistence.streams import ENDED, LIVE, StreamStore, is_stream_id
+from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore, is_stream_id
 from runtime.clock import iso, now, now_iso
-from runtime.logs import configure
+from runtime.logs import configure, debug_enabled
 
 log = structlog.get_logger("actors.registry")
 
@@ -203,6 +214,60 @@ class SparePool:
             return
 
 
+class LiveMarks:
+    """Durable live marks, group-committed: the go-lives waiting when a write
+    starts share it (one `update_many` and one read, `StreamStore.mark_live_many`),
+    and those arriving during it share the next one. A burst of go-lives
+    through one embedded database (writes one at a time) costs two round trips
+    per group instead of a write each.
+
+    `mark` answers once the write that carried the stream is stored: the
+    stream's record after it (None if there is none) and the start time that
+    write marked streams live at (each write has its own: a record live with
+    another start time was live before). Ordered: one write at a time."""
+
+    def __init__(self, streams: StreamStore) -> None:
+        self._streams = streams
+        self._waiting: dict[str, asyncio.Future[tuple[dict[str, Any] | None, str, int]]] = {}
+        self._writer: asyncio.Task[None] | None = None
+        self._last_time = ""
+
+    async def mark(self, stream_id: str) -> tuple[dict[str, Any] | None, str, int]:
+        """(the record after the write, the write's start time, how many streams the write carried)."""
+        waiting = self._waiting.get(stream_id)
+        if waiting is None:
+            waiting = self._waiting[stream_id] = asyncio.get_running_loop().create_future()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        return await asyncio.shield(waiting)
+
+    async def _write_all(self) -> None:
+        await asyncio.sleep(0)  # the go-lives started in this turn of the loop go in the first write
+        while self._waiting:
+            group, self._waiting = self._waiting, {}
+            start_time = self._distinct_time()
+            try:
+                records = await self._streams.mark_live_many(list(group), start_time)
+            except Exception as e:  # noqa: BLE001 - the database's error is each go-live's, as a write of its own would be
+                for waiting in group.values():
+                    if not waiting.done():
+                        waiting.set_exception(e)
+                continue
+            for stream_id, waiting in group.items():
+                if not waiting.done():
+                    waiting.set_result((records.get(stream_id), start_time, len(group)))
+
+    def _distinct_time(self) -> str:
+        """Now, as `runtime.clock` stores it (milliseconds); a millisecond after
+        the previous write's if that is not earlier (two writes in one millisecond)."""
+        moment = now_iso()
+        last = parse_time(self._last_time)
+        if last is not None and moment <= self._last_time:
+            moment = iso(last + timedelta(milliseconds=1))
+        self._last_time = moment
+        return moment
+
+
 _CALLS = LoggedCalls()  # the registry's calls to stream actors: failures are logged
 
 
@@ -219,6 +284,14 @@ def _kill_spare(spare: StreamClient) -> None:
     stream_lifecycle.kill(spare.handle)
 
 
+def announced(prepared: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """The snapshot a prepared actor serves once live with `meta`: the one it
+    answered `prepare` with, its meta replaced (nothing else changes between
+    the two: a stream that is not live takes no command)."""
+    shown = StreamMeta.from_doc(meta).to_doc()
+    return {**prepared, "streamData": {**prepared["streamData"], **shown}}
+
+
 class StreamRegistry:
     def __init__(self, config: ActorConfig) -> None:
         configure(config.log_level, config.log_format)
@@ -227,6 +300,7 @@ class StreamRegistry:
         self._streams = StreamStore(self._db)
         self._flash_sales = FlashSaleStore(self._db)
         self._slots = SlotStore(self._db)
+        self._marks = LiveMarks(self._streams)
         self.incarnation = secrets.token_hex(4)
         self._version = 0
         self._live: dict[str, dict[str, Any]] = {}
@@ -242,7 +316,8 @@ class StreamRegistry:
         self._going_live: dict[str, tuple[float, asyncio.Task[RegistryAnswer]]] = {}  # stream id -> (began, go-live)
         self._prewarm = PrewarmPlan(config.prewarm_seconds)
         self._wanted: set[str] = set()  # scheduled streams due a reserved actor (the last scan's answer)
-        self._prewarmed: dict[str, StreamClient] = {}  # stream id -> the spare reserved for it, up
+        self._prewarmed: dict[str, StreamClient] = {}  # stream id -> the spare reserved (and prepared) for it
+        self._prepared: dict[str, dict[str, Any]] = {}  # stream id -> its reserved actor's snapshot, as prepared
         self._prewarming: dict[str, asyncio.Task[None]] = {}  # stream id -> its reserved spare starting
         self._prewarm_starts = asyncio.Semaphore(max(1, config.spare_starts_parallel))
         self._rescan = asyncio.Event()
@@ -271,13 +346,26 @@ class StreamRegistry:
         log.info("registry_ready", incarnation=self.incarnation, live=len(self._live), spares=len(self._pool.spares))
 
     async def _adopt_orphans(self) -> None:
-        """After a restart of the registry: spares started by its previous life
-        that never adopted a stream become spares again."""
+        """After a restart of the registry, the pooled actors its previous life
+        started: one that never adopted a stream is a spare again; one prepared
+        for a stream that is not live is reserved for it again (the first scan
+        ends it, its assignment released, if the stream no longer wants it);
+        one serving a live stream is found by `_recover`. So none is left
+        half-adopted."""
         for name in await asyncio.to_thread(stream_lifecycle.spare_names):
-            if await self._slots.assignment(name) is None:
-                handle = stream_lifecycle.find_actor(name)
-                if handle is not None:
-                    self._pool.add(StreamClient(handle, None, _CALLS))
+            assigned = await self._slots.assignment(name)
+            handle = stream_lifecycle.find_actor(name)
+            if handle is None:
+                continue
+            if assigned is None:
+                self._pool.add(StreamClient(handle, None, _CALLS))
+            elif not assigned.live:
+                actor = StreamClient(handle, assigned.stream_id, _CALLS)
+                if assigned.stream_id in self._prewarmed:  # two prepared for one stream: one is enough
+                    await self._end_unfinished(assigned.stream_id, actor, slot=name)
+                else:
+                    self._prewarmed[assigned.stream_id] = actor
+                    log.info("stream_prewarm_found", stream_id=assigned.stream_id, slot=name)
 
     async def _recover(self, stream_id: str) -> None:
         async with self._locks[stream_id]:
@@ -292,10 +380,11 @@ class StreamRegistry:
         At most `go_live_timeout` later the answer is ok, or `no_capacity` with
         the stream as it was. With `wait_s`, a go-live still going after that
         long answers `pending` and goes on (calling again joins it)."""
+        arrived = time.monotonic()
         await self._loaded
         going = self._going_live.get(stream_id)
         if going is None:
-            task = asyncio.get_running_loop().create_task(self._go_live(stream_id))
+            task = asyncio.get_running_loop().create_task(self._go_live(stream_id, arrived))
             going = self._going_live[stream_id] = (time.monotonic(), task)
             task.add_done_callback(lambda t: self._going_live.pop(stream_id, None) if t is going[1] else None)
         began, task = going
@@ -311,25 +400,37 @@ class StreamRegistry:
                 data={"retryAfter": max(1, min(5, round(left)))},
             )
 
-    async def _go_live(self, stream_id: str) -> RegistryAnswer:
+    async def _go_live(self, stream_id: str, arrived: float) -> RegistryAnswer:
         async with self._locks[stream_id]:
-            # The usual case, a scheduled stream, in one write (a burst of go-lives shares one database).
-            start_time = now_iso()
-            record = await self._streams.mark_live(stream_id, start_time) if is_stream_id(stream_id) else None
-            marked = start_time if record is not None else None  # the start time this go-live marked it live at
+            locked = time.monotonic()
+            # The durable live mark, shared with the go-lives arriving together (one database).
+            record, start_time, group = await self._marks.mark(stream_id) if is_stream_id(stream_id) else (None, "", 0)
+            marked_at = time.monotonic()
             if record is None:
-                record = await self._streams.get(stream_id)
-                if record is None:
-                    return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
-                if record["status"] == ENDED:
-                    msg = f"stream {stream_id} has ended; create a new one"
-                    return RegistryAnswer(False, code="conflict", message=msg)
-            if stream_id not in self._live and not await self._bring_up_bounded(record):
+                return RegistryAnswer(False, code="not_found", message=f"stream {stream_id} does not exist")
+            if record["status"] == ENDED:
+                msg = f"stream {stream_id} has ended; create a new one"
+                return RegistryAnswer(False, code="conflict", message=msg)
+            # The start time this go-live marked it live at (a record live from before has another).
+            marked = start_time if record["status"] == LIVE and record.get("startTime") == start_time else None
+            stages: dict[str, Any] = {"path": "live"}
+            if stream_id not in self._live and not await self._bring_up_bounded(record, stages):
                 if marked is not None:  # as it was: scheduled
                     await self._streams.unmark_live(stream_id, marked)
                 timeout = self._config.go_live_timeout
                 log.warning("go_live_no_capacity", stream_id=stream_id, waited_s=timeout)
                 return RegistryAnswer(False, code="no_capacity", message=NO_CAPACITY.format(timeout=timeout))
+            if debug_enabled(log):  # stage timings (`LOG_LEVEL=debug`): where a go-live's milliseconds go
+                done = time.monotonic()
+                log.debug(
+                    "go_live_stages",
+                    stream_id=stream_id,
+                    group=group,
+                    lock_ms=round(1000 * (locked - arrived), 3),
+                    mark_ms=round(1000 * (marked_at - locked), 3),
+                    **stages,
+                    total_ms=round(1000 * (done - arrived), 3),
+                )
             return RegistryAnswer(True, data=self._live[stream_id], actor=self._actors[stream_id].handle)
 
     async def stop_stream(self, stream_id: str) -> RegistryAnswer:
@@ -370,8 +471,9 @@ class StreamRegistry:
         self._rescan.set()
 
     async def prewarmed(self) -> dict[str, Any]:
-        """Stream id -> the handle of the actor reserved for it, up and not yet
-        adopted (for operators, tests and the go-live benchmark)."""
+        """Stream id -> the handle of the actor reserved for it: up, the stream
+        prepared (or being prepared), not live (for operators, tests and the
+        go-live benchmark)."""
         await self._loaded
         return {stream_id: spare.handle for stream_id, spare in self._prewarmed.items()}
 
@@ -415,14 +517,14 @@ class StreamRegistry:
             {stream_id: actor.handle for stream_id, actor in self._actors.items() if stream_id in self._live},
         )
 
-    async def _bring_up_bounded(self, record: dict[str, Any]) -> bool:
+    async def _bring_up_bounded(self, record: dict[str, Any], stages: dict[str, Any] | None = None) -> bool:
         """`_bring_up`, given up (cancelled: what it started is ended) once
         `go_live_timeout` has passed while no node has a free `stream` unit.
         While units are free the actor only waits for its process to start (a
         burst on a busy node: Ray starts a few at a time), so it gets up to
         `SLOW_START_ROUNDS` more timeouts. True once the stream's actor is up."""
         timeout = self._config.go_live_timeout
-        task = asyncio.get_running_loop().create_task(self._bring_up(record))
+        task = asyncio.get_running_loop().create_task(self._bring_up(record, stages))
         for rounds in itertools.count():
             done, _ = await asyncio.wait({task}, timeout=timeout)
             if done:
@@ -437,23 +539,36 @@ class StreamRegistry:
             await task
         return False
 
-    async def _bring_up(self, record: dict[str, Any]) -> None:
-        """The stream's actor up and loaded: the spare reserved for it (a
-        scheduled stream), else the one already serving it (after a registry
-        restart), else a spare that adopts it, else a new one. Cancelled (the
-        go-live timed out), the actor it made serve the stream is ended."""
+    async def _bring_up(self, record: dict[str, Any], stages: dict[str, Any] | None = None) -> None:
+        """The stream's actor up, loaded and live: the spare reserved (and
+        prepared) for it, a scheduled stream, else the one already serving it
+        (after a registry restart), else a spare that adopts it, else a new
+        one. Cancelled (the go-live timed out), the actor it made serve the
+        stream is ended. `stages` gets the path taken and its timings."""
         stream_id = record["_id"]
         meta = stream_meta(record)
+        began = time.monotonic()
         # A reservation is this incarnation's, made while the stream was scheduled, and only this
         # registry makes it live (under its lock): no other actor can serve it, so no lookup by name.
-        spare = await self._reserved(stream_id)
+        spare, prepared = await self._reserved(stream_id)
+        path = "prepared"
         actor = None if spare is not None else await self._actor_of(stream_id)
         if actor is None and spare is None:  # half the go-live's time for a spare, then an actor of its own
             spare = await self._pool.take(min(SparePool.WAIT_S, self._config.go_live_timeout / 2))
+            path = "spare" if spare is not None else "new"
+        elif actor is not None:
+            path = "serving"
+        found = time.monotonic()
         started: StreamClient | None = None  # made to serve the stream here: ended if the go-live gives up
         try:
-            if actor is not None:
-                snapshot = await actor.ready()
+            if actor is not None:  # serving it already: live, or prepared by a previous registry
+                snapshot = await actor.go_live(meta)
+            elif spare is not None and prepared is not None:  # loaded ahead: live once called (no call here)
+                actor = spare
+                snapshot = announced(prepared, meta)
+            elif spare is not None and path == "prepared":  # prepared, found after a restart of the registry
+                actor = started = spare
+                snapshot = await spare.go_live(meta)
             elif spare is not None:
                 started = spare
                 snapshot = await spare.adopt(stream_id, meta)
@@ -469,15 +584,23 @@ class StreamRegistry:
         self._actors[stream_id] = actor
         self._live[stream_id] = {**snapshot["streamData"], "seq": snapshot["seq"], "epoch": snapshot["epoch"]}
         self._bump()
-        log.info("stream_live", stream_id=stream_id, seq=snapshot["seq"], epoch=snapshot["epoch"])
+        if stages is not None:
+            stages.update(
+                path=path,
+                actor_found_ms=round(1000 * (found - began), 3),
+                actor_ms=round(1000 * (time.monotonic() - found), 3),
+            )
+        log.info("stream_live", stream_id=stream_id, seq=snapshot["seq"], epoch=snapshot["epoch"], path=path)
 
-    async def _end_unfinished(self, stream_id: str, actor: StreamClient) -> None:
-        """A go-live gave up on this actor (still being created, or loading): it
-        ends for good, and an assignment it stored is released, so nothing of
-        the go-live is left half-started."""
+    async def _end_unfinished(self, stream_id: str, actor: StreamClient, slot: str | None = None) -> None:
+        """A go-live gave up on this actor (still being created, or loading),
+        or a reservation ended: it ends for good, and an assignment it stored
+        (`slot`, else the stream's) is released, so nothing of it is left
+        half-started. Ended first: a live actor whose assignment is gone would
+        be taken for a spare by a restarted registry."""
         try:
             stream_lifecycle.kill(actor.handle)
-            slot = await self._slots.slot_of(stream_id)
+            slot = slot or await self._slots.slot_of(stream_id)
             if slot is not None:
                 await self._slots.release(slot)
         except Exception as e:  # noqa: BLE001 - logged; a restarted registry finds what is left by its assignment
@@ -486,12 +609,14 @@ class StreamRegistry:
 
     # ------------------------------------------------------------ prewarming scheduled streams
 
-    async def _reserved(self, stream_id: str) -> StreamClient | None:
-        """The spare reserved for the stream, waiting for it if it is starting; None if none."""
+    async def _reserved(self, stream_id: str) -> tuple[StreamClient | None, dict[str, Any] | None]:
+        """The spare reserved for the stream (waiting for it if it is starting;
+        None if none) and its snapshot as prepared (None if not known: found
+        after a restart of the registry)."""
         starting = self._prewarming.get(stream_id)
         if starting is not None:
             await asyncio.shield(starting)
-        return self._prewarmed.pop(stream_id, None)
+        return self._prewarmed.pop(stream_id, None), self._prepared.pop(stream_id, None)
 
     async def _scan_forever(self) -> None:
         """Scan for scheduled streams due a reserved actor: when told, when the
@@ -523,13 +648,15 @@ class StreamRegistry:
                 task = asyncio.get_running_loop().create_task(self._prewarm_one(stream_id))
                 self._prewarming[stream_id] = task
         for stream_id in [s for s in self._prewarmed if s not in self._wanted and s not in busy]:
-            self._release(stream_id)
+            await self._release(stream_id)
         upcoming = self._prewarm.next_change(scheduled, moment)
         return SCAN_S if upcoming is None else min(SCAN_S, upcoming + 0.05)
 
     async def _prewarm_one(self, stream_id: str) -> None:
-        """Start (or take from the pool) a spare and reserve it for the stream,
-        unless the stream stopped wanting one meanwhile."""
+        """Start (or take from the pool) a spare, have it prepare the stream
+        (assignment stored, state loaded, not live) and reserve it, unless the
+        stream stopped wanting one meanwhile (then it ends, its assignment released)."""
+        spare: StreamClient | None = None
         try:
             spare = self._pool.claim()
             if spare is None:
@@ -537,23 +664,30 @@ class StreamRegistry:
                     if stream_id not in self._wanted:
                         return
                     spare = await _start_spare(self._config)()
-            if stream_id not in self._wanted and stream_id not in self._going_live:
+            record = await self._streams.get(stream_id)
+            if record is None or record["status"] != SCHEDULED or stream_id not in self._wanted:
                 _kill_spare(spare)
                 return
-            self._prewarmed[stream_id] = spare
+            snapshot = await spare.prepare(stream_id, stream_meta(record))
+            if stream_id not in self._wanted and stream_id not in self._going_live:
+                await self._end_unfinished(stream_id, spare)
+                return
+            self._prewarmed[stream_id] = StreamClient(spare.handle, stream_id, _CALLS)
+            self._prepared[stream_id] = snapshot
             log.info("stream_prewarmed", stream_id=stream_id)
-        except Exception as e:  # noqa: BLE001 - a spare that fails to start is logged; the next scan tries again
+        except Exception as e:  # noqa: BLE001 - a spare that fails to start or prepare is logged; the next scan tries again
             log.warning("prewarm_failed", stream_id=stream_id, error=repr(e))
+            if spare is not None:
+                await self._end_unfinished(stream_id, spare)
         finally:
             self._prewarming.pop(stream_id, None)
 
-    def _release(self, stream_id: str) -> None:
-        """End the actor reserved for a stream that no longer wants one (cancelled, moved, deleted)."""
+    async def _release(self, stream_id: str) -> None:
+        """End the actor reserved (and prepared) for a stream that no longer
+        wants one (cancelled, moved, deleted), and release its assignment."""
         spare = self._prewarmed.pop(stream_id)
-        try:
-            _kill_spare(spare)
-        except Exception as e:  # noqa: BLE001 - a spare that will not end is logged; the scan goes on
-            log.warning("prewarm_release_failed", stream_id=stream_id, error=repr(e))
+        self._prepared.pop(stream_id, None)
+        await self._end_unfinished(stream_id, spare)
         log.info("stream_prewarm_released", stream_id=stream_id)
 
     async def _actor_of(self, stream_id: str) -> StreamClient | None:

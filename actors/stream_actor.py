@@ -33,6 +33,11 @@ Guarantees:
   and the journal replayed. The event log is refilled from the journal, so
   gateways and resuming clients go on from their position without a gap.
   The epoch changes only when no checkpoint exists (state was lost).
+* **Prepared ahead, live in memory.** A spare reserved for a scheduled stream
+  `prepare`s it (assignment stored, state loaded) and is not live: calls
+  wait. It goes live with the stream record's meta (its start time), told
+  (`go_live`) or by reading the record when first called; no write. The
+  record is the durable part: every load takes the meta from it.
 * **Idempotent submits.** A batch id is applied at most once; submitting it
   again (after a timeout or a restart) returns the first answers.
 * **Fenced.** If another instance of this actor already wrote a journal
@@ -159,6 +164,7 @@ class StreamActor:
         if stores is None:
             stores = _set_up_actor_process(config)
         self.stream_id = stream_id or "spare"
+        self._stream_given = stream_id
         self.incarnation = secrets.token_hex(4)
         self._meta = meta or {}
         self._config = config
@@ -190,7 +196,13 @@ class StreamActor:
         self._load_started = time.monotonic()
         self.load_seconds: float | None = None
         loop = asyncio.get_running_loop()
-        self._adoption: asyncio.Future[tuple[str, dict[str, Any]]] = loop.create_future()
+        self._adoption: asyncio.Future[tuple[str, dict[str, Any], bool]] = loop.create_future()  # stream, meta, live
+        self._slot_read: asyncio.Future[None] = loop.create_future()  # a spare has read its stored assignment
+        self._prepared: asyncio.Future[None] = loop.create_future()  # state loaded (a prepared stream: not live yet)
+        self._live_meta: asyncio.Future[dict[str, Any]] = loop.create_future()  # the meta it serves once live
+        self._live_check: asyncio.Task[None] | None = None  # a prepared stream reading whether it went live
+        if stream_id:
+            self._live_meta.set_result(self._meta)
         self._loaded = loop.create_task(self._load() if stream_id else self._load_when_adopted())
         self._committer = loop.create_task(self._commit_forever())
 
@@ -205,16 +217,55 @@ class StreamActor:
         return True
 
     async def adopt(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
-        """Serve `stream_id` (a spare only). The assignment is stored first, so a
-        restart of this actor comes back serving the same stream. Idempotent."""
+        """Serve `stream_id` now (a spare only): `prepare` and `go_live` in one.
+        The assignment is stored first, so a restart of this actor comes back
+        serving the same stream. Idempotent."""
+        await self._assign(stream_id, meta, live=True)
+        return await self.go_live(meta)
+
+    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """Load `stream_id` ahead of its go-live (a spare reserved for a
+        scheduled stream): the assignment is stored (as not live yet) and the
+        state loaded when this answers; the stream is not live: it announces
+        nothing, and every call but `go_live`, `prepare` and `info` waits until
+        it goes live, as on a spare. A restart of this actor prepares the same
+        stream again (or serves it, if its record went live meanwhile).
+        Returns the state's snapshot as loaded (with the meta it was loaded
+        with: `go_live` changes only the meta). Idempotent."""
+        await self._assign(stream_id, meta, live=False)
+        loading = self._loaded
+        await asyncio.wait({self._prepared, loading}, return_when=asyncio.FIRST_COMPLETED)
+        if not self._prepared.done():
+            loading.result()  # its error is the caller's
+        assert self._state is not None
+        return self._state.snapshot()
+
+    async def go_live(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The prepared stream goes live with `meta` (its record once marked
+        live: the start time of the go-live, and any edit since `prepare`),
+        an in-memory switch: no database write. The record is what makes it
+        durable: a later load of this stream takes its meta from there
+        (`SlotStore.assignment`), and its next checkpoint stores it. A
+        prepared stream also goes live by itself when it is called after its
+        record went live (`_check_live_soon`). Returns the snapshot, as
+        `ready`. Idempotent: a live stream answers its snapshot."""
+        if self._stream_given is None:
+            await self._slot_read
+            if not self._adoption.done():
+                raise RuntimeError(f"actor {self._slot_name()} has no stream to go live with: prepare or adopt first")
+        if not self._live_meta.done():
+            self._live_meta.set_result(meta)
+        return await self.snapshot()
+
+    async def _assign(self, stream_id: str, meta: dict[str, Any], live: bool) -> None:
+        """Store the assignment of this spare to `stream_id` (once) and start loading it."""
         name = self._slot_name()
         if not self._adoption.done():
-            await self._retry("assign_slot", lambda: self._stores.slots.assign(name, stream_id, meta))
+            await self._retry("assign_slot", lambda: self._stores.slots.assign(name, stream_id, meta, live=live))
             if not self._adoption.done():
-                self._adoption.set_result((stream_id, meta))
-        elif self._adoption.result()[0] != stream_id:
+                self._adoption.set_result((stream_id, meta, live))
+        if self._adoption.result()[0] != stream_id:
             raise RuntimeError(f"actor {name} already serves stream {self._adoption.result()[0]}")
-        return await self.snapshot()
 
     async def submit(self, gateway_id: str, batch_id: str, commands: list[Command]) -> list[Result]:
         """Apply a batch of commands, in order, once. Returns one `Result` per
@@ -352,7 +403,7 @@ class StreamActor:
         in-process use and tests; a Ray actor is never closed, it dies). The
         pending commands are not answered; a new instance recovers from what
         was stored."""
-        tasks = [t for t in (self._committer, self._loaded, self._saving) if t is not None]
+        tasks = [t for t in (self._committer, self._loaded, self._saving, self._live_check) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -360,6 +411,8 @@ class StreamActor:
     # ------------------------------------------------------------ loading
 
     async def _ready_state(self) -> StreamState:
+        if self._adoption.done() and not self._live_meta.done():  # prepared: called once live, or by mistake
+            self._check_live_soon()
         try:
             await asyncio.shield(self._loaded)
         except BaseException:
@@ -371,13 +424,35 @@ class StreamActor:
         assert self._state is not None
         return self._state
 
+    def _check_live_soon(self) -> None:
+        """A prepared stream is called (a gateway follows its announcement, the
+        registry stops it): read whether its record went live, and with which
+        meta; if so it goes live now (the registry does not have to tell it).
+        One read at a time; a call finding it still not live waits, as on a spare."""
+        if self._live_check is not None and not self._live_check.done():
+            return
+
+        async def check() -> None:
+            meta = await self._retry("read_live", lambda: self._stores.slots.live_meta(self.stream_id))
+            if meta is not None and not self._live_meta.done():
+                self._live_meta.set_result(meta)
+                log.info("stream_live_from_record", stream_id=self.stream_id, start_time=meta.get("startTime"))
+
+        self._live_check = asyncio.get_running_loop().create_task(check())
+
     async def _load_when_adopted(self) -> None:
-        """A spare: wait for a stream, unless a previous life of this actor had one."""
+        """A spare: wait for a stream, unless a previous life of this actor had
+        one (then prepared again, or live if its record says so)."""
         name = self._slot_name()
-        assigned = await self._retry("read_slot", lambda: self._stores.slots.assignment(name))
+        try:
+            assigned = await self._retry("read_slot", lambda: self._stores.slots.assignment(name))
+        finally:
+            self._slot_read.set_result(None)
         if assigned is not None and not self._adoption.done():
             self._adoption.set_result(assigned)
-        self.stream_id, self._meta = await self._adoption
+        self.stream_id, self._meta, live = await self._adoption
+        if live and not self._live_meta.done():
+            self._live_meta.set_result(self._meta)
         self._load_started = time.monotonic()
         await self._load()
 
@@ -396,6 +471,10 @@ class StreamActor:
                 log.error("journal_replay_differs", stream_id=self.stream_id, version=str(e), attempt=attempt)
                 await asyncio.sleep(min(RETRY_MIN_S * 2**attempt, RETRY_MAX_S))
         self.load_seconds = time.monotonic() - self._load_started
+        if not self._prepared.done():
+            self._prepared.set_result(None)
+        self._meta = await self._live_meta  # a stream prepared ahead waits here until it goes live
+        self._serve_meta(self._meta)
         now = time.monotonic()
         assert self._state is not None
         for gateway_id in self._state.gateways():
@@ -410,6 +489,21 @@ class StreamActor:
             incarnation=self.incarnation,
             seconds=round(self.load_seconds, 3),
             log_from=self._log.first_seq,
+        )
+
+    def _serve_meta(self, meta: dict[str, Any]) -> None:
+        """Serve `meta` (the stream record's) rather than the loaded one: a
+        stream prepared before its go-live loaded the meta it had then (no
+        start time, maybe an older title). In memory: nothing is published
+        (nobody watches yet), and the next checkpoint stores it."""
+        state = self._state
+        assert state is not None
+        if not meta or state.meta == (wanted := StreamMeta.from_doc(meta)):
+            return
+        doc = {**to_checkpoint(state), "meta": wanted.to_doc()}
+        cfg = self._config
+        self._state = from_checkpoint(
+            doc, list(state.recent_chat), history_size=cfg.history_size, update_interval=cfg.update_interval
         )
 
     async def _create(self) -> None:

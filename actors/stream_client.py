@@ -99,6 +99,16 @@ class StreamClient:
         h = self.handle
         return await self._call("adopt", lambda: h.adopt.remote(stream_id, meta))
 
+    async def prepare(self, stream_id: str, meta: dict[str, Any]) -> dict[str, Any]:
+        """A spare loads `stream_id` ahead of its go-live (not live: no announcement, calls wait); its snapshot."""
+        h = self.handle
+        return await self._call("prepare", lambda: h.prepare.remote(stream_id, meta))
+
+    async def go_live(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The prepared (or serving) stream is live with `meta`; its snapshot. Idempotent."""
+        h = self.handle
+        return await self._call("go_live", lambda: h.go_live.remote(meta))
+
     async def stop(self) -> dict[str, Any]:
         """End the stream: its final numbers, once stored."""
         h = self.handle

@@ -93,6 +93,19 @@ class StreamStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def mark_live_many(self, stream_ids: builtins.list[str], start_time: str) -> dict[str, dict[str, Any]]:
+        """scheduled -> live at `start_time`, for each of `stream_ids` that is
+        scheduled, in one write; then every one's record (those that exist),
+        in one read. A record this call marked is live with `startTime ==
+        start_time`: the caller gives each call a time of its own, so a record
+        live from before is told apart. (Go-lives arriving together share these
+        two round trips instead of one write each.)"""
+        ids = builtins.list(stream_ids)
+        await self._streams.update_many(
+            {"_id": {"$in": ids}, "status": SCHEDULED}, {"$set": {"status": LIVE, "startTime": start_time}}
+        )
+        return {d["_id"]: d async for d in self._streams.find({"_id": {"$in": ids}})}
+
     async def unmark_live(self, stream_id: str, start_time: str) -> bool:
         """live -> scheduled again, for a go-live that `mark_live` began at
         `start_time` and that could not bring the stream's actor up (no capacity):

@@ -23,12 +23,15 @@ from pymongo.errors import AutoReconnect, DocumentTooLarge
 
 from actors.call_policy import Fenced
 from actors.config import ActorConfig
+from actors.registry_actor import announced
 from actors.stream_actor import REPLAY_RELOADS, StreamActor
 from actors.stream_stores import StreamStores, stream_database
 from core.commands import Chat, Join, Leave
+from core.live_set import stream_meta
 from core.results import Result
 from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.embedded import EmbeddedMongo
+from persistence.streams import StreamStore
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
@@ -60,9 +63,13 @@ class Cluster:
         self._dbs: list[Any] = []
 
     def stores(self) -> StreamStores:
+        return StreamStores.on(self.database(), self.config.db.timeout_s)  # bounded like an actor process's (`connect`)
+
+    def database(self) -> Any:
+        """A client of its own on the cluster's database, closed at the end."""
         db = stream_database(self.config.db)
         self._dbs.append(db)
-        return StreamStores.on(db, self.config.db.timeout_s)  # bounded like an actor process's (`connect`)
+        return db
 
     def actor(
         self,
@@ -683,7 +690,7 @@ async def test_a_spare_adopts_a_stream_serves_it_and_records_its_slot(cluster: C
     snap = await spare.adopt(sid, meta_of(sid))
     assert snap["streamData"]["streamId"] == sid
     assert snap["streamData"]["title"] == f"Stream {sid}"
-    assert await stores.slots.assignment("slot:test-1") == (sid, meta_of(sid))
+    assert await stores.slots.assignment("slot:test-1") == (sid, meta_of(sid), True)
     assert await stores.slots.slot_of(sid) == "slot:test-1"
 
     assert (await spare.adopt(sid, meta_of(sid)))["epoch"] == snap["epoch"]  # idempotent
@@ -702,6 +709,80 @@ async def test_a_spare_adopts_a_stream_serves_it_and_records_its_slot(cluster: C
     snap = await again.ready()
     assert snap["streamData"]["streamId"] == sid
     assert snap["seq"] == seq
+
+
+async def test_a_prepared_stream_loads_ahead_and_goes_live_in_memory_with_the_records_meta(cluster: Cluster) -> None:
+    """Prepared ahead (assignment stored, state loaded), not live (calls wait);
+    going live writes nothing and serves the record's meta (the go-live's start
+    time, an edit made since); a restart before any checkpoint took that meta
+    still serves it, read from the record."""
+    stores = cluster.stores()
+    streams = StreamStore(cluster.database())
+    sid = (await streams.create(title="Before", scheduled_at="2026-12-01T10:00:00.000Z"))["_id"]
+    spare = cluster.actor(None, stores=stores, name="slot:prep-1")
+    prepared = await spare.prepare(sid, stream_meta(await streams.get(sid) or {}))
+    assert prepared["streamData"]["streamId"] == sid and prepared["streamData"]["title"] == "Before"
+    assert await stores.slots.assignment("slot:prep-1") == (sid, stream_meta(await streams.get(sid) or {}), False)
+    assert await stores.checkpoints.load(sid) is not None, "loaded (and created) ahead of the go-live"
+    assert not (await spare.info())["loaded"]
+    with pytest.raises(TimeoutError):  # not live: a viewer's call waits, as on a spare
+        await asyncio.wait_for(spare.submit("gw1", "early", [chat("too early")]), 0.5)
+    assert await stores.chat.all_in_order(sid) == []
+    assert (await spare.prepare(sid, meta_of(sid)))["epoch"] == prepared["epoch"]  # idempotent
+    with pytest.raises(RuntimeError, match="already serves"):
+        await spare.prepare(new_stream_id(), meta_of("other"))
+
+    await streams.update_unless_live(sid, {"title": "After"})  # edited after it was prepared
+    start_time = "2026-12-01T10:00:01.234Z"
+    record = (await streams.mark_live_many([sid], start_time))[sid]
+    saves = record_saves(stores)
+    snap = await asyncio.wait_for(spare.go_live(stream_meta(record)), 5.0)
+    assert snap["streamData"]["startTime"] == start_time and snap["streamData"]["title"] == "After"
+    assert saves == [] and await versions(spare) == (0, 0), "going live writes nothing"
+    shown = announced(prepared, stream_meta(record))  # what the registry announces without asking the actor
+    assert (shown["streamData"], shown["seq"], shown["epoch"]) == (snap["streamData"], snap["seq"], snap["epoch"])
+    assert (await spare.go_live(stream_meta(record)))["epoch"] == snap["epoch"]  # idempotent
+    [answer] = await spare.submit("gw1", "b1", [chat("live now")])
+    assert answer.ok
+    seq = (await spare.snapshot())["seq"]
+    await spare.close()  # dies before a checkpoint stored the new meta
+
+    again = cluster.actor(None, name="slot:prep-1")
+    snap = await asyncio.wait_for(again.ready(), 10.0)
+    assert snap["streamData"]["startTime"] == start_time and snap["streamData"]["title"] == "After"
+    assert snap["seq"] == seq and snap["epoch"] == (await stored_epoch(stores, sid))
+
+
+async def stored_epoch(stores: StreamStores, stream_id: str) -> str:
+    doc = await stores.checkpoints.load(stream_id)
+    assert doc is not None
+    return str(doc["epoch"])
+
+
+async def test_a_prepared_actor_restarted_before_its_go_live_is_prepared_again_and_goes_live_when_called(
+    cluster: Cluster,
+) -> None:
+    stores = cluster.stores()
+    streams = StreamStore(cluster.database())
+    sid = (await streams.create(title="Later", scheduled_at="2026-12-01T10:00:00.000Z"))["_id"]
+    first = cluster.actor(None, stores=stores, name="slot:prep-2")
+    await first.prepare(sid, stream_meta(await streams.get(sid) or {}))
+    await first.close()
+
+    again = cluster.actor(None, name="slot:prep-2")
+    with pytest.raises(TimeoutError):  # its record is still scheduled: prepared, not live
+        await asyncio.wait_for(again.ready(), 1.0)
+    assert not (await again.info())["loaded"]
+    record = (await streams.mark_live_many([sid], "2026-12-01T10:00:02.000Z"))[sid]
+    # Nobody tells it: the next call finds its record live, and it goes live with the record's meta.
+    snap = await asyncio.wait_for(again.snapshot(), 5.0)
+    assert snap["streamData"]["streamId"] == sid and snap["streamData"]["startTime"] == record["startTime"]
+    assert (await again.info())["loaded"]
+    assert (await again.go_live(stream_meta(record)))["epoch"] == snap["epoch"]  # told as well: the same
+
+    lone = cluster.actor(None, stores=stores, name="slot:prep-3")
+    with pytest.raises(RuntimeError, match="no stream to go live with"):
+        await asyncio.wait_for(lone.go_live(meta_of("x")), 5.0)
 
 
 # ---------------------------------------------------------------- recovery

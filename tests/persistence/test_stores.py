@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from core.live_set import stream_meta
 from persistence.chat import ChatStore
 from persistence.checkpoints import CheckpointStore
+from persistence.slots import SlotStore
 from persistence.streams import ENDED, LIVE, SCHEDULED, StreamStore, is_stream_id, new_stream_id
 from persistence.users import EmailTaken, UserStore
 from tests.support.databases import found
@@ -126,6 +128,29 @@ class TestStreams:
         assert await StreamStore(db).mark_live(new_stream_id(), T0) is None
         assert await db.streams.count_documents({}) == 0
 
+    async def test_mark_live_many_marks_the_scheduled_ones_in_one_write_and_reads_every_record(
+        self, db: AsyncDatabase
+    ) -> None:
+        streams = StreamStore(db)
+        scheduled = [(await streams.create(title=f"s{i}", scheduled_at=T1))["_id"] for i in range(30)]
+        live = (await streams.create(title="live"))["_id"]
+        await streams.mark_live(live, T0)
+        ended = (await streams.create(title="ended"))["_id"]
+        await streams.mark_live(ended, T0)
+        await streams.mark_ended(ended, T1, {})
+        unknown = new_stream_id()
+
+        records = await streams.mark_live_many([*scheduled, live, ended, unknown], T1)
+        assert set(records) == {*scheduled, live, ended}  # every existing one, marked or not
+        for sid in scheduled:
+            assert records[sid]["status"] == LIVE and records[sid]["startTime"] == T1
+            assert found(await streams.get(sid))["startTime"] == T1  # stored, not only answered
+        assert records[live]["startTime"] == T0, "live from before: not marked again"
+        assert records[ended]["status"] == ENDED
+        assert await db.streams.count_documents({"_id": unknown}) == 0
+        again = await streams.mark_live_many(scheduled[:1], "2026-11-25T14:00:00.000Z")
+        assert again[scheduled[0]]["startTime"] == T1, "a second go-live does not move its start time"
+
     async def test_a_go_live_that_could_not_finish_is_undone(self, db: AsyncDatabase) -> None:
         streams = StreamStore(db)
         sid = (await streams.create(title="Show", scheduled_at=T1))["_id"]
@@ -165,6 +190,33 @@ class TestStreams:
         assert len(await streams.list()) == 5
         assert len(await streams.list(limit=2)) == 2
         assert [d["_id"] for d in await streams.list(ENDED, skip=1)] == [ids[0]]
+
+
+class TestSlots:
+    async def test_a_prepared_assignment_is_live_once_its_streams_record_is(self, db: AsyncDatabase) -> None:
+        streams, slots = StreamStore(db), SlotStore(db)
+        sid = (await streams.create(title="Show", scheduled_at=T1))["_id"]
+        prepared_meta = stream_meta(found(await streams.get(sid)))
+        await slots.assign("slot:a", sid, prepared_meta, live=False)
+        assert await slots.assignment("slot:a") == (sid, prepared_meta, False)
+        assert await slots.slot_of(sid) == "slot:a"
+
+        await streams.update_unless_live(sid, {"title": "Show, edited"})
+        await streams.mark_live_many([sid], T0)
+        assignment = await slots.assignment("slot:a")
+        assert assignment is not None and assignment.live
+        assert assignment.meta == {**prepared_meta, "title": "Show, edited", "startTime": T0}, "the record's meta"
+
+        await slots.release("slot:a")
+        assert await slots.assignment("slot:a") is None and await slots.slot_of(sid) is None
+
+    async def test_a_live_assignment_keeps_its_own_meta(self, db: AsyncDatabase) -> None:
+        slots = SlotStore(db)
+        meta = {"streamId": "s1", "title": "t", "startTime": T0}
+        await slots.assign("slot:b", "s1", meta)
+        await slots.assign("slot:b", "s1", meta)  # idempotent
+        assert await slots.assignment("slot:b") == ("s1", meta, True)
+        assert await db.stream_slots.count_documents({}) == 1
 
 
 class TestCheckpoints:

@@ -24,6 +24,7 @@ from actors.call_policy import ActorCallError
 from actors.placement import REGISTRY_NAME
 from actors.registry_client import RegistryClient
 from actors.stream_client import StreamClient
+from persistence.database import DatabaseConfig, connect
 from runtime.clock import iso
 from tests.support.clients import Api, login
 from tests.support.databases import DatabaseServer
@@ -81,23 +82,36 @@ async def test_scheduled_streams_go_live_on_the_actor_reserved_for_them(gateway_
         ]
         reserved = await reserved_for(registry, ids)
         pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
+        # Edited after its actor loaded it ahead: the go-live serves the edit.
+        assert (await admin.put(f"/livestreams/{ids[0]}", json={"title": "show 0, edited"})).status_code == 200
+        pressed: dict[str, str] = {}
         for sid in ids:
             began = time.monotonic()
+            pressed[sid] = iso(datetime.now(UTC))
             r = await admin.post(f"/livestreams/{sid}/start")
             took = time.monotonic() - began
             assert r.status_code == 200 and r.json()["isLive"], r.text
             assert took < GO_LIVE_S, f"going live on a reserved actor took {took:.1f} s"
+            assert r.json()["startTime"] >= pressed[sid], "the go-live's time, not the reservation's"
         live = await registry.live()
         for sid in ids:
             info = await StreamClient(live.actors[sid], sid).info()
             assert info["pid"] == pids[sid], "served by the actor reserved for it"
             assert info["streamId"] == sid and info["loaded"]
+            shown = await StreamClient(live.actors[sid], sid).snapshot()
+            assert shown["streamData"]["startTime"] >= pressed[sid]
+            announcement = {k: v for k, v in live.live[sid].items() if k not in ("seq", "epoch")}
+            assert announcement == shown["streamData"], "announced as the actor serves it"
+            assert (live.live[sid]["seq"], live.live[sid]["epoch"]) == (shown["seq"], shown["epoch"])
+        assert live.live[ids[0]]["title"] == "show 0, edited"
         assert not set(ids) & set(await registry.prewarmed()), "a reservation is used once"
         for sid in ids:
             assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
 
 
-async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_url: str, namespace: str) -> None:
+async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(
+    gateway_url: str, namespace: str, embedded_db: DatabaseServer
+) -> None:
     registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
     async with Api(gateway_url, token) as admin:
@@ -113,6 +127,14 @@ async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_u
         await released(registry, moved)
         await released(registry, cancelled)
         assert await ended(reserved[moved]) and await ended(reserved[cancelled]), "released actors end"
+        db = connect(DatabaseConfig(uri=embedded_db.uri, name=embedded_db.db_name))
+        try:  # their assignments (they had prepared the streams) are released with them
+            deadline = time.monotonic() + 10
+            while await db.stream_slots.count_documents({"streamId": {"$in": [moved, cancelled]}}):
+                assert time.monotonic() < deadline, "a released actor's assignment is still stored"
+                await asyncio.sleep(0.2)
+        finally:
+            await db.client.close()
 
         # Moved back into its window: reserved again (a new actor), and it goes live on it.
         assert (await admin.put(f"/livestreams/{moved}", json={"scheduledAt": soon(30)})).status_code == 200
@@ -127,12 +149,16 @@ async def test_a_moved_or_cancelled_stream_releases_its_reserved_actor(gateway_u
 async def test_reservations_are_made_again_after_the_registry_restarts(
     ray_cluster: str, embedded_db: DatabaseServer, log_dir: Path
 ) -> None:
-    """The registry's process killed (SIGKILL) while it holds reservations: Ray
-    restarts it, and its first scan reserves an actor for each scheduled stream
-    again (a gateway and registry of their own: the session's stay up)."""
+    """The registry's process killed (SIGKILL) while it holds reservations
+    (actors that loaded their stream ahead, not live): Ray restarts it, and it
+    reserves the same actors again, while the one of a stream deleted behind
+    its back meanwhile ends, its assignment released: nothing is left
+    half-adopted (a gateway and registry of their own: the session's stay up)."""
     tag = secrets.token_hex(4)
     namespace = f"golive-restart-{tag}"
-    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=f"golive_restart_{tag}")
+    db_name = f"golive_restart_{tag}"
+    proc, url = start_gateway(ray_cluster, embedded_db.uri, namespace, log_dir, db_name=db_name)
+    db = connect(DatabaseConfig(uri=embedded_db.uri, name=db_name))
     try:
         registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
         token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
@@ -140,11 +166,15 @@ async def test_reservations_are_made_again_after_the_registry_restarts(
             at = soon(90)
             ids = [
                 (await admin.post("/livestreams", json={"title": f"restart {i}", "scheduledAt": at})).json()["id"]
-                for i in range(2)
+                for i in range(3)
             ]
-            await reserved_for(registry, ids)
+            before = await reserved_for(registry, ids)
+            pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in before.items()}
+            kept, deleted = ids[:2], ids[2]
+            assert await db.stream_slots.count_documents({"streamId": {"$in": ids}, "live": False}) == 3
             first = await registry.ping_pid()
             os.kill(first, signal.SIGKILL)
+            await db.streams.delete_one({"_id": deleted})  # behind its back, while it is down
             deadline = time.monotonic() + 60
             while True:
                 try:
@@ -154,13 +184,22 @@ async def test_reservations_are_made_again_after_the_registry_restarts(
                     pass
                 assert time.monotonic() < deadline, "the registry did not come back"
                 await asyncio.sleep(0.5)
-            reserved = await reserved_for(registry, ids)
-            pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
-            for sid in ids:
-                assert (await admin.post(f"/livestreams/{sid}/start")).status_code == 200
+            reserved = await reserved_for(registry, kept)
+            for sid in kept:
+                assert (await StreamClient(reserved[sid], None).info())["pid"] == pids[sid], "the same actor, again"
+            assert await ended(before[deleted]), "the deleted stream's actor ends"
+            deadline = time.monotonic() + 30
+            while await db.stream_slots.count_documents({"streamId": deleted}):
+                assert time.monotonic() < deadline, "the deleted stream's assignment was not released"
+                await asyncio.sleep(0.5)
+            for sid in kept:
+                pressed = iso(datetime.now(UTC))
+                r = await admin.post(f"/livestreams/{sid}/start")
+                assert r.status_code == 200 and r.json()["startTime"] >= pressed, r.text
             live = await registry.live()
-            for sid in ids:
+            for sid in kept:
                 assert (await StreamClient(live.actors[sid], sid).info())["pid"] == pids[sid]
                 assert (await admin.post(f"/livestreams/{sid}/stop")).status_code == 200
     finally:
+        await db.client.close()
         proc.terminate()
