@@ -12,6 +12,7 @@ every live stream to store what it holds, then stops Ray and the database.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import secrets
 import signal
 import sys
@@ -143,6 +144,8 @@ def run_system(settings: Settings) -> int:
     """The whole system on this machine until Ctrl-C or SIGTERM; the exit code. Interrupted at
     any moment, start-up included, it stops every process it started (`wrencos.process_tree`)."""
     configure(settings.log_level, settings.log_format)
+    # `kill -USR1 PID` writes every thread's stack to stderr (the log): where a run that seems stuck waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     become_subreaper()
     raise_on_sigterm()
     lock = DataDirLock(settings.data_dir)

@@ -192,9 +192,9 @@ async def run_scenario(
         finally:
             await load.stop()
         await load.settle(answer_bound_s)
-        await asyncio.sleep(1.0)  # the last events reach every app
         check(load, fault_end, answer_bound_s, likes_queued)
         stored = await stored_chat(system.db, sid)
+        await delivered(load, stored)
         await check_acked(load, stored, await rest_history(system.urls[1], sid))
         for app in load.apps:
             await app.close()
@@ -246,6 +246,17 @@ def check(load: Load, fault_end: float, answer_bound_s: float, likes_queued: boo
     assert all(q < OUTBOX_BOUND for q in outbox.values()), outbox
     assert recovery is not None, "no chat sent after the fault reached any app"
     assert recovery < RECOVERY_BOUND_S, f"chat flowed again {recovery:.2f} s after the fault"
+
+
+async def delivered(load: Load, stored: list[str], timeout: float = 30.0) -> None:
+    """Wait (at most `timeout`) until each app that must see every stored message has as many:
+    the last events are still on their way to the apps when the load stops. `check_acked` then
+    says what is wrong, if anything."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(
+        len(app.chat_seen()) < len(stored) for app in load.apps if app.opted_in or not app.old_clients
+    ):
+        await asyncio.sleep(0.1)
 
 
 async def check_acked(load: Load, stored: list[str], history: list[str]) -> None:

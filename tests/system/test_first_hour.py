@@ -94,7 +94,16 @@ def test_interrupted_start_up_leaves_nothing_behind(tmp_path: Path, after_s: flo
             os.killpg(proc.proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground group
         else:
             proc.proc.send_signal(signal.SIGTERM)  # what a service manager does: the main process
-        proc.proc.wait(EXIT_TIMEOUT_S)
+        try:
+            proc.proc.wait(EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.proc.send_signal(signal.SIGUSR1)  # `wrencos run` writes its threads' stacks to its output
+            time.sleep(2)
+            where = "\n".join(carrying(marker))
+            raise AssertionError(
+                f"still running {EXIT_TIMEOUT_S:g} s after {how}; its processes:\n{where}\nits output ends:\n"
+                f"{proc.output()[-3000:]}"
+            ) from None
         assert survivors(marker) == [], proc.output()[-3000:]
     finally:
         kill_leftovers(marker)
