@@ -6,26 +6,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from actors.registry_actor import LiveMarks
-from persistence.database import DatabaseConfig, connect, ensure_indexes
+from persistence.database import DatabaseConfig, connect
 from persistence.streams import LIVE, StreamStore, new_stream_id
-from tests.support.databases import DatabaseServer
+from tests.support.databases import DatabaseServer, fresh_database
 
 
 @pytest.fixture
 async def db(embedded_db: DatabaseServer) -> AsyncIterator[AsyncDatabase]:
-    database = connect(DatabaseConfig(uri=embedded_db.uri, name=f"t{uuid4().hex[:8]}"))
-    try:
-        await ensure_indexes(database)
+    async with fresh_database(embedded_db) as database:
         yield database
-    finally:
-        await database.client.close()
 
 
 class CountedStreams(StreamStore):

@@ -7,8 +7,14 @@ MongoDB that `MONGODB_URI` names, which the tests neither start nor stop. Both s
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TypeAlias, TypeVar
+from uuid import uuid4
 
+from pymongo.asynchronous.database import AsyncDatabase
+
+from persistence.database import DatabaseConfig, connect, ensure_indexes
 from persistence.embedded import EmbeddedMongo
 
 T = TypeVar("T")
@@ -46,3 +52,15 @@ def found(value: T | None) -> T:
     test if it is None."""
     assert value is not None, "expected a stored value, got None"
     return value
+
+
+@asynccontextmanager
+async def fresh_database(server: DatabaseServer) -> AsyncIterator[AsyncDatabase]:
+    """A database of its own (a unique name) on `server`, with the indexes the stores rely on;
+    its client closed afterwards."""
+    database = connect(DatabaseConfig(uri=server.uri, name=f"t{uuid4().hex[:8]}"))
+    try:
+        await ensure_indexes(database)
+        yield database
+    finally:
+        await database.client.close()
