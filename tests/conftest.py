@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,12 @@ from tests.support.groups import GroupClock, GroupScheduling
 # Before any test module imports Ray (it reads part of this on import) or starts a cluster (its
 # processes inherit it): the tests' clusters run as ours do.
 apply_ray_env(os.environ)
+
+# A suite started in the background of a script (`make test &` with no job control) inherits SIGINT
+# ignored, and so would every process it starts: the tests that press Ctrl-C on `wrencos run`
+# (tests/system/test_first_hour.py) need it as a terminal gives it. Set here, in each pytest process.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `make test` runs two groups of tests side by side, one xdist worker each; see tests/support/groups.py.
 _clock = GroupClock()

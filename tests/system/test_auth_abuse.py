@@ -132,7 +132,9 @@ async def test_a_login_flood_does_not_stall_a_watching_viewer(
     assert statuses[429] > 0, statuses  # and the bounded pool refused what it could not queue
     assert set(statuses) <= {401, 429}, statuses
     assert len(under_flood) >= 20
-    assert percentile(under_flood, 0.9) < 50, under_flood
+    # Hashing on the event loop made it 207 ms on a quiet machine (and more on a loaded one); off it,
+    # 4 ms quiet and 52 ms seen with the suite beside a benchmark at load 20.
+    assert percentile(under_flood, 0.9) < 100, under_flood
     assert max(under_flood) < 1000, under_flood
 
 
