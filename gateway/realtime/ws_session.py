@@ -216,7 +216,7 @@ class WsSession:
                 if frame.protocol is not None:
                     self.conn.protocol = frame.protocol
                 self.conn.follows_sole_stream = False
-                await self.watch_and_catch_up(self.live_stream(stream_id), frame.resume)
+                await self.watch_and_catch_up(await self.confirmed_live(stream_id), frame.resume)
             case p.LeaveStream():
                 self.conn.follows_sole_stream = False
                 self._watched = None  # left on purpose: nothing to be told has ended
@@ -297,7 +297,7 @@ class WsSession:
             return
         if frame.streamId is not None:
             conn.follows_sole_stream = False
-            if frame.streamId not in ctx.directory.live:
+            if not await ctx.directory.live_here(frame.streamId):
                 if frame.resume is not None:
                     self.send({"type": "resume_failed", "streamId": frame.streamId, "reason": "the stream is not live"})
                 self.error(f"Stream {frame.streamId} is not live")
@@ -530,6 +530,13 @@ class WsSession:
         relay = self.ctx.directory.relay(stream_id)
         if relay is not None:
             relay.submit(Leave(session_id))
+
+    async def confirmed_live(self, stream_id: str) -> str:
+        """`stream_id` if it is live, asking the registry when this gateway has not heard of it yet
+        (a viewer sent here just after its go-live: `LiveDirectory.live_here`)."""
+        if not await self.ctx.directory.live_here(stream_id):
+            raise p.ProtocolError(f"Stream {stream_id} is not live")
+        return stream_id
 
     def live_stream(self, stream_id: str) -> str:
         if stream_id not in self.ctx.directory.live:

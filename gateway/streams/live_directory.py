@@ -31,11 +31,12 @@ from actors.call_policy import ActorCallError, ActorGone, ActorUnavailable
 from actors.registry_client import RegistryClient
 from actors.stream_client import StreamClient
 from core.commands import GatewayGone, Join
-from core.live_set import RegistryAnswer
+from core.live_set import LiveSet, RegistryAnswer
 from core.wire import encode
 from gateway.metrics import GatewayMetrics
 from gateway.streams.hub import Hub
 from gateway.streams.stream_relay import OUTBOX_MAX_COMMANDS, StreamRelay
+from persistence.streams import is_stream_id
 
 log = structlog.get_logger("gateway.directory")
 
@@ -79,13 +80,14 @@ class LiveDirectory:
         self._task: asyncio.Task[None] | None = None
         self._registry: RegistryClient | None = None
         self._registry_check: asyncio.Task[bool] | None = None  # the last ping, running or done
+        self._live_fetch: asyncio.Task[None] | None = None  # the last `live_here` question, running or done
         self._registry_checked_at = float("-inf")
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._poll_forever(), name="directory")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._task, self._registry_check) if t is not None]
+        tasks = [t for t in (self._task, self._registry_check, self._live_fetch) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -215,13 +217,43 @@ class LiveDirectory:
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.05
-            self._incarnation, self._version = live_set.incarnation, live_set.version
-            for stream_id in [s for s in self.live if s not in live_set.live]:
-                await self._disappeared(stream_id)
-            for stream_id, announcement in live_set.live.items():
-                self._name_actor(stream_id, live_set.actors.get(stream_id))
-                self._appeared(stream_id, announcement)
+            await self._apply(live_set)
             self.synced.set()
+
+    async def _apply(self, live_set: LiveSet) -> None:
+        """Take `live_set` as the registry's, unless this gateway holds a newer one of the same
+        registry (asked for meanwhile by `live_here`)."""
+        if live_set.incarnation == self._incarnation and live_set.version <= self._version:
+            return
+        self._incarnation, self._version = live_set.incarnation, live_set.version
+        for stream_id in [s for s in self.live if s not in live_set.live]:
+            await self._disappeared(stream_id)
+        for stream_id, announcement in live_set.live.items():
+            self._name_actor(stream_id, live_set.actors.get(stream_id))
+            self._appeared(stream_id, announcement)
+
+    async def live_here(self, stream_id: str) -> bool:
+        """Whether `stream_id` is live, as this gateway can tell within LIFECYCLE_CHECK_S: the live
+        set it holds, or, for a stream it has not heard of, the registry's now. The live set reaches
+        a gateway by its long poll, which a loaded node can be slow to run: a viewer sent here just
+        after a go-live would otherwise be told the stream is not live. One question to the registry
+        at a time, shared by whoever asks meanwhile; an id that cannot be a stream's never reaches it.
+        False when the registry does not answer in time."""
+        if stream_id in self.live:
+            return True
+        if not is_stream_id(stream_id):
+            return False
+        fetch = self._live_fetch
+        if fetch is None or fetch.done():
+            fetch = self._live_fetch = asyncio.create_task(self._fetch_live_set(), name="live-set")
+        try:
+            await asyncio.wait_for(asyncio.shield(fetch), LIFECYCLE_CHECK_S)
+        except (ActorCallError, TimeoutError):
+            return False
+        return stream_id in self.live
+
+    async def _fetch_live_set(self) -> None:
+        await self._apply(await self._call_registry(lambda registry: registry.live()))
 
     # ------------------------------------------------------------ changes
 

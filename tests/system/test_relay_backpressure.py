@@ -205,6 +205,8 @@ async def test_a_stopped_actor_fills_the_outbox_then_chat_is_refused_busy_and_ea
 
 
 FLOOD_CLIENTS = 4
+# The gateway reads the 20,000 frames in about 2 s here; 9,443 in 30 s were seen beside a benchmark at load 20.
+FLOOD_READ_S = 120.0
 FLOOD_EACH = 5_000
 PER_COMMAND_CEILING = 8 * 1024  # bytes; 50,000 queued (the default bound) would then hold at most 400 MB
 
@@ -250,7 +252,7 @@ async def test_what_one_queued_command_costs_the_gateway_under_a_real_flood(
 
                 began = time.monotonic()
                 await asyncio.gather(*(flood(k, s) for k, s in enumerate(senders)))
-                deadline = time.monotonic() + ANSWER_S
+                deadline = time.monotonic() + FLOOD_READ_S
                 # All but what went in flight before the stop showed (one batch: 512 commands, or like runs)
                 while (queued := await metric(stage.url, "wrencos_outbox_queued")) < total * 0.8:
                     assert time.monotonic() < deadline, f"only {queued:.0f} of {total} queued"

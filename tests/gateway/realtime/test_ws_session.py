@@ -52,6 +52,9 @@ class FakeDirectory:
     def sole_live(self) -> str | None:
         return STREAM
 
+    async def live_here(self, stream_id: str) -> bool:  # the registry would say what this stand-in holds
+        return stream_id in self.live
+
 
 def session(frame_rate: float = 100.0, like_rate: float = 20.0) -> tuple[WsSession, FakeRaw, FakeRelay]:
     raw = FakeRaw()

@@ -168,3 +168,64 @@ async def test_a_registry_lookup_that_ray_does_not_answer_is_bounded(monkeypatch
             await asyncio.wait_for(d.start_stream(STREAM), 5)
     finally:
         await d.close()
+
+
+class RegistryWithLiveSet(FakeRegistry):
+    """Also answers `live` (the live set now) with `now`, counting the questions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = LiveSet("i1", 1, {}, {})
+        self.asked = 0
+        self.answer = asyncio.Event()
+        self.answer.set()
+        outer = self
+
+        class _Live:
+            async def remote(self) -> LiveSet:
+                outer.asked += 1
+                await outer.answer.wait()
+                return outer.now
+
+        self.live = _Live()
+
+
+async def test_a_stream_this_gateway_has_not_heard_of_yet_is_asked_of_the_registry_once_for_all() -> None:
+    registry = RegistryWithLiveSet()
+    d = LiveDirectory(Hub(), "gw1")
+    d._registry = RegistryClient(cast(ActorHandle, registry))  # a fake handle: the client's `.remote()` reaches it
+    try:
+        # Not live anywhere: the registry says so; an id that cannot be a stream's is not asked about.
+        assert not await d.live_here(STREAM)
+        assert not await d.live_here("../../etc") and registry.asked == 1
+        # Live at the registry, its long poll not here yet: asked, taken as the live set, and known from then on.
+        registry.now = LiveSet("i1", 2, {STREAM: {"seq": 0, "epoch": "e"}}, {STREAM: ACTOR_A})
+        registry.answer.clear()
+        askers = [asyncio.create_task(d.live_here(STREAM)) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        registry.answer.set()
+        assert await asyncio.gather(*askers) == [True] * 5 and registry.asked == 2  # one question for all five
+        client = d.stream_client(STREAM)
+        assert client is not None and client.handle is ACTOR_A and d.relay(STREAM) is not None
+        assert await d.live_here(STREAM) and registry.asked == 2
+        # An older live set arriving afterwards (the long poll's) does not take the stream away.
+        await d._apply(LiveSet("i1", 1, {}, {}))
+        assert STREAM in d.live
+    finally:
+        await d.close()
+
+
+async def test_a_registry_that_does_not_answer_leaves_the_stream_not_live_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_directory, "LIFECYCLE_CHECK_S", 0.2)
+    registry = RegistryWithLiveSet()
+    registry.answer.clear()  # never answers
+    d = LiveDirectory(Hub(), "gw1")
+    d._registry = RegistryClient(cast(ActorHandle, registry))  # a fake handle: the client's `.remote()` reaches it
+    try:
+        began = time.monotonic()
+        assert not await asyncio.wait_for(d.live_here(STREAM), 5)
+        assert time.monotonic() - began < 2
+    finally:
+        await d.close()
