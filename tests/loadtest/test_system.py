@@ -263,7 +263,7 @@ def test_locustfile_runs_the_same_scenario(gateway_url: str, tmp_path: Path) -> 
         "-r",
         "7",
         "-t",
-        "6s",
+        "10s",  # pins every 2 s: one fans out before the end even on a loaded machine
         "--wrencos-streams",
         "1",
         "--wrencos-chat-every",

@@ -133,8 +133,8 @@ async def test_a_login_flood_does_not_stall_a_watching_viewer(
     assert set(statuses) <= {401, 429}, statuses
     assert len(under_flood) >= 20
     # Hashing on the event loop made it 207 ms on a quiet machine (and more on a loaded one); off it,
-    # 4 ms quiet and 52 ms seen with the suite beside a benchmark at load 20.
-    assert percentile(under_flood, 0.9) < 100, under_flood
+    # 4 ms quiet, 52 ms with the suite beside a benchmark (load 20), 106 ms with two suites (load 36).
+    assert percentile(under_flood, 0.9) < 150, under_flood
     assert max(under_flood) < 1000, under_flood
 
 

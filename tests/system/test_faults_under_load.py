@@ -353,8 +353,11 @@ async def test_registry_killed_during_a_burst_of_go_lives(system: System) -> Non
                     r = await http.post(f"/livestreams/{stream_id}/start", headers={"Authorization": f"Bearer {token}"})
                     tries.append((r.status_code, time.monotonic() - began, r.headers.get("Retry-After")))
                     if r.status_code != 200:
-                        assert r.status_code == 503 and r.headers.get("Retry-After"), (r.status_code, r.text)
-                        assert len(tries) < 5, tries
+                        # 503 while the registry is down; 202 `going_live` when a go-live outlasts two thirds
+                        # of the request's deadline (seen at load 36): both say when to ask again.
+                        refused = r.status_code == 503 or (r.status_code == 202 and r.json()["status"] == "going_live")
+                        assert refused and r.headers.get("Retry-After"), (r.status_code, r.text)
+                        assert len(tries) < 8, tries
                         await asyncio.sleep(float(r.headers["Retry-After"]))
 
         going = [asyncio.create_task(go_live(i)) for i in ids]
