@@ -40,6 +40,20 @@ def soon(seconds: float) -> str:
     return iso(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
+async def scheduled(
+    admin: Api, registry: RegistryClient, title: str, count: int, in_s: float
+) -> tuple[list[str], dict[str, Any], dict[str, int]]:
+    """`count` streams scheduled `in_s` seconds from now, once each has its actor reserved: their
+    ids, each one's reserved actor, and that actor's process id."""
+    at = soon(in_s)
+    ids = [
+        (await admin.post("/livestreams", json={"title": f"{title} {i}", "scheduledAt": at})).json()["id"]
+        for i in range(count)
+    ]
+    reserved = await reserved_for(registry, ids)
+    return ids, reserved, {sid: int((await StreamClient(h, None).info())["pid"]) for sid, h in reserved.items()}
+
+
 async def reserved_for(registry: RegistryClient, ids: list[str], timeout: float = RESERVE_S) -> dict[str, Any]:
     """The actors reserved for every one of `ids`, once they all are."""
     deadline = time.monotonic() + timeout
@@ -75,13 +89,7 @@ async def test_scheduled_streams_go_live_on_the_actor_reserved_for_them(gateway_
     registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
     token = await login(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD)
     async with Api(gateway_url, token) as admin:
-        at = soon(60)
-        ids = [
-            (await admin.post("/livestreams", json={"title": f"show {i}", "scheduledAt": at})).json()["id"]
-            for i in range(5)
-        ]
-        reserved = await reserved_for(registry, ids)
-        pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in reserved.items()}
+        ids, _, pids = await scheduled(admin, registry, "show", 5, in_s=60)
         # Edited after its actor loaded it ahead: the go-live serves the edit.
         assert (await admin.put(f"/livestreams/{ids[0]}", json={"title": "show 0, edited"})).status_code == 200
         pressed: dict[str, str] = {}
@@ -163,13 +171,7 @@ async def test_reservations_are_made_again_after_the_registry_restarts(
         registry = RegistryClient(ray.get_actor(REGISTRY_NAME, namespace=namespace))
         token = await login(url, ADMIN_EMAIL, ADMIN_PASSWORD)
         async with Api(url, token) as admin:
-            at = soon(90)
-            ids = [
-                (await admin.post("/livestreams", json={"title": f"restart {i}", "scheduledAt": at})).json()["id"]
-                for i in range(3)
-            ]
-            before = await reserved_for(registry, ids)
-            pids = {sid: (await StreamClient(h, None).info())["pid"] for sid, h in before.items()}
+            ids, before, pids = await scheduled(admin, registry, "restart", 3, in_s=90)
             kept, deleted = ids[:2], ids[2]
             assert await db.stream_slots.count_documents({"streamId": {"$in": ids}, "live": False}) == 3
             first = await registry.ping_pid()
